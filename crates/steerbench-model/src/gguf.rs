@@ -1,0 +1,425 @@
+//! GGUF (llama.cpp) files: metadata → a Hugging Face style `config.json`, tensors → f32 tensors
+//! under Hugging Face names, so the one decoder (built from HF names) loads both formats.
+//!
+//! The pure parts (name mapping, config translation, the Q/K row un-permutation) are free
+//! functions that unit tests drive on tiny inputs; [`GgufFile`] is the thin I/O shell.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::QTensor;
+use candle_core::{Device, Tensor};
+use serde_json::json;
+
+use crate::error::{ModelError, Result};
+
+/// Architectures whose GGUF tensors this loader can map to Hugging Face names.
+pub const SUPPORTED_ARCHS: &[&str] = &["llama"];
+
+/// An opened GGUF file: its parsed header (metadata + tensor directory), tensors read on demand.
+pub struct GgufFile {
+    path: PathBuf,
+    content: Content,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("tensors", &self.content.tensor_infos.len())
+            .finish()
+    }
+}
+
+fn gguf_err(path: &Path, msg: impl std::fmt::Display) -> ModelError {
+    ModelError::Gguf {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+impl GgufFile {
+    /// Reads the header only (metadata and tensor directory); tensor data stays on disk.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut reader = std::io::BufReader::new(file);
+        let content = Content::read(&mut reader)
+            .map_err(|e| gguf_err(path, format!("not a readable GGUF file: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            content,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn metadata(&self) -> &HashMap<String, Value> {
+        &self.content.metadata
+    }
+
+    pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
+        self.content.tensor_infos.keys().map(String::as_str)
+    }
+
+    pub fn architecture(&self) -> Result<&str> {
+        meta_str(self.metadata(), "general.architecture").map_err(|e| gguf_err(&self.path, e))
+    }
+
+    /// The model config as a Hugging Face `config.json` value (for `ModelConfig::from_hf_config`).
+    pub fn hf_config_json(&self) -> Result<serde_json::Value> {
+        let has_output = self.content.tensor_infos.contains_key("output.weight");
+        hf_config_from_metadata(self.metadata(), has_output).map_err(|e| match e {
+            ModelError::Config(msg) => gguf_err(&self.path, msg),
+            other => other,
+        })
+    }
+
+    /// One tensor as stored (possibly quantized), GGUF name.
+    pub fn qtensor(&self, name: &str, device: &Device) -> Result<QTensor> {
+        let file = File::open(&self.path).map_err(|source| ModelError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut reader = std::io::BufReader::new(file);
+        self.content
+            .tensor(&mut reader, name, device)
+            .map_err(|e| gguf_err(&self.path, format!("tensor `{name}`: {e}")))
+    }
+
+    /// Every tensor dequantized to f32 under its Hugging Face name, with llama.cpp's Q/K row
+    /// permutation undone. Unknown tensor names are an error (they would silently be dropped).
+    pub fn hf_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let arch = self.architecture()?.to_string();
+        if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
+            return Err(ModelError::UnsupportedArch {
+                found: format!("{arch} (GGUF {})", self.path.display()),
+                supported: SUPPORTED_ARCHS.join(", "),
+            });
+        }
+        let meta = self.metadata();
+        let key = |k: &str| format!("{arch}.{k}");
+        let n_head = meta_usize(meta, &key("attention.head_count")).map_err(|e| gguf_err(&self.path, e))?;
+        let n_kv_head = meta_usize(meta, &key("attention.head_count_kv")).unwrap_or(n_head);
+
+        let file = File::open(&self.path).map_err(|source| ModelError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut reader = std::io::BufReader::new(file);
+        let mut names: Vec<&String> = self.content.tensor_infos.keys().collect();
+        names.sort();
+        let mut out = HashMap::with_capacity(names.len());
+        for name in names {
+            let hf = hf_tensor_name(name).ok_or_else(|| {
+                gguf_err(&self.path, format!("tensor `{name}` has no Hugging Face counterpart"))
+            })?;
+            let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
+            let t = self
+                .content
+                .tensor(&mut reader, name, device)
+                .map_err(ctx)?
+                .dequantize(device)
+                .map_err(ctx)?;
+            let t = match qk_kind(name) {
+                Some(QkKind::Q) => unpermute_rows(&t, n_head).map_err(ctx)?,
+                Some(QkKind::K) => unpermute_rows(&t, n_kv_head).map_err(ctx)?,
+                None => t,
+            };
+            out.insert(hf, t);
+        }
+        Ok(out)
+    }
+}
+
+enum QkKind {
+    Q,
+    K,
+}
+
+fn qk_kind(gguf_name: &str) -> Option<QkKind> {
+    if gguf_name.ends_with(".attn_q.weight") || gguf_name.ends_with(".attn_q.bias") {
+        Some(QkKind::Q)
+    } else if gguf_name.ends_with(".attn_k.weight") || gguf_name.ends_with(".attn_k.bias") {
+        Some(QkKind::K)
+    } else {
+        None
+    }
+}
+
+/// GGUF tensor name → Hugging Face (Llama) tensor name. `None` for names we do not know.
+pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
+    let (stem, suffix) = gguf_name.rsplit_once('.')?;
+    if suffix != "weight" && suffix != "bias" {
+        return None;
+    }
+    let top = match stem {
+        "token_embd" => Some("model.embed_tokens"),
+        "output_norm" => Some("model.norm"),
+        "output" => Some("lm_head"),
+        _ => None,
+    };
+    if let Some(top) = top {
+        return Some(format!("{top}.{suffix}"));
+    }
+    let rest = stem.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let hf_part = match part {
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf_part}.{suffix}"))
+}
+
+/// Undo convert_hf_to_gguf.py's `permute` of Q/K projection rows.
+///
+/// llama.cpp stores each head's rows interleaved (pairs `(x_i, x_{i+d/2})` adjacent, its rope
+/// layout); Hugging Face keeps the two halves apart. The converter did
+/// `w.reshape(n, 2, d/2, ..).swapaxes(1, 2)`; the inverse is `w.reshape(n, d/2, 2, ..).swapaxes(1, 2)`.
+/// Works for weights `(n*d, in)` and biases `(n*d)`.
+pub fn unpermute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
+    let dims = t.dims().to_vec();
+    let rows = dims[0];
+    if n_head == 0 || rows % (2 * n_head) != 0 {
+        candle_core::bail!("cannot un-permute {rows} rows into {n_head} heads of even size")
+    }
+    let half = rows / n_head / 2;
+    let mut split = vec![n_head, half, 2];
+    split.extend_from_slice(&dims[1..]);
+    t.reshape(split)?.transpose(1, 2)?.contiguous()?.reshape(dims)
+}
+
+/// The forward permutation (what convert_hf_to_gguf.py applies); used by tests and writers.
+pub fn permute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
+    let dims = t.dims().to_vec();
+    let rows = dims[0];
+    if n_head == 0 || rows % (2 * n_head) != 0 {
+        candle_core::bail!("cannot permute {rows} rows into {n_head} heads of even size")
+    }
+    let half = rows / n_head / 2;
+    let mut split = vec![n_head, 2, half];
+    split.extend_from_slice(&dims[1..]);
+    t.reshape(split)?.transpose(1, 2)?.contiguous()?.reshape(dims)
+}
+
+fn meta<'a>(m: &'a HashMap<String, Value>, key: &str) -> std::result::Result<&'a Value, String> {
+    m.get(key).ok_or_else(|| format!("missing metadata key `{key}`"))
+}
+
+fn meta_str<'a>(m: &'a HashMap<String, Value>, key: &str) -> std::result::Result<&'a str, String> {
+    meta(m, key)?
+        .to_string()
+        .map(String::as_str)
+        .map_err(|e| format!("metadata `{key}`: {e}"))
+}
+
+/// Integer metadata of any integer width (writers differ: u32, u64, i32 all occur).
+pub(crate) fn meta_usize(m: &HashMap<String, Value>, key: &str) -> std::result::Result<usize, String> {
+    let v = meta(m, key)?;
+    let n: i128 = match v {
+        Value::U8(x) => *x as i128,
+        Value::I8(x) => *x as i128,
+        Value::U16(x) => *x as i128,
+        Value::I16(x) => *x as i128,
+        Value::U32(x) => *x as i128,
+        Value::I32(x) => *x as i128,
+        Value::U64(x) => *x as i128,
+        Value::I64(x) => *x as i128,
+        other => return Err(format!("metadata `{key}`: expected an integer, found {other:?}")),
+    };
+    usize::try_from(n).map_err(|_| format!("metadata `{key}`: {n} is not a valid size"))
+}
+
+/// Float metadata, printed through f32's shortest form so `1e-5` stored as f32 stays `1e-5`.
+fn meta_f64(m: &HashMap<String, Value>, key: &str) -> std::result::Result<f64, String> {
+    match meta(m, key)? {
+        Value::F32(x) => Ok(format!("{x}").parse::<f64>().unwrap_or(*x as f64)),
+        Value::F64(x) => Ok(*x),
+        other => match meta_usize(m, key) {
+            Ok(n) => Ok(n as f64),
+            Err(_) => Err(format!("metadata `{key}`: expected a float, found {other:?}")),
+        },
+    }
+}
+
+/// Translate llama.cpp metadata into a Hugging Face Llama `config.json`.
+///
+/// `has_output` says whether the file holds a separate `output.weight` (otherwise the LM head is
+/// tied to the token embedding).
+pub fn hf_config_from_metadata(
+    m: &HashMap<String, Value>,
+    has_output: bool,
+) -> Result<serde_json::Value> {
+    let cfg = |e: String| ModelError::Config(e);
+    let arch = meta_str(m, "general.architecture").map_err(cfg)?;
+    if !SUPPORTED_ARCHS.contains(&arch) {
+        return Err(ModelError::UnsupportedArch {
+            found: format!("{arch} (GGUF)"),
+            supported: SUPPORTED_ARCHS.join(", "),
+        });
+    }
+    let k = |s: &str| format!("{arch}.{s}");
+    let hidden = meta_usize(m, &k("embedding_length")).map_err(cfg)?;
+    let n_layers = meta_usize(m, &k("block_count")).map_err(cfg)?;
+    let ff = meta_usize(m, &k("feed_forward_length")).map_err(cfg)?;
+    let n_head = meta_usize(m, &k("attention.head_count")).map_err(cfg)?;
+    let n_kv = meta_usize(m, &k("attention.head_count_kv")).unwrap_or(n_head);
+    if n_head == 0 || n_kv == 0 || n_head % n_kv != 0 {
+        return Err(cfg(format!(
+            "attention heads {n_head} must be a positive multiple of kv heads {n_kv}"
+        )));
+    }
+    let head_dim = match meta_usize(m, &k("attention.key_length")) {
+        Ok(d) => d,
+        Err(_) if hidden % n_head == 0 => hidden / n_head,
+        Err(_) => {
+            return Err(cfg(format!(
+                "embedding_length {hidden} is not divisible by head_count {n_head}"
+            )))
+        }
+    };
+    if let Ok(rot) = meta_usize(m, &k("rope.dimension_count")) {
+        if rot != head_dim {
+            return Err(cfg(format!(
+                "partial rotary (rope.dimension_count {rot} < head_dim {head_dim}) is not supported for {arch}"
+            )));
+        }
+    }
+    if let Ok(kind) = meta_str(m, &k("rope.scaling.type")) {
+        if kind != "none" {
+            return Err(cfg(format!(
+                "rope scaling `{kind}` in GGUF metadata is not supported yet; load the Hugging Face directory instead"
+            )));
+        }
+    }
+    let eps = meta_f64(m, &k("attention.layer_norm_rms_epsilon")).map_err(cfg)?;
+    let theta = meta_f64(m, &k("rope.freq_base")).unwrap_or(10_000.0);
+    let ctx = meta_usize(m, &k("context_length")).unwrap_or(2048);
+    let vocab = match m.get("tokenizer.ggml.tokens") {
+        Some(Value::Array(tokens)) => tokens.len(),
+        _ => meta_usize(m, &k("vocab_size")).map_err(cfg)?,
+    };
+    let mut out = json!({
+        "model_type": arch,
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": hidden,
+        "intermediate_size": ff,
+        "num_hidden_layers": n_layers,
+        "num_attention_heads": n_head,
+        "num_key_value_heads": n_kv,
+        "head_dim": head_dim,
+        "rms_norm_eps": eps,
+        "rope_theta": theta,
+        "max_position_embeddings": ctx,
+        "vocab_size": vocab,
+        "tie_word_embeddings": !has_output,
+        "hidden_act": "silu",
+        "attention_bias": false,
+        "torch_dtype": "float32",
+    });
+    for (gguf_key, hf_key) in [
+        ("tokenizer.ggml.bos_token_id", "bos_token_id"),
+        ("tokenizer.ggml.eos_token_id", "eos_token_id"),
+        ("tokenizer.ggml.padding_token_id", "pad_token_id"),
+    ] {
+        if let Ok(id) = meta_usize(m, gguf_key) {
+            out[hf_key] = json!(id);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_hf() {
+        assert_eq!(hf_tensor_name("token_embd.weight").unwrap(), "model.embed_tokens.weight");
+        assert_eq!(
+            hf_tensor_name("blk.12.attn_output.weight").unwrap(),
+            "model.layers.12.self_attn.o_proj.weight"
+        );
+        assert_eq!(
+            hf_tensor_name("blk.0.ffn_norm.weight").unwrap(),
+            "model.layers.0.post_attention_layernorm.weight"
+        );
+        assert_eq!(hf_tensor_name("output.weight").unwrap(), "lm_head.weight");
+        assert_eq!(
+            hf_tensor_name("blk.3.attn_q.bias").unwrap(),
+            "model.layers.3.self_attn.q_proj.bias"
+        );
+        assert!(hf_tensor_name("blk.x.attn_q.weight").is_none());
+        assert!(hf_tensor_name("rope_freqs.weight").is_none());
+    }
+
+    #[test]
+    fn unpermute_inverts_permute() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        // 3 heads of dim 4, input 5: rows 12.
+        let w = Tensor::arange(0f32, 60., &dev)?.reshape((12, 5))?;
+        let p = permute_rows(&w, 3)?;
+        assert_ne!(p.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
+        let back = unpermute_rows(&p, 3)?;
+        assert_eq!(back.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
+        // Head 0 rows (0,1,2,3) become llama.cpp's interleaving (0,2,1,3).
+        let first_col: Vec<f32> = p.narrow(1, 0, 1)?.flatten_all()?.to_vec1()?;
+        assert_eq!(&first_col[..4], &[0., 10., 5., 15.]);
+        let b = Tensor::arange(0f32, 12., &dev)?;
+        assert_eq!(
+            unpermute_rows(&permute_rows(&b, 3)?, 3)?.to_vec1::<f32>()?,
+            b.to_vec1::<f32>()?
+        );
+        assert!(unpermute_rows(&w, 5).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn config_from_llama_metadata() {
+        let mut m = HashMap::new();
+        m.insert("general.architecture".into(), Value::String("llama".into()));
+        m.insert("llama.block_count".into(), Value::U32(2));
+        m.insert("llama.embedding_length".into(), Value::U32(16));
+        m.insert("llama.feed_forward_length".into(), Value::U64(40));
+        m.insert("llama.attention.head_count".into(), Value::U32(4));
+        m.insert("llama.attention.head_count_kv".into(), Value::U32(2));
+        m.insert("llama.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-5));
+        m.insert("llama.rope.freq_base".into(), Value::F32(100000.0));
+        m.insert(
+            "tokenizer.ggml.tokens".into(),
+            Value::Array((0..7).map(|i| Value::String(format!("t{i}"))).collect()),
+        );
+        let c = hf_config_from_metadata(&m, false).unwrap();
+        assert_eq!(c["num_hidden_layers"], 2);
+        assert_eq!(c["head_dim"], 4);
+        assert_eq!(c["num_key_value_heads"], 2);
+        assert_eq!(c["vocab_size"], 7);
+        assert_eq!(c["rms_norm_eps"], 1e-5);
+        assert_eq!(c["rope_theta"], 100000.0);
+        assert_eq!(c["tie_word_embeddings"], true);
+        assert!(hf_config_from_metadata(&m, true).unwrap()["tie_word_embeddings"] == false);
+
+        m.insert("llama.attention.head_count_kv".into(), Value::U32(3));
+        let e = hf_config_from_metadata(&m, false).unwrap_err().to_string();
+        assert!(e.contains("multiple of kv heads"), "{e}");
+        m.insert("general.architecture".into(), Value::String("mamba".into()));
+        let e = hf_config_from_metadata(&m, false).unwrap_err().to_string();
+        assert!(e.contains("mamba") && e.contains("llama"), "{e}");
+    }
+}
