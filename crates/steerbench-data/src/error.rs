@@ -1,0 +1,103 @@
+//! Error type: every failure names the source, the row/line and the field involved.
+
+use std::fmt;
+
+/// Where in a source file a problem was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loc {
+    /// The file as a whole (e.g. it is not valid JSON at all).
+    File,
+    /// 1-based line of a JSONL or CSV file.
+    Line(usize),
+    /// 0-based element of a JSON array.
+    Item(usize),
+    /// 0-based row of a Parquet table.
+    Row(usize),
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loc::File => write!(f, "file"),
+            Loc::Line(n) => write!(f, "line {n}"),
+            Loc::Item(n) => write!(f, "item [{n}]"),
+            Loc::Row(n) => write!(f, "row {n}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{source_name}: cannot read: {error}")]
+    Io {
+        source_name: String,
+        error: std::io::Error,
+    },
+
+    #[error("{url}: download failed: {message}")]
+    Http { url: String, message: String },
+
+    #[error("unknown built-in dataset `{name}`; available: {}", available.join(", "))]
+    UnknownBuiltin {
+        name: String,
+        available: Vec<String>,
+    },
+
+    #[error("{source_name}: cannot tell the file type from its name; use a .json, .jsonl, .csv or .parquet file or set the file type")]
+    UnknownFileType { source_name: String },
+
+    #[error("{source_name}: {loc}: {message}")]
+    Parse {
+        source_name: String,
+        loc: Loc,
+        message: String,
+    },
+
+    #[error("{source_name}: {loc}: missing field `{field}`")]
+    MissingField {
+        source_name: String,
+        loc: Loc,
+        field: String,
+    },
+
+    #[error("{source_name}: {loc}: field `{field}` should be {expected}, found {found}")]
+    WrongType {
+        source_name: String,
+        loc: Loc,
+        field: String,
+        expected: &'static str,
+        found: String,
+    },
+
+    #[error("{source_name}: {loc}: field `{field}`: {message}")]
+    InvalidValue {
+        source_name: String,
+        loc: Loc,
+        field: String,
+        message: String,
+    },
+
+    #[error("{source_name}: contains no records")]
+    Empty { source_name: String },
+
+    #[error("{source_name}: duplicate id `{id}` ({loc})")]
+    DuplicateId {
+        source_name: String,
+        loc: Loc,
+        id: String,
+    },
+
+    #[error("field mapping for {format}: {message}")]
+    FieldMap {
+        format: &'static str,
+        message: String,
+    },
+
+    #[error("invalid split: {0}")]
+    Split(String),
+
+    #[error("cannot render prompt for `{id}`: {message}")]
+    Render { id: String, message: String },
+}
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

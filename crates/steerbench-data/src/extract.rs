@@ -1,0 +1,544 @@
+//! Typed records from generic rows through a field mapping. Errors name the source, the
+//! row/line and the field.
+
+use crate::error::{DataError, Result};
+use crate::fields::FieldMap;
+use crate::format::*;
+use crate::rows::{kind, Row};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// Converts `rows` into records of the mapping's format. Ids must be unique.
+pub fn extract(rows: &[Row], fields: &FieldMap, source_name: &str) -> Result<Records> {
+    let x = Extractor { source_name };
+    let (id_f, cat_f) = fields.id_and_category();
+    let base = |i: usize, row: &Row| -> Result<(String, Option<String>)> {
+        Ok((x.id(row, id_f, i)?, x.category(row, cat_f)?))
+    };
+    let records = match fields {
+        FieldMap::ContrastiveAb(f) => Records::ContrastiveAb(collect(rows, |i, row| {
+            let (id, category) = base(i, row)?;
+            let matching = x.letter(row, &f.matching)?;
+            let not_matching = x.letter(row, &f.not_matching)?;
+            if matching == not_matching {
+                return Err(x.invalid(
+                    row,
+                    &f.not_matching,
+                    format!("same letter ({matching}) as the matching answer"),
+                ));
+            }
+            Ok(ContrastiveAb {
+                id,
+                question: x.string(row, &f.question)?,
+                matching,
+                not_matching,
+                category,
+            })
+        })?),
+        FieldMap::ContrastiveCompletion(f) => {
+            Records::ContrastiveCompletion(collect(rows, |i, row| {
+                let (id, category) = base(i, row)?;
+                Ok(ContrastiveCompletion {
+                    id,
+                    prompt: x.string(row, &f.prompt)?,
+                    positive: x.string(row, &f.positive)?,
+                    negative: x.string(row, &f.negative)?,
+                    category,
+                })
+            })?)
+        }
+        FieldMap::OpenEnded(f) => Records::OpenEnded(collect(rows, |i, row| {
+            let (id, category) = base(i, row)?;
+            Ok(OpenEnded {
+                id,
+                prompt: x.string(row, &f.prompt)?,
+                matching: x.opt_string(row, &f.matching)?,
+                not_matching: x.opt_string(row, &f.not_matching)?,
+                category,
+            })
+        })?),
+        FieldMap::IclTask(f) => Records::IclTask(collect(rows, |i, row| {
+            let (id, category) = base(i, row)?;
+            Ok(Icl {
+                id,
+                input: x.scalar(row, &f.input)?,
+                output: x.scalar(row, &f.output)?,
+                category,
+            })
+        })?),
+        FieldMap::MultipleChoice(f) => Records::MultipleChoice(collect(rows, |i, row| {
+            let (id, category) = base(i, row)?;
+            let choices = x.choices(row, &f.choices)?;
+            let answer = x.answer(row, &f.answer, choices.len())?;
+            Ok(MultipleChoice {
+                id,
+                question: x.string(row, &f.question)?,
+                choices,
+                answer,
+                category,
+            })
+        })?),
+        FieldMap::Text(f) => Records::Text(collect(rows, |i, row| {
+            let (id, category) = base(i, row)?;
+            Ok(Text {
+                id,
+                text: x.string(row, &f.text)?,
+                category,
+            })
+        })?),
+    };
+    check_unique_ids(&records, rows, source_name)?;
+    Ok(records)
+}
+
+fn collect<T>(rows: &[Row], f: impl Fn(usize, &Row) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().enumerate().map(|(i, r)| f(i, r)).collect()
+}
+
+fn check_unique_ids(records: &Records, rows: &[Row], source_name: &str) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (i, id) in records.ids().into_iter().enumerate() {
+        if !seen.insert(id) {
+            return Err(DataError::DuplicateId {
+                source_name: source_name.to_string(),
+                loc: rows[i].loc,
+                id: id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Looks up `path` in a row: the literal key first, then a dotted path into nested objects.
+pub fn lookup<'r>(row: &'r Row, path: &str) -> Option<&'r Value> {
+    if let Some(v) = row.fields.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut cur = row.fields.get(parts.next()?)?;
+    for part in parts {
+        cur = match cur {
+            Value::Object(m) => m.get(part)?,
+            Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+struct Extractor<'a> {
+    source_name: &'a str,
+}
+
+impl Extractor<'_> {
+    fn missing(&self, row: &Row, field: &str) -> DataError {
+        DataError::MissingField {
+            source_name: self.source_name.into(),
+            loc: row.loc,
+            field: field.into(),
+        }
+    }
+
+    fn wrong(&self, row: &Row, field: &str, expected: &'static str, found: &Value) -> DataError {
+        DataError::WrongType {
+            source_name: self.source_name.into(),
+            loc: row.loc,
+            field: field.into(),
+            expected,
+            found: kind(found).into(),
+        }
+    }
+
+    fn invalid(&self, row: &Row, field: &str, message: String) -> DataError {
+        DataError::InvalidValue {
+            source_name: self.source_name.into(),
+            loc: row.loc,
+            field: field.into(),
+            message,
+        }
+    }
+
+    fn present<'r>(&self, row: &'r Row, field: &str) -> Option<&'r Value> {
+        lookup(row, field).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, row: &Row, field: &str) -> Result<String> {
+        match self.present(row, field) {
+            None => Err(self.missing(row, field)),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Err(self.wrong(row, field, "a string", v)),
+        }
+    }
+
+    /// Like `string`, but numbers and booleans are accepted as text (ICL outputs like `4`).
+    fn scalar(&self, row: &Row, field: &str) -> Result<String> {
+        match self.present(row, field) {
+            None => Err(self.missing(row, field)),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
+            Some(v) => Err(self.wrong(row, field, "a string", v)),
+        }
+    }
+
+    /// Absent, null and empty (CSV's empty cell) all mean "not given".
+    fn opt_string(&self, row: &Row, field: &str) -> Result<Option<String>> {
+        match self.present(row, field) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.wrong(row, field, "a string", v)),
+        }
+    }
+
+    /// The record id: a string or integer in the id column, else the 0-based row index.
+    fn id(&self, row: &Row, field: &str, index: usize) -> Result<String> {
+        match self.present(row, field) {
+            None => Ok(index.to_string()),
+            Some(Value::String(s)) if s.is_empty() => {
+                Err(self.invalid(row, field, "empty id".into()))
+            }
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
+            Some(v) => Err(self.wrong(row, field, "a string or integer", v)),
+        }
+    }
+
+    fn category(&self, row: &Row, field: &str) -> Result<Option<String>> {
+        match self.present(row, field) {
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            _ => self.opt_string(row, field),
+        }
+    }
+
+    fn letter(&self, row: &Row, field: &str) -> Result<Letter> {
+        let s = self.string(row, field)?;
+        Letter::parse_answer(&s).ok_or_else(|| {
+            self.invalid(
+                row,
+                field,
+                format!("expected an answer letter like \"(A)\", found {s:?}"),
+            )
+        })
+    }
+
+    fn choices(&self, row: &Row, field: &str) -> Result<Vec<String>> {
+        let list: Vec<Value> = match self.present(row, field) {
+            Some(Value::Array(items)) => items.clone(),
+            // CSV: a JSON array written into one cell.
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Array(items)) => items,
+                _ => {
+                    return Err(self.invalid(
+                        row,
+                        field,
+                        format!("expected a JSON array of strings, found {s:?}"),
+                    ))
+                }
+            },
+            Some(v) => return Err(self.wrong(row, field, "a list of strings", v)),
+            None => {
+                // Flattened columns `choice_0`, `choice_1`, ... (CSV / Parquet).
+                let cols: Vec<Value> = (0..)
+                    .map_while(|i| self.present(row, &format!("choice_{i}")).cloned())
+                    .collect();
+                if cols.is_empty() {
+                    return Err(DataError::MissingField {
+                        source_name: self.source_name.into(),
+                        loc: row.loc,
+                        field: format!("{field}` (or `choice_0`, `choice_1`, ..."),
+                    });
+                }
+                cols
+            }
+        };
+        let choices = list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(_) | Value::Bool(_) => Ok(v.to_string()),
+                other => Err(self.wrong(row, &format!("{field}[{i}]"), "a string", other)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !(2..=26).contains(&choices.len()) {
+            return Err(self.invalid(
+                row,
+                field,
+                format!("needs 2 to 26 choices, found {}", choices.len()),
+            ));
+        }
+        Ok(choices)
+    }
+
+    /// A 0-based index (number, or digits in a CSV cell) or a letter such as "B" / "(B)".
+    fn answer(&self, row: &Row, field: &str, n_choices: usize) -> Result<usize> {
+        let idx = match self.present(row, field) {
+            None => return Err(self.missing(row, field)),
+            Some(Value::Number(n)) => n.as_u64().map(|x| x as usize),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .or_else(|| Letter::parse_answer(s).map(Letter::index)),
+            Some(v) => return Err(self.wrong(row, field, "an integer index", v)),
+        };
+        match idx {
+            Some(i) if i < n_choices => Ok(i),
+            _ => Err(self.invalid(
+                row,
+                field,
+                format!(
+                    "expected a choice index 0..{} (or letter), found {}",
+                    n_choices - 1,
+                    self.present(row, field).unwrap()
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Loc;
+    use crate::format::Format;
+    use serde_json::json;
+
+    fn rows(values: Vec<Value>) -> Vec<Row> {
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Row {
+                loc: Loc::Line(i + 1),
+                fields: v.as_object().unwrap().clone(),
+            })
+            .collect()
+    }
+
+    fn defaults(f: Format) -> FieldMap {
+        FieldMap::default_for(f)
+    }
+
+    #[test]
+    fn ab_records_with_letters_and_index_ids() {
+        let r = rows(vec![
+            json!({"question": "Q?\n\nChoices:\n (A) x\n (B) y", "answer_matching_behavior": " (B)", "answer_not_matching_behavior": "(A)"}),
+            json!({"question": "Q2", "answer_matching_behavior": "A", "answer_not_matching_behavior": "B", "category": "c"}),
+        ]);
+        let Records::ContrastiveAb(v) = extract(&r, &defaults(Format::ContrastiveAb), "s").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(v[0].id, "0");
+        assert_eq!(v[1].id, "1");
+        assert_eq!(v[0].matching, Letter::B);
+        assert_eq!(v[1].category.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn ab_bad_letter_and_equal_letters() {
+        let r = rows(vec![
+            json!({"question": "Q", "answer_matching_behavior": "yes", "answer_not_matching_behavior": "(A)"}),
+        ]);
+        let err = extract(&r, &defaults(Format::ContrastiveAb), "s.jsonl").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "s.jsonl: line 1: field `answer_matching_behavior`: expected an answer letter"
+            ),
+            "{err}"
+        );
+        let r = rows(vec![
+            json!({"question": "Q", "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(A)"}),
+        ]);
+        assert!(extract(&r, &defaults(Format::ContrastiveAb), "s").is_err());
+    }
+
+    #[test]
+    fn missing_field_names_field_and_line() {
+        let r = rows(vec![
+            json!({"id": "a", "prompt": "p", "positive": "x", "negative": "y"}),
+            json!({"id": "b", "prompt": "p", "positive": "x"}),
+        ]);
+        let err = extract(&r, &defaults(Format::ContrastiveCompletion), "c.jsonl").unwrap_err();
+        assert!(matches!(err, DataError::MissingField { .. }));
+        assert_eq!(err.to_string(), "c.jsonl: line 2: missing field `negative`");
+    }
+
+    #[test]
+    fn wrong_type_names_expected_and_found() {
+        let r = rows(vec![json!({"prompt": 3, "positive": "x", "negative": "y"})]);
+        let err = extract(&r, &defaults(Format::ContrastiveCompletion), "c.jsonl").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.jsonl: line 1: field `prompt` should be a string, found a number"
+        );
+        let r = rows(vec![json!({"id": [1], "text": "t"})]);
+        let err = extract(&r, &defaults(Format::Text), "t").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`id` should be a string or integer, found an array"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tan_nested_layout_via_dotted_paths() {
+        let r = rows(vec![json!({
+            "positive": {"prompt": "P", "response": "good"},
+            "negative": {"prompt": "P", "response": "bad"}
+        })]);
+        let fm = FieldMap::from_json(
+            Format::ContrastiveCompletion,
+            &json!({"prompt": "positive.prompt", "positive": "positive.response", "negative": "negative.response"}),
+        )
+        .unwrap();
+        let Records::ContrastiveCompletion(v) = extract(&r, &fm, "tan.json").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                v[0].prompt.as_str(),
+                v[0].positive.as_str(),
+                v[0].negative.as_str()
+            ),
+            ("P", "good", "bad")
+        );
+        let fm = FieldMap::from_json(
+            Format::ContrastiveCompletion,
+            &json!({"prompt": "positive.missing"}),
+        )
+        .unwrap();
+        let err = extract(&r, &fm, "tan.json").unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `positive.missing`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn literal_dotted_key_wins() {
+        let r = rows(vec![json!({"a.b": "lit", "a": {"b": "nested"}})]);
+        assert_eq!(lookup(&r[0], "a.b"), Some(&json!("lit")));
+        let r = rows(vec![json!({"a": {"b": ["x", "y"]}})]);
+        assert_eq!(lookup(&r[0], "a.b.1"), Some(&json!("y")));
+        assert_eq!(lookup(&r[0], "a.c"), None);
+    }
+
+    #[test]
+    fn open_ended_optional_continuations() {
+        let r = rows(vec![
+            json!({"id": 7, "prompt": "p"}),
+            json!({"id": 8, "prompt": "p", "matching": "m", "not_matching": ""}),
+        ]);
+        let Records::OpenEnded(v) = extract(&r, &defaults(Format::OpenEnded), "o").unwrap() else {
+            panic!()
+        };
+        assert_eq!(v[0].id, "7");
+        assert_eq!(v[0].matching, None);
+        assert_eq!(v[1].matching.as_deref(), Some("m"));
+        assert_eq!(v[1].not_matching, None);
+    }
+
+    #[test]
+    fn icl_accepts_numeric_outputs() {
+        let r = rows(vec![json!({"input": "2+2", "output": 4})]);
+        let Records::IclTask(v) = extract(&r, &defaults(Format::IclTask), "i").unwrap() else {
+            panic!()
+        };
+        assert_eq!(v[0].output, "4");
+    }
+
+    #[test]
+    fn multiple_choice_list_json_string_columns_and_letters() {
+        let r = rows(vec![
+            json!({"question": "q", "choices": ["a", "b", "c", "d"], "answer": 2}),
+            json!({"question": "q", "choices": "[\"a\", \"b\"]", "answer": "1"}),
+            json!({"question": "q", "choice_0": "a", "choice_1": "b", "choice_2": "c", "answer": "C"}),
+        ]);
+        let Records::MultipleChoice(v) =
+            extract(&r, &defaults(Format::MultipleChoice), "m").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(v[0].answer, 2);
+        assert_eq!(v[1].choices, vec!["a", "b"]);
+        assert_eq!(v[1].answer, 1);
+        assert_eq!(v[2].choices.len(), 3);
+        assert_eq!(v[2].answer, 2);
+    }
+
+    #[test]
+    fn multiple_choice_errors() {
+        let fm = defaults(Format::MultipleChoice);
+        let err = extract(
+            &rows(vec![
+                json!({"question": "q", "choices": ["a", "b"], "answer": 5}),
+            ]),
+            &fm,
+            "m",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("field `answer`: expected a choice index 0..1"),
+            "{err}"
+        );
+        let err =
+            extract(&rows(vec![json!({"question": "q", "answer": 0})]), &fm, "m").unwrap_err();
+        assert!(matches!(err, DataError::MissingField { .. }), "{err}");
+        let err = extract(
+            &rows(vec![
+                json!({"question": "q", "choices": "a|b", "answer": 0}),
+            ]),
+            &fm,
+            "m",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("JSON array"), "{err}");
+        let err = extract(
+            &rows(vec![
+                json!({"question": "q", "choices": ["a", {"x": 1}], "answer": 0}),
+            ]),
+            &fm,
+            "m",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("`choices[1]` should be a string"),
+            "{err}"
+        );
+        let err = extract(
+            &rows(vec![
+                json!({"question": "q", "choices": ["a"], "answer": 0}),
+            ]),
+            &fm,
+            "m",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("2 to 26 choices"), "{err}");
+        let err = extract(
+            &rows(vec![
+                json!({"question": "q", "choices": ["a", "b"], "answer": true}),
+            ]),
+            &fm,
+            "m",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("should be an integer index, found a boolean"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let r = rows(vec![
+            json!({"id": "x", "text": "a"}),
+            json!({"id": "x", "text": "b"}),
+        ]);
+        let err = extract(&r, &defaults(Format::Text), "t").unwrap_err();
+        assert_eq!(err.to_string(), "t: duplicate id `x` (line 2)");
+    }
+}

@@ -1,0 +1,23 @@
+//! steerbench-data: dataset formats, field mappings, loaders (JSON / JSONL / CSV / Parquet from
+//! a path, an http(s) URL or the embedded built-ins), seeded stratified splits and prompt
+//! rendering as plain data (no tokenizer here; chat templates are applied by the caller).
+
+pub mod builtin;
+pub mod error;
+pub mod extract;
+pub mod fields;
+pub mod format;
+pub mod load;
+pub mod rows;
+pub mod source;
+
+pub use error::{DataError, Loc, Result};
+pub use fields::{
+    AbFields, CompletionFields, FieldMap, IclFields, McFields, OpenEndedFields, TextFields,
+};
+pub use format::{
+    ContrastiveAb, ContrastiveCompletion, Format, Icl, Letter, MultipleChoice, OpenEnded, Record,
+    Records, Text,
+};
+pub use load::{load, load_builtin, load_bytes, Dataset, LoadOptions};
+pub use source::{content_hash, FileType, Source};

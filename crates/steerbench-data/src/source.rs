@@ -1,0 +1,238 @@
+//! Where dataset bytes come from: `builtin:<name>`, a local path, or an http(s) URL.
+
+use crate::builtin;
+use crate::error::{DataError, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A dataset source as written in a pipeline spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Builtin(String),
+    Path(PathBuf),
+    Url(String),
+}
+
+impl Source {
+    /// `builtin:<name>` | `http://…` / `https://…` | anything else is a local path.
+    pub fn parse(s: &str) -> Source {
+        if let Some(name) = s.strip_prefix("builtin:") {
+            Source::Builtin(name.to_string())
+        } else if s.starts_with("http://") || s.starts_with("https://") {
+            Source::Url(s.to_string())
+        } else {
+            Source::Path(PathBuf::from(s))
+        }
+    }
+
+    /// The file type implied by the name (builtins are JSONL).
+    pub fn file_type(&self) -> Option<FileType> {
+        match self {
+            Source::Builtin(_) => Some(FileType::Jsonl),
+            Source::Path(p) => FileType::from_name(&p.to_string_lossy()),
+            Source::Url(u) => {
+                let path = u.split(['?', '#']).next().unwrap_or(u);
+                FileType::from_name(path)
+            }
+        }
+    }
+
+    /// Reads the raw bytes (downloads URLs; builtins come from the binary).
+    pub fn read(&self) -> Result<Vec<u8>> {
+        match self {
+            Source::Builtin(name) => builtin::get(name)
+                .map(|b| b.content.as_bytes().to_vec())
+                .ok_or_else(|| DataError::UnknownBuiltin {
+                    name: name.clone(),
+                    available: builtin::all().iter().map(|b| b.name.to_string()).collect(),
+                }),
+            Source::Path(p) => std::fs::read(p).map_err(|error| DataError::Io {
+                source_name: self.to_string(),
+                error,
+            }),
+            Source::Url(url) => download(url),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Builtin(n) => write!(f, "builtin:{n}"),
+            Source::Path(p) => write!(f, "{}", p.display()),
+            Source::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+/// Serialization file types understood by the loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileType {
+    /// A JSON array of objects, or an object holding such an array under a key.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated with a header row.
+    Csv,
+    Parquet,
+}
+
+impl FileType {
+    pub fn from_name(name: &str) -> Option<FileType> {
+        let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        match ext.as_str() {
+            "json" => Some(FileType::Json),
+            "jsonl" | "ndjson" => Some(FileType::Jsonl),
+            "csv" => Some(FileType::Csv),
+            "parquet" | "pq" => Some(FileType::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// Hex blake3 of the bytes: the dataset's content identity for stage fingerprints.
+pub fn content_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// Cap on downloaded size; steering datasets are small and this guards against a wrong URL.
+const MAX_DOWNLOAD: u64 = 512 * 1024 * 1024;
+
+fn download(url: &str) -> Result<Vec<u8>> {
+    let http = |message: String| DataError::Http {
+        url: url.to_string(),
+        message,
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(Duration::from_secs(120))
+        .build();
+    let resp = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, r) => http(format!("HTTP {code} {}", r.status_text())),
+        ureq::Error::Transport(t) => http(t.to_string()),
+    })?;
+    let mut bytes = Vec::new();
+    resp.into_reader()
+        .take(MAX_DOWNLOAD + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| http(format!("reading body: {e}")))?;
+    if bytes.len() as u64 > MAX_DOWNLOAD {
+        return Err(http(format!("larger than {MAX_DOWNLOAD} bytes")));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// Serves exactly one HTTP response on a local port and returns its base URL.
+    fn serve_once(status: &'static str, body: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(resp.as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn parse_kinds() {
+        assert_eq!(
+            Source::parse("builtin:sentiment_ab"),
+            Source::Builtin("sentiment_ab".into())
+        );
+        assert_eq!(
+            Source::parse("https://x.org/a.csv"),
+            Source::Url("https://x.org/a.csv".into())
+        );
+        assert_eq!(
+            Source::parse("data/a.jsonl"),
+            Source::Path("data/a.jsonl".into())
+        );
+        assert_eq!(Source::parse("builtin:x").to_string(), "builtin:x");
+    }
+
+    #[test]
+    fn file_types_from_names() {
+        assert_eq!(
+            Source::parse("a/b.JSONL").file_type(),
+            Some(FileType::Jsonl)
+        );
+        assert_eq!(
+            Source::parse("b.parquet").file_type(),
+            Some(FileType::Parquet)
+        );
+        assert_eq!(
+            Source::parse("http://h/x.csv?raw=1").file_type(),
+            Some(FileType::Csv)
+        );
+        assert_eq!(
+            Source::parse("builtin:anything").file_type(),
+            Some(FileType::Jsonl)
+        );
+        assert_eq!(Source::parse("noext").file_type(), None);
+        assert_eq!(Source::parse("x.txt").file_type(), None);
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Source::parse("/nonexistent/dir/data.jsonl")
+            .read()
+            .unwrap_err();
+        assert!(matches!(err, DataError::Io { .. }));
+        assert!(
+            err.to_string().contains("/nonexistent/dir/data.jsonl"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_builtin_lists_available() {
+        let err = Source::parse("builtin:no_such_dataset").read().unwrap_err();
+        assert!(matches!(err, DataError::UnknownBuiltin { .. }));
+        assert!(err.to_string().contains("no_such_dataset"));
+    }
+
+    #[test]
+    fn url_is_downloaded_from_local_server() {
+        let base = serve_once("200 OK", "{\"id\":\"1\",\"text\":\"hi\"}\n");
+        let bytes = Source::parse(&format!("{base}/corpus.jsonl"))
+            .read()
+            .unwrap();
+        assert_eq!(bytes, b"{\"id\":\"1\",\"text\":\"hi\"}\n");
+    }
+
+    #[test]
+    fn http_error_status_is_reported() {
+        let base = serve_once("404 Not Found", "nope");
+        let url = format!("{base}/missing.jsonl");
+        let err = Source::parse(&url).read().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("404") && msg.contains(&url), "{msg}");
+    }
+
+    #[test]
+    fn hash_is_blake3_hex() {
+        assert_eq!(content_hash(b"abc").len(), 64);
+        assert_ne!(content_hash(b"abc"), content_hash(b"abd"));
+        assert_eq!(
+            content_hash(b""),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+    }
+}
