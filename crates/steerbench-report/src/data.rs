@@ -1,0 +1,363 @@
+//! `ReportData`: everything a report shows, as plain serde types.
+//!
+//! The pipeline fills this from its Parquet outputs; this crate never reads
+//! Parquet. Measurements are `f64`; layers and counts are integers. Anything a
+//! run may not have produced is an `Option` (scalars) or an empty `Vec`
+//! (row lists), and the report says so instead of inventing numbers.
+
+use serde::{Deserialize, Serialize};
+
+/// A point estimate with an optional 95% confidence interval (bootstrap over inputs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Estimate {
+    pub value: f64,
+    #[serde(default)]
+    pub ci_low: Option<f64>,
+    #[serde(default)]
+    pub ci_high: Option<f64>,
+}
+
+impl Estimate {
+    pub fn new(value: f64) -> Self {
+        Self { value, ci_low: None, ci_high: None }
+    }
+    pub fn with_ci(value: f64, ci_low: f64, ci_high: f64) -> Self {
+        Self { value, ci_low: Some(ci_low), ci_high: Some(ci_high) }
+    }
+    /// True when a CI is present and lies entirely on one side of zero.
+    pub fn ci_excludes_zero(&self) -> bool {
+        matches!((self.ci_low, self.ci_high), (Some(lo), Some(hi)) if lo > 0.0 || hi < 0.0)
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportData {
+    /// Pipeline name; the report title.
+    pub title: String,
+    pub provenance: Provenance,
+    pub setup: Setup,
+    /// Per (dataset, method): the validation-chosen setting evaluated on test.
+    #[serde(default)]
+    pub main: Vec<MainRow>,
+    #[serde(default)]
+    pub baselines: Vec<BaselineRow>,
+    #[serde(default)]
+    pub degradation: Degradation,
+    #[serde(default)]
+    pub letter_bias: Vec<LetterBiasRow>,
+    /// Empty: the pipeline has no ICL stage (the section is left out).
+    #[serde(default)]
+    pub icl: Vec<IclRow>,
+    /// Empty: no generations were sampled (the section is left out).
+    #[serde(default)]
+    pub generations: Vec<GenerationRow>,
+    #[serde(default)]
+    pub curves: Vec<Curve>,
+    #[serde(default)]
+    pub heatmap: Vec<HeatCell>,
+    #[serde(default)]
+    pub slopes: Vec<SlopeSet>,
+    #[serde(default)]
+    pub pareto: Pareto,
+    /// Shell commands that reproduce this report, shown verbatim.
+    #[serde(default)]
+    pub reproduce: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub model_id: String,
+    pub weight_hash: Option<String>,
+    #[serde(default)]
+    pub datasets: Vec<DatasetProvenance>,
+    pub spec_hash: Option<String>,
+    pub steerbench_version: String,
+    pub git_commit: Option<String>,
+    pub seed: Option<u64>,
+    pub hardware: Option<String>,
+    #[serde(default)]
+    pub stage_times: Vec<StageTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetProvenance {
+    pub name: String,
+    /// Where it came from (`builtin:sentiment_ab`, a path, a URL).
+    pub source: Option<String>,
+    pub hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageTime {
+    pub stage: String,
+    pub seconds: f64,
+    /// True when the stage was reused from the cache rather than run.
+    #[serde(default)]
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub layers: Vec<usize>,
+    #[serde(default)]
+    pub multipliers: Vec<f64>,
+    /// Token-position selector(s), e.g. `all`, `last`.
+    #[serde(default)]
+    pub positions: Vec<String>,
+    #[serde(default)]
+    pub splits: Vec<SplitInfo>,
+    /// Metric names evaluated, e.g. `propensity`, `ab_probability`.
+    #[serde(default)]
+    pub metrics: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitInfo {
+    pub dataset: String,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
+
+/// Effect metrics shared by the main and the baselines tables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectMetrics {
+    /// Steered minus unsteered mean of the metric on test.
+    pub effect: Option<Estimate>,
+    /// Effect in units of the unsteered metric's standard deviation.
+    pub standardized_effect: Option<Estimate>,
+    /// Per-input steerability (OLS slope vs multiplier): mean and std over inputs.
+    pub steerability_mean: Option<f64>,
+    pub steerability_std: Option<f64>,
+    /// Share of inputs with a negative slope, in [0, 1].
+    pub anti_steerable_fraction: Option<f64>,
+    /// Share of variance explained by the per-input linear fits, in [0, 1].
+    pub r_squared: Option<f64>,
+    /// Number of test inputs.
+    pub n: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MainRow {
+    pub dataset: String,
+    pub method: String,
+    /// The metric the effect is measured in (`propensity`, `ab_probability`, ...).
+    pub metric: String,
+    /// Chosen on the validation split.
+    pub best_layer: Option<usize>,
+    pub best_multiplier: Option<f64>,
+    #[serde(default)]
+    pub metrics: EffectMetrics,
+}
+
+/// The controls every results table carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineKind {
+    Unsteered,
+    Random,
+    Shuffled,
+    SystemPromptPositive,
+    SystemPromptNegative,
+    FewShotPositive,
+    FewShotNegative,
+}
+
+impl BaselineKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unsteered => "unsteered",
+            Self::Random => "random vector",
+            Self::Shuffled => "shuffled vector",
+            Self::SystemPromptPositive => "system prompt (+)",
+            Self::SystemPromptNegative => "system prompt (-)",
+            Self::FewShotPositive => "few-shot (+)",
+            Self::FewShotNegative => "few-shot (-)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineRow {
+    pub dataset: String,
+    pub baseline: BaselineKind,
+    pub metric: String,
+    /// Only for vector baselines (random, shuffled).
+    #[serde(default)]
+    pub layer: Option<usize>,
+    #[serde(default)]
+    pub multiplier: Option<f64>,
+    #[serde(default)]
+    pub metrics: EffectMetrics,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Degradation {
+    /// The unsteered model's own numbers, the reference for ratios.
+    #[serde(default)]
+    pub unsteered: Option<DegradationReference>,
+    /// At each (dataset, method)'s chosen setting.
+    #[serde(default)]
+    pub at_chosen: Vec<DegradationRow>,
+    /// Across the whole multiplier sweep.
+    #[serde(default)]
+    pub sweep: Vec<DegradationRow>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DegradationReference {
+    pub perplexity: Option<Estimate>,
+    pub mc_accuracy: Option<Estimate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DegradationRow {
+    /// The dataset whose chosen setting this is (`at_chosen` rows only).
+    #[serde(default)]
+    pub dataset: Option<String>,
+    pub method: String,
+    pub layer: Option<usize>,
+    pub multiplier: f64,
+    pub perplexity: Option<Estimate>,
+    /// Steered / unsteered perplexity; derived from `Degradation::unsteered` when absent.
+    #[serde(default)]
+    pub perplexity_ratio: Option<f64>,
+    /// KL(unsteered ‖ steered) of next-token distributions on neutral prompts, in nats.
+    pub kl: Option<Estimate>,
+    /// Accuracy in [0, 1] on the multiple-choice benchmark.
+    pub mc_accuracy: Option<Estimate>,
+}
+
+/// A/B answer-letter bias: share of p(A) / (p(A) + p(B)) with the original and the swapped letter order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LetterBiasRow {
+    pub dataset: String,
+    /// What was evaluated: `unsteered`, or e.g. `caa L10 x2`.
+    pub condition: String,
+    pub p_a_original: Option<Estimate>,
+    pub p_a_swapped: Option<Estimate>,
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IclRow {
+    pub task: String,
+    /// The vector method (`function_vector`, `icv`, ...).
+    pub method: String,
+    #[serde(default)]
+    pub layer: Option<usize>,
+    /// Top-1 accuracies in [0, 1].
+    pub zero_shot: Option<Estimate>,
+    pub few_shot: Option<Estimate>,
+    pub zero_shot_vector: Option<Estimate>,
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRow {
+    #[serde(default)]
+    pub dataset: Option<String>,
+    pub prompt: String,
+    pub unsteered: String,
+    pub steered: String,
+    pub method: String,
+    #[serde(default)]
+    pub layer: Option<usize>,
+    pub multiplier: f64,
+}
+
+/// Mean metric vs multiplier for one (dataset, method, layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Curve {
+    pub dataset: String,
+    pub method: String,
+    pub layer: usize,
+    pub metric: String,
+    pub points: Vec<CurvePoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurvePoint {
+    pub multiplier: f64,
+    pub mean: f64,
+    #[serde(default)]
+    pub ci_low: Option<f64>,
+    #[serde(default)]
+    pub ci_high: Option<f64>,
+}
+
+/// One cell of a layer × multiplier heat map (tidy: one row per cell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeatCell {
+    pub dataset: String,
+    pub method: String,
+    pub metric: String,
+    pub layer: usize,
+    pub multiplier: f64,
+    pub value: f64,
+}
+
+/// Per-input steerability slopes of one method on one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlopeSet {
+    pub dataset: String,
+    pub method: String,
+    #[serde(default)]
+    pub layer: Option<usize>,
+    pub slopes: Vec<f64>,
+}
+
+/// Effect vs degradation for every (method, layer, multiplier) evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pareto {
+    /// Axis label of the effect, e.g. `propensity effect`. Larger is better.
+    pub effect_label: String,
+    /// Axis label of the degradation, e.g. `KL from unsteered (nats)`. Smaller is better.
+    pub degradation_label: String,
+    #[serde(default)]
+    pub points: Vec<ParetoPoint>,
+}
+
+impl Default for Pareto {
+    fn default() -> Self {
+        Self { effect_label: "effect".into(), degradation_label: "degradation".into(), points: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParetoPoint {
+    pub dataset: String,
+    pub method: String,
+    pub layer: usize,
+    pub multiplier: f64,
+    pub effect: f64,
+    pub degradation: f64,
+}

@@ -1,0 +1,99 @@
+//! Pure numeric helpers for the plots: axis ranges, histogram bins, the Pareto front.
+
+/// `[lo, hi]` widened by `frac` of its span on both sides; a degenerate span gets a unit-ish width.
+pub(crate) fn padded_range(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
+    if !lo.is_finite() || !hi.is_finite() {
+        return (-1.0, 1.0);
+    }
+    let span = hi - lo;
+    if span <= f64::EPSILON * lo.abs().max(hi.abs()).max(1.0) {
+        let d = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        return (lo - d, hi + d);
+    }
+    (lo - span * frac, hi + span * frac)
+}
+
+/// Min and max of finite values, if any.
+pub(crate) fn extent(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    values.into_iter().filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// `counts.len() + 1` bin edges, ascending.
+    pub edges: Vec<f64>,
+    pub counts: Vec<usize>,
+}
+
+/// Default number of bins for `n` values: √n, between 6 and 30.
+pub(crate) fn bin_count(n: usize) -> usize {
+    ((n as f64).sqrt().ceil() as usize).clamp(6, 30)
+}
+
+/// Equal-width bins over `[lo, hi]` (about `bins` of them) aligned so that 0 is an edge,
+/// so no bar mixes steerable and anti-steerable inputs. Values outside are ignored.
+pub fn histogram(values: &[f64], lo: f64, hi: f64, bins: usize) -> Histogram {
+    let (lo, hi) = if hi > lo { (lo, hi) } else { padded_range(lo, hi, 0.0) };
+    let width = (hi - lo) / bins.max(1) as f64;
+    let start = (lo / width).floor() * width;
+    let n = (((hi - start) / width).ceil() as usize).max(1);
+    let edges: Vec<f64> = (0..=n).map(|i| start + i as f64 * width).collect();
+    let mut counts = vec![0; n];
+    for &v in values.iter().filter(|v| v.is_finite() && **v >= start && **v <= edges[n]) {
+        let i = (((v - start) / width).floor() as usize).min(n - 1);
+        counts[i] += 1;
+    }
+    Histogram { edges, counts }
+}
+
+/// Indices of the points (degradation, effect) that no other point dominates (less or equal
+/// degradation and greater or equal effect, one strictly), sorted by degradation.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..points.len()).filter(|&i| points[i].0.is_finite() && points[i].1.is_finite()).collect();
+    // Ascending degradation; at equal degradation the larger effect first.
+    order.sort_by(|&a, &b| points[a].0.total_cmp(&points[b].0).then(points[b].1.total_cmp(&points[a].1)));
+    let mut front = Vec::new();
+    let mut best = f64::NEG_INFINITY;
+    for i in order {
+        if points[i].1 > best {
+            front.push(i);
+            best = points[i].1;
+        }
+    }
+    front
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_keeps_only_non_dominated_points() {
+        let pts = [(0.0, 0.0), (1.0, 2.0), (1.0, 1.0), (2.0, 1.5), (3.0, 3.0), (0.5, -1.0)];
+        assert_eq!(pareto_front(&pts), vec![0, 1, 4]);
+        assert!(pareto_front(&[]).is_empty());
+    }
+
+    #[test]
+    fn histogram_has_an_edge_at_zero_and_counts_everything() {
+        let v = [-0.9, -0.1, 0.05, 0.2, 0.2, 0.95];
+        let h = histogram(&v, -1.0, 1.0, 4);
+        assert!(h.edges.iter().any(|e| e.abs() < 1e-12), "{:?}", h.edges);
+        assert_eq!(h.counts.iter().sum::<usize>(), v.len());
+        assert_eq!(h.edges.len(), h.counts.len() + 1);
+        let h = histogram(&v, -0.9, 0.95, 5);
+        assert!(h.edges.iter().any(|e| e.abs() < 1e-12), "{:?}", h.edges);
+        assert_eq!(h.counts.iter().sum::<usize>(), v.len());
+    }
+
+    #[test]
+    fn degenerate_ranges_are_widened() {
+        assert_eq!(padded_range(0.0, 0.0, 0.05), (-1.0, 1.0));
+        let (lo, hi) = padded_range(2.0, 2.0, 0.05);
+        assert!(lo < 2.0 && hi > 2.0);
+        assert_eq!(extent([f64::NAN, 3.0, -1.0]), Some((-1.0, 3.0)));
+    }
+}
