@@ -1,0 +1,7 @@
+//! steerbench: reproducible evaluation of LLM activation-steering methods.
+//!
+//! The pipeline engine: `spec` (YAML → validated spec), `plan` (spec → DAG of
+//! fingerprinted stage instances, environment checks), `exec` (runs stages
+//! through registered `StageRunner`s into the content-addressed `store`).
+
+pub mod spec;

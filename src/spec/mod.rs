@@ -1,0 +1,438 @@
+//! The pipeline spec: YAML wire types, loading and validation.
+//!
+//! `load` reads a file into a spanned tree, deserializes the top-level fields,
+//! each dataset and each stage on its own (so one bad stage does not hide
+//! another), then runs the cross-reference checks in `validate`. Every problem
+//! becomes a `Diagnostic` with file:line:col, field path, expectation and a
+//! did-you-mean where a near name exists.
+
+pub mod choice;
+pub mod diag;
+pub mod types;
+mod validate;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+pub use diag::{Diagnostic, Diagnostics, FieldPath, Seg};
+pub use types::*;
+use yaml::{Node, NodeKind, Pos};
+
+/// A dataset after validation: its spec plus the resolved field mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub name: String,
+    pub spec: DatasetSpec,
+    /// Role → record field name, for the roles of this format (defaults filled in).
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Dataset {
+    pub fn window_tokens(&self) -> Option<usize> {
+        match self.spec.format {
+            DatasetFormat::Text => Some(self.spec.window_tokens.unwrap_or(256)),
+            _ => None,
+        }
+    }
+}
+
+/// A named stage of the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub name: String,
+    pub spec: StageSpec,
+}
+
+/// A validated pipeline spec.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The file as given (used in messages).
+    pub file: String,
+    /// Folder that relative paths in the spec are resolved against.
+    pub base_dir: PathBuf,
+    /// blake3 of the spec file's bytes (provenance only; fingerprints never use it).
+    pub hash: String,
+    pub name: String,
+    pub seed: u64,
+    pub model: String,
+    pub prompt_format: PromptFormat,
+    pub datasets: Vec<Dataset>,
+    pub stages: Vec<Stage>,
+    tree: Node,
+    text: String,
+}
+
+impl Spec {
+    pub fn dataset(&self, name: &str) -> Option<&Dataset> {
+        self.datasets.iter().find(|d| d.name == name)
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// A diagnostic located at `path` (or the nearest existing parent).
+    pub fn diagnostic(&self, path: FieldPath, message: impl Into<String>) -> Diagnostic {
+        let pos = locate(&self.tree, &path.0);
+        make_diag(&self.file, &self.text, pos, path, message.into(), None, None)
+    }
+}
+
+/// Reads and validates a spec file.
+pub fn load(path: &Path) -> Result<Spec, Diagnostics> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: file.clone(),
+            pos: Pos { line: 1, col: 1 },
+            path: FieldPath::root(),
+            message: format!("cannot read the spec file: {e}"),
+            expected: None,
+            help: None,
+            source_line: None,
+        }])
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_str(&text, &file, &base)
+}
+
+/// Parses and validates spec text; `file` is only used in messages.
+pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagnostics> {
+    let mut cx = Cx { file, text, diags: Vec::new() };
+    let (root, problems) = yaml::parse(text);
+    for p in problems {
+        cx.push(p.pos, FieldPath::root(), p.message, None, None);
+    }
+    let Some(root) = root else {
+        if cx.diags.is_empty() {
+            cx.push(Pos { line: 1, col: 1 }, FieldPath::root(), "the spec file is empty".into(), None, None);
+        }
+        return Err(cx.finish());
+    };
+    if !matches!(root.kind, NodeKind::Map(_)) {
+        cx.push(root.pos, FieldPath::root(), format!("the spec must be a mapping, found {}", root.type_name()), None, None);
+        return Err(cx.finish());
+    }
+
+    for (k, _) in root.entries() {
+        if !TOP_LEVEL_FIELDS.contains(&k.name.as_str()) {
+            cx.push(
+                k.pos,
+                FieldPath::root().key(&k.name),
+                format!("unknown field `{}`", k.name),
+                Some(expected_list(TOP_LEVEL_FIELDS)),
+                diag::did_you_mean(&k.name, TOP_LEVEL_FIELDS.iter().copied()),
+            );
+        }
+    }
+
+    let top = FieldPath::root();
+    let name: Option<String> = cx.required(&root, &top, "name");
+    let model: Option<String> = cx.required(&root, &top, "model");
+    let seed: u64 = cx.optional(&root, &top, "seed").unwrap_or(0);
+    let prompt_format: PromptFormat = cx.optional(&root, &top, "prompt_format").unwrap_or_default();
+    if let Some(n) = &name {
+        if let Err(e) = check_name(n) {
+            cx.at(&root, top.key("name"), format!("invalid pipeline name `{n}`: {e}"));
+        }
+    }
+    if let Some(m) = &model {
+        if m.trim().is_empty() {
+            cx.at(&root, top.key("model"), "the model must not be empty".into());
+        }
+    }
+
+    let datasets = cx.datasets(&root);
+    let stages = cx.stages(&root);
+
+    let (Some(name), Some(model)) = (name, model) else { return Err(cx.finish()) };
+    let mut spec = Spec {
+        file: file.to_string(),
+        base_dir: base_dir.to_path_buf(),
+        hash: blake3::hash(text.as_bytes()).to_hex().to_string(),
+        name,
+        seed,
+        model,
+        prompt_format,
+        datasets,
+        stages,
+        tree: root,
+        text: text.to_string(),
+    };
+    let more = validate::check(&spec);
+    cx.diags.extend(more);
+    if cx.diags.is_empty() {
+        spec.text.shrink_to_fit();
+        Ok(spec)
+    } else {
+        Err(cx.finish())
+    }
+}
+
+/// Pipeline, dataset and stage names become folder names.
+pub fn check_name(n: &str) -> Result<(), &'static str> {
+    if n.is_empty() {
+        return Err("names must not be empty");
+    }
+    if n.starts_with('.') {
+        return Err("names must not start with `.`");
+    }
+    if !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err("use letters, digits, `_`, `-` and `.` only");
+    }
+    Ok(())
+}
+
+fn expected_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!("one of {}", quoted.join(", "))
+}
+
+struct Cx<'a> {
+    file: &'a str,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl Cx<'_> {
+    fn push(&mut self, pos: Pos, path: FieldPath, message: String, expected: Option<String>, help: Option<String>) {
+        self.diags.push(make_diag(self.file, self.text, pos, path, message, expected, help));
+    }
+
+    fn at(&mut self, root: &Node, path: FieldPath, message: String) {
+        let pos = locate(root, &path.0);
+        self.push(pos, path, message, None, None);
+    }
+
+    fn finish(mut self) -> Diagnostics {
+        self.diags.sort_by_key(|d| (d.pos.line, d.pos.col));
+        self.diags.dedup();
+        Diagnostics(self.diags)
+    }
+
+    fn required<T: DeserializeOwned>(&mut self, map: &Node, at: &FieldPath, key: &str) -> Option<T> {
+        match map.get(key) {
+            Some(node) => self.typed(node, &at.key(key)),
+            None => {
+                self.push(map.pos, at.clone(), format!("missing field `{key}`"), None, None);
+                None
+            }
+        }
+    }
+
+    fn optional<T: DeserializeOwned>(&mut self, map: &Node, at: &FieldPath, key: &str) -> Option<T> {
+        map.get(key).and_then(|node| self.typed(node, &at.key(key)))
+    }
+
+    /// Deserializes `node` as `T`; on error, records a diagnostic at the
+    /// exact sub-node the error path points to.
+    fn typed<T: DeserializeOwned>(&mut self, node: &Node, at: &FieldPath) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(node.to_json()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut path = at.clone();
+                let mut cur = node;
+                for seg in e.path().iter() {
+                    use serde_path_to_error::Segment;
+                    match seg {
+                        Segment::Map { key } => {
+                            path = path.key(key);
+                            cur = cur.get(key).unwrap_or(cur);
+                        }
+                        Segment::Seq { index } => {
+                            path = path.index(*index);
+                            if let NodeKind::Seq(items) = &cur.kind {
+                                cur = items.get(*index).unwrap_or(cur);
+                            }
+                        }
+                        Segment::Enum { variant } => {
+                            if let Some(n) = cur.get(variant) {
+                                path = path.key(variant);
+                                cur = n;
+                            }
+                        }
+                        Segment::Unknown => {}
+                    }
+                }
+                let raw = e.inner().to_string();
+                let (message, expected, bad, candidates) = diag::split_serde_message(&raw);
+                let mut pos = cur.pos;
+                if let Some(bad) = &bad {
+                    // Point at the offending key itself, not at its mapping.
+                    if let Some(k) = cur.key(bad) {
+                        pos = k.pos;
+                        path = path.key(bad);
+                    }
+                }
+                let help = bad.as_deref().and_then(|b| diag::did_you_mean(b, candidates.iter().map(String::as_str)));
+                self.push(pos, path, message, expected, help);
+                None
+            }
+        }
+    }
+
+    fn datasets(&mut self, root: &Node) -> Vec<Dataset> {
+        let at = FieldPath::root().key("datasets");
+        let Some(node) = root.get("datasets") else { return Vec::new() };
+        if !matches!(node.kind, NodeKind::Map(_) | NodeKind::Scalar(yaml::Scalar::Null)) {
+            self.push(node.pos, at, format!("`datasets` must be a mapping of names to datasets, found {}", node.type_name()), None, None);
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (k, v) in node.entries() {
+            let here = at.key(&k.name);
+            if let Err(e) = check_name(&k.name) {
+                self.push(k.pos, here.clone(), format!("invalid dataset name `{}`: {e}", k.name), None, None);
+                continue;
+            }
+            if k.name.contains('.') {
+                self.push(k.pos, here.clone(), format!("invalid dataset name `{}`: `.` separates the split in references", k.name), None, None);
+                continue;
+            }
+            let Some(spec) = self.typed::<DatasetSpec>(v, &here) else { continue };
+            if let Some(ds) = self.resolve_dataset(root, &here, k.name.clone(), spec) {
+                out.push(ds);
+            }
+        }
+        out
+    }
+
+    fn resolve_dataset(&mut self, root: &Node, at: &FieldPath, name: String, spec: DatasetSpec) -> Option<Dataset> {
+        let mut ok = true;
+        let roles = spec.format.roles();
+        let role_names: Vec<&str> = roles.iter().map(|(r, _)| *r).collect();
+        for (role, _) in spec.fields.given() {
+            if !role_names.contains(&role) {
+                let path = at.key("fields").key(role);
+                let pos = locate(root, &path.0);
+                self.push(
+                    pos,
+                    path,
+                    format!("field role `{role}` does not apply to format `{}`", spec.format),
+                    Some(expected_list(&role_names)),
+                    None,
+                );
+                ok = false;
+            }
+        }
+        let s = spec.split;
+        for (part, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {
+            if !(0.0..=1.0).contains(&v) {
+                self.at(root, at.key("split").key(part), format!("split fraction {part} = {v} is outside 0..1"));
+                ok = false;
+            }
+        }
+        let sum = s.train + s.val + s.test;
+        if (sum - 1.0).abs() > 1e-6 {
+            self.at(root, at.key("split"), format!("split fractions must sum to 1, they sum to {sum}"));
+            ok = false;
+        }
+        if spec.limit == Some(0) {
+            self.at(root, at.key("limit"), "limit must be at least 1".into());
+            ok = false;
+        }
+        match (spec.format, spec.window_tokens) {
+            (DatasetFormat::Text, Some(0)) => {
+                self.at(root, at.key("window_tokens"), "window_tokens must be at least 1".into());
+                ok = false;
+            }
+            (DatasetFormat::Text, _) | (_, None) => {}
+            (f, Some(_)) => {
+                self.at(root, at.key("window_tokens"), format!("window_tokens applies to format `text` only, not `{f}`"));
+                ok = false;
+            }
+        }
+        let given = spec.fields.given();
+        let fields = roles
+            .iter()
+            .map(|(role, default)| {
+                let v = given.iter().find(|(r, _)| r == role).map(|(_, v)| v.to_string());
+                (*role, v.unwrap_or_else(|| default.to_string()))
+            })
+            .collect();
+        ok.then_some(Dataset { name, spec, fields })
+    }
+
+    fn stages(&mut self, root: &Node) -> Vec<Stage> {
+        let at = FieldPath::root().key("stages");
+        let Some(node) = root.get("stages") else {
+            self.push(root.pos, FieldPath::root(), "missing field `stages`".into(), None, None);
+            return Vec::new();
+        };
+        let NodeKind::Map(entries) = &node.kind else {
+            self.push(node.pos, at, format!("`stages` must be a mapping of names to stages, found {}", node.type_name()), None, None);
+            return Vec::new();
+        };
+        if entries.is_empty() {
+            self.push(node.pos, at.clone(), "`stages` is empty: a pipeline needs at least one stage".into(), None, None);
+        }
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let here = at.key(&k.name);
+            if let Err(e) = check_name(&k.name) {
+                self.push(k.pos, here.clone(), format!("invalid stage name `{}`: {e}", k.name), None, None);
+                continue;
+            }
+            if let NodeKind::Map(m) = &v.kind {
+                if m.len() != 1 {
+                    let kinds: Vec<&str> = StageKind::ALL.iter().map(|k| k.name()).collect();
+                    self.push(
+                        v.pos,
+                        here.clone(),
+                        format!("a stage has exactly one kind, found {} keys", m.len()),
+                        Some(expected_list(&kinds)),
+                        None,
+                    );
+                    continue;
+                }
+            }
+            if let Some(spec) = self.typed::<StageSpec>(v, &here) {
+                out.push(Stage { name: k.name.clone(), spec });
+            }
+        }
+        out
+    }
+}
+
+fn make_diag(
+    file: &str,
+    text: &str,
+    pos: Pos,
+    path: FieldPath,
+    message: String,
+    expected: Option<String>,
+    help: Option<String>,
+) -> Diagnostic {
+    let source_line = text.lines().nth(pos.line.saturating_sub(1)).map(str::to_string);
+    Diagnostic { file: file.to_string(), pos, path, message, expected, help, source_line }
+}
+
+/// Position of the deepest node along `path` (a key's own position for the last key).
+fn locate(root: &Node, path: &[Seg]) -> Pos {
+    let mut cur = root;
+    let mut pos = root.pos;
+    for seg in path {
+        match seg {
+            Seg::Key(k) => match (cur.key(k), cur.get(k)) {
+                (Some(key), Some(v)) => {
+                    pos = match &v.kind {
+                        NodeKind::Scalar(_) | NodeKind::Seq(_) => v.pos,
+                        NodeKind::Map(_) => key.pos,
+                    };
+                    cur = v;
+                }
+                _ => break,
+            },
+            Seg::Index(i) => match &cur.kind {
+                NodeKind::Seq(items) if *i < items.len() => {
+                    cur = &items[*i];
+                    pos = cur.pos;
+                }
+                _ => break,
+            },
+        }
+    }
+    pos
+}

@@ -1,0 +1,881 @@
+//! Wire types of the pipeline YAML. Every field's doc comment feeds the JSON
+//! Schema (`steerbench schema`) and docs/spec.md.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::named_choice;
+
+// ---------------------------------------------------------------- top level
+
+/// A steerbench pipeline: one model, named datasets and named stages.
+/// This type only describes the file for the JSON Schema; the loader reads
+/// each dataset and stage separately so that all errors are reported.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PipelineFile {
+    /// Name of the pipeline; the run directory is `runs/<name>`. Letters, digits, `_`, `-`, `.`.
+    pub name: String,
+    /// Seed for every random choice (splits, random vectors, sampling). Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// The model: a registry name (`smollm2-135m-instruct`), a local directory or `.gguf` file, or a hub id `org/name@rev`.
+    pub model: String,
+    /// How prompts are rendered: `chat` applies the model's chat template, `raw` feeds the text as is. Default chat.
+    #[serde(default)]
+    pub prompt_format: PromptFormat,
+    /// Named datasets. Stages refer to them as `<name>.<split>` (or `<name>` for all rows).
+    #[serde(default)]
+    pub datasets: std::collections::BTreeMap<String, DatasetSpec>,
+    /// Named stages, each of exactly one kind. Stage names are folder names in the run store.
+    pub stages: std::collections::BTreeMap<String, StageSpec>,
+}
+
+pub const TOP_LEVEL_FIELDS: &[&str] = &["name", "seed", "model", "prompt_format", "datasets", "stages"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptFormat {
+    /// Apply the model's own chat template.
+    #[default]
+    Chat,
+    /// Use the prompt text as is.
+    Raw,
+}
+
+// ---------------------------------------------------------------- datasets
+
+/// One dataset: where it comes from, its format, which fields hold what, and how it is split.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// `builtin:<name>` (shipped in datasets/), a local path (relative to the spec file; .json, .jsonl, .csv, .parquet) or an http(s) URL.
+    pub source: DatasetSource,
+    /// Layout of the records.
+    pub format: DatasetFormat,
+    /// Which record field holds each role; unspecified roles use the format's defaults.
+    #[serde(default)]
+    pub fields: FieldNames,
+    /// Fractions of the records for train / val / test (seeded, stratified); must sum to 1. Default 0.6 / 0.2 / 0.2.
+    #[serde(default)]
+    pub split: SplitFractions,
+    /// Keep at most this many records (taken before splitting, in file order).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// `text` format only: length of each token window for perplexity. Default 256.
+    #[serde(default)]
+    pub window_tokens: Option<usize>,
+}
+
+pub const DATASET_FIELDS: &[&str] = &["source", "format", "fields", "split", "limit", "window_tokens"];
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DatasetSource {
+    /// `builtin:<name>`: datasets/<name>.jsonl shipped with steerbench.
+    Builtin(String),
+    /// A local file; relative paths are resolved against the spec file's folder.
+    Path(std::path::PathBuf),
+    /// An http(s) URL.
+    Url(String),
+}
+
+impl DatasetSource {
+    pub fn parse(s: &str) -> Result<DatasetSource, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("dataset source must not be empty".into());
+        }
+        if let Some(name) = s.strip_prefix("builtin:") {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(format!("`{s}` is not a valid builtin name (letters, digits, `_`, `-`)"));
+            }
+            return Ok(DatasetSource::Builtin(name.to_string()));
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return Ok(DatasetSource::Url(s.to_string()));
+        }
+        Ok(DatasetSource::Path(s.into()))
+    }
+}
+
+impl fmt::Display for DatasetSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatasetSource::Builtin(n) => write!(f, "builtin:{n}"),
+            DatasetSource::Path(p) => write!(f, "{}", p.display()),
+            DatasetSource::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DatasetSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DatasetSource::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for DatasetSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for DatasetSource {
+    fn schema_name() -> String {
+        "DatasetSource".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        serde_json::from_value(serde_json::json!({
+            "type": "string",
+            "description": "`builtin:<name>`, a local path (relative to the spec file) or an http(s) URL"
+        }))
+        .expect("static schema")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    /// A question with lettered choices and the behaviour-matching / non-matching answers ("(A)").
+    ContrastiveAb,
+    /// A prompt with a positive and a negative completion.
+    ContrastiveCompletion,
+    /// Prompts, optionally with matching / non-matching reference continuations.
+    OpenEnded,
+    /// Input/output pairs rendered into k-shot prompts.
+    IclTask,
+    /// Question, choices and the index of the right answer.
+    MultipleChoice,
+    /// Plain text cut into fixed token windows.
+    Text,
+}
+
+impl DatasetFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetFormat::ContrastiveAb => "contrastive_ab",
+            DatasetFormat::ContrastiveCompletion => "contrastive_completion",
+            DatasetFormat::OpenEnded => "open_ended",
+            DatasetFormat::IclTask => "icl_task",
+            DatasetFormat::MultipleChoice => "multiple_choice",
+            DatasetFormat::Text => "text",
+        }
+    }
+
+    /// The roles of this format with their default record field names.
+    pub fn roles(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            DatasetFormat::ContrastiveAb => &[
+                ("question", "question"),
+                ("matching", "answer_matching_behavior"),
+                ("not_matching", "answer_not_matching_behavior"),
+            ],
+            DatasetFormat::ContrastiveCompletion => {
+                &[("prompt", "prompt"), ("positive", "positive"), ("negative", "negative")]
+            }
+            DatasetFormat::OpenEnded => {
+                &[("prompt", "prompt"), ("matching", "matching"), ("not_matching", "not_matching")]
+            }
+            DatasetFormat::IclTask => &[("input", "input"), ("output", "output")],
+            DatasetFormat::MultipleChoice => {
+                &[("question", "question"), ("choices", "choices"), ("answer", "answer")]
+            }
+            DatasetFormat::Text => &[("text", "text")],
+        }
+    }
+}
+
+impl fmt::Display for DatasetFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Record field names per role. Which roles apply depends on `format`:
+/// contrastive_ab: question, matching, not_matching; contrastive_completion: prompt, positive, negative;
+/// open_ended: prompt, matching, not_matching (the last two optional in the data); icl_task: input, output;
+/// multiple_choice: question, choices, answer; text: text.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldNames {
+    /// Question text (contrastive_ab, multiple_choice). Default `question`.
+    pub question: Option<String>,
+    /// Behaviour-matching answer or continuation (contrastive_ab: default `answer_matching_behavior`; open_ended: default `matching`).
+    pub matching: Option<String>,
+    /// Non-matching answer or continuation (contrastive_ab: default `answer_not_matching_behavior`; open_ended: default `not_matching`).
+    pub not_matching: Option<String>,
+    /// Prompt text (contrastive_completion, open_ended). Default `prompt`.
+    pub prompt: Option<String>,
+    /// Positive completion (contrastive_completion). Default `positive`.
+    pub positive: Option<String>,
+    /// Negative completion (contrastive_completion). Default `negative`.
+    pub negative: Option<String>,
+    /// ICL input (icl_task). Default `input`.
+    pub input: Option<String>,
+    /// ICL output (icl_task). Default `output`.
+    pub output: Option<String>,
+    /// List of choices (multiple_choice). Default `choices`.
+    pub choices: Option<String>,
+    /// Index of the right choice (multiple_choice). Default `answer`.
+    pub answer: Option<String>,
+    /// Text of a corpus record (text). Default `text`.
+    pub text: Option<String>,
+}
+
+impl FieldNames {
+    /// The roles that were written, in declaration order.
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        let all = [
+            ("question", &self.question),
+            ("matching", &self.matching),
+            ("not_matching", &self.not_matching),
+            ("prompt", &self.prompt),
+            ("positive", &self.positive),
+            ("negative", &self.negative),
+            ("input", &self.input),
+            ("output", &self.output),
+            ("choices", &self.choices),
+            ("answer", &self.answer),
+            ("text", &self.text),
+        ];
+        all.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect()
+    }
+}
+
+/// Train / val / test fractions.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitFractions {
+    /// Fraction for training (vector extraction).
+    pub train: f64,
+    /// Fraction for validation (choosing layer and multiplier).
+    pub val: f64,
+    /// Fraction for the reported test results.
+    pub test: f64,
+}
+
+impl Default for SplitFractions {
+    fn default() -> Self {
+        SplitFractions { train: 0.6, val: 0.2, test: 0.2 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+}
+
+impl SplitName {
+    pub const NAMES: &'static [&'static str] = &["train", "val", "test"];
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitName::Train => "train",
+            SplitName::Val => "val",
+            SplitName::Test => "test",
+        }
+    }
+}
+
+/// A reference to a dataset split: `<dataset>.<split>`, or `<dataset>` for all records.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DatasetRef {
+    pub dataset: String,
+    pub split: Option<SplitName>,
+}
+
+impl fmt::Display for DatasetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.split {
+            Some(s) => write!(f, "{}.{}", self.dataset, s.name()),
+            None => f.write_str(&self.dataset),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DatasetRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let s = String::deserialize(d)?;
+        let (dataset, split) = match s.split_once('.') {
+            None => (s.as_str(), None),
+            Some((ds, sp)) => {
+                let split = match sp {
+                    "train" => SplitName::Train,
+                    "val" => SplitName::Val,
+                    "test" => SplitName::Test,
+                    other => {
+                        return Err(D::Error::custom(format!(
+                            "unknown split `{other}`, expected one of `train`, `val`, `test`"
+                        )))
+                    }
+                };
+                (ds, Some(split))
+            }
+        };
+        if dataset.is_empty() {
+            return Err(D::Error::custom("a dataset reference needs a dataset name: `<dataset>.<split>`"));
+        }
+        Ok(DatasetRef { dataset: dataset.to_string(), split })
+    }
+}
+
+impl Serialize for DatasetRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for DatasetRef {
+    fn schema_name() -> String {
+        "DatasetRef".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        serde_json::from_value(serde_json::json!({
+            "type": "string",
+            "pattern": "^[^.]+(\\.(train|val|test))?$",
+            "description": "`<dataset>.<split>` (split: train, val, test) or `<dataset>` for all records"
+        }))
+        .expect("static schema")
+    }
+}
+
+// ---------------------------------------------------------------- sweep values
+
+/// Layers: `all` or a list of block indices (0-based).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Layers {
+    #[default]
+    All,
+    List(Vec<usize>),
+}
+
+impl<'de> Deserialize<'de> for Layers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Layers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`all`, a layer index, or a list of layer indices")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Layers, E> {
+                if s == "all" {
+                    Ok(Layers::All)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(s), &self))
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Layers, E> {
+                Ok(Layers::List(vec![n as usize]))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Layers, E> {
+                Err(E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Layers, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = a.next_element::<usize>()? {
+                    v.push(x);
+                }
+                Ok(Layers::List(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Layers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Layers::All => s.serialize_str("all"),
+            Layers::List(v) => v.serialize(s),
+        }
+    }
+}
+
+impl JsonSchema for Layers {
+    fn schema_name() -> String {
+        "Layers".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        serde_json::from_value(serde_json::json!({
+            "description": "`all`, a layer index, or a list of layer indices (0-based blocks)",
+            "oneOf": [
+                { "const": "all" },
+                { "type": "integer", "minimum": 0 },
+                { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 1 }
+            ]
+        }))
+        .expect("static schema")
+    }
+}
+
+/// One value or a list of values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::IntoDeserializer;
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(SeqAccessDeserializer::new(a)).map(OneOrMany)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(a)).map(|x| OneOrMany(vec![x]))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                T::deserialize(s.into_deserializer()).map(|x| OneOrMany(vec![x]))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<T: Serialize> Serialize for OneOrMany<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
+    fn schema_name() -> String {
+        format!("OneOrMany_{}", T::schema_name())
+    }
+    fn json_schema(gen: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let one = serde_json::to_value(gen.subschema_for::<T>()).expect("schema");
+        serde_json::from_value(serde_json::json!({
+            "anyOf": [ one.clone(), { "type": "array", "items": one, "minItems": 1 } ]
+        }))
+        .expect("schema")
+    }
+}
+
+// ---------------------------------------------------------------- stages
+
+/// One stage: a mapping with exactly one key, the stage kind.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StageSpec {
+    /// Read activations of the model on a dataset split.
+    Extract(ExtractParams),
+    /// Compute steering vectors from an extract stage's activations.
+    Vectors(VectorsParams),
+    /// Steer the model with the vectors over a sweep and score it.
+    Evaluate(EvaluateParams),
+    /// Measure how much steering damages the model.
+    Degradation(DegradationParams),
+    /// Render the markdown report.
+    Report(ReportParams),
+}
+
+/// The stage kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    Extract,
+    Vectors,
+    Evaluate,
+    Degradation,
+    Report,
+}
+
+impl StageKind {
+    pub const ALL: [StageKind; 5] =
+        [StageKind::Extract, StageKind::Vectors, StageKind::Evaluate, StageKind::Degradation, StageKind::Report];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Extract => "extract",
+            StageKind::Vectors => "vectors",
+            StageKind::Evaluate => "evaluate",
+            StageKind::Degradation => "degradation",
+            StageKind::Report => "report",
+        }
+    }
+}
+
+impl fmt::Display for StageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl StageSpec {
+    pub fn kind(&self) -> StageKind {
+        match self {
+            StageSpec::Extract(_) => StageKind::Extract,
+            StageSpec::Vectors(_) => StageKind::Vectors,
+            StageSpec::Evaluate(_) => StageKind::Evaluate,
+            StageSpec::Degradation(_) => StageKind::Degradation,
+            StageSpec::Report(_) => StageKind::Report,
+        }
+    }
+}
+
+/// `extract`: activations at the given layers, sites and read position.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractParams {
+    /// Dataset split to read, `<dataset>.<split>`.
+    pub dataset: DatasetRef,
+    /// Layers to read. Default `all`.
+    #[serde(default)]
+    pub layers: Layers,
+    /// Token position(s) to read. Default `answer`.
+    #[serde(default)]
+    pub read_position: ReadPosition,
+    /// Hook sites to read. Default `[resid_post]`.
+    #[serde(default = "default_sites")]
+    pub sites: Vec<Site>,
+}
+
+fn default_sites() -> Vec<Site> {
+    vec![Site::ResidPost]
+}
+
+named_choice! {
+    /// Where activations are read.
+    pub enum ReadPosition {
+        "answer" => Answer: "the answer token (the letter of an A/B answer, the first token of a completion)",
+        "last_prompt" => LastPrompt: "the last token of the prompt",
+        "completion_mean" => CompletionMean: "the mean over the completion tokens",
+        "indices" => Indices(Vec<i64>): "explicit token indices on the unpadded sequence; negative counts from the end",
+    }
+}
+
+impl Default for ReadPosition {
+    fn default() -> Self {
+        ReadPosition::Answer
+    }
+}
+
+/// Hook sites inside a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Site {
+    /// Residual stream before the block.
+    ResidPre,
+    /// Residual stream between attention and MLP.
+    ResidMid,
+    /// Residual stream after the block.
+    ResidPost,
+    /// Attention output.
+    AttnOut,
+    /// MLP output.
+    MlpOut,
+    /// Per-head attention outputs before the output projection.
+    HeadOut,
+}
+
+/// `vectors`: steering vectors per method and layer.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VectorsParams {
+    /// The `extract` stage whose activations are used.
+    pub activations: String,
+    /// Extraction methods (a sweep): names, or `{name: {params}}`.
+    pub methods: Vec<Method>,
+    /// How vectors are scaled. Default `resid_norm`.
+    #[serde(default)]
+    pub normalize: Normalize,
+}
+
+named_choice! {
+    /// A vector-extraction method.
+    pub enum Method {
+        "caa" => Caa: "mean difference of paired activations (Contrastive Activation Addition)",
+        "pca" => Pca: "first principal component of paired differences, sign fixed so positives project higher",
+        "pca_center" => PcaCenter: "first principal component of class-centred activations",
+        "probe" => Probe(ProbeParams): "L2-regularised logistic regression; the direction is the normalised weight",
+        "icv" => Icv(IcvParams): "In-Context Vectors: PCA of demonstration-pair differences at the last token, all layers",
+        "function_vector" => FunctionVector(FunctionVectorParams): "Function Vectors: sum of the top-K heads' mean outputs, added at one layer",
+        "ablation" => Ablation: "directional ablation of the CAA direction at all layers and positions",
+        "affine" => Affine(AffineParams): "affine map: shift the class mean and apply a projection or Gaussian transport",
+        "mlp" => Mlp(MlpParams): "a small MLP trained to map negative activations toward positive ones",
+        "random" => Random(SeedParams): "random direction with the CAA vector's norm (control)",
+        "shuffled" => Shuffled(SeedParams): "CAA on pairs with shuffled labels (control)",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeParams {
+    /// L2 regularisation strength. Default 1.0.
+    #[serde(default = "one")]
+    pub l2: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IcvParams {
+    /// Strength λ of the in-context vector. Default 0.1.
+    #[serde(default = "point_one")]
+    pub strength: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionVectorParams {
+    /// Layer at which the function vector is added.
+    pub layer: usize,
+    /// Number of top heads (by average indirect effect) summed. Default 10.
+    #[serde(default = "ten")]
+    pub top_k: usize,
+    /// icl_task dataset split used to rank heads. Default: the extract stage's dataset.
+    #[serde(default)]
+    pub dataset: Option<DatasetRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AffineParams {
+    /// Which affine map. Default `mean_shift_projection`.
+    #[serde(default)]
+    pub kind: AffineKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AffineKind {
+    /// Project out the difference direction, then add the target class mean.
+    #[default]
+    MeanShiftProjection,
+    /// Optimal affine transport between Gaussians fitted to the two classes.
+    GaussianTransport,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MlpParams {
+    /// Hidden width. Default 64.
+    #[serde(default = "sixty_four")]
+    pub hidden: usize,
+    /// Training epochs. Default 200.
+    #[serde(default = "two_hundred")]
+    pub epochs: usize,
+    /// AdamW learning rate. Default 0.001.
+    #[serde(default = "lr_default")]
+    pub lr: f64,
+    /// Initialisation and shuffling seed. Default 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedParams {
+    /// Seed of the control. Default 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalize {
+    /// Keep the method's own scale.
+    Raw,
+    /// Unit L2 norm.
+    Unit,
+    /// Scaled to the median residual-stream norm at that layer, so multipliers compare across layers and methods.
+    #[default]
+    ResidNorm,
+}
+
+/// `evaluate`: steer over layers × multipliers × positions × methods and score.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateParams {
+    /// The `vectors` stage to apply.
+    pub vectors: String,
+    /// Dataset splits to evaluate on (`dataset:` with one value is accepted too).
+    #[serde(alias = "dataset")]
+    pub datasets: OneOrMany<DatasetRef>,
+    /// Layers at which the vector is added (a sweep).
+    pub layers: Layers,
+    /// Multipliers of the vector (a sweep); include 0 for the unsteered baseline.
+    pub multipliers: Vec<f64>,
+    /// Token positions steered (a sweep). Default `all`.
+    #[serde(default = "default_positions")]
+    pub positions: OneOrMany<PositionSel>,
+    /// Metrics computed on the same forward passes.
+    pub metrics: Vec<Metric>,
+    /// Prompting baselines evaluated beside the vectors.
+    #[serde(default)]
+    pub baselines: Vec<Baseline>,
+    /// Generation settings for the `generation` metric.
+    #[serde(default)]
+    pub generation: GenerationParams,
+}
+
+fn default_positions() -> OneOrMany<PositionSel> {
+    OneOrMany(vec![PositionSel::All])
+}
+
+named_choice! {
+    /// Token positions where a vector is applied.
+    pub enum PositionSel {
+        "all" => All: "every position",
+        "prompt" => Prompt: "prompt positions only",
+        "generated" => Generated: "completion / generated positions only",
+        "last" => Last: "the last position",
+        "indices" => Indices(Vec<i64>): "explicit indices on the unpadded sequence; negative counts from the end",
+    }
+}
+
+/// Metrics of the `evaluate` stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// p(matching letter) / (p(A) + p(B)) at the answer position (contrastive_ab).
+    AbProbability,
+    /// log p(positive) − log p(negative) completion, summed and length-normalised.
+    Propensity,
+    /// Per-input slope of propensity against multiplier; anti-steerable fraction.
+    Steerability,
+    /// Log-likelihood of matching vs non-matching continuations of open-ended prompts, relative to unsteered.
+    OpenEndedLikelihood,
+    /// Top-1 accuracy of the first answer token on icl_task datasets.
+    IclAccuracy,
+    /// Generations scored by concept similarity, fluency and distinct-n.
+    Generation,
+}
+
+named_choice! {
+    /// A prompting or counterbalancing baseline.
+    pub enum Baseline {
+        "system_prompt" => SystemPrompt(SystemPromptParams): "a positive / negative system prompt instead of a vector",
+        "few_shot" => FewShot(FewShotParams): "k behaviour-matching examples in the prompt",
+        "letter_swap" => LetterSwap: "A/B items re-evaluated with the answer letters swapped",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SystemPromptParams {
+    /// System prompt that asks for the behaviour. Default: the dataset's own, if it has one.
+    #[serde(default)]
+    pub positive: Option<String>,
+    /// System prompt that asks for the opposite. Default: the dataset's own, if it has one.
+    #[serde(default)]
+    pub negative: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FewShotParams {
+    /// Number of examples (taken from the train split). Default 4.
+    #[serde(default = "four")]
+    pub k: usize,
+}
+
+/// Settings of the `generation` metric.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationParams {
+    /// Tokens generated per prompt. Default 48.
+    #[serde(default = "forty_eight")]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy. Default 0.
+    #[serde(default)]
+    pub temperature: f64,
+    /// Nucleus sampling mass. Default 1.
+    #[serde(default = "one")]
+    pub top_p: f64,
+    /// Generate for at most this many prompts per dataset. Default: all.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        GenerationParams { max_new_tokens: 48, temperature: 0.0, top_p: 1.0, limit: None }
+    }
+}
+
+/// `degradation`: damage done by steering, at the evaluate stage's chosen settings or a given sweep.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DegradationParams {
+    /// The `vectors` stage to apply.
+    pub vectors: String,
+    /// An `evaluate` stage whose best (layer, multiplier) per method is reused.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Text corpus (format text) for `perplexity`.
+    #[serde(default)]
+    pub corpus: Option<DatasetRef>,
+    /// Neutral prompts (any prompt format) for `kl_unsteered`.
+    #[serde(default)]
+    pub neutral: Option<DatasetRef>,
+    /// Multiple-choice benchmark (format multiple_choice) for `mc_accuracy`.
+    #[serde(default)]
+    pub mc: Option<DatasetRef>,
+    /// Degradation metrics.
+    pub metrics: Vec<DegradationMetric>,
+    /// Layers to sweep (needed when `from` is absent).
+    #[serde(default)]
+    pub layers: Option<Layers>,
+    /// Multipliers to sweep (needed when `from` is absent; with `from`, an extra sweep beside the chosen setting).
+    #[serde(default)]
+    pub multipliers: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DegradationMetric {
+    /// Perplexity on the text corpus, steered vs unsteered.
+    Perplexity,
+    /// KL(unsteered ‖ steered) of next-token distributions on neutral prompts.
+    KlUnsteered,
+    /// Accuracy on the multiple-choice benchmark.
+    McAccuracy,
+}
+
+/// `report`: markdown report from other stages' outputs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// Stages whose outputs the report reads.
+    pub inputs: Vec<String>,
+    /// A minijinja template (relative to the spec file). Default: the built-in template.
+    #[serde(default)]
+    pub template: Option<std::path::PathBuf>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn point_one() -> f64 {
+    0.1
+}
+fn lr_default() -> f64 {
+    1e-3
+}
+fn four() -> usize {
+    4
+}
+fn ten() -> usize {
+    10
+}
+fn forty_eight() -> usize {
+    48
+}
+fn sixty_four() -> usize {
+    64
+}
+fn two_hundred() -> usize {
+    200
+}

@@ -1,0 +1,390 @@
+//! Cross-reference and value checks that need the whole spec: stage and
+//! dataset references, kinds of referenced stages, empty sweeps, metric /
+//! dataset-format compatibility, dependency cycles.
+
+use super::diag::{did_you_mean, Diagnostic, FieldPath};
+use super::types::*;
+use super::{Spec, Stage};
+
+/// A reference from a stage to another stage.
+pub struct StageRef<'a> {
+    pub path: FieldPath,
+    pub name: &'a str,
+    /// The kinds the referenced stage may have (empty: any).
+    pub kinds: &'static [StageKind],
+}
+
+/// A reference from a stage to a dataset, with the formats it accepts (empty: any).
+pub struct DataRef<'a> {
+    pub path: FieldPath,
+    pub r: &'a DatasetRef,
+    pub formats: &'static [DatasetFormat],
+}
+
+const PROMPT_FORMATS: &[DatasetFormat] = &[
+    DatasetFormat::ContrastiveAb,
+    DatasetFormat::ContrastiveCompletion,
+    DatasetFormat::OpenEnded,
+    DatasetFormat::IclTask,
+];
+
+/// The stage references of a stage, with their field paths relative to `stages.<name>`.
+pub fn stage_refs(stage: &Stage) -> Vec<StageRef<'_>> {
+    let at = FieldPath::root().key("stages").key(&stage.name).key(stage.spec.kind().name());
+    match &stage.spec {
+        StageSpec::Extract(_) => vec![],
+        StageSpec::Vectors(p) => {
+            vec![StageRef { path: at.key("activations"), name: &p.activations, kinds: &[StageKind::Extract] }]
+        }
+        StageSpec::Evaluate(p) => {
+            vec![StageRef { path: at.key("vectors"), name: &p.vectors, kinds: &[StageKind::Vectors] }]
+        }
+        StageSpec::Degradation(p) => {
+            let mut v = vec![StageRef { path: at.key("vectors"), name: &p.vectors, kinds: &[StageKind::Vectors] }];
+            if let Some(from) = &p.from {
+                v.push(StageRef { path: at.key("from"), name: from, kinds: &[StageKind::Evaluate] });
+            }
+            v
+        }
+        StageSpec::Report(p) => p
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, n)| StageRef { path: at.key("inputs").index(i), name: n, kinds: &[] })
+            .collect(),
+    }
+}
+
+/// The dataset references of a stage.
+pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
+    let at = FieldPath::root().key("stages").key(&stage.name).key(stage.spec.kind().name());
+    match &stage.spec {
+        StageSpec::Extract(p) => vec![DataRef { path: at.key("dataset"), r: &p.dataset, formats: PROMPT_FORMATS }],
+        StageSpec::Vectors(p) => p
+            .methods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match m {
+                Method::FunctionVector(fv) => fv.dataset.as_ref().map(|r| DataRef {
+                    path: at.key("methods").index(i).key("function_vector").key("dataset"),
+                    r,
+                    formats: &[DatasetFormat::IclTask],
+                }),
+                _ => None,
+            })
+            .collect(),
+        StageSpec::Evaluate(p) => p
+            .datasets
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, r)| DataRef { path: at.key("datasets").index(i), r, formats: PROMPT_FORMATS })
+            .collect(),
+        StageSpec::Degradation(p) => {
+            let mut v = Vec::new();
+            if let Some(r) = &p.corpus {
+                v.push(DataRef { path: at.key("corpus"), r, formats: &[DatasetFormat::Text] });
+            }
+            if let Some(r) = &p.neutral {
+                v.push(DataRef { path: at.key("neutral"), r, formats: PROMPT_FORMATS });
+            }
+            if let Some(r) = &p.mc {
+                v.push(DataRef { path: at.key("mc"), r, formats: &[DatasetFormat::MultipleChoice] });
+            }
+            v
+        }
+        StageSpec::Report(_) => vec![],
+    }
+}
+
+pub fn check(spec: &Spec) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let stage_names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
+    let dataset_names: Vec<&str> = spec.datasets.iter().map(|d| d.name.as_str()).collect();
+
+    for stage in &spec.stages {
+        for r in stage_refs(stage) {
+            match spec.stage(r.name) {
+                None => {
+                    let mut d = spec.diagnostic(r.path, format!("unknown stage `{}`", r.name));
+                    d.expected = Some(describe_kinds(r.kinds));
+                    d.help = did_you_mean(r.name, stage_names.iter().copied().filter(|n| *n != stage.name));
+                    out.push(d);
+                }
+                Some(target) if target.name == stage.name => {
+                    out.push(spec.diagnostic(r.path, format!("stage `{}` cannot use its own outputs", r.name)));
+                }
+                Some(target) if !r.kinds.is_empty() && !r.kinds.contains(&target.spec.kind()) => {
+                    let mut d = spec.diagnostic(
+                        r.path,
+                        format!("stage `{}` is a {} stage", r.name, target.spec.kind()),
+                    );
+                    d.expected = Some(describe_kinds(r.kinds));
+                    out.push(d);
+                }
+                Some(_) => {}
+            }
+        }
+        for r in dataset_refs(stage) {
+            match spec.dataset(&r.r.dataset) {
+                None => {
+                    let mut d = spec.diagnostic(r.path, format!("unknown dataset `{}`", r.r.dataset));
+                    d.expected = Some(if dataset_names.is_empty() {
+                        "a dataset declared under `datasets` (there are none)".into()
+                    } else {
+                        format!("one of {}", quoted(&dataset_names))
+                    });
+                    d.help = did_you_mean(&r.r.dataset, dataset_names.iter().copied());
+                    out.push(d);
+                }
+                Some(ds) if !r.formats.is_empty() && !r.formats.contains(&ds.spec.format) => {
+                    let mut d = spec.diagnostic(
+                        r.path,
+                        format!("dataset `{}` has format `{}`, which this field cannot use", ds.name, ds.spec.format),
+                    );
+                    let names: Vec<&str> = r.formats.iter().map(|f| f.name()).collect();
+                    d.expected = Some(format!("a dataset of format {}", quoted(&names)));
+                    out.push(d);
+                }
+                Some(_) => {}
+            }
+        }
+        check_values(spec, stage, &mut out);
+    }
+    out.extend(check_cycles(spec));
+    out
+}
+
+fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
+    let at = FieldPath::root().key("stages").key(&stage.name).key(stage.spec.kind().name());
+    let mut err = |path: FieldPath, msg: String| out.push(spec.diagnostic(path, msg));
+    let empty = |n: usize| n == 0;
+    match &stage.spec {
+        StageSpec::Extract(p) => {
+            check_layers(&p.layers, &at.key("layers"), &mut err);
+            if empty(p.sites.len()) {
+                err(at.key("sites"), "`sites` is empty: list at least one hook site".into());
+            }
+            if let ReadPosition::Indices(ix) = &p.read_position {
+                if ix.is_empty() {
+                    err(at.key("read_position"), "`indices` is empty".into());
+                }
+            }
+        }
+        StageSpec::Vectors(p) => {
+            if empty(p.methods.len()) {
+                err(at.key("methods"), "`methods` is empty: list at least one method".into());
+            }
+            for (i, m) in p.methods.iter().enumerate() {
+                let path = at.key("methods").index(i);
+                if p.methods[..i].iter().any(|o| o.name() == m.name()) {
+                    err(path.clone(), format!("method `{}` is listed twice; each method may appear once", m.name()));
+                }
+                let here = path.key(m.name());
+                match m {
+                    Method::Probe(pp) if !(pp.l2.is_finite() && pp.l2 >= 0.0) => {
+                        err(here.key("l2"), format!("l2 must be a finite number >= 0, got {}", pp.l2))
+                    }
+                    Method::Icv(ip) if !ip.strength.is_finite() => {
+                        err(here.key("strength"), "strength must be finite".into())
+                    }
+                    Method::FunctionVector(fv) if fv.top_k == 0 => {
+                        err(here.key("top_k"), "top_k must be at least 1".into())
+                    }
+                    Method::Mlp(mp) => {
+                        if mp.hidden == 0 {
+                            err(here.key("hidden"), "hidden must be at least 1".into());
+                        }
+                        if mp.epochs == 0 {
+                            err(here.key("epochs"), "epochs must be at least 1".into());
+                        }
+                        if !(mp.lr.is_finite() && mp.lr > 0.0) {
+                            err(here.key("lr"), format!("lr must be a finite number > 0, got {}", mp.lr));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        StageSpec::Evaluate(p) => {
+            if empty(p.datasets.0.len()) {
+                err(at.key("datasets"), "`datasets` is empty: list at least one dataset split".into());
+            }
+            check_layers(&p.layers, &at.key("layers"), &mut err);
+            check_multipliers(&p.multipliers, &at.key("multipliers"), &mut err);
+            if empty(p.positions.0.len()) {
+                err(at.key("positions"), "`positions` is empty".into());
+            }
+            if empty(p.metrics.len()) {
+                err(at.key("metrics"), "`metrics` is empty: list at least one metric".into());
+            }
+            let formats: Vec<DatasetFormat> =
+                p.datasets.0.iter().filter_map(|r| spec.dataset(&r.dataset)).map(|d| d.spec.format).collect();
+            for (i, m) in p.metrics.iter().enumerate() {
+                let needs: &[DatasetFormat] = match m {
+                    Metric::AbProbability => &[DatasetFormat::ContrastiveAb],
+                    Metric::Propensity | Metric::Steerability => &[
+                        DatasetFormat::ContrastiveAb,
+                        DatasetFormat::ContrastiveCompletion,
+                        DatasetFormat::OpenEnded,
+                    ],
+                    Metric::OpenEndedLikelihood => &[DatasetFormat::OpenEnded],
+                    Metric::IclAccuracy => &[DatasetFormat::IclTask],
+                    Metric::Generation => &[],
+                };
+                if !formats.is_empty() && !needs.is_empty() && !formats.iter().any(|f| needs.contains(f)) {
+                    let names: Vec<&str> = needs.iter().map(|f| f.name()).collect();
+                    err(
+                        at.key("metrics").index(i),
+                        format!("metric `{}` needs a dataset of format {}, and none of `datasets` has one", metric_name(*m), quoted(&names)),
+                    );
+                }
+            }
+            for (i, b) in p.baselines.iter().enumerate() {
+                if let Baseline::FewShot(f) = b {
+                    if f.k == 0 {
+                        err(at.key("baselines").index(i).key("few_shot").key("k"), "k must be at least 1".into());
+                    }
+                }
+            }
+            let g = &p.generation;
+            if !(g.temperature.is_finite() && g.temperature >= 0.0) {
+                err(at.key("generation").key("temperature"), "temperature must be >= 0".into());
+            }
+            if !(g.top_p > 0.0 && g.top_p <= 1.0) {
+                err(at.key("generation").key("top_p"), "top_p must be in (0, 1]".into());
+            }
+            if g.max_new_tokens == 0 {
+                err(at.key("generation").key("max_new_tokens"), "max_new_tokens must be at least 1".into());
+            }
+        }
+        StageSpec::Degradation(p) => {
+            if empty(p.metrics.len()) {
+                err(at.key("metrics"), "`metrics` is empty: list at least one degradation metric".into());
+            }
+            for (i, m) in p.metrics.iter().enumerate() {
+                let (field, present) = match m {
+                    DegradationMetric::Perplexity => ("corpus", p.corpus.is_some()),
+                    DegradationMetric::KlUnsteered => ("neutral", p.neutral.is_some()),
+                    DegradationMetric::McAccuracy => ("mc", p.mc.is_some()),
+                };
+                if !present {
+                    err(
+                        at.key("metrics").index(i),
+                        format!("metric `{}` needs `{field}`: add `{field}: <dataset>` to this stage", degradation_name(*m)),
+                    );
+                }
+            }
+            if p.from.is_none() && (p.layers.is_none() || p.multipliers.is_none()) {
+                err(at.clone(), "without `from`, a degradation stage needs both `layers` and `multipliers`".into());
+            }
+            if let Some(l) = &p.layers {
+                check_layers(l, &at.key("layers"), &mut err);
+            }
+            if let Some(m) = &p.multipliers {
+                check_multipliers(m, &at.key("multipliers"), &mut err);
+            }
+        }
+        StageSpec::Report(p) => {
+            if empty(p.inputs.len()) {
+                err(at.key("inputs"), "`inputs` is empty: list the stages to report".into());
+            }
+        }
+    }
+}
+
+fn check_layers(l: &Layers, path: &FieldPath, err: &mut impl FnMut(FieldPath, String)) {
+    if let Layers::List(v) = l {
+        if v.is_empty() {
+            err(path.clone(), "the layer list is empty".into());
+        }
+    }
+}
+
+fn check_multipliers(m: &[f64], path: &FieldPath, err: &mut impl FnMut(FieldPath, String)) {
+    if m.is_empty() {
+        err(path.clone(), "the multiplier list is empty".into());
+    }
+    for (i, x) in m.iter().enumerate() {
+        if !x.is_finite() {
+            err(path.index(i), format!("multiplier {x} is not a finite number"));
+        }
+    }
+}
+
+/// Cycles through report inputs (the only kind that may reference any stage).
+fn check_cycles(spec: &Spec) -> Vec<Diagnostic> {
+    let deps = |s: &Stage| -> Vec<String> { stage_refs(s).iter().map(|r| r.name.to_string()).collect() };
+    let mut out = Vec::new();
+    // 0 = unvisited, 1 = on stack, 2 = done
+    let mut state = vec![0u8; spec.stages.len()];
+    let idx = |n: &str| spec.stages.iter().position(|s| s.name == n);
+    fn visit(
+        i: usize,
+        spec: &Spec,
+        state: &mut [u8],
+        stack: &mut Vec<usize>,
+        idx: &dyn Fn(&str) -> Option<usize>,
+        deps: &dyn Fn(&Stage) -> Vec<String>,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        state[i] = 1;
+        stack.push(i);
+        for d in deps(&spec.stages[i]) {
+            let Some(j) = idx(&d) else { continue };
+            if j == i {
+                continue; // reported as self-reference
+            }
+            if state[j] == 1 {
+                let start = stack.iter().position(|&s| s == j).unwrap_or(0);
+                let mut names: Vec<&str> = stack[start..].iter().map(|&s| spec.stages[s].name.as_str()).collect();
+                names.push(&spec.stages[j].name);
+                let s = &spec.stages[i];
+                let path = stage_refs(s).into_iter().find(|r| r.name == d).map(|r| r.path).unwrap_or_default();
+                out.push(spec.diagnostic(path, format!("dependency cycle: {}", names.join(" -> "))));
+            } else if state[j] == 0 {
+                visit(j, spec, state, stack, idx, deps, out);
+            }
+        }
+        stack.pop();
+        state[i] = 2;
+    }
+    for i in 0..spec.stages.len() {
+        if state[i] == 0 {
+            let mut stack = Vec::new();
+            visit(i, spec, &mut state, &mut stack, &idx, &deps, &mut out);
+        }
+    }
+    out
+}
+
+fn describe_kinds(kinds: &[StageKind]) -> String {
+    match kinds {
+        [] => "the name of a stage in this pipeline".into(),
+        [k] => format!("the name of a `{k}` stage"),
+        ks => format!("the name of a stage of kind {}", quoted(&ks.iter().map(|k| k.name()).collect::<Vec<_>>())),
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+pub fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::AbProbability => "ab_probability",
+        Metric::Propensity => "propensity",
+        Metric::Steerability => "steerability",
+        Metric::OpenEndedLikelihood => "open_ended_likelihood",
+        Metric::IclAccuracy => "icl_accuracy",
+        Metric::Generation => "generation",
+    }
+}
+
+pub fn degradation_name(m: DegradationMetric) -> &'static str {
+    match m {
+        DegradationMetric::Perplexity => "perplexity",
+        DegradationMetric::KlUnsteered => "kl_unsteered",
+        DegradationMetric::McAccuracy => "mc_accuracy",
+    }
+}
