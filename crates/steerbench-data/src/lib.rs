@@ -10,6 +10,7 @@ pub mod format;
 pub mod load;
 pub mod rows;
 pub mod source;
+pub mod split;
 
 pub use error::{DataError, Loc, Result};
 pub use fields::{
@@ -21,3 +22,6 @@ pub use format::{
 };
 pub use load::{load, load_builtin, load_bytes, Dataset, LoadOptions};
 pub use source::{content_hash, FileType, Source};
+pub use split::{
+    limit_indices, plan_split, split_records, SplitFractions, SplitIndices, SplitName, Splits,
+};

@@ -91,75 +91,76 @@ fn parse_json(bytes: &[u8], source_name: &str, json_key: Option<&str>) -> Result
             ),
         )
     })?;
-    let list =
-        match (v, json_key) {
-            (Value::Array(items), None) => items,
-            (Value::Object(mut obj), Some(key)) => match obj.remove(key) {
-                Some(Value::Array(items)) => items,
-                Some(other) => {
+    let list = match (v, json_key) {
+        (Value::Array(items), None) => items,
+        (Value::Object(mut obj), Some(key)) => match obj.remove(key) {
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                return Err(parse_err(
+                    source_name,
+                    Loc::File,
+                    format!("`{key}` holds {}, not a list", kind(&other)),
+                ))
+            }
+            None => {
+                let keys: Vec<&String> = obj.keys().collect();
+                return Err(parse_err(
+                    source_name,
+                    Loc::File,
+                    format!("no key `{key}` at the top level (keys: {keys:?})"),
+                ));
+            }
+        },
+        (Value::Object(obj), None) => {
+            // Accept `{"<anything>": [...]}` when exactly one key holds a list.
+            let lists: Vec<&String> = obj
+                .iter()
+                .filter(|(_, v)| v.is_array())
+                .map(|(k, _)| k)
+                .collect();
+            match lists.as_slice() {
+                [key] => {
+                    let key = (*key).clone();
+                    let Some(Value::Array(items)) =
+                        obj.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+                    else {
+                        unreachable!("key was found holding an array")
+                    };
+                    items
+                }
+                [] => {
                     return Err(parse_err(
                         source_name,
                         Loc::File,
-                        format!("`{key}` holds {}, not a list", kind(&other)),
+                        "top-level object holds no list of records",
                     ))
                 }
-                None => {
-                    let keys: Vec<&String> = obj.keys().collect();
+                many => {
                     return Err(parse_err(
-                        source_name,
-                        Loc::File,
-                        format!("no key `{key}` at the top level (keys: {keys:?})"),
-                    ));
-                }
-            },
-            (Value::Object(obj), None) => {
-                // Accept `{"<anything>": [...]}` when exactly one key holds a list.
-                let lists: Vec<&String> = obj
-                    .iter()
-                    .filter(|(_, v)| v.is_array())
-                    .map(|(k, _)| k)
-                    .collect();
-                match lists.as_slice() {
-                    [key] => {
-                        let key = (*key).clone();
-                        let Some(Value::Array(items)) =
-                            obj.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-                        else {
-                            unreachable!("key was found holding an array")
-                        };
-                        items
-                    }
-                    [] => {
-                        return Err(parse_err(
-                            source_name,
-                            Loc::File,
-                            "top-level object holds no list of records",
-                        ))
-                    }
-                    many => return Err(parse_err(
                         source_name,
                         Loc::File,
                         format!(
                             "top-level object holds several lists ({many:?}); say which key to use"
                         ),
-                    )),
+                    ))
                 }
             }
-            (Value::Array(_), Some(key)) => {
-                return Err(parse_err(
-                    source_name,
-                    Loc::File,
-                    format!("a JSON key `{key}` was given but the file is an array"),
-                ))
-            }
-            (other, _) => {
-                return Err(parse_err(
-                    source_name,
-                    Loc::File,
-                    format!("expected an array or object, found {}", kind(&other)),
-                ))
-            }
-        };
+        }
+        (Value::Array(_), Some(key)) => {
+            return Err(parse_err(
+                source_name,
+                Loc::File,
+                format!("a JSON key `{key}` was given but the file is an array"),
+            ))
+        }
+        (other, _) => {
+            return Err(parse_err(
+                source_name,
+                Loc::File,
+                format!("expected an array or object, found {}", kind(&other)),
+            ))
+        }
+    };
     list.into_iter()
         .enumerate()
         .map(|(i, v)| object(v, source_name, Loc::Item(i)))
