@@ -1,0 +1,480 @@
+//! The one shared forward loop: embeddings, blocks with hook sites, final norm, and the
+//! outputs computed from the final hidden states (never a full b × t × vocab tensor).
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::config::{Arch, ModelConfig};
+use crate::error::{ModelError, Result};
+use crate::hooks::{Frame, HookPoint, Hooks, Site};
+use crate::kv_cache::KvCache;
+use crate::layers::{rope_inv_freq, rope_tables, Norm};
+
+/// One row of a batch. `tokens[prompt_len..]` are the completion (or generated) tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequence {
+    pub tokens: Vec<u32>,
+    pub prompt_len: usize,
+}
+
+impl Sequence {
+    pub fn new(tokens: Vec<u32>, prompt_len: usize) -> Self {
+        Self { tokens, prompt_len }
+    }
+
+    /// A sequence that is all prompt.
+    pub fn prompt(tokens: Vec<u32>) -> Self {
+        let prompt_len = tokens.len();
+        Self { tokens, prompt_len }
+    }
+}
+
+/// Positional information shared by every block of one chunk.
+pub(crate) struct PosCtx {
+    /// cos/sin (b, t, head_dim/2) for rotary architectures.
+    pub rope: Option<(Tensor, Tensor)>,
+}
+
+/// An architecture's block, split where the shared loop places hook sites.
+pub(crate) trait DecoderBlock: Send + Sync {
+    fn attn_norm(&self, xs: &Tensor) -> Result<Tensor>;
+    /// q (b, n_heads, t, hd) with positions applied; k, v (b, n_kv_heads, t, hd). Contiguous.
+    fn qkv(&self, xs: &Tensor, pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)>;
+    /// Output projection of the concatenated heads (b, t, n_heads * hd) -> (b, t, d).
+    fn attn_out(&self, heads: &Tensor) -> Result<Tensor>;
+    fn mlp_norm(&self, xs: &Tensor) -> Result<Tensor>;
+    fn mlp(&self, xs: &Tensor) -> Result<Tensor>;
+}
+
+/// What an architecture file builds from the weights.
+pub(crate) struct Parts {
+    pub wte: Tensor,
+    pub wpe: Option<Tensor>,
+    pub blocks: Vec<Box<dyn DecoderBlock>>,
+    pub norm: Norm,
+    /// (vocab, d)
+    pub lm_head: Tensor,
+}
+
+/// A causal LM with hook sites. Knows token ids only; text is the tokenizer's business.
+pub struct Model {
+    cfg: ModelConfig,
+    parts: Parts,
+    inv_freq: Option<Tensor>,
+    device: Device,
+    prefill_chunk: Option<usize>,
+}
+
+/// A batch in padded layout: rows left-padded to a common length `t`.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchLayout {
+    pub pad: Vec<usize>,
+    pub lens: Vec<usize>,
+    pub prompt_lens: Vec<usize>,
+    pub last: Vec<usize>,
+    pub t: usize,
+    /// (b * t) token ids, 0 at padding.
+    pub ids: Vec<u32>,
+}
+
+impl BatchLayout {
+    pub(crate) fn new(batch: &[Sequence], vocab: usize) -> Result<Self> {
+        if batch.is_empty() {
+            return Err(ModelError::Input("empty batch".into()));
+        }
+        let t = batch.iter().map(|s| s.tokens.len()).max().unwrap_or(0);
+        let mut ids = vec![0u32; batch.len() * t];
+        let (mut pad, mut lens, mut prompt_lens, mut last) = (vec![], vec![], vec![], vec![]);
+        for (r, s) in batch.iter().enumerate() {
+            let n = s.tokens.len();
+            if n == 0 {
+                return Err(ModelError::Input(format!("row {r}: empty token sequence")));
+            }
+            if s.prompt_len > n {
+                return Err(ModelError::Input(format!("row {r}: prompt_len {} > length {n}", s.prompt_len)));
+            }
+            if let Some(bad) = s.tokens.iter().find(|&&x| x as usize >= vocab) {
+                return Err(ModelError::Input(format!("row {r}: token id {bad} >= vocab size {vocab}")));
+            }
+            ids[r * t + (t - n)..(r + 1) * t].copy_from_slice(&s.tokens);
+            pad.push(t - n);
+            lens.push(n);
+            prompt_lens.push(s.prompt_len);
+            last.push(n - 1);
+        }
+        Ok(Self { pad, lens, prompt_lens, last, t, ids })
+    }
+
+    pub(crate) fn frame(&self, start: usize, t: usize) -> Frame {
+        Frame {
+            pad: self.pad.clone(),
+            lens: self.lens.clone(),
+            prompt_lens: self.prompt_lens.clone(),
+            last: self.last.clone(),
+            start,
+            t,
+        }
+    }
+
+    /// Token ids of padded positions [start, start + t), row-major (b * t).
+    pub(crate) fn ids_chunk(&self, start: usize, t: usize) -> Vec<u32> {
+        (0..self.pad.len())
+            .flat_map(|r| self.ids[r * self.t + start..r * self.t + start + t].iter().copied())
+            .collect()
+    }
+}
+
+impl Model {
+    /// Build from Hugging Face tensor names (see `llama.rs` / `gpt2.rs`). Weights are f32.
+    pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Model> {
+        cfg.check_implemented()?;
+        let vb = vb.set_dtype(DType::F32);
+        let parts = match cfg.arch {
+            Arch::Llama => crate::llama::load(&cfg, &vb)?,
+            Arch::Gpt2 => crate::gpt2::load(&cfg, &vb)?,
+        };
+        let device = vb.device().clone();
+        let inv_freq = match &cfg.rope {
+            Some(r) => {
+                let f = rope_inv_freq(r, cfg.head_dim);
+                Some(Tensor::from_vec(f, (1, 1, cfg.head_dim / 2), &device)?)
+            }
+            None => None,
+        };
+        Ok(Model { cfg, parts, inv_freq, device, prefill_chunk: None })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Run prompts longer than `n` positions in chunks of `n` through a KV cache, which
+    /// bounds attention memory (b × heads × n × t instead of × t × t). `None`: one pass.
+    pub fn set_prefill_chunk(&mut self, n: Option<usize>) {
+        self.prefill_chunk = n.filter(|&n| n > 0);
+    }
+
+    pub fn prefill_chunk(&self) -> Option<usize> {
+        self.prefill_chunk
+    }
+
+    /// Forward the batch (left-padded internally), running `hooks`.
+    pub fn forward(&self, batch: &[Sequence], hooks: &mut Hooks) -> Result<ForwardOutput> {
+        let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
+        let hidden = self.run(&lay, 0, None, hooks)?;
+        Ok(self.output(batch, lay, hidden))
+    }
+
+    /// Resume at block `layer` from its input residual `resid_pre` (b, t, d) in padded
+    /// layout, e.g. captured at `HookPoint { layer, site: ResidPre }` by an earlier forward
+    /// of the same batch. Hooks at `ResidPre(layer)` and above run; those below are unused.
+    pub fn forward_from(&self, batch: &[Sequence], layer: usize, resid_pre: &Tensor, hooks: &mut Hooks) -> Result<ForwardOutput> {
+        let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
+        if layer >= self.cfg.n_layers {
+            return Err(ModelError::Input(format!("layer {layer} out of range (model has {})", self.cfg.n_layers)));
+        }
+        let want = [batch.len(), lay.t, self.cfg.hidden_size];
+        if resid_pre.dims() != want {
+            return Err(ModelError::Input(format!(
+                "forward_from: resid_pre has shape {:?}, expected {want:?} (padded layout of this batch)",
+                resid_pre.dims()
+            )));
+        }
+        let hidden = self.run(&lay, layer, Some(resid_pre), hooks)?;
+        Ok(self.output(batch, lay, hidden))
+    }
+
+    /// `log p(tokens[i] | tokens[..i])` for i >= 1, per row (length len - 1). Logits are
+    /// computed for a bounded number of positions at a time, so memory stays small.
+    pub fn token_logprobs(&self, batch: &[Sequence], hooks: &mut Hooks) -> Result<Vec<Vec<f32>>> {
+        let out = self.forward(batch, hooks)?;
+        let mut idx = Vec::new();
+        let mut targets = Vec::new();
+        for (r, s) in batch.iter().enumerate() {
+            for i in 0..s.tokens.len() - 1 {
+                idx.push(out.flat_index(r, i));
+                targets.push(s.tokens[i + 1]);
+            }
+        }
+        let lp = out.gather_logprobs(&idx, &targets)?;
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut off = 0;
+        for s in batch {
+            let n = s.tokens.len() - 1;
+            rows.push(lp[off..off + n].to_vec());
+            off += n;
+        }
+        Ok(rows)
+    }
+
+    fn output(&self, batch: &[Sequence], lay: BatchLayout, hidden: Tensor) -> ForwardOutput {
+        ForwardOutput {
+            hidden,
+            lm_head: self.parts.lm_head.clone(),
+            tokens: batch.iter().map(|s| s.tokens.clone()).collect(),
+            pad: lay.pad,
+            lens: lay.lens,
+            prompt_lens: lay.prompt_lens,
+        }
+    }
+
+    fn check_hooks(&self, hooks: &Hooks) -> Result<()> {
+        match hooks.max_layer() {
+            Some(l) if l >= self.cfg.n_layers => Err(ModelError::Input(format!(
+                "hook at layer {l}, but the model has {} layers (0..{})",
+                self.cfg.n_layers,
+                self.cfg.n_layers - 1
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whole batch from `from_layer`, chunked through a KV cache when configured.
+    pub(crate) fn run(&self, lay: &BatchLayout, from_layer: usize, resid: Option<&Tensor>, hooks: &mut Hooks) -> Result<Tensor> {
+        self.check_hooks(hooks)?;
+        hooks.reset_captures();
+        let chunk = self.prefill_chunk.unwrap_or(lay.t).max(1);
+        let input = |start: usize, t: usize| -> Result<Tensor> {
+            match resid {
+                Some(r) => Ok(r.narrow(1, start, t)?.to_dtype(DType::F32)?.contiguous()?),
+                None => self.embed(&lay.ids_chunk(start, t), &lay.frame(start, t)),
+            }
+        };
+        if chunk >= lay.t {
+            let frame = lay.frame(0, lay.t);
+            return self.run_chunk(&frame, from_layer, input(0, lay.t)?, None, hooks);
+        }
+        let mut cache = KvCache::new(self.cfg.n_layers);
+        let mut outs = Vec::new();
+        for start in (0..lay.t).step_by(chunk) {
+            let t = chunk.min(lay.t - start);
+            let frame = lay.frame(start, t);
+            outs.push(self.run_chunk(&frame, from_layer, input(start, t)?, Some(&mut cache), hooks)?);
+        }
+        Ok(Tensor::cat(&outs, 1)?)
+    }
+
+    /// Position ids (b, t) of the chunk: counted from each row's first real token.
+    fn positions(frame: &Frame) -> Vec<u32> {
+        let mut pos = Vec::with_capacity(frame.pad.len() * frame.t);
+        for &p in &frame.pad {
+            pos.extend((frame.start..frame.start + frame.t).map(|j| j.saturating_sub(p) as u32));
+        }
+        pos
+    }
+
+    /// Token (+ learned position) embeddings of a chunk: (b, t, d).
+    pub(crate) fn embed(&self, ids: &[u32], frame: &Frame) -> Result<Tensor> {
+        let (b, t) = (frame.pad.len(), frame.t);
+        let ix = Tensor::from_vec(ids.to_vec(), b * t, &self.device)?;
+        let mut xs = self.parts.wte.index_select(&ix, 0)?;
+        if let Some(wpe) = &self.parts.wpe {
+            let pos = Self::positions(frame);
+            let max = self.cfg.max_position_embeddings;
+            if let Some(&p) = pos.iter().max().filter(|&&p| p as usize >= max) {
+                return Err(ModelError::Input(format!(
+                    "position {p} exceeds the model's {max} learned positions (sequence too long)"
+                )));
+            }
+            let pix = Tensor::from_vec(pos, b * t, &self.device)?;
+            xs = (xs + wpe.index_select(&pix, 0)?)?;
+        }
+        Ok(xs.reshape((b, t, self.cfg.hidden_size))?)
+    }
+
+    /// Additive causal + padding mask (b, 1, t, start + t), or `None` when nothing is masked.
+    /// A padding query attends to itself only, so its softmax row never becomes NaN.
+    fn mask(&self, frame: &Frame) -> Result<Option<Tensor>> {
+        let (b, t, s) = (frame.pad.len(), frame.t, frame.start);
+        let total = s + t;
+        let mut m = vec![0f32; b * t * total];
+        let mut any = false;
+        for (r, &p) in frame.pad.iter().enumerate() {
+            for i in 0..t {
+                let q = s + i;
+                let row = &mut m[(r * t + i) * total..(r * t + i + 1) * total];
+                for (k, v) in row.iter_mut().enumerate() {
+                    if k > q || (k < p && k != q) {
+                        *v = f32::NEG_INFINITY;
+                        any = true;
+                    }
+                }
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(Tensor::from_vec(m, (b, 1, t, total), &self.device)?))
+    }
+
+    /// One chunk (padded positions [frame.start, frame.start + frame.t)) through blocks
+    /// `from_layer..`: returns final-normed hidden states (b, t, d). With a cache, it must
+    /// already hold positions [0, frame.start).
+    pub(crate) fn run_chunk(
+        &self,
+        frame: &Frame,
+        from_layer: usize,
+        mut xs: Tensor,
+        mut cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        let (b, t, d) = xs.dims3()?;
+        if frame.start > 0 && cache.as_ref().map(|c| c.len(from_layer)) != Some(frame.start) {
+            return Err(ModelError::Other(format!(
+                "chunk starts at {} but the KV cache holds {:?} positions",
+                frame.start,
+                cache.as_ref().map(|c| c.len(from_layer))
+            )));
+        }
+        if let Some(w) = self.cfg.sliding_window {
+            if frame.start + t > w {
+                return Err(ModelError::Input(format!(
+                    "sequence of {} tokens exceeds the sliding window ({w}), which is not implemented",
+                    frame.start + t
+                )));
+            }
+        }
+        let pos = PosCtx {
+            rope: match &self.inv_freq {
+                Some(f) => Some(rope_tables(f, &Tensor::from_vec(Self::positions(frame), (b, t), &self.device)?)?),
+                None => None,
+            },
+        };
+        let mask = self.mask(frame)?;
+        let (nh, hd) = (self.cfg.n_heads, self.cfg.head_dim);
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (l, block) in self.parts.blocks.iter().enumerate().skip(from_layer) {
+            let at = |site| HookPoint { layer: l, site };
+            xs = hooks.apply(at(Site::ResidPre), xs, frame)?;
+            let (q, k, v) = block.qkv(&block.attn_norm(&xs)?, &pos)?;
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => c.append(l, k, v)?,
+                None => (k, v),
+            };
+            let heads = attention(&q, &k, &v, mask.as_ref(), scale)?;
+            let heads = hooks.apply(at(Site::HeadOut), heads, frame)?;
+            let a = block.attn_out(&heads.reshape((b, t, nh * hd))?)?;
+            let a = hooks.apply(at(Site::AttnOut), a, frame)?;
+            xs = hooks.apply(at(Site::ResidMid), (xs + a)?, frame)?;
+            let m = block.mlp(&block.mlp_norm(&xs)?)?;
+            let m = hooks.apply(at(Site::MlpOut), m, frame)?;
+            xs = hooks.apply(at(Site::ResidPost), (xs + m)?, frame)?;
+        }
+        debug_assert_eq!(xs.dims3()?, (b, t, d));
+        self.parts.norm.forward(&xs)
+    }
+
+    /// Logits (n, vocab) of final hidden rows (n, d).
+    pub(crate) fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        Ok(h.contiguous()?.matmul(&self.parts.lm_head.t()?)?)
+    }
+}
+
+/// Scaled dot-product attention with grouped kv heads, without repeating k/v:
+/// q (b, nh, t, hd), k/v (b, nkv, s, hd) -> per-head outputs (b, t, nh, hd).
+fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+    let (b, nh, t, hd) = q.dims4()?;
+    let (_, nkv, s, _) = k.dims4()?;
+    let g = nh / nkv;
+    // Heads sharing a kv head are adjacent, so (nh, t) regroups as (nkv, g * t).
+    let q = (q * scale)?.reshape((b, nkv, g * t, hd))?;
+    let att = q.matmul(&k.t()?)?.reshape((b, nh, t, s))?;
+    let att = match mask {
+        Some(m) => att.broadcast_add(m)?,
+        None => att,
+    };
+    let att = candle_nn::ops::softmax_last_dim(&att)?;
+    let out = att.reshape((b, nkv, g * t, s))?.matmul(v)?;
+    Ok(out.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?)
+}
+
+/// Final hidden states of a forward plus what is needed to read logits from them.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// Final-normed hidden states (b, t, d), left-padded.
+    hidden: Tensor,
+    lm_head: Tensor,
+    tokens: Vec<Vec<u32>>,
+    pad: Vec<usize>,
+    lens: Vec<usize>,
+    prompt_lens: Vec<usize>,
+}
+
+/// Rows of logits materialised at once when gathering log-probs.
+const LOGPROB_CHUNK: usize = 256;
+
+impl ForwardOutput {
+    /// Final-normed hidden states (b, t, d) in padded layout.
+    pub fn hidden(&self) -> &Tensor {
+        &self.hidden
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.pad.len()
+    }
+
+    /// Left padding of `row` (its position p is at padded index `pad_left + p`).
+    pub fn pad_left(&self, row: usize) -> usize {
+        self.pad[row]
+    }
+
+    /// Logits of each row's last token: (b, vocab).
+    pub fn last_logits(&self) -> Result<Tensor> {
+        let (b, t, d) = self.hidden.dims3()?;
+        let h = self.hidden.narrow(1, t - 1, 1)?.reshape((b, d))?;
+        Ok(h.contiguous()?.matmul(&self.lm_head.t()?)?)
+    }
+
+    /// Logits (vocab) at unpadded position `pos` of `row`.
+    pub fn logits_at(&self, row: usize, pos: usize) -> Result<Tensor> {
+        self.check(row, pos)?;
+        let h = self.hidden.get(row)?.get(self.pad[row] + pos)?.unsqueeze(0)?;
+        Ok(h.matmul(&self.lm_head.t()?)?.squeeze(0)?)
+    }
+
+    /// `log p(tokens[i] | tokens[..i])` for i in `prompt_len..len` of `row`.
+    pub fn completion_logprobs(&self, row: usize) -> Result<Vec<f32>> {
+        self.check(row, 0)?;
+        let pl = self.prompt_lens[row];
+        if pl == 0 {
+            return Err(ModelError::Input(format!("row {row}: prompt_len 0 has no context for the first token")));
+        }
+        let idx: Vec<u32> = (pl - 1..self.lens[row] - 1).map(|i| self.flat_index(row, i)).collect();
+        self.gather_logprobs(&idx, &self.tokens[row][pl..])
+    }
+
+    fn check(&self, row: usize, pos: usize) -> Result<()> {
+        if row >= self.pad.len() {
+            return Err(ModelError::Input(format!("row {row} out of range (batch of {})", self.pad.len())));
+        }
+        if pos >= self.lens[row] {
+            return Err(ModelError::Input(format!("position {pos} out of range (row {row} has {} tokens)", self.lens[row])));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flat_index(&self, row: usize, pos: usize) -> u32 {
+        let t = self.hidden.dims()[1];
+        (row * t + self.pad[row] + pos) as u32
+    }
+
+    /// log-softmax at flat hidden rows `idx`, read at `targets`, LOGPROB_CHUNK rows at a time.
+    pub(crate) fn gather_logprobs(&self, idx: &[u32], targets: &[u32]) -> Result<Vec<f32>> {
+        let (b, t, d) = self.hidden.dims3()?;
+        let flat = self.hidden.reshape((b * t, d))?;
+        let dev = flat.device();
+        let mut out = Vec::with_capacity(idx.len());
+        for (ix, tg) in idx.chunks(LOGPROB_CHUNK).zip(targets.chunks(LOGPROB_CHUNK)) {
+            let n = ix.len();
+            let h = flat.index_select(&Tensor::from_vec(ix.to_vec(), n, dev)?, 0)?;
+            let lsm = candle_nn::ops::log_softmax(&h.matmul(&self.lm_head.t()?)?, D::Minus1)?;
+            let tg = Tensor::from_vec(tg.to_vec(), (n, 1), dev)?;
+            out.extend(lsm.gather(&tg, 1)?.squeeze(1)?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+}

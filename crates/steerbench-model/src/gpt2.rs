@@ -1,0 +1,149 @@
+//! GPT-2: config adapter and decoder block (LayerNorm, fused `c_attn`, Conv1D weights
+//! stored (in, out), gelu_new MLP, learned positions, tied head).
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+
+use crate::config::{parse_wire, token_ids, Activation, Arch, ModelConfig, NormKind};
+use crate::decoder::{DecoderBlock, Parts, PosCtx};
+use crate::error::{ModelError, Result};
+use crate::layers::{get, Linear, Norm};
+
+#[derive(Debug, Deserialize)]
+struct Gpt2Wire {
+    n_embd: usize,
+    n_layer: usize,
+    n_head: usize,
+    n_inner: Option<usize>,
+    vocab_size: usize,
+    n_positions: usize,
+    layer_norm_epsilon: Option<f64>,
+    activation_function: Option<String>,
+    tie_word_embeddings: Option<bool>,
+    #[serde(default)]
+    scale_attn_by_inverse_layer_idx: bool,
+    scale_attn_weights: Option<bool>,
+    bos_token_id: Option<u32>,
+}
+
+pub(crate) fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
+    let w: Gpt2Wire = parse_wire("gpt2", json)?;
+    match w.activation_function.as_deref() {
+        None | Some("gelu_new") | Some("gelu_pytorch_tanh") => {}
+        Some(other) => {
+            return Err(ModelError::Config(format!(
+                "gpt2: activation_function `{other}` is not supported (gelu_new only)"
+            )))
+        }
+    }
+    if w.scale_attn_by_inverse_layer_idx || w.scale_attn_weights == Some(false) {
+        return Err(ModelError::Config(
+            "gpt2: only the standard 1/sqrt(head_dim) attention scaling is supported".into(),
+        ));
+    }
+    if w.n_head == 0 || w.n_embd % w.n_head != 0 {
+        return Err(ModelError::Config(format!("gpt2: n_embd {} is not divisible by n_head {}", w.n_embd, w.n_head)));
+    }
+    if w.tie_word_embeddings == Some(false) {
+        return Err(ModelError::Config("gpt2: untied embeddings are not supported".into()));
+    }
+    Ok(ModelConfig {
+        arch: Arch::Gpt2,
+        model_type: "gpt2".into(),
+        n_layers: w.n_layer,
+        hidden_size: w.n_embd,
+        intermediate_size: w.n_inner.unwrap_or(4 * w.n_embd),
+        n_heads: w.n_head,
+        n_kv_heads: w.n_head,
+        head_dim: w.n_embd / w.n_head,
+        vocab_size: w.vocab_size,
+        max_position_embeddings: w.n_positions,
+        norm: NormKind::Layer,
+        norm_eps: w.layer_norm_epsilon.unwrap_or(1e-5),
+        activation: Activation::GeluTanh,
+        rope: None,
+        attention_bias: true,
+        mlp_bias: true,
+        tie_word_embeddings: true,
+        bos_token_id: w.bos_token_id,
+        eos_token_ids: token_ids(json.get("eos_token_id")),
+        qk_norm: false,
+        parallel_residual: false,
+        attn_logit_softcapping: None,
+        final_logit_softcapping: None,
+        sliding_window: None,
+    })
+}
+
+/// Names `wte`, `wpe`, `h.N.*`, `ln_f`, with or without the `transformer.` prefix.
+pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
+    let m = if vb.contains_tensor("transformer.wte.weight") { vb.pp("transformer") } else { vb.clone() };
+    let (d, v) = (cfg.hidden_size, cfg.vocab_size);
+    let wte = get(&m, &[v, d], "wte.weight")?;
+    let wpe = get(&m, &[cfg.max_position_embeddings, d], "wpe.weight")?;
+    let blocks = (0..cfg.n_layers)
+        .map(|i| Ok(Box::new(Gpt2Block::load(cfg, &m.pp(format!("h.{i}")))?) as Box<dyn DecoderBlock>))
+        .collect::<Result<Vec<_>>>()?;
+    let norm = Norm::layer(&m, "ln_f", d, cfg.norm_eps)?;
+    Ok(Parts { lm_head: wte.clone(), wte, wpe: Some(wpe), blocks, norm })
+}
+
+pub(crate) struct Gpt2Block {
+    ln1: Norm,
+    c_attn: Linear,
+    c_proj: Linear,
+    ln2: Norm,
+    c_fc: Linear,
+    mlp_proj: Linear,
+    n_heads: usize,
+    hd: usize,
+}
+
+impl Gpt2Block {
+    fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Self> {
+        let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            ln1: Norm::layer(vb, "ln_1", d, cfg.norm_eps)?,
+            c_attn: Linear::conv1d(&vb.pp("attn"), "c_attn", d, 3 * d)?,
+            c_proj: Linear::conv1d(&vb.pp("attn"), "c_proj", d, d)?,
+            ln2: Norm::layer(vb, "ln_2", d, cfg.norm_eps)?,
+            c_fc: Linear::conv1d(&vb.pp("mlp"), "c_fc", d, i)?,
+            mlp_proj: Linear::conv1d(&vb.pp("mlp"), "c_proj", i, d)?,
+            n_heads: cfg.n_heads,
+            hd: cfg.head_dim,
+        })
+    }
+}
+
+impl DecoderBlock for Gpt2Block {
+    fn attn_norm(&self, xs: &Tensor) -> Result<Tensor> {
+        self.ln1.forward(xs)
+    }
+
+    fn qkv(&self, xs: &Tensor, _pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, t, _) = xs.dims3()?;
+        let d = self.n_heads * self.hd;
+        let qkv = self.c_attn.forward(xs)?;
+        let head = |i: usize| -> Result<Tensor> {
+            Ok(qkv
+                .narrow(2, i * d, d)?
+                .reshape((b, t, self.n_heads, self.hd))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        Ok((head(0)?, head(1)?, head(2)?))
+    }
+
+    fn attn_out(&self, heads: &Tensor) -> Result<Tensor> {
+        self.c_proj.forward(heads)
+    }
+
+    fn mlp_norm(&self, xs: &Tensor) -> Result<Tensor> {
+        self.ln2.forward(xs)
+    }
+
+    fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
+        self.mlp_proj.forward(&self.c_fc.forward(xs)?.gelu()?)
+    }
+}
