@@ -8,6 +8,7 @@ pub mod extract;
 pub mod fields;
 pub mod format;
 pub mod load;
+pub mod render;
 pub mod rows;
 pub mod source;
 pub mod split;
@@ -21,6 +22,11 @@ pub use format::{
     Records, Text,
 };
 pub use load::{load, load_builtin, load_bytes, Dataset, LoadOptions};
+pub use render::{
+    ab_answer_letters, ab_parts, chunk_token_windows, completion_parts, icl_prompt, item_seed,
+    mc_parts, open_ended_parts, render_raw, sample_demos, shuffle_labels, swap_letters, IclPrompt,
+    IclTemplate, McStyle, PromptParts,
+};
 pub use source::{content_hash, FileType, Source};
 pub use split::{
     limit_indices, plan_split, split_records, SplitFractions, SplitIndices, SplitName, Splits,
