@@ -1,0 +1,93 @@
+//! Reading residual-stream activations at declared layers and positions.
+
+use steerbench_model::{HookPoint, Hooks, Model, Sequence, Site};
+
+use crate::error::{EvalError, Result};
+
+/// Which token(s) of a sequence an activation is read at (unpadded positions).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadAt {
+    /// The last token (the answer letter of an A/B item, or the last prompt token).
+    Last,
+    /// Mean over the completion tokens `tokens[prompt_len..]`.
+    CompletionMean,
+    /// Mean over explicit positions (negative counts from the end).
+    Indices(Vec<i64>),
+}
+
+/// Activations of each sequence at each requested layer (output of that block):
+/// `out[seq][k]` is the vector at `layers[k]`. Also returns, per layer, the token norms
+/// of every non-first position (for robust residual-norm statistics: the first token
+/// carries massive activations).
+pub struct Captured {
+    pub vectors: Vec<Vec<Vec<f32>>>,
+    pub token_norms: Vec<Vec<f32>>,
+}
+
+pub fn capture(model: &Model, seqs: &[Sequence], layers: &[usize], at: &ReadAt, batch: usize, mut progress: impl FnMut(usize)) -> Result<Captured> {
+    let n_layers = model.config().n_layers;
+    if let Some(&bad) = layers.iter().find(|&&l| l >= n_layers) {
+        return Err(EvalError::Input(format!("layer {bad} does not exist: the model has {n_layers} layers (0..{})", n_layers - 1)));
+    }
+    let mut vectors = Vec::with_capacity(seqs.len());
+    let mut token_norms = vec![Vec::new(); layers.len()];
+    for chunk in seqs.chunks(batch.max(1)) {
+        let mut hooks = Hooks::new();
+        for &l in layers {
+            hooks.capture(HookPoint::new(l, Site::ResidPost));
+        }
+        let out = model.forward(chunk, &mut hooks)?;
+        let mut per_layer = Vec::with_capacity(layers.len());
+        for &l in layers {
+            let t = hooks
+                .take(HookPoint::new(l, Site::ResidPost))
+                .ok_or_else(|| EvalError::Input(format!("no capture at layer {l}")))?;
+            per_layer.push(t.to_dtype(candle_core::DType::F32)?.to_vec3::<f32>()?);
+        }
+        for (r, s) in chunk.iter().enumerate() {
+            let pad = out.pad_left(r);
+            let len = s.tokens.len();
+            let positions = positions_for(at, s, len)?;
+            let mut row = Vec::with_capacity(layers.len());
+            for (k, acts) in per_layer.iter().enumerate() {
+                let d = acts[r][0].len();
+                let mut mean = vec![0f32; d];
+                for &p in &positions {
+                    for (m, x) in mean.iter_mut().zip(&acts[r][pad + p]) {
+                        *m += *x;
+                    }
+                }
+                let inv = 1.0 / positions.len() as f32;
+                mean.iter_mut().for_each(|m| *m *= inv);
+                if let Some(i) = mean.iter().position(|x| !x.is_finite()) {
+                    return Err(EvalError::Input(format!("non-finite activation at layer {}, component {i}", layers[k])));
+                }
+                row.push(mean);
+                for p in 1..len {
+                    let v = &acts[r][pad + p];
+                    token_norms[k].push(v.iter().map(|x| x * x).sum::<f32>().sqrt());
+                }
+            }
+            vectors.push(row);
+        }
+        progress(chunk.len());
+    }
+    Ok(Captured { vectors, token_norms })
+}
+
+fn positions_for(at: &ReadAt, s: &Sequence, len: usize) -> Result<Vec<usize>> {
+    let ps: Vec<usize> = match at {
+        ReadAt::Last => vec![len - 1],
+        ReadAt::CompletionMean => (s.prompt_len..len).collect(),
+        ReadAt::Indices(ix) => ix
+            .iter()
+            .map(|&i| if i < 0 { len as i64 + i } else { i })
+            .filter(|&i| i >= 0 && (i as usize) < len)
+            .map(|i| i as usize)
+            .collect(),
+    };
+    if ps.is_empty() {
+        return Err(EvalError::Input(format!("no token positions to read for {at:?} in a sequence of {len} tokens")));
+    }
+    Ok(ps)
+}

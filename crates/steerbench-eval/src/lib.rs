@@ -1,0 +1,19 @@
+//! Model-facing measurement for steerbench.
+//!
+//! Everything here runs forward passes and returns plain numbers; nothing reads or
+//! writes files. The pipeline's stage files turn dataset records into [`prompt::Prompt`]s,
+//! call these functions, and store the results.
+//!
+//! - [`prompt`]: chat/raw prompt encoding into token sequences.
+//! - [`steer`]: a steering object (vector, affine map, MLP, ablation, ICV) → hooks.
+//! - [`sweep`]: run items under a steering object at several strengths, reusing the
+//!   unsteered residual below the steered layer and batching strengths as rows.
+//! - [`capture`]: read residual-stream activations at declared layers and positions.
+
+pub mod capture;
+pub mod error;
+pub mod prompt;
+pub mod steer;
+pub mod sweep;
+
+pub use error::{EvalError, Result};

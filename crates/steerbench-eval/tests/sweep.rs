@@ -1,0 +1,147 @@
+//! The sweep's shortcuts (shared prefix, strengths batched as rows) must give exactly
+//! what one plain steered forward per strength gives.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use steerbench_eval::capture::{capture, ReadAt};
+use steerbench_eval::steer::Steer;
+use steerbench_eval::sweep::{read_values, sweep, Item, Read, SweepOptions, Value};
+use steerbench_model::{Hooks, Model, ModelConfig, Positions, Sequence};
+use steerbench_steering::methods::affine::AffineMap;
+use steerbench_steering::Matrix;
+
+fn tiny_llama() -> Model {
+    let cfg = ModelConfig::from_hf_config(&serde_json::json!({
+        "model_type": "llama", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 3,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 50, "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0, "tie_word_embeddings": true
+    }))
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut map = HashMap::new();
+    let mut put = |name: String, shape: &[usize], center: f32| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| center + 0.3 * rng.gen_range(-1.0f32..1.0)).collect();
+        map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
+    };
+    put("model.embed_tokens.weight".into(), &[50, 16], 0.0);
+    for l in 0..3 {
+        let p = format!("model.layers.{l}");
+        put(format!("{p}.input_layernorm.weight"), &[16], 1.0);
+        put(format!("{p}.post_attention_layernorm.weight"), &[16], 1.0);
+        put(format!("{p}.self_attn.q_proj.weight"), &[16, 16], 0.0);
+        put(format!("{p}.self_attn.k_proj.weight"), &[8, 16], 0.0);
+        put(format!("{p}.self_attn.v_proj.weight"), &[8, 16], 0.0);
+        put(format!("{p}.self_attn.o_proj.weight"), &[16, 16], 0.0);
+        put(format!("{p}.mlp.gate_proj.weight"), &[32, 16], 0.0);
+        put(format!("{p}.mlp.up_proj.weight"), &[32, 16], 0.0);
+        put(format!("{p}.mlp.down_proj.weight"), &[16, 32], 0.0);
+    }
+    put("model.norm.weight".into(), &[16], 1.0);
+    Model::new(cfg, VarBuilder::from_tensors(map, DType::F32, &Device::Cpu)).unwrap()
+}
+
+fn items() -> Vec<Item> {
+    vec![
+        Item { seq: Sequence::prompt(vec![1, 5, 9, 14, 22, 3]), read: Read::NextToken(vec![7, 8]) },
+        Item { seq: Sequence::new(vec![1, 30, 31, 32, 33], 3), read: Read::Completion },
+        Item { seq: Sequence::prompt(vec![2, 40]), read: Read::NextDist },
+    ]
+}
+
+/// One plain forward per (item, alpha) with the steering installed as hooks.
+fn naive(model: &Model, items: &[Item], steer: &Steer, alphas: &[f32], positions: &Positions) -> Vec<Vec<Value>> {
+    alphas
+        .iter()
+        .map(|&a| {
+            items
+                .iter()
+                .map(|it| {
+                    let mut h = Hooks::new();
+                    steer.install(&mut h, a, positions, 3, &Device::Cpu).unwrap();
+                    let out = model.forward(std::slice::from_ref(&it.seq), &mut h).unwrap();
+                    read_values(&out, &[&it.read]).unwrap().remove(0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_close(a: &[Vec<Value>], b: &[Vec<Value>]) {
+    for (ra, rb) in a.iter().zip(b) {
+        for (va, vb) in ra.iter().zip(rb) {
+            let (x, y) = (va.as_slice(), vb.as_slice());
+            assert_eq!(x.len(), y.len());
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() < 1e-4, "{p} vs {q}");
+            }
+        }
+    }
+}
+
+#[test]
+fn additive_sweep_matches_plain_forwards() {
+    let model = tiny_llama();
+    let steer = Steer::Add { layer: 1, vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect() };
+    let alphas = [-2.0, 0.0, 1.0, 3.0];
+    for positions in [Positions::All, Positions::Last, Positions::Generated] {
+        let opts = SweepOptions { positions: positions.clone(), batch_items: 2, max_rows: 5 };
+        let fast = sweep(&model, &items(), Some(&steer), &alphas, &opts, |_| {}).unwrap();
+        assert_close(&fast, &naive(&model, &items(), &steer, &alphas, &positions));
+        // steering changes at least one item's reading
+        assert!((0..3).any(|i| fast[0][i] != fast[2][i]), "{positions:?} changed nothing");
+    }
+}
+
+#[test]
+fn map_steerings_match_plain_forwards() {
+    let model = tiny_llama();
+    let mut m = Matrix::identity(16);
+    for i in 0..16 {
+        m.data[i * 16 + (i + 1) % 16] = 0.5;
+    }
+    let affine = Steer::Affine { layer: 2, map: AffineMap::new(m, vec![0.1; 16]).unwrap() };
+    let ablate = Steer::Ablate { direction: (0..16).map(|i| i as f32).collect() };
+    let icv = Steer::Icv { vectors: vec![vec![0.5; 16]; 3] };
+    let alphas = [0.0, 1.0, -1.5];
+    for steer in [affine, ablate, icv] {
+        let opts = SweepOptions { positions: Positions::All, batch_items: 3, max_rows: 8 };
+        let fast = sweep(&model, &items(), Some(&steer), &alphas, &opts, |_| {}).unwrap();
+        assert_close(&fast, &naive(&model, &items(), &steer, &alphas, &Positions::All));
+        assert_ne!(fast[0][2], fast[1][2]);
+    }
+}
+
+#[test]
+fn unsteered_sweep_repeats_one_pass_and_rejects_wrong_width() {
+    let model = tiny_llama();
+    let out = sweep(&model, &items(), None, &[0.0, 1.0], &SweepOptions::default(), |_| {}).unwrap();
+    assert_eq!(out[0], out[1]);
+    let bad = Steer::Add { layer: 0, vector: vec![1.0; 8] };
+    let err = sweep(&model, &items(), Some(&bad), &[1.0], &SweepOptions::default(), |_| {}).unwrap_err();
+    assert!(err.to_string().contains("hidden size 8"), "{err}");
+}
+
+#[test]
+fn capture_reads_last_and_completion_mean() {
+    let model = tiny_llama();
+    let seqs = vec![Sequence::new(vec![1, 5, 9, 14], 2), Sequence::new(vec![3, 4], 1)];
+    let last = capture(&model, &seqs, &[0, 2], &ReadAt::Last, 2, |_| {}).unwrap();
+    let single = capture(&model, &seqs[1..], &[0, 2], &ReadAt::Last, 1, |_| {}).unwrap();
+    // left padding in the batch must not change what is read
+    for (a, b) in last.vectors[1][1].iter().zip(&single.vectors[0][1]) {
+        assert!((a - b).abs() < 1e-4);
+    }
+    let mean = capture(&model, &seqs, &[2], &ReadAt::CompletionMean, 2, |_| {}).unwrap();
+    let idx = capture(&model, &seqs[..1], &[2], &ReadAt::Indices(vec![2, 3]), 1, |_| {}).unwrap();
+    for (a, b) in mean.vectors[0][0].iter().zip(&idx.vectors[0][0]) {
+        assert!((a - b).abs() < 1e-5);
+    }
+    assert!(capture(&model, &seqs, &[3], &ReadAt::Last, 2, |_| {}).is_err());
+    // token norms exclude the first position: 3 + 1 non-first tokens per layer
+    assert_eq!(last.token_norms[0].len(), 4);
+}
