@@ -20,10 +20,18 @@ pub struct Estimate {
 
 impl Estimate {
     pub fn new(value: f64) -> Self {
-        Self { value, ci_low: None, ci_high: None }
+        Self {
+            value,
+            ci_low: None,
+            ci_high: None,
+        }
     }
     pub fn with_ci(value: f64, ci_low: f64, ci_high: f64) -> Self {
-        Self { value, ci_low: Some(ci_low), ci_high: Some(ci_high) }
+        Self {
+            value,
+            ci_low: Some(ci_low),
+            ci_high: Some(ci_high),
+        }
     }
     /// True when a CI is present and lies entirely on one side of zero.
     pub fn ci_excludes_zero(&self) -> bool {
@@ -347,7 +355,11 @@ pub struct Pareto {
 
 impl Default for Pareto {
     fn default() -> Self {
-        Self { effect_label: "effect".into(), degradation_label: "degradation".into(), points: Vec::new() }
+        Self {
+            effect_label: "effect".into(),
+            degradation_label: "degradation".into(),
+            points: Vec::new(),
+        }
     }
 }
 

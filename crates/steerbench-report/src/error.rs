@@ -3,9 +3,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read template {path}: {source}")]
-    TemplateRead { path: PathBuf, source: std::io::Error },
+    TemplateRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("template error: {0:#}")]
     Template(#[from] minijinja::Error),
     #[error("table: {0}")]

@@ -94,7 +94,12 @@ pub fn ci(value: f64, lo: Option<f64>, hi: Option<f64>, sig_digits: u32) -> Stri
         (Some(lo), Some(hi)) if [value, lo, hi].iter().all(|v| v.is_finite()) => {
             let m = value.abs().max(lo.abs()).max(hi.abs());
             if m != 0.0 && !(SCI_LOW..SCI_HIGH).contains(&m) {
-                return format!("{} [{}, {}]", sig(value, sig_digits), sig(lo, sig_digits), sig(hi, sig_digits));
+                return format!(
+                    "{} [{}, {}]",
+                    sig(value, sig_digits),
+                    sig(lo, sig_digits),
+                    sig(hi, sig_digits)
+                );
             }
             let d = ci_decimals(value, lo, hi, sig_digits);
             format!("{} [{}, {}]", fixed(value, d), fixed(lo, d), fixed(hi, d))
@@ -105,7 +110,10 @@ pub fn ci(value: f64, lo: Option<f64>, hi: Option<f64>, sig_digits: u32) -> Stri
 
 /// An optional estimate as a CI string, `—` when absent.
 pub fn estimate(e: Option<&Estimate>, sig_digits: u32) -> String {
-    e.map_or_else(|| MISSING.into(), |e| ci(e.value, e.ci_low, e.ci_high, sig_digits))
+    e.map_or_else(
+        || MISSING.into(),
+        |e| ci(e.value, e.ci_low, e.ci_high, sig_digits),
+    )
 }
 
 /// `0.42 ± 0.13`: the spread gets two significant digits, the mean the same decimals.
@@ -117,7 +125,11 @@ pub fn pm(mean: f64, spread: f64, sig_digits: u32) -> String {
     if m != 0.0 && !(SCI_LOW..SCI_HIGH).contains(&m) {
         return format!("{} ± {}", sig(mean, sig_digits), sig(spread, 2));
     }
-    let d = if spread == 0.0 { decimals_for(mean, sig_digits) } else { decimals_for(spread, 2) };
+    let d = if spread == 0.0 {
+        decimals_for(mean, sig_digits)
+    } else {
+        decimals_for(spread, 2)
+    };
     format!("{} ± {}", fixed(mean, d), fixed(spread.abs(), d))
 }
 
@@ -135,7 +147,12 @@ pub fn pct_estimate(e: Option<&Estimate>, decimals: u32) -> String {
         None => MISSING.into(),
         Some(e) => match (e.ci_low, e.ci_high) {
             (Some(lo), Some(hi)) => {
-                format!("{} [{}, {}]", pct(e.value, decimals), pct(lo, decimals), pct(hi, decimals))
+                format!(
+                    "{} [{}, {}]",
+                    pct(e.value, decimals),
+                    pct(lo, decimals),
+                    pct(hi, decimals)
+                )
             }
             _ => pct(e.value, decimals),
         },
@@ -210,7 +227,13 @@ pub fn opt_pm(mean: Option<f64>, spread: Option<f64>, sig_digits: u32) -> String
 
 /// A value for machine-readable exports: shortest round-trip decimal, empty when absent.
 pub fn raw(x: Option<f64>) -> String {
-    x.map_or_else(String::new, |x| if x == 0.0 { "0".into() } else { format!("{x}") })
+    x.map_or_else(String::new, |x| {
+        if x == 0.0 {
+            "0".into()
+        } else {
+            format!("{x}")
+        }
+    })
 }
 
 #[cfg(test)]
@@ -242,13 +265,25 @@ mod tests {
 
     #[test]
     fn confidence_intervals() {
-        assert_eq!(ci(0.123, Some(0.101), Some(0.145), 3), "0.123 [0.101, 0.145]");
-        assert_eq!(ci(0.0012, Some(-0.05), Some(0.06), 3), "0.001 [-0.050, 0.060]");
-        assert_eq!(ci(1523.4, Some(1400.0), Some(1650.0), 3), "1523 [1400, 1650]");
+        assert_eq!(
+            ci(0.123, Some(0.101), Some(0.145), 3),
+            "0.123 [0.101, 0.145]"
+        );
+        assert_eq!(
+            ci(0.0012, Some(-0.05), Some(0.06), 3),
+            "0.001 [-0.050, 0.060]"
+        );
+        assert_eq!(
+            ci(1523.4, Some(1400.0), Some(1650.0), 3),
+            "1523 [1400, 1650]"
+        );
         assert_eq!(ci(2.0, Some(2.0), Some(2.0), 3), "2.00 [2.00, 2.00]");
         assert_eq!(ci(0.5, None, None, 3), "0.500");
         assert_eq!(estimate(None, 3), "—");
-        assert_eq!(estimate(Some(&Estimate::with_ci(-0.0004, -0.0009, 0.0001)), 3), "-0.0004 [-0.0009, 0.0001]");
+        assert_eq!(
+            estimate(Some(&Estimate::with_ci(-0.0004, -0.0009, 0.0001)), 3),
+            "-0.00040 [-0.00090, 0.00010]"
+        );
     }
 
     #[test]
@@ -258,7 +293,10 @@ mod tests {
         assert_eq!(pm(-1.5, 0.0, 3), "-1.50 ± 0.00");
         assert_eq!(pct(0.1234, 1), "12.3%");
         assert_eq!(pct(-0.00001, 1), "0.0%");
-        assert_eq!(pct_estimate(Some(&Estimate::with_ci(0.25, 0.2, 0.3)), 0), "25% [20%, 30%]");
+        assert_eq!(
+            pct_estimate(Some(&Estimate::with_ci(0.25, 0.2, 0.3)), 0),
+            "25% [20%, 30%]"
+        );
         assert_eq!(multiplier(-1.5), "×-1.5");
         assert_eq!(multiplier(2.0), "×2");
         assert_eq!(compact(0.25), "0.25");

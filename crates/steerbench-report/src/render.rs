@@ -52,6 +52,8 @@ struct Context<'a> {
     summary: String,
     tables: BTreeMap<&'static str, String>,
     tables_exported: Vec<&'static str>,
+    /// Aligned markdown of each generation, index-aligned with `data.generations`.
+    generation_tables: Vec<String>,
     plots: Vec<PlotRef<'a>>,
 }
 
@@ -83,6 +85,11 @@ fn markdown_for(data: &ReportData, figures: &[Figure], template: Option<&Path>) 
         summary: summary(data),
         tables: md,
         tables_exported: exported.iter().map(|t| t.name).collect(),
+        generation_tables: data
+            .generations
+            .iter()
+            .map(|g| tables::generation(g).map(|t| t.to_markdown().trim_end().to_string()))
+            .collect::<Result<_>>()?,
         plots: figures
             .iter()
             .map(|f| PlotRef {
@@ -130,7 +137,11 @@ fn write(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Renders the whole report into `out_dir` (created if needed). Same data → byte-identical
 /// report.md, SVGs and CSVs.
-pub fn render(data: &ReportData, out_dir: &Path, template: Option<&Path>) -> Result<RenderedReport> {
+pub fn render(
+    data: &ReportData,
+    out_dir: &Path,
+    template: Option<&Path>,
+) -> Result<RenderedReport> {
     let plots_dir = out_dir.join("plots");
     let tables_dir = out_dir.join("tables");
     for dir in [out_dir, &plots_dir, &tables_dir] {
@@ -146,7 +157,11 @@ pub fn render(data: &ReportData, out_dir: &Path, template: Option<&Path>) -> Res
         let tex = tables_dir.join(format!("{}.tex", t.name));
         write(&csv, t.raw.to_csv()?.as_bytes())?;
         write(&tex, t.display.to_latex(t.caption, t.name).as_bytes())?;
-        table_files.push(TableFiles { name: t.name.to_string(), csv, tex });
+        table_files.push(TableFiles {
+            name: t.name.to_string(),
+            csv,
+            tex,
+        });
     }
 
     let mut plot_files = Vec::new();
@@ -155,12 +170,21 @@ pub fn render(data: &ReportData, out_dir: &Path, template: Option<&Path>) -> Res
         let png = plots_dir.join(format!("{}.png", fig.name));
         write(&svg, plots::render_svg(fig)?.as_bytes())?;
         plots::render_png(fig, &png)?;
-        plot_files.push(PlotFiles { name: fig.name.clone(), kind: fig.kind, svg, png });
+        plot_files.push(PlotFiles {
+            name: fig.name.clone(),
+            kind: fig.kind,
+            svg,
+            png,
+        });
     }
 
     let md_path = out_dir.join("report.md");
     write(&md_path, markdown.as_bytes())?;
-    Ok(RenderedReport { markdown: md_path, plots: plot_files, tables: table_files })
+    Ok(RenderedReport {
+        markdown: md_path,
+        plots: plot_files,
+        tables: table_files,
+    })
 }
 
 #[cfg(test)]

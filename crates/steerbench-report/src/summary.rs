@@ -31,7 +31,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// Strength used to pick the headline row: |standardised effect|, else |effect|.
 fn strength(r: &MainRow) -> Option<f64> {
     let m = &r.metrics;
-    m.standardized_effect.or(m.effect).map(|e| e.value.abs()).filter(|v| v.is_finite())
+    m.standardized_effect
+        .or(m.effect)
+        .map(|e| e.value.abs())
+        .filter(|v| v.is_finite())
 }
 
 pub fn summary(data: &ReportData) -> String {
@@ -40,7 +43,12 @@ pub fn summary(data: &ReportData) -> String {
     } else {
         data.setup.methods.clone()
     };
-    let datasets = unique(data.main.iter().map(|r| &r.dataset).chain(data.setup.splits.iter().map(|s| &s.dataset)));
+    let datasets = unique(
+        data.main
+            .iter()
+            .map(|r| &r.dataset)
+            .chain(data.setup.splits.iter().map(|s| &s.dataset)),
+    );
     let mut out = format!(
         "This report evaluates {} ({}) on {} ({}) with the model `{}`.",
         plural(methods.len(), "steering method", "steering methods"),
@@ -66,7 +74,13 @@ pub fn summary(data: &ReportData) -> String {
             (Some(l), Some(m)) => format!(" at layer {l}, {}", f::multiplier(m)),
             _ => String::new(),
         };
-        out += &format!(" The largest test effect is `{}` on `{}`{setting}: {} changes by {}", r.method, r.dataset, r.metric, f::estimate(r.metrics.effect.as_ref(), 3));
+        out += &format!(
+            " The largest test effect is `{}` on `{}`{setting}: {} changes by {}",
+            r.method,
+            r.dataset,
+            r.metric,
+            f::estimate(r.metrics.effect.as_ref(), 3)
+        );
         if let Some(se) = r.metrics.standardized_effect {
             out += &format!(" ({} unsteered standard deviations)", f::sig(se.value, 2));
         }
@@ -77,19 +91,32 @@ pub fn summary(data: &ReportData) -> String {
         if let Some(d) = deg {
             let mut parts = Vec::new();
             if let Some(ratio) = perplexity_ratio(d, &data.degradation) {
-                parts.push(format!("perplexity is {}× that of the unsteered model", f::sig(ratio, 3)));
+                parts.push(format!(
+                    "perplexity is {}× that of the unsteered model",
+                    f::sig(ratio, 3)
+                ));
             }
             if let Some(kl) = d.kl {
-                parts.push(format!("KL from the unsteered model is {} nats", f::sig(kl.value, 2)));
+                parts.push(format!(
+                    "KL from the unsteered model is {} nats",
+                    f::sig(kl.value, 2)
+                ));
             }
             if !parts.is_empty() {
                 out += &format!(" At that setting {}.", parts.join(" and "));
             }
         }
     }
-    let with_ci: Vec<&MainRow> = data.main.iter().filter(|r| r.metrics.effect.is_some_and(|e| e.ci_low.is_some())).collect();
+    let with_ci: Vec<&MainRow> = data
+        .main
+        .iter()
+        .filter(|r| r.metrics.effect.is_some_and(|e| e.ci_low.is_some()))
+        .collect();
     if !with_ci.is_empty() {
-        let sig_rows = with_ci.iter().filter(|r| r.metrics.effect.is_some_and(|e| e.ci_excludes_zero())).count();
+        let sig_rows = with_ci
+            .iter()
+            .filter(|r| r.metrics.effect.is_some_and(|e| e.ci_excludes_zero()))
+            .count();
         if sig_rows == 0 {
             out += &format!(
                 " None of the {} method × dataset pairs moves its metric beyond the 95% CI on test: with these settings the behaviour is not steerable.",
@@ -102,12 +129,20 @@ pub fn summary(data: &ReportData) -> String {
             );
         }
     }
-    let anti: Vec<f64> = data.main.iter().filter_map(|r| r.metrics.anti_steerable_fraction).filter(|v| v.is_finite()).collect();
+    let anti: Vec<f64> = data
+        .main
+        .iter()
+        .filter_map(|r| r.metrics.anti_steerable_fraction)
+        .filter(|v| v.is_finite())
+        .collect();
     if !anti.is_empty() {
         let lo = anti.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = anti.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if anti.len() == 1 || lo == hi {
-            out += &format!(" {} of inputs are anti-steerable (pushed the wrong way).", f::pct(lo, 0));
+            out += &format!(
+                " {} of inputs are anti-steerable (pushed the wrong way).",
+                f::pct(lo, 0)
+            );
         } else {
             out += &format!(
                 " Between {} and {} of inputs are anti-steerable (pushed the wrong way), depending on method and dataset.",

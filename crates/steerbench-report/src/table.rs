@@ -56,10 +56,20 @@ impl Table {
     pub fn to_markdown(&self) -> String {
         let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
         let header: Vec<String> = self.headers.iter().map(|h| cell(h)).collect();
-        let body: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(|c| cell(c)).collect()).collect();
+        let body: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|c| cell(c)).collect())
+            .collect();
         let width = |s: &str| s.chars().count();
         let widths: Vec<usize> = (0..header.len())
-            .map(|i| body.iter().map(|r| width(&r[i])).chain([width(&header[i]), 3]).max().unwrap_or(3))
+            .map(|i| {
+                body.iter()
+                    .map(|r| width(&r[i]))
+                    .chain([width(&header[i]), 3])
+                    .max()
+                    .unwrap_or(3)
+            })
             .collect();
         let pad = |s: &str, i: usize| {
             let fill = " ".repeat(widths[i] - width(s));
@@ -87,24 +97,43 @@ impl Table {
     }
 
     pub fn to_csv(&self) -> Result<String> {
-        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
         w.write_record(&self.headers)?;
         for r in &self.rows {
             w.write_record(r)?;
         }
-        let bytes = w.into_inner().map_err(|e| ReportError::Table(e.to_string()))?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| ReportError::Table(e.to_string()))?;
         String::from_utf8(bytes).map_err(|e| ReportError::Table(e.to_string()))
     }
 
     /// A booktabs `table` float with caption and label.
     pub fn to_latex(&self, caption: &str, label: &str) -> String {
-        let spec: String = self.align.iter().map(|a| if *a == Align::Left { 'l' } else { 'r' }).collect();
+        let spec: String = self
+            .align
+            .iter()
+            .map(|a| if *a == Align::Left { 'l' } else { 'r' })
+            .collect();
         let row = |cells: &[String]| {
-            format!("{} \\\\\n", cells.iter().map(|c| latex_escape(c)).collect::<Vec<_>>().join(" & "))
+            format!(
+                "{} \\\\\n",
+                cells
+                    .iter()
+                    .map(|c| latex_escape(c))
+                    .collect::<Vec<_>>()
+                    .join(" & ")
+            )
         };
         let mut out = String::new();
         out += "\\begin{table}[t]\n\\centering\n";
-        out += &format!("\\caption{{{}}}\n\\label{{tab:{}}}\n", latex_escape(caption), label);
+        out += &format!(
+            "\\caption{{{}}}\n\\label{{tab:{}}}\n",
+            latex_escape(caption),
+            label
+        );
         out += &format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n");
         out += &row(&self.headers);
         out += "\\midrule\n";
@@ -148,7 +177,8 @@ mod tests {
 
     fn sample() -> Table {
         let mut t = Table::new(&[("Method", Align::Left), ("Effect", Align::Right)]);
-        t.push(vec!["caa".into(), "0.123 [0.101, 0.145]".into()]).unwrap();
+        t.push(vec!["caa".into(), "0.123 [0.101, 0.145]".into()])
+            .unwrap();
         t.push(vec!["mean_diff|x".into(), "1.5".into()]).unwrap();
         t
     }
@@ -174,7 +204,8 @@ mod tests {
     #[test]
     fn latex_uses_booktabs_and_escapes() {
         let mut t = Table::new(&[("Method", Align::Left), ("Anti-steerable", Align::Right)]);
-        t.push(vec!["mean_diff".into(), "12.5% ± 1".into()]).unwrap();
+        t.push(vec!["mean_diff".into(), "12.5% ± 1".into()])
+            .unwrap();
         let tex = t.to_latex("Main results", "main");
         assert!(tex.contains("\\toprule\nMethod & Anti-steerable \\\\\n\\midrule\n"));
         assert!(tex.contains("mean\\_diff & 12.5\\% $\\pm$ 1 \\\\\n\\bottomrule"));

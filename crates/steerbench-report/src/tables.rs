@@ -2,7 +2,8 @@
 //! and a full-precision `raw` table (CSV) for each.
 
 use crate::data::{
-    BaselineRow, Degradation, DegradationRow, EffectMetrics, Estimate, IclRow, LetterBiasRow, MainRow, ReportData,
+    BaselineRow, Degradation, DegradationRow, EffectMetrics, Estimate, IclRow, LetterBiasRow,
+    MainRow, ReportData,
 };
 use crate::error::Result;
 use crate::format::{self as f, MISSING};
@@ -32,11 +33,18 @@ pub fn all(data: &ReportData) -> Result<Vec<NamedTable>> {
         letter_bias(&data.letter_bias)?,
         icl(&data.icl)?,
     ];
-    Ok(tables.into_iter().filter(|t| !t.display.is_empty()).collect())
+    Ok(tables
+        .into_iter()
+        .filter(|t| !t.display.is_empty())
+        .collect())
 }
 
 fn est_raw(e: Option<&Estimate>) -> [String; 3] {
-    [f::raw(e.map(|e| e.value)), f::raw(e.and_then(|e| e.ci_low)), f::raw(e.and_then(|e| e.ci_high))]
+    [
+        f::raw(e.map(|e| e.value)),
+        f::raw(e.and_then(|e| e.ci_low)),
+        f::raw(e.and_then(|e| e.ci_high)),
+    ]
 }
 
 fn opt_layer(l: Option<usize>) -> String {
@@ -102,9 +110,20 @@ fn raw_columns<'a>(lead: &[&'a str]) -> Vec<&'a str> {
 }
 
 pub fn main(rows: &[MainRow]) -> Result<NamedTable> {
-    let mut display =
-        Table::new(&columns(&[("Dataset", L), ("Method", L), ("Metric", L), ("Layer", R), ("Mult.", R)]));
-    let mut raw = Table::plain(&raw_columns(&["dataset", "method", "metric", "best_layer", "best_multiplier"]));
+    let mut display = Table::new(&columns(&[
+        ("Dataset", L),
+        ("Method", L),
+        ("Metric", L),
+        ("Layer", R),
+        ("Mult.", R),
+    ]));
+    let mut raw = Table::plain(&raw_columns(&[
+        "dataset",
+        "method",
+        "metric",
+        "best_layer",
+        "best_multiplier",
+    ]));
     for r in rows {
         let mut d = vec![
             r.dataset.clone(),
@@ -143,9 +162,19 @@ fn setting(layer: Option<usize>, mult: Option<f64>) -> String {
 }
 
 pub fn baselines(rows: &[BaselineRow]) -> Result<NamedTable> {
-    let mut display =
-        Table::new(&columns(&[("Dataset", L), ("Baseline", L), ("Metric", L), ("Setting", L)]));
-    let mut raw = Table::plain(&raw_columns(&["dataset", "baseline", "metric", "layer", "multiplier"]));
+    let mut display = Table::new(&columns(&[
+        ("Dataset", L),
+        ("Baseline", L),
+        ("Metric", L),
+        ("Setting", L),
+    ]));
+    let mut raw = Table::plain(&raw_columns(&[
+        "dataset",
+        "baseline",
+        "metric",
+        "layer",
+        "multiplier",
+    ]));
     for r in rows {
         let mut d = vec![
             r.dataset.clone(),
@@ -155,7 +184,9 @@ pub fn baselines(rows: &[BaselineRow]) -> Result<NamedTable> {
         ];
         d.extend(effect_display(&r.metrics));
         display.push(d)?;
-        let kind = serde_json::to_value(r.baseline).ok().and_then(|v| v.as_str().map(str::to_string));
+        let kind = serde_json::to_value(r.baseline)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
         let mut w = vec![
             r.dataset.clone(),
             kind.unwrap_or_default(),
@@ -183,8 +214,12 @@ pub fn perplexity_ratio(row: &DegradationRow, deg: &Degradation) -> Option<f64> 
     })
 }
 
-const DEG_DISPLAY: [(&str, Align); 4] =
-    [("Perplexity [95% CI]", R), ("PPL ratio", R), ("KL (nats) [95% CI]", R), ("MC accuracy", R)];
+const DEG_DISPLAY: [(&str, Align); 4] = [
+    ("Perplexity [95% CI]", R),
+    ("PPL ratio", R),
+    ("KL (nats) [95% CI]", R),
+    ("MC accuracy", R),
+];
 const DEG_RAW: [&str; 10] = [
     "perplexity",
     "perplexity_ci_low",
@@ -253,7 +288,12 @@ fn degradation_table(
     let mut display = Table::new(&lead);
     let mut raw = Table::plain(&raw_lead);
     if rows.is_empty() {
-        return Ok(NamedTable { name, caption, display, raw });
+        return Ok(NamedTable {
+            name,
+            caption,
+            display,
+            raw,
+        });
     }
     let reference = reference_row(deg);
     for r in reference.iter().chain(rows) {
@@ -263,7 +303,11 @@ fn degradation_table(
             d.push(r.dataset.clone().unwrap_or_else(|| MISSING.into()));
             w.push(r.dataset.clone().unwrap_or_default());
         }
-        d.extend([r.method.clone(), opt_layer(r.layer), f::compact(r.multiplier)]);
+        d.extend([
+            r.method.clone(),
+            opt_layer(r.layer),
+            f::compact(r.multiplier),
+        ]);
         w.extend([
             r.method.clone(),
             r.layer.map_or_else(String::new, |l| l.to_string()),
@@ -274,7 +318,12 @@ fn degradation_table(
         display.push(d)?;
         raw.push(w)?;
     }
-    Ok(NamedTable { name, caption, display, raw })
+    Ok(NamedTable {
+        name,
+        caption,
+        display,
+        raw,
+    })
 }
 
 pub fn degradation_chosen(deg: &Degradation) -> Result<NamedTable> {
@@ -383,7 +432,11 @@ pub fn icl(rows: &[IclRow]) -> Result<NamedTable> {
             f::pct_estimate(r.zero_shot_vector.as_ref(), 1),
             f::opt_int(r.n),
         ])?;
-        let mut w = vec![r.task.clone(), r.method.clone(), r.layer.map_or_else(String::new, |l| l.to_string())];
+        let mut w = vec![
+            r.task.clone(),
+            r.method.clone(),
+            r.layer.map_or_else(String::new, |l| l.to_string()),
+        ];
         w.extend(est_raw(r.zero_shot.as_ref()));
         w.extend(est_raw(r.few_shot.as_ref()));
         w.extend(est_raw(r.zero_shot_vector.as_ref()));
@@ -392,7 +445,8 @@ pub fn icl(rows: &[IclRow]) -> Result<NamedTable> {
     }
     Ok(NamedTable {
         name: "icl",
-        caption: "In-context learning: top-1 accuracy zero-shot, few-shot and zero-shot with the vector",
+        caption:
+            "In-context learning: top-1 accuracy zero-shot, few-shot and zero-shot with the vector",
         display,
         raw,
     })
@@ -401,15 +455,27 @@ pub fn icl(rows: &[IclRow]) -> Result<NamedTable> {
 /// Key/value tables shown in the markdown only (provenance and setup); not exported.
 pub fn provenance(data: &ReportData) -> Result<Table> {
     let p = &data.provenance;
-    let code = |s: &Option<String>| s.as_ref().map_or_else(|| MISSING.into(), |s| format!("`{s}`"));
+    let code = |s: &Option<String>| {
+        s.as_ref()
+            .map_or_else(|| MISSING.into(), |s| format!("`{s}`"))
+    };
     let mut t = Table::new(&[("Item", L), ("Value", L)]);
     t.push(vec!["Model".into(), format!("`{}`", p.model_id)])?;
     t.push(vec!["Weight hash (sha256)".into(), code(&p.weight_hash)])?;
     t.push(vec!["Spec hash".into(), code(&p.spec_hash)])?;
-    t.push(vec!["steerbench version".into(), p.steerbench_version.clone()])?;
+    t.push(vec![
+        "steerbench version".into(),
+        p.steerbench_version.clone(),
+    ])?;
     t.push(vec!["Git commit".into(), code(&p.git_commit)])?;
-    t.push(vec!["Seed".into(), p.seed.map_or_else(|| MISSING.into(), |s| s.to_string())])?;
-    t.push(vec!["Hardware".into(), p.hardware.clone().unwrap_or_else(|| MISSING.into())])?;
+    t.push(vec![
+        "Seed".into(),
+        p.seed.map_or_else(|| MISSING.into(), |s| s.to_string()),
+    ])?;
+    t.push(vec![
+        "Hardware".into(),
+        p.hardware.clone().unwrap_or_else(|| MISSING.into()),
+    ])?;
     if !p.stage_times.is_empty() {
         let total: f64 = p.stage_times.iter().map(|s| s.seconds).sum();
         t.push(vec!["Total wall time".into(), f::duration(total)])?;
@@ -422,8 +488,12 @@ pub fn datasets(data: &ReportData) -> Result<Table> {
     for d in &data.provenance.datasets {
         t.push(vec![
             d.name.clone(),
-            d.source.as_ref().map_or_else(|| MISSING.into(), |s| format!("`{s}`")),
-            d.hash.as_ref().map_or_else(|| MISSING.into(), |s| format!("`{s}`")),
+            d.source
+                .as_ref()
+                .map_or_else(|| MISSING.into(), |s| format!("`{s}`")),
+            d.hash
+                .as_ref()
+                .map_or_else(|| MISSING.into(), |s| format!("`{s}`")),
         ])?;
     }
     Ok(t)
@@ -432,7 +502,11 @@ pub fn datasets(data: &ReportData) -> Result<Table> {
 pub fn stage_times(data: &ReportData) -> Result<Table> {
     let mut t = Table::new(&[("Stage", L), ("Wall time", R), ("Cached", L)]);
     for s in &data.provenance.stage_times {
-        t.push(vec![s.stage.clone(), f::duration(s.seconds), if s.cached { "yes" } else { "no" }.into()])?;
+        t.push(vec![
+            s.stage.clone(),
+            f::duration(s.seconds),
+            if s.cached { "yes" } else { "no" }.into(),
+        ])?;
     }
     Ok(t)
 }
@@ -448,18 +522,43 @@ fn joined<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
 pub fn setup(data: &ReportData) -> Result<Table> {
     let s = &data.setup;
     let mut t = Table::new(&[("Setting", L), ("Values", L)]);
-    t.push(vec!["Methods".into(), joined(&s.methods, |m| format!("`{m}`"))])?;
+    t.push(vec![
+        "Methods".into(),
+        joined(&s.methods, |m| format!("`{m}`")),
+    ])?;
     t.push(vec!["Layers".into(), joined(&s.layers, |l| l.to_string())])?;
-    t.push(vec!["Multipliers".into(), joined(&s.multipliers, |m| f::compact(*m))])?;
-    t.push(vec!["Positions".into(), joined(&s.positions, |p| p.clone())])?;
-    t.push(vec!["Metrics".into(), joined(&s.metrics, |m| format!("`{m}`"))])?;
+    t.push(vec![
+        "Multipliers".into(),
+        joined(&s.multipliers, |m| f::compact(*m)),
+    ])?;
+    t.push(vec![
+        "Positions".into(),
+        joined(&s.positions, |p| p.clone()),
+    ])?;
+    t.push(vec![
+        "Metrics".into(),
+        joined(&s.metrics, |m| format!("`{m}`")),
+    ])?;
     Ok(t)
 }
 
 pub fn splits(data: &ReportData) -> Result<Table> {
     let mut t = Table::new(&[("Dataset", L), ("Train", R), ("Val", R), ("Test", R)]);
     for s in &data.setup.splits {
-        t.push(vec![s.dataset.clone(), s.train.to_string(), s.val.to_string(), s.test.to_string()])?;
+        t.push(vec![
+            s.dataset.clone(),
+            s.train.to_string(),
+            s.val.to_string(),
+            s.test.to_string(),
+        ])?;
     }
+    Ok(t)
+}
+
+/// One generation as a two-column (unsteered | steered) table; line breaks become `<br>`.
+pub fn generation(g: &crate::data::GenerationRow) -> Result<Table> {
+    let cell = |s: &str| s.trim().replace("\r\n", "<br>").replace('\n', "<br>");
+    let mut t = Table::new(&[("Unsteered", L), ("Steered", L)]);
+    t.push(vec![cell(&g.unsteered), cell(&g.steered)])?;
     Ok(t)
 }

@@ -17,9 +17,12 @@ fn number(v: &Value) -> std::result::Result<Option<f64>, Error> {
     if v.is_none() || v.is_undefined() {
         return Ok(None);
     }
-    f64::try_from(v.clone())
-        .map(Some)
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("expected a number, got {v}")))
+    f64::try_from(v.clone()).map(Some).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("expected a number, got {v}"),
+        )
+    })
 }
 
 fn attr(v: &Value, name: &str) -> std::result::Result<Option<f64>, Error> {
@@ -36,15 +39,27 @@ fn ci_filter(v: Value, lo: Option<Value>, hi: Option<Value>) -> std::result::Res
         return Ok(f::MISSING.into());
     }
     let (value, lo, hi) = if v.get_attr("value").is_ok_and(|x| !x.is_undefined()) {
-        (attr(&v, "value")?, attr(&v, "ci_low")?, attr(&v, "ci_high")?)
+        (
+            attr(&v, "value")?,
+            attr(&v, "ci_low")?,
+            attr(&v, "ci_high")?,
+        )
     } else {
-        (number(&v)?, lo.as_ref().map(number).transpose()?.flatten(), hi.as_ref().map(number).transpose()?.flatten())
+        (
+            number(&v)?,
+            lo.as_ref().map(number).transpose()?.flatten(),
+            hi.as_ref().map(number).transpose()?.flatten(),
+        )
     };
     Ok(value.map_or_else(|| f::MISSING.into(), |x| f::ci(x, lo, hi, 3)))
 }
 
 fn pm_filter(v: Value, spread: Value, digits: Option<u32>) -> std::result::Result<String, Error> {
-    Ok(f::opt_pm(number(&v)?, number(&spread)?, digits.unwrap_or(3)))
+    Ok(f::opt_pm(
+        number(&v)?,
+        number(&spread)?,
+        digits.unwrap_or(3),
+    ))
 }
 
 fn pct_filter(v: Value, decimals: Option<u32>) -> std::result::Result<String, Error> {
@@ -65,7 +80,10 @@ fn duration_filter(v: Value) -> std::result::Result<String, Error> {
 
 /// Free text made safe for one markdown table cell / line.
 fn oneline_filter(s: String) -> String {
-    s.trim().replace('|', "\\|").replace("\r\n", "<br>").replace('\n', "<br>")
+    s.trim()
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace('\n', "<br>")
 }
 
 /// An environment with the filters and the report template loaded under a known name;
@@ -89,9 +107,14 @@ pub fn environment(template: Option<&Path>) -> Result<(Environment<'static>, Str
             Ok((env, DEFAULT_NAME.to_string()))
         }
         Some(path) => {
-            let source = std::fs::read_to_string(path)
-                .map_err(|source| ReportError::TemplateRead { path: path.to_path_buf(), source })?;
-            let name = path.file_name().map_or_else(|| "template".into(), |n| n.to_string_lossy().into_owned());
+            let source =
+                std::fs::read_to_string(path).map_err(|source| ReportError::TemplateRead {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            let name = path
+                .file_name()
+                .map_or_else(|| "template".into(), |n| n.to_string_lossy().into_owned());
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 env.set_loader(minijinja::path_loader(dir));
             }
@@ -115,9 +138,21 @@ mod tests {
     #[test]
     fn filters_format_numbers() {
         let ctx = context! { x => 0.123456, e => context!{ value => 0.123, ci_low => 0.101, ci_high => 0.145 }, n => Value::from(()) };
-        assert_eq!(render("{{ x | sig }} {{ x | sig(2) }} {{ n | sig }}", ctx.clone()), "0.123 0.12 —");
-        assert_eq!(render("{{ e | ci }}|{{ 0.5 | ci(0.4, 0.6) }}", ctx.clone()), "0.123 [0.101, 0.145]|0.50 [0.40, 0.60]");
-        assert_eq!(render("{{ 0.4234 | pm(0.1311) }} {{ 0.25 | pct }} {{ 2 | mult }} {{ 245 | duration }}", ctx), "0.42 ± 0.13 25.0% ×2 4 min 05 s");
+        assert_eq!(
+            render("{{ x | sig }} {{ x | sig(2) }} {{ n | sig }}", ctx.clone()),
+            "0.123 0.12 —"
+        );
+        assert_eq!(
+            render("{{ e | ci }}|{{ 0.5 | ci(0.4, 0.6) }}", ctx.clone()),
+            "0.123 [0.101, 0.145]|0.50 [0.40, 0.60]"
+        );
+        assert_eq!(
+            render(
+                "{{ 0.4234 | pm(0.1311) }} {{ 0.25 | pct }} {{ 2 | mult }} {{ 245 | duration }}",
+                ctx
+            ),
+            "0.42 ± 0.13 25.0% ×2 4 min 05 s"
+        );
     }
 
     #[test]
@@ -130,6 +165,9 @@ mod tests {
     #[test]
     fn missing_user_template_is_a_clear_error() {
         let err = environment(Some(Path::new("/nonexistent/report.md.j2"))).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/report.md.j2"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/report.md.j2"),
+            "{err}"
+        );
     }
 }

@@ -17,14 +17,21 @@ fn legend_items(fig: &Figure, panels: &[CurvePanel]) -> Vec<LegendItem> {
     fig.methods
         .iter()
         .filter(|m| panels.iter().any(|p| p.series.iter().any(|(s, _)| s == *m)))
-        .map(|m| LegendItem { label: m.clone(), colour: style::method_colour(&fig.methods, m), swatch: Swatch::Line })
+        .map(|m| LegendItem {
+            label: m.clone(),
+            colour: style::method_colour(&fig.methods, m),
+            swatch: Swatch::Line,
+        })
         .collect()
 }
 
 pub(super) fn size(fig: &Figure, panels: &[CurvePanel]) -> (u32, u32) {
     let (rows, cols) = style::grid(panels.len(), MAX_COLS);
     let w = cols as u32 * PANEL_W;
-    (w, TITLE_H + rows as u32 * PANEL_H + style::legend_height(&legend_items(fig, panels), w))
+    (
+        w,
+        TITLE_H + rows as u32 * PANEL_H + style::legend_height(&legend_items(fig, panels), w),
+    )
 }
 
 pub(super) fn draw<DB: DrawingBackend>(
@@ -42,9 +49,18 @@ where
     let (_, h) = body.dim_in_pixel();
     let (grid_area, legend_area) = body.split_vertically(h - style::legend_height(&items, w));
 
-    let points = || panels.iter().flat_map(|p| p.series.iter().flat_map(|(_, pts)| pts.iter()));
+    let points = || {
+        panels
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|(_, pts)| pts.iter()))
+    };
     let (x0, x1) = extent(points().map(|p| p.multiplier)).unwrap_or((-1.0, 1.0));
-    let (y0, y1) = extent(points().flat_map(|p| [Some(p.mean), p.ci_low, p.ci_high]).flatten()).unwrap_or((0.0, 1.0));
+    let (y0, y1) = extent(
+        points()
+            .flat_map(|p| [Some(p.mean), p.ci_low, p.ci_high])
+            .flatten(),
+    )
+    .unwrap_or((0.0, 1.0));
     let (x0, x1) = padded_range(x0, x1, 0.04);
     let (y0, y1) = padded_range(y0, y1, 0.08);
 
@@ -52,7 +68,10 @@ where
     let areas = grid_area.split_evenly((rows, cols));
     for (panel, area) in panels.iter().zip(&areas) {
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("layer {}", panel.layer), font(style::PANEL_TITLE_SIZE))
+            .caption(
+                format!("layer {}", panel.layer),
+                font(style::PANEL_TITLE_SIZE),
+            )
             .margin(10)
             .margin_right(22)
             .x_label_area_size(50)
@@ -68,25 +87,40 @@ where
             .y_labels(6)
             .x_label_formatter(&|x| f::compact(*x))
             .y_label_formatter(&|y| f::compact(*y))
-            .light_line_style(RGBColor(240, 240, 240))
+            .max_light_lines(1)
+            .light_line_style(RGBColor(245, 245, 245))
             .bold_line_style(RGBColor(220, 220, 220))
             .draw()?;
         let guide = RGBColor(150, 150, 150).stroke_width(1);
         if y0 < 0.0 && y1 > 0.0 {
-            chart.draw_series(std::iter::once(PathElement::new(vec![(x0, 0.0), (x1, 0.0)], guide)))?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x0, 0.0), (x1, 0.0)],
+                guide,
+            )))?;
         }
         if x0 < 0.0 && x1 > 0.0 {
-            chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, y0), (0.0, y1)], guide)))?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, y0), (0.0, y1)],
+                guide,
+            )))?;
         }
         // Bands first so no band hides another method's line.
         for (method, pts) in &panel.series {
             let colour = style::method_colour(&fig.methods, method);
-            let band: Option<Vec<(f64, f64, f64)>> =
-                pts.iter().map(|p| Some((p.multiplier, p.ci_low?, p.ci_high?))).collect();
+            let band: Option<Vec<(f64, f64, f64)>> = pts
+                .iter()
+                .map(|p| Some((p.multiplier, p.ci_low?, p.ci_high?)))
+                .collect();
             if let Some(band) = band.filter(|b| b.len() > 1) {
-                let outline: Vec<(f64, f64)> =
-                    band.iter().map(|b| (b.0, b.2)).chain(band.iter().rev().map(|b| (b.0, b.1))).collect();
-                chart.draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18).filled())))?;
+                let outline: Vec<(f64, f64)> = band
+                    .iter()
+                    .map(|b| (b.0, b.2))
+                    .chain(band.iter().rev().map(|b| (b.0, b.1)))
+                    .collect();
+                chart.draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    colour.mix(0.18).filled(),
+                )))?;
             }
         }
         for (method, pts) in &panel.series {

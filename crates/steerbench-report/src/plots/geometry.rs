@@ -15,10 +15,13 @@ pub(crate) fn padded_range(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
 
 /// Min and max of finite values, if any.
 pub(crate) fn extent(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
-    values.into_iter().filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
-        None => Some((v, v)),
-        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-    })
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,13 +39,20 @@ pub(crate) fn bin_count(n: usize) -> usize {
 /// Equal-width bins over `[lo, hi]` (about `bins` of them) aligned so that 0 is an edge,
 /// so no bar mixes steerable and anti-steerable inputs. Values outside are ignored.
 pub fn histogram(values: &[f64], lo: f64, hi: f64, bins: usize) -> Histogram {
-    let (lo, hi) = if hi > lo { (lo, hi) } else { padded_range(lo, hi, 0.0) };
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        padded_range(lo, hi, 0.0)
+    };
     let width = (hi - lo) / bins.max(1) as f64;
     let start = (lo / width).floor() * width;
     let n = (((hi - start) / width).ceil() as usize).max(1);
     let edges: Vec<f64> = (0..=n).map(|i| start + i as f64 * width).collect();
     let mut counts = vec![0; n];
-    for &v in values.iter().filter(|v| v.is_finite() && **v >= start && **v <= edges[n]) {
+    for &v in values
+        .iter()
+        .filter(|v| v.is_finite() && **v >= start && **v <= edges[n])
+    {
         let i = (((v - start) / width).floor() as usize).min(n - 1);
         counts[i] += 1;
     }
@@ -52,9 +62,16 @@ pub fn histogram(values: &[f64], lo: f64, hi: f64, bins: usize) -> Histogram {
 /// Indices of the points (degradation, effect) that no other point dominates (less or equal
 /// degradation and greater or equal effect, one strictly), sorted by degradation.
 pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..points.len()).filter(|&i| points[i].0.is_finite() && points[i].1.is_finite()).collect();
+    let mut order: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].0.is_finite() && points[i].1.is_finite())
+        .collect();
     // Ascending degradation; at equal degradation the larger effect first.
-    order.sort_by(|&a, &b| points[a].0.total_cmp(&points[b].0).then(points[b].1.total_cmp(&points[a].1)));
+    order.sort_by(|&a, &b| {
+        points[a]
+            .0
+            .total_cmp(&points[b].0)
+            .then(points[b].1.total_cmp(&points[a].1))
+    });
     let mut front = Vec::new();
     let mut best = f64::NEG_INFINITY;
     for i in order {
@@ -66,13 +83,137 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
     front
 }
 
+/// "Nice" tick values (1, 2, 2.5, 5 × 10^k steps) covering `[lo, hi]`, about `n` of them.
+pub(crate) fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    // Multiply rather than accumulate so ticks are exact multiples (0 stays 0).
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// An axis-aligned box in pixels: (x0, y0, x1, y1).
+pub(crate) type PixelBox = (i32, i32, i32, i32);
+
+fn overlaps(a: PixelBox, b: PixelBox) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// Greedy label placement: for each anchor (x, y) with a label of size (w, h), the first of a
+/// few candidate spots (right-above, right-below, left-above, left-below, then further down)
+/// that stays inside `bounds` and overlaps no placed label nor any anchor marker.
+/// Returns the top-left corner of each label, or None where nothing fits.
+pub(crate) fn place_labels(
+    anchors: &[((i32, i32), (i32, i32))],
+    bounds: PixelBox,
+    marker: i32,
+) -> Vec<Option<(i32, i32)>> {
+    let markers: Vec<PixelBox> = anchors
+        .iter()
+        .map(|((x, y), _)| (x - marker, y - marker, x + marker, y + marker))
+        .collect();
+    let mut placed: Vec<PixelBox> = Vec::new();
+    anchors
+        .iter()
+        .map(|&((x, y), (w, h))| {
+            let gap = marker + 2;
+            let mut candidates = vec![
+                (x + gap, y - gap - h),
+                (x + gap, y + gap),
+                (x - gap - w, y - gap - h),
+                (x - gap - w, y + gap),
+            ];
+            for k in 1..6 {
+                candidates.push((x + gap, y + gap + k * h));
+                candidates.push((x + gap, y - gap - (k + 1) * h));
+            }
+            let spot = candidates.into_iter().find(|&(cx, cy)| {
+                let b = (cx, cy, cx + w, cy + h);
+                b.0 >= bounds.0
+                    && b.1 >= bounds.1
+                    && b.2 <= bounds.2
+                    && b.3 <= bounds.3
+                    && !placed.iter().any(|p| overlaps(*p, b))
+                    && !markers.iter().any(|m| overlaps(*m, b))
+            });
+            if let Some((cx, cy)) = spot {
+                placed.push((cx, cy, cx + w, cy + h));
+            }
+            spot
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn nice_ticks_are_round_and_cover_the_range() {
+        assert_eq!(nice_ticks(-2.4, 2.4, 6), vec![-2.0, -1.0, 0.0, 1.0, 2.0]);
+        let t = nice_ticks(0.0, 0.23, 5);
+        let want = [0.0, 0.05, 0.1, 0.15, 0.2];
+        assert_eq!(t.len(), want.len());
+        assert!(
+            t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{t:?}"
+        );
+        assert_eq!(nice_ticks(1.0, 1.0, 5), vec![1.0]);
+    }
+
+    #[test]
+    fn labels_never_overlap() {
+        // Two anchors almost on top of each other, labels 60×14.
+        let anchors = [
+            ((100, 100), (60, 14)),
+            ((102, 98), (60, 14)),
+            ((104, 101), (60, 14)),
+        ];
+        let spots = place_labels(&anchors, (0, 0, 400, 400), 8);
+        let boxes: Vec<PixelBox> = spots
+            .iter()
+            .zip(&anchors)
+            .map(|(s, (_, (w, h)))| {
+                let (x, y) = s.unwrap();
+                (x, y, x + w, y + h)
+            })
+            .collect();
+        for i in 0..boxes.len() {
+            for j in i + 1..boxes.len() {
+                assert!(
+                    !overlaps(boxes[i], boxes[j]),
+                    "{:?} {:?}",
+                    boxes[i],
+                    boxes[j]
+                );
+            }
+        }
+        // Nothing fits in a box smaller than the label.
+        assert_eq!(
+            place_labels(&[((5, 5), (60, 14))], (0, 0, 20, 20), 2),
+            vec![None]
+        );
+    }
+
+    #[test]
     fn front_keeps_only_non_dominated_points() {
-        let pts = [(0.0, 0.0), (1.0, 2.0), (1.0, 1.0), (2.0, 1.5), (3.0, 3.0), (0.5, -1.0)];
+        let pts = [
+            (0.0, 0.0),
+            (1.0, 2.0),
+            (1.0, 1.0),
+            (2.0, 1.5),
+            (3.0, 3.0),
+            (0.5, -1.0),
+        ];
         assert_eq!(pareto_front(&pts), vec![0, 1, 4]);
         assert!(pareto_front(&[]).is_empty());
     }

@@ -47,10 +47,22 @@ pub struct Figure {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Body {
-    Curves { metric: String, panels: Vec<CurvePanel> },
-    Heatmap { metric: String, panels: Vec<HeatPanel> },
-    Slopes { panels: Vec<SlopePanel> },
-    Pareto { effect_label: String, degradation_label: String, points: Vec<ParetoPoint> },
+    Curves {
+        metric: String,
+        panels: Vec<CurvePanel>,
+    },
+    Heatmap {
+        metric: String,
+        panels: Vec<HeatPanel>,
+    },
+    Slopes {
+        panels: Vec<SlopePanel>,
+    },
+    Pareto {
+        effect_label: String,
+        degradation_label: String,
+        points: Vec<ParetoPoint>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +162,9 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
         methods: methods.clone(),
     };
 
-    for ((dataset, metric), curves) in groups(&data.curves, |c| (c.dataset.clone(), c.metric.clone())) {
+    for ((dataset, metric), curves) in
+        groups(&data.curves, |c| (c.dataset.clone(), c.metric.clone()))
+    {
         let mut layers: Vec<usize> = curves.iter().map(|c| c.layer).collect();
         layers.sort_unstable();
         layers.dedup();
@@ -161,8 +175,12 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
                     .iter()
                     .filter(|c| c.layer == layer)
                     .map(|c| {
-                        let mut pts: Vec<CurvePoint> =
-                            c.points.iter().copied().filter(|p| p.multiplier.is_finite() && p.mean.is_finite()).collect();
+                        let mut pts: Vec<CurvePoint> = c
+                            .points
+                            .iter()
+                            .copied()
+                            .filter(|p| p.multiplier.is_finite() && p.mean.is_finite())
+                            .collect();
                         pts.sort_by(|a, b| a.multiplier.total_cmp(&b.multiplier));
                         (c.method.clone(), pts)
                     })
@@ -187,7 +205,9 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
         ));
     }
 
-    for ((dataset, metric), cells) in groups(&data.heatmap, |c| (c.dataset.clone(), c.metric.clone())) {
+    for ((dataset, metric), cells) in
+        groups(&data.heatmap, |c| (c.dataset.clone(), c.metric.clone()))
+    {
         let mut panels = Vec::new();
         for (method, cs) in groups(&cells, |c| c.method.clone()) {
             let mut layers: Vec<usize> = cs.iter().map(|c| c.layer).collect();
@@ -197,13 +217,20 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
             let mut values = vec![vec![None; multipliers.len()]; layers.len()];
             for c in cs.iter().filter(|c| c.value.is_finite()) {
                 let li = layers.iter().position(|&l| l == c.layer);
-                let mi = multipliers.iter().position(|m| m.to_bits() == c.multiplier.to_bits());
+                let mi = multipliers
+                    .iter()
+                    .position(|m| m.to_bits() == c.multiplier.to_bits());
                 if let (Some(li), Some(mi)) = (li, mi) {
                     values[li][mi] = Some(c.value);
                 }
             }
             if !multipliers.is_empty() {
-                panels.push(HeatPanel { method, layers, multipliers, values });
+                panels.push(HeatPanel {
+                    method,
+                    layers,
+                    multipliers,
+                    values,
+                });
             }
         }
         panels.sort_by_key(|p| rank(&methods, &p.method));
@@ -245,8 +272,11 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
     }
 
     for (dataset, pts) in groups(&data.pareto.points, |p| p.dataset.clone()) {
-        let points: Vec<ParetoPoint> =
-            pts.into_iter().filter(|p| p.effect.is_finite() && p.degradation.is_finite()).cloned().collect();
+        let points: Vec<ParetoPoint> = pts
+            .into_iter()
+            .filter(|p| p.effect.is_finite() && p.degradation.is_finite())
+            .cloned()
+            .collect();
         if points.is_empty() {
             continue;
         }
@@ -282,7 +312,10 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
 
 pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-fn draw<DB: DrawingBackend>(fig: &Figure, root: DrawingArea<DB, plotters::coord::Shift>) -> DrawResult
+fn draw<DB: DrawingBackend>(
+    fig: &Figure,
+    root: DrawingArea<DB, plotters::coord::Shift>,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -291,9 +324,11 @@ where
         Body::Curves { metric, panels } => curves::draw(fig, metric, panels, &root)?,
         Body::Heatmap { metric, panels } => heatmap::draw(fig, metric, panels, &root)?,
         Body::Slopes { panels } => slopes::draw(fig, panels, &root)?,
-        Body::Pareto { effect_label, degradation_label, points } => {
-            pareto::draw(fig, effect_label, degradation_label, points, &root)?
-        }
+        Body::Pareto {
+            effect_label,
+            degradation_label,
+            points,
+        } => pareto::draw(fig, effect_label, degradation_label, points, &root)?,
     }
     root.present()?;
     Ok(())
@@ -312,7 +347,10 @@ impl Figure {
 }
 
 fn plot_err(fig: &Figure) -> impl FnOnce(Box<dyn std::error::Error>) -> ReportError + '_ {
-    |e| ReportError::Plot { name: fig.name.clone(), message: e.to_string() }
+    |e| ReportError::Plot {
+        name: fig.name.clone(),
+        message: e.to_string(),
+    }
 }
 
 /// The figure as an SVG document.

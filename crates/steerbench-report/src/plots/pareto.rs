@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::geometry::{extent, padded_range, pareto_front};
+use super::geometry::{extent, padded_range, pareto_front, place_labels};
 use super::style::{self, font, LegendItem, Swatch};
 use super::{setting_label, DrawResult, Figure};
 use crate::data::ParetoPoint;
@@ -25,9 +25,17 @@ fn legend_items(fig: &Figure) -> Vec<LegendItem> {
             super::Body::Pareto { points, .. } => points.iter().any(|p| &p.method == *m),
             _ => false,
         })
-        .map(|m| LegendItem { label: m.clone(), colour: style::method_colour(&fig.methods, m), swatch: Swatch::Dot })
+        .map(|m| LegendItem {
+            label: m.clone(),
+            colour: style::method_colour(&fig.methods, m),
+            swatch: Swatch::Dot,
+        })
         .collect();
-    items.push(LegendItem { label: "Pareto front".into(), colour: BLACK, swatch: Swatch::Front });
+    items.push(LegendItem {
+        label: "Pareto front".into(),
+        colour: BLACK,
+        swatch: Swatch::Front,
+    });
     items
 }
 
@@ -72,12 +80,16 @@ where
         .y_labels(8)
         .x_label_formatter(&|x| f::compact(*x))
         .y_label_formatter(&|y| f::compact(*y))
-        .light_line_style(RGBColor(240, 240, 240))
+        .max_light_lines(1)
+        .light_line_style(RGBColor(245, 245, 245))
         .bold_line_style(RGBColor(220, 220, 220))
         .draw()?;
     if y0 < 0.0 && y1 > 0.0 {
         let guide = RGBColor(150, 150, 150).stroke_width(1);
-        chart.draw_series(std::iter::once(PathElement::new(vec![(x0, 0.0), (x1, 0.0)], guide)))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x0, 0.0), (x1, 0.0)],
+            guide,
+        )))?;
     }
 
     let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.degradation, p.effect)).collect();
@@ -95,19 +107,48 @@ where
     }
     for (p, &(x, y)) in points.iter().zip(&xy) {
         let colour = style::method_colour(&fig.methods, &p.method);
-        chart.draw_series(std::iter::once(Circle::new((x, y), 5, colour.mix(0.8).filled())))?;
+        chart.draw_series(std::iter::once(Circle::new(
+            (x, y),
+            5,
+            colour.mix(0.8).filled(),
+        )))?;
     }
     for &i in &front {
-        chart.draw_series(std::iter::once(Circle::new(xy[i], 8, BLACK.stroke_width(2))))?;
+        chart.draw_series(std::iter::once(Circle::new(
+            xy[i],
+            8,
+            BLACK.stroke_width(2),
+        )))?;
     }
     if front.len() <= MAX_FRONT_LABELS {
-        let style = font(style::LABEL_SIZE).pos(Pos::new(HPos::Left, VPos::Bottom));
-        for &i in &front {
-            let p = &points[i];
-            let label = format!("{} {}", p.method, setting_label(p.layer, p.multiplier));
+        let style = font(style::LABEL_SIZE).pos(Pos::new(HPos::Left, VPos::Top));
+        let (bx, by) = root.get_base_pixel();
+        let labels: Vec<String> = front
+            .iter()
+            .map(|&i| {
+                format!(
+                    "{} {}",
+                    points[i].method,
+                    setting_label(points[i].layer, points[i].multiplier)
+                )
+            })
+            .collect();
+        let mut anchors = Vec::new();
+        for (&i, label) in front.iter().zip(&labels) {
             let (px, py) = chart.backend_coord(&xy[i]);
-            let (bx, by) = root.get_base_pixel();
-            root.draw_text(&label, &style, (px - bx + 10, py - by - 8))?;
+            let (w, h) = style
+                .font
+                .box_size(label)
+                .map(|(w, h)| (w as i32, h as i32))
+                .unwrap_or((80, 14));
+            anchors.push(((px - bx, py - by), (w, h + 2)));
+        }
+        let (ax0, ax1) = chart.plotting_area().get_pixel_range();
+        let bounds = (ax0.start - bx, ax1.start - by, ax0.end - bx, ax1.end - by);
+        for (spot, label) in place_labels(&anchors, bounds, 9).into_iter().zip(&labels) {
+            if let Some(at) = spot {
+                root.draw_text(label, &style, at)?;
+            }
         }
     }
     style::legend(&legend_area, &items)

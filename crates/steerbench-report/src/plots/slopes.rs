@@ -16,15 +16,26 @@ const MAX_COLS: usize = 3;
 
 fn legend_items() -> Vec<LegendItem> {
     vec![
-        LegendItem { label: "anti-steerable input (slope < 0)".into(), colour: style::ANTI, swatch: Swatch::Bar },
-        LegendItem { label: "slope = 0".into(), colour: BLACK, swatch: Swatch::Line },
+        LegendItem {
+            label: "anti-steerable input (slope < 0)".into(),
+            colour: style::ANTI,
+            swatch: Swatch::Bar,
+        },
+        LegendItem {
+            label: "slope = 0".into(),
+            colour: BLACK,
+            swatch: Swatch::Line,
+        },
     ]
 }
 
 pub(super) fn size(panels: &[SlopePanel]) -> (u32, u32) {
     let (rows, cols) = style::grid(panels.len(), MAX_COLS);
     let w = (cols as u32 * PANEL_W).max(560);
-    (w, TITLE_H + rows as u32 * PANEL_H + style::legend_height(&legend_items(), w))
+    (
+        w,
+        TITLE_H + rows as u32 * PANEL_H + style::legend_height(&legend_items(), w),
+    )
 }
 
 /// Share of slopes below zero.
@@ -35,7 +46,11 @@ pub(crate) fn anti_share(slopes: &[f64]) -> f64 {
     slopes.iter().filter(|s| **s < 0.0).count() as f64 / slopes.len() as f64
 }
 
-pub(super) fn draw<DB: DrawingBackend>(fig: &Figure, panels: &[SlopePanel], root: &DrawingArea<DB, Shift>) -> DrawResult
+pub(super) fn draw<DB: DrawingBackend>(
+    fig: &Figure,
+    panels: &[SlopePanel],
+    root: &DrawingArea<DB, Shift>,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -46,7 +61,13 @@ where
     let (grid_area, legend_area) = body.split_vertically(h - style::legend_height(&items, w));
 
     // Shared bins so panels compare; always include 0 so the reference line shows.
-    let (lo, hi) = extent(panels.iter().flat_map(|p| p.slopes.iter().copied()).chain([0.0])).unwrap_or((-1.0, 1.0));
+    let (lo, hi) = extent(
+        panels
+            .iter()
+            .flat_map(|p| p.slopes.iter().copied())
+            .chain([0.0]),
+    )
+    .unwrap_or((-1.0, 1.0));
     let n_max = panels.iter().map(|p| p.slopes.len()).max().unwrap_or(1);
     let (rows, cols) = style::grid(panels.len(), MAX_COLS);
     for (panel, area) in panels.iter().zip(grid_area.split_evenly((rows, cols))) {
@@ -77,17 +98,31 @@ where
             .x_labels(6)
             .y_labels(5)
             .x_label_formatter(&|x| f::compact(*x))
-            .y_label_formatter(&|y| if y.fract() == 0.0 { format!("{y:.0}") } else { String::new() })
-            .light_line_style(RGBColor(240, 240, 240))
+            .y_label_formatter(&|y| {
+                if y.fract() == 0.0 {
+                    format!("{y:.0}")
+                } else {
+                    String::new()
+                }
+            })
+            .max_light_lines(1)
+            .light_line_style(RGBColor(245, 245, 245))
             .bold_line_style(RGBColor(220, 220, 220))
             .draw()?;
         let colour = style::method_colour(&fig.methods, &panel.method);
-        chart.draw_series(hist.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
-            let (a, b) = (hist.edges[i], hist.edges[i + 1]);
-            let fill = if b <= 0.0 { style::ANTI } else { colour };
-            Rectangle::new([(a, 0.0), (b, *c as f64)], fill.mix(0.85).filled())
-        }))?;
-        chart.draw_series(DashedLineSeries::new(vec![(0.0, 0.0), (0.0, y1)], 6, 4, BLACK.stroke_width(2)))?;
+        chart.draw_series(hist.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(
+            |(i, c)| {
+                let (a, b) = (hist.edges[i], hist.edges[i + 1]);
+                let fill = if b <= 0.0 { style::ANTI } else { colour };
+                Rectangle::new([(a, 0.0), (b, *c as f64)], fill.mix(0.85).filled())
+            },
+        ))?;
+        chart.draw_series(DashedLineSeries::new(
+            vec![(0.0, 0.0), (0.0, y1)],
+            6,
+            4,
+            BLACK.stroke_width(2),
+        ))?;
     }
     style::legend(&legend_area, &items)
 }

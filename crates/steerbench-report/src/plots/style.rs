@@ -19,7 +19,8 @@ pub(crate) const FAMILY: &str = "sans-serif";
 
 pub(crate) fn register_font() -> Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
-    let ok = *DONE.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    let ok = *DONE
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
     if ok {
         Ok(())
     } else {
@@ -53,7 +54,10 @@ const PALETTE: [RGBColor; 10] = [
 
 /// A method's colour: fixed by its rank in the report's method list.
 pub(crate) fn method_colour(methods: &[String], method: &str) -> RGBColor {
-    let i = methods.iter().position(|m| m == method).unwrap_or(methods.len());
+    let i = methods
+        .iter()
+        .position(|m| m == method)
+        .unwrap_or(methods.len());
     PALETTE[i % PALETTE.len()]
 }
 
@@ -61,12 +65,20 @@ pub(crate) fn method_colour(methods: &[String], method: &str) -> RGBColor {
 pub(crate) const ANTI: RGBColor = RGBColor(200, 40, 40);
 
 fn lerp(a: RGBColor, b: RGBColor, t: f64) -> RGBColor {
-    let m = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * t).round().clamp(0.0, 255.0) as u8;
+    let m = |x: u8, y: u8| {
+        (x as f64 + (y as f64 - x as f64) * t)
+            .round()
+            .clamp(0.0, 255.0) as u8
+    };
     RGBColor(m(a.0, b.0), m(a.1, b.1), m(a.2, b.2))
 }
 
 fn ramp(stops: &[RGBColor], t: f64) -> RGBColor {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.5 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     let x = t * (stops.len() - 1) as f64;
     let i = (x.floor() as usize).min(stops.len() - 2);
     lerp(stops[i], stops[i + 1], x - i as f64)
@@ -81,8 +93,13 @@ pub(crate) struct ColourScale {
     diverging: bool,
 }
 
-const DIVERGING: [RGBColor; 5] =
-    [RGBColor(33, 102, 172), RGBColor(146, 197, 222), RGBColor(247, 247, 247), RGBColor(244, 165, 130), RGBColor(178, 24, 43)];
+const DIVERGING: [RGBColor; 5] = [
+    RGBColor(33, 102, 172),
+    RGBColor(146, 197, 222),
+    RGBColor(247, 247, 247),
+    RGBColor(244, 165, 130),
+    RGBColor(178, 24, 43),
+];
 const VIRIDIS: [RGBColor; 6] = [
     RGBColor(68, 1, 84),
     RGBColor(65, 68, 135),
@@ -96,10 +113,22 @@ impl ColourScale {
     pub fn new(lo: f64, hi: f64) -> Self {
         if lo < 0.0 && hi > 0.0 {
             let m = lo.abs().max(hi.abs());
-            Self { lo: -m, hi: m, diverging: true }
+            Self {
+                lo: -m,
+                hi: m,
+                diverging: true,
+            }
         } else {
-            let (lo, hi) = if hi > lo { (lo, hi) } else { super::geometry::padded_range(lo, hi, 0.0) };
-            Self { lo, hi, diverging: false }
+            let (lo, hi) = if hi > lo {
+                (lo, hi)
+            } else {
+                super::geometry::padded_range(lo, hi, 0.0)
+            };
+            Self {
+                lo,
+                hi,
+                diverging: false,
+            }
         }
     }
     pub fn colour(&self, v: f64) -> RGBColor {
@@ -164,7 +193,11 @@ const ITEM_GAP: i32 = 28;
 fn text_width(label: &str) -> i32 {
     // Same ab_glyph metrics plotters uses to lay text out.
     let style = font(LEGEND_SIZE);
-    style.font.box_size(label).map(|(w, _)| w as i32).unwrap_or(label.chars().count() as i32 * 9)
+    style
+        .font
+        .box_size(label)
+        .map(|(w, _)| w as i32)
+        .unwrap_or(label.chars().count() as i32 * 9)
 }
 
 /// Rows of items that fit in `width`.
@@ -192,14 +225,20 @@ pub(crate) fn legend_height(items: &[LegendItem], width: u32) -> u32 {
 }
 
 /// A horizontal legend, centred, wrapping into rows, in its own strip (never over data).
-pub(crate) fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, items: &[LegendItem]) -> DrawResult
+pub(crate) fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[LegendItem],
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let (width, _) = area.dim_in_pixel();
     for (r, row) in legend_rows(items, width as i32).iter().enumerate() {
-        let total: i32 =
-            row.iter().map(|&i| SWATCH_W + 6 + text_width(&items[i].label) + ITEM_GAP).sum::<i32>() - ITEM_GAP;
+        let total: i32 = row
+            .iter()
+            .map(|&i| SWATCH_W + 6 + text_width(&items[i].label) + ITEM_GAP)
+            .sum::<i32>()
+            - ITEM_GAP;
         let mut x = (width as i32 - total) / 2;
         let y = 6 + r as i32 * ROW_H as i32 + ROW_H as i32 / 2;
         for &i in row {
@@ -207,16 +246,25 @@ where
             let c = it.colour;
             match it.swatch {
                 Swatch::Line => {
-                    area.draw(&PathElement::new(vec![(x, y), (x + SWATCH_W, y)], c.stroke_width(3)))?;
+                    area.draw(&PathElement::new(
+                        vec![(x, y), (x + SWATCH_W, y)],
+                        c.stroke_width(3),
+                    ))?;
                 }
                 Swatch::Front => {
-                    area.draw(&PathElement::new(vec![(x, y), (x + SWATCH_W, y)], BLACK.stroke_width(2)))?;
+                    area.draw(&PathElement::new(
+                        vec![(x, y), (x + SWATCH_W, y)],
+                        BLACK.stroke_width(2),
+                    ))?;
                 }
                 Swatch::Dot => {
                     area.draw(&Circle::new((x + SWATCH_W / 2, y), 5, c.filled()))?;
                 }
                 Swatch::Bar => {
-                    area.draw(&Rectangle::new([(x + 4, y - 7), (x + SWATCH_W - 4, y + 7)], c.filled()))?;
+                    area.draw(&Rectangle::new(
+                        [(x + 4, y - 7), (x + SWATCH_W - 4, y + 7)],
+                        c.filled(),
+                    ))?;
                 }
             }
             area.draw_text(

@@ -68,7 +68,11 @@ pub fn sample() -> ReportData {
     let mut pareto = Vec::new();
     let mut at_chosen = Vec::new();
     for (d, dataset) in DATASETS.iter().enumerate() {
-        let metric = if d == 0 { "propensity" } else { "ab_probability" };
+        let metric = if d == 0 {
+            "propensity"
+        } else {
+            "ab_probability"
+        };
         for (m, method) in METHODS.iter().enumerate() {
             main.push(MainRow {
                 dataset: dataset.to_string(),
@@ -100,7 +104,12 @@ pub fn sample() -> ReportData {
                         .map(|&x| {
                             let mean = s * x + 0.05 * g.normal();
                             let half = 0.15 + 0.05 * x.abs();
-                            CurvePoint { multiplier: x, mean, ci_low: Some(mean - half), ci_high: Some(mean + half) }
+                            CurvePoint {
+                                multiplier: x,
+                                mean,
+                                ci_low: Some(mean - half),
+                                ci_high: Some(mean + half),
+                            }
                         })
                         .collect(),
                 });
@@ -120,7 +129,12 @@ pub fn sample() -> ReportData {
                             layer,
                             multiplier: x,
                             effect: s * x.abs() + 0.05 * g.normal(),
-                            degradation: 0.02 * x * x * (1.0 + 0.4 * m as f64) * (layer as f64 / 10.0) + 0.01 * g.uniform(),
+                            degradation: 0.02
+                                * x
+                                * x
+                                * (1.0 + 0.4 * m as f64)
+                                * (layer as f64 / 10.0)
+                                + 0.01 * g.uniform(),
                         });
                     }
                 }
@@ -143,25 +157,46 @@ pub fn sample() -> ReportData {
         };
         baselines.push(b(BaselineKind::Unsteered, None, None, 0.0, &mut g));
         baselines.push(b(BaselineKind::Random, Some(10), Some(2.0), 0.02, &mut g));
-        baselines.push(b(BaselineKind::Shuffled, Some(10), Some(2.0), -0.04, &mut g));
-        baselines.push(b(BaselineKind::SystemPromptPositive, None, None, 0.9, &mut g));
-        baselines.push(b(BaselineKind::SystemPromptNegative, None, None, -0.7, &mut g));
+        baselines.push(b(
+            BaselineKind::Shuffled,
+            Some(10),
+            Some(2.0),
+            -0.04,
+            &mut g,
+        ));
+        baselines.push(b(
+            BaselineKind::SystemPromptPositive,
+            None,
+            None,
+            0.9,
+            &mut g,
+        ));
+        baselines.push(b(
+            BaselineKind::SystemPromptNegative,
+            None,
+            None,
+            -0.7,
+            &mut g,
+        ));
         baselines.push(b(BaselineKind::FewShotPositive, None, None, 0.5, &mut g));
     }
     let sweep = METHODS
         .iter()
         .enumerate()
         .flat_map(|(m, method)| {
-            MULTS.iter().filter(|x| **x != 0.0).map(move |&x| DegradationRow {
-                dataset: None,
-                method: method.to_string(),
-                layer: Some(10),
-                multiplier: x,
-                perplexity: Some(est(14.2 * (1.0 + 0.03 * x * x * (m + 1) as f64), 0.5)),
-                perplexity_ratio: None,
-                kl: Some(est(0.012 * x * x * (m + 1) as f64, 0.004)),
-                mc_accuracy: Some(est(0.42 - 0.01 * x.abs() * (m + 1) as f64, 0.05)),
-            })
+            MULTS
+                .iter()
+                .filter(|x| **x != 0.0)
+                .map(move |&x| DegradationRow {
+                    dataset: None,
+                    method: method.to_string(),
+                    layer: Some(10),
+                    multiplier: x,
+                    perplexity: Some(est(14.2 * (1.0 + 0.03 * x * x * (m + 1) as f64), 0.5)),
+                    perplexity_ratio: None,
+                    kl: Some(est(0.012 * x * x * (m + 1) as f64, 0.004)),
+                    mc_accuracy: Some(est(0.42 - 0.01 * x.abs() * (m + 1) as f64, 0.05)),
+                })
         })
         .collect();
 
@@ -169,7 +204,9 @@ pub fn sample() -> ReportData {
         title: "quickstart".into(),
         provenance: Provenance {
             model_id: "smollm2-135m-instruct".into(),
-            weight_hash: Some("3f1c9a0e5b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e".into()),
+            weight_hash: Some(
+                "3f1c9a0e5b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e".into(),
+            ),
             datasets: vec![
                 DatasetProvenance {
                     name: "sentiment".into(),
@@ -188,10 +225,26 @@ pub fn sample() -> ReportData {
             seed: Some(0),
             hardware: Some("2 × x86_64 CPU, 7.7 GiB RAM, no GPU".into()),
             stage_times: vec![
-                StageTime { stage: "acts".into(), seconds: 41.2, cached: false },
-                StageTime { stage: "vectors".into(), seconds: 0.84, cached: false },
-                StageTime { stage: "effect".into(), seconds: 245.0, cached: false },
-                StageTime { stage: "damage".into(), seconds: 96.5, cached: true },
+                StageTime {
+                    stage: "acts".into(),
+                    seconds: 41.2,
+                    cached: false,
+                },
+                StageTime {
+                    stage: "vectors".into(),
+                    seconds: 0.84,
+                    cached: false,
+                },
+                StageTime {
+                    stage: "effect".into(),
+                    seconds: 245.0,
+                    cached: false,
+                },
+                StageTime {
+                    stage: "damage".into(),
+                    seconds: 96.5,
+                    cached: true,
+                },
             ],
         },
         setup: Setup {
@@ -201,7 +254,12 @@ pub fn sample() -> ReportData {
             positions: vec!["all".into()],
             splits: DATASETS
                 .iter()
-                .map(|d| SplitInfo { dataset: d.to_string(), train: 36, val: 12, test: 24 })
+                .map(|d| SplitInfo {
+                    dataset: d.to_string(),
+                    train: 36,
+                    val: 12,
+                    test: 24,
+                })
                 .collect(),
             metrics: vec!["ab_probability".into(), "propensity".into()],
         },
