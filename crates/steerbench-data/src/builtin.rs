@@ -84,6 +84,36 @@ mod tests {
         assert_eq!(on_disk, embedded);
     }
 
+    /// The built-in A/B items must support counterbalancing (option lines found for both letters)
+    /// and split so that both letters reach every split.
+    #[test]
+    fn builtin_ab_items_swap_and_split_with_both_letters() {
+        use crate::{split_records, swap_letters, Records, SplitFractions, SplitName};
+        for b in all().iter().filter(|b| b.format == Format::ContrastiveAb) {
+            let ds = load_builtin(b.name).unwrap();
+            let Records::ContrastiveAb(items) = &ds.records else {
+                panic!()
+            };
+            for item in items {
+                let swapped = swap_letters(item).unwrap_or_else(|e| panic!("{}: {e}", b.name));
+                assert_eq!(&swap_letters(&swapped).unwrap(), item);
+            }
+            let splits = split_records(&ds.records, None, &SplitFractions::default(), 0).unwrap();
+            for split in SplitName::ALL {
+                let Records::ContrastiveAb(v) = splits.get(split) else {
+                    panic!()
+                };
+                let a = v.iter().filter(|x| x.matching == crate::Letter::A).count();
+                assert!(
+                    a > 0 && a < v.len(),
+                    "{} {split:?}: {a} of {}",
+                    b.name,
+                    v.len()
+                );
+            }
+        }
+    }
+
     #[test]
     fn unknown_name_is_none() {
         assert!(get("definitely_not_a_dataset").is_none());
