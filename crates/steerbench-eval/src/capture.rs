@@ -1,6 +1,6 @@
 //! Reading residual-stream activations at declared layers and positions.
 
-use steerbench_model::{HookPoint, Hooks, Model, Sequence, Site};
+use steerbench_model::{HookPoint, Hooks, Model, Sequence};
 
 use crate::error::{EvalError, Result};
 
@@ -15,8 +15,8 @@ pub enum ReadAt {
     Indices(Vec<i64>),
 }
 
-/// Activations of each sequence at each requested layer (output of that block):
-/// `out[seq][k]` is the vector at `layers[k]`. Also returns, per layer, the token norms
+/// Activations of each sequence at each requested hook point: `out[seq][k]` is the
+/// vector at `points[k]` (per-head outputs are flattened to `n_heads * head_dim`). Also returns, per layer, the token norms
 /// of every non-first position (for robust residual-norm statistics: the first token
 /// carries massive activations).
 pub struct Captured {
@@ -24,31 +24,30 @@ pub struct Captured {
     pub token_norms: Vec<Vec<f32>>,
 }
 
-pub fn capture(model: &Model, seqs: &[Sequence], layers: &[usize], at: &ReadAt, batch: usize, mut progress: impl FnMut(usize)) -> Result<Captured> {
+pub fn capture(model: &Model, seqs: &[Sequence], points: &[HookPoint], at: &ReadAt, batch: usize, mut progress: impl FnMut(usize)) -> Result<Captured> {
     let n_layers = model.config().n_layers;
-    if let Some(&bad) = layers.iter().find(|&&l| l >= n_layers) {
-        return Err(EvalError::Input(format!("layer {bad} does not exist: the model has {n_layers} layers (0..{})", n_layers - 1)));
+    if let Some(bad) = points.iter().find(|p| p.layer >= n_layers) {
+        return Err(EvalError::Input(format!("layer {} does not exist: the model has {n_layers} layers (0..{})", bad.layer, n_layers - 1)));
     }
     let mut vectors = Vec::with_capacity(seqs.len());
-    let mut token_norms = vec![Vec::new(); layers.len()];
+    let mut token_norms = vec![Vec::new(); points.len()];
     for chunk in seqs.chunks(batch.max(1)) {
         let mut hooks = Hooks::new();
-        for &l in layers {
-            hooks.capture(HookPoint::new(l, Site::ResidPost));
+        for &p in points {
+            hooks.capture(p);
         }
         let out = model.forward(chunk, &mut hooks)?;
-        let mut per_layer = Vec::with_capacity(layers.len());
-        for &l in layers {
-            let t = hooks
-                .take(HookPoint::new(l, Site::ResidPost))
-                .ok_or_else(|| EvalError::Input(format!("no capture at layer {l}")))?;
-            per_layer.push(t.to_dtype(candle_core::DType::F32)?.to_vec3::<f32>()?);
+        let mut per_layer = Vec::with_capacity(points.len());
+        for &p in points {
+            let t = hooks.take(p).ok_or_else(|| EvalError::Input(format!("no capture at {p:?}")))?;
+            let (b, t_len) = (t.dims()[0], t.dims()[1]);
+            per_layer.push(t.reshape((b, t_len, ()))?.to_dtype(candle_core::DType::F32)?.to_vec3::<f32>()?);
         }
         for (r, s) in chunk.iter().enumerate() {
             let pad = out.pad_left(r);
             let len = s.tokens.len();
             let positions = positions_for(at, s, len)?;
-            let mut row = Vec::with_capacity(layers.len());
+            let mut row = Vec::with_capacity(points.len());
             for (k, acts) in per_layer.iter().enumerate() {
                 let d = acts[r][0].len();
                 let mut mean = vec![0f32; d];
@@ -60,7 +59,7 @@ pub fn capture(model: &Model, seqs: &[Sequence], layers: &[usize], at: &ReadAt, 
                 let inv = 1.0 / positions.len() as f32;
                 mean.iter_mut().for_each(|m| *m *= inv);
                 if let Some(i) = mean.iter().position(|x| !x.is_finite()) {
-                    return Err(EvalError::Input(format!("non-finite activation at layer {}, component {i}", layers[k])));
+                    return Err(EvalError::Input(format!("non-finite activation at {:?}, component {i}", points[k])));
                 }
                 row.push(mean);
                 for p in 1..len {

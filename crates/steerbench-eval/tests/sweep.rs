@@ -10,7 +10,11 @@ use rand_chacha::ChaCha8Rng;
 use steerbench_eval::capture::{capture, ReadAt};
 use steerbench_eval::steer::Steer;
 use steerbench_eval::sweep::{read_values, sweep, Item, Read, SweepOptions, Value};
-use steerbench_model::{Hooks, Model, ModelConfig, Positions, Sequence};
+use steerbench_model::{HookPoint, Hooks, Model, ModelConfig, Positions, Sequence, Site};
+
+fn pts(layers: &[usize]) -> Vec<HookPoint> {
+    layers.iter().map(|&l| HookPoint::new(l, Site::ResidPost)).collect()
+}
 use steerbench_steering::methods::affine::AffineMap;
 use steerbench_steering::Matrix;
 
@@ -130,18 +134,18 @@ fn unsteered_sweep_repeats_one_pass_and_rejects_wrong_width() {
 fn capture_reads_last_and_completion_mean() {
     let model = tiny_llama();
     let seqs = vec![Sequence::new(vec![1, 5, 9, 14], 2), Sequence::new(vec![3, 4], 1)];
-    let last = capture(&model, &seqs, &[0, 2], &ReadAt::Last, 2, |_| {}).unwrap();
-    let single = capture(&model, &seqs[1..], &[0, 2], &ReadAt::Last, 1, |_| {}).unwrap();
+    let last = capture(&model, &seqs, &pts(&[0, 2]), &ReadAt::Last, 2, |_| {}).unwrap();
+    let single = capture(&model, &seqs[1..], &pts(&[0, 2]), &ReadAt::Last, 1, |_| {}).unwrap();
     // left padding in the batch must not change what is read
     for (a, b) in last.vectors[1][1].iter().zip(&single.vectors[0][1]) {
         assert!((a - b).abs() < 1e-4);
     }
-    let mean = capture(&model, &seqs, &[2], &ReadAt::CompletionMean, 2, |_| {}).unwrap();
-    let idx = capture(&model, &seqs[..1], &[2], &ReadAt::Indices(vec![2, 3]), 1, |_| {}).unwrap();
+    let mean = capture(&model, &seqs, &pts(&[2]), &ReadAt::CompletionMean, 2, |_| {}).unwrap();
+    let idx = capture(&model, &seqs[..1], &pts(&[2]), &ReadAt::Indices(vec![2, 3]), 1, |_| {}).unwrap();
     for (a, b) in mean.vectors[0][0].iter().zip(&idx.vectors[0][0]) {
         assert!((a - b).abs() < 1e-5);
     }
-    assert!(capture(&model, &seqs, &[3], &ReadAt::Last, 2, |_| {}).is_err());
+    assert!(capture(&model, &seqs, &pts(&[3]), &ReadAt::Last, 2, |_| {}).is_err());
     // token norms exclude the first position: 3 + 1 non-first tokens per layer
     assert_eq!(last.token_norms[0].len(), 4);
 }
