@@ -5,3 +5,7 @@
 //! through registered `StageRunner`s into the content-addressed `store`).
 
 pub mod spec;
+pub mod plan;
+pub mod store;
+pub mod exec;
+pub mod cli;

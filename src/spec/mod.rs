@@ -10,6 +10,7 @@ pub mod choice;
 pub mod diag;
 pub mod types;
 mod validate;
+pub use validate::{dataset_refs, stage_refs, DataRef, StageRef};
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

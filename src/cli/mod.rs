@@ -1,0 +1,246 @@
+//! The command line. `main.rs` builds an `App` (stage registry, shared
+//! services, environment) and hands it to `run`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exec::{self, ProgressBoard, Registry, RunOptions};
+use crate::plan::{self, Environment};
+use crate::spec::{self, Diagnostics};
+use crate::store::{RunStore, Status};
+
+/// Exit code for spec and planning errors.
+pub const EXIT_SPEC: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "steerbench", version, about = "Reproducible evaluation of LLM activation-steering methods")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a pipeline spec and report every error at once.
+    Validate { file: PathBuf },
+    /// Show the stages, their inputs, fingerprints and whether each is cached.
+    Plan {
+        file: PathBuf,
+        /// Folder holding run directories.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
+    /// Run a pipeline (resumable; cached stages are skipped).
+    Run {
+        file: PathBuf,
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+        /// Wait for another run of the same pipeline to finish instead of failing.
+        #[arg(long)]
+        wait: bool,
+        /// Log what happens (tracing) on stderr.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// List a run directory: stages, status, outputs, row counts, sizes.
+    Ls { run_dir: PathBuf },
+    /// Print the JSON Schema of pipeline specs (for yaml-language-server).
+    Schema,
+    // Commands added at integration: `report RUN_DIR` (steerbench-report),
+    // `generate`, `logits`, `models` (steerbench-model). Add their variants
+    // here and their handlers in `run` below.
+}
+
+/// What the binary plugs into the engine.
+pub struct App<S> {
+    pub registry: Registry<S>,
+    pub services: S,
+    pub environment: Box<dyn Environment>,
+}
+
+pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { file } => match spec::load(&file) {
+            Ok(s) => {
+                println!("{}: ok ({} datasets, {} stages)", file.display(), s.datasets.len(), s.stages.len());
+                ExitCode::SUCCESS
+            }
+            Err(d) => spec_failure(&d),
+        },
+        Command::Plan { file, runs_dir } => {
+            let plan = match load_plan(&file, &app) {
+                Ok(p) => p,
+                Err(d) => return spec_failure(&d),
+            };
+            print!("{}", render_plan(&plan, &runs_dir));
+            ExitCode::SUCCESS
+        }
+        Command::Run { file, runs_dir, wait, verbose } => {
+            if verbose {
+                init_tracing();
+            }
+            let plan = match load_plan(&file, &app) {
+                Ok(p) => p,
+                Err(d) => return spec_failure(&d),
+            };
+            let opts = RunOptions { runs_dir, wait, progress: ProgressBoard::new(true) };
+            match exec::execute(&plan, &app.registry, &app.services, &opts) {
+                Ok(r) => {
+                    println!(
+                        "{}: {} stage(s) run, {} cached -> {}",
+                        plan.spec.name,
+                        r.executed.len(),
+                        r.cached.len(),
+                        r.run_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Ls { run_dir } => match render_ls(&run_dir) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Schema => {
+            println!("{}", schema_json());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+pub fn load_plan<S>(file: &Path, app: &App<S>) -> Result<plan::Plan, Diagnostics> {
+    let spec = spec::load(file)?;
+    plan::build(spec, app.environment.as_ref(), &app.registry.versions())
+}
+
+fn spec_failure(d: &Diagnostics) -> ExitCode {
+    eprintln!("{d}");
+    ExitCode::from(EXIT_SPEC)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("steerbench=debug,info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The JSON Schema of a pipeline file.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(spec::types::PipelineFile);
+    serde_json::to_string_pretty(&schema).expect("schema serializes")
+}
+
+pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let status = exec::cache_status(plan, runs_dir);
+    let _ = writeln!(s, "pipeline {} -> {}", plan.spec.name, exec::run_dir(plan, runs_dir).display());
+    match &plan.model {
+        Some(m) => {
+            let _ = writeln!(s, "model {} ({} layers, hidden {}, weights {})", m.id, m.n_layers, m.hidden_size, short(&m.weight_hash));
+        }
+        None => {
+            let _ = writeln!(s, "model {} (not used by any stage)", plan.spec.model);
+        }
+    }
+    for (name, d) in &plan.datasets {
+        let _ = writeln!(s, "dataset {name}: {} ({}, blake3 {})", d.dataset.spec.source, d.dataset.spec.format, short(&d.hash));
+    }
+    let rows: Vec<[String; 5]> = plan
+        .stages
+        .iter()
+        .zip(&status)
+        .map(|(st, (_, done))| {
+            let mut inputs: Vec<String> = st.inputs.clone();
+            inputs.extend(st.dataset_refs.iter().map(|r| r.to_string()));
+            [
+                st.name.clone(),
+                st.kind.to_string(),
+                if inputs.is_empty() { "-".into() } else { inputs.join(", ") },
+                st.short_fingerprint().to_string(),
+                if done.is_some() { "cached".into() } else { "to run".into() },
+            ]
+        })
+        .collect();
+    s.push_str(&table(&["STAGE", "KIND", "INPUTS", "FINGERPRINT", "STATUS"], &rows));
+    let to_run = status.iter().filter(|(_, d)| d.is_none()).count();
+    let _ = writeln!(s, "{} stage(s), {to_run} to run", plan.stages.len());
+    s
+}
+
+pub fn render_ls(run_dir: &Path) -> Result<String, crate::store::StoreError> {
+    let entries = RunStore::new(run_dir).list()?;
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    for e in entries {
+        match &e.status {
+            Status::Complete(m) => {
+                if m.outputs.is_empty() {
+                    rows.push([e.stage.clone(), e.fingerprint.clone(), "complete".into(), "-".into(), "-".into(), "-".into()]);
+                }
+                for o in &m.outputs {
+                    rows.push([
+                        e.stage.clone(),
+                        e.fingerprint.clone(),
+                        "complete".into(),
+                        o.path.clone(),
+                        o.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                        human_bytes(o.bytes),
+                    ]);
+                }
+            }
+            Status::Incomplete => rows.push([e.stage, e.fingerprint, "incomplete (no manifest)".into(), "-".into(), "-".into(), "-".into()]),
+            Status::Interrupted => rows.push([e.stage, "-".into(), "interrupted (temporary)".into(), "-".into(), "-".into(), "-".into()]),
+            Status::Corrupt(why) => rows.push([e.stage, e.fingerprint, format!("corrupt: {why}"), "-".into(), "-".into(), "-".into()]),
+        }
+    }
+    Ok(table(&["STAGE", "FINGERPRINT", "STATUS", "OUTPUT", "ROWS", "SIZE"], &rows))
+}
+
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut w: [usize; N] = header.map(str::len);
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -1,0 +1,317 @@
+//! The executor: runs a plan's stages in topological order through the
+//! registered `StageRunner`s, skipping every stage whose fingerprint already
+//! has a complete folder in the run store, under the run directory's lock.
+//!
+//! Stages run one at a time: model stages must not fight candle's own rayon
+//! threading, and the cheap non-model stages gain little from overlapping.
+
+mod progress;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use polars::prelude::DataFrame;
+
+use crate::plan::{ModelFacts, Plan, ResolvedDataset, StageInstance};
+use crate::spec::{DatasetRef, PromptFormat, StageKind, StageSpec};
+use crate::store::manifest::{DatasetProvenance, MANIFEST_VERSION};
+use crate::store::{self, Manifest, Provenance, RunLock, RunStore, Timings};
+pub use progress::{Progress, ProgressBoard};
+
+/// One stage kind's implementation. Register it in a `Registry` under its kind.
+pub trait StageRunner<S>: Send + Sync {
+    /// Implementation version; bump it when the same inputs would now give
+    /// different outputs, so cached folders of this kind are recomputed.
+    fn version(&self) -> u32;
+
+    /// Reads `ctx`'s inputs, writes outputs into `ctx.out_dir()` (use
+    /// `ctx.write_parquet`), and returns a summary for the manifest.
+    fn run(&self, ctx: &StageContext<'_, S>) -> anyhow::Result<StageOutputs>;
+}
+
+/// What a stage reports besides its files (which the executor lists itself).
+#[derive(Debug, Default, Clone)]
+pub struct StageOutputs {
+    /// Small numbers worth keeping in the manifest (e.g. `mlp_final_loss`).
+    pub summary: BTreeMap<String, serde_json::Value>,
+}
+
+/// Stage kind → implementation. `S` is the services object stages share
+/// (e.g. a lazily loaded model).
+pub struct Registry<S> {
+    runners: BTreeMap<StageKind, Box<dyn StageRunner<S>>>,
+}
+
+impl<S> Default for Registry<S> {
+    fn default() -> Self {
+        Registry { runners: BTreeMap::new() }
+    }
+}
+
+impl<S> Registry<S> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(&mut self, kind: StageKind, runner: impl StageRunner<S> + 'static) -> &mut Self {
+        self.runners.insert(kind, Box::new(runner));
+        self
+    }
+
+    pub fn get(&self, kind: StageKind) -> Option<&dyn StageRunner<S>> {
+        self.runners.get(&kind).map(|b| b.as_ref())
+    }
+
+    /// Versions of the registered kinds, for fingerprinting.
+    pub fn versions(&self) -> BTreeMap<StageKind, u32> {
+        self.runners.iter().map(|(k, r)| (*k, r.version())).collect()
+    }
+}
+
+/// A value loaded on first use and shared by all stages of a run (e.g. the model).
+pub struct Lazy<T> {
+    cell: std::sync::OnceLock<T>,
+    init: std::sync::Mutex<()>,
+}
+
+impl<T> Default for Lazy<T> {
+    fn default() -> Self {
+        Lazy { cell: std::sync::OnceLock::new(), init: std::sync::Mutex::new(()) }
+    }
+}
+
+impl<T> Lazy<T> {
+    pub fn get_or_try_init<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&T, E> {
+        if let Some(v) = self.cell.get() {
+            return Ok(v);
+        }
+        let _guard = self.init.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = self.cell.get() {
+            return Ok(v);
+        }
+        let v = f()?;
+        Ok(self.cell.get_or_init(|| v))
+    }
+
+    pub fn get(&self) -> Option<&T> {
+        self.cell.get()
+    }
+}
+
+/// Everything a stage may read, and nothing else.
+pub struct StageContext<'a, S> {
+    stage: &'a StageInstance,
+    out_dir: &'a Path,
+    inputs: BTreeMap<String, PathBuf>,
+    datasets: BTreeMap<String, &'a ResolvedDataset>,
+    model_name: &'a str,
+    model: Option<&'a ModelFacts>,
+    prompt_format: PromptFormat,
+    seed: u64,
+    progress: &'a Progress,
+    services: &'a S,
+}
+
+impl<'a, S> StageContext<'a, S> {
+    pub fn name(&self) -> &str {
+        &self.stage.name
+    }
+    pub fn kind(&self) -> StageKind {
+        self.stage.kind
+    }
+    /// The stage's typed parameters (match on the variant of its kind).
+    pub fn params(&self) -> &StageSpec {
+        &self.stage.params
+    }
+    pub fn fingerprint(&self) -> &str {
+        &self.stage.fingerprint
+    }
+    /// The temporary output folder; everything written here is committed atomically.
+    pub fn out_dir(&self) -> &Path {
+        self.out_dir
+    }
+    /// Committed folder of an input stage, by the name used in the spec.
+    pub fn input_dir(&self, stage: &str) -> anyhow::Result<&Path> {
+        self.inputs.get(stage).map(PathBuf::as_path).ok_or_else(|| {
+            anyhow::anyhow!("stage `{}` did not declare `{stage}` as an input", self.stage.name)
+        })
+    }
+    pub fn input_manifest(&self, stage: &str) -> anyhow::Result<Manifest> {
+        Ok(RunStore::read_manifest(self.input_dir(stage)?)?)
+    }
+    /// Names of the input stages, in declaration order.
+    pub fn input_names(&self) -> &[String] {
+        &self.stage.inputs
+    }
+    /// A dataset this stage declared.
+    pub fn dataset(&self, r: &DatasetRef) -> anyhow::Result<&ResolvedDataset> {
+        self.datasets.get(&r.dataset).copied().ok_or_else(|| {
+            anyhow::anyhow!("stage `{}` did not declare dataset `{}`", self.stage.name, r.dataset)
+        })
+    }
+    /// The dataset references the stage declared, in spec order.
+    pub fn dataset_refs(&self) -> &[DatasetRef] {
+        &self.stage.dataset_refs
+    }
+    /// The model as written in the spec, and its checked facts (model stages only).
+    pub fn model(&self) -> (&str, Option<&ModelFacts>) {
+        (self.model_name, self.model)
+    }
+    pub fn prompt_format(&self) -> PromptFormat {
+        self.prompt_format
+    }
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    pub fn progress(&self) -> &Progress {
+        self.progress
+    }
+    pub fn services(&self) -> &S {
+        self.services
+    }
+    /// Writes a table as `<name>.parquet` in the output folder.
+    pub fn write_parquet(&self, name: &str, df: &mut DataFrame) -> anyhow::Result<PathBuf> {
+        let path = self.out_dir.join(format!("{name}.parquet"));
+        store::write_parquet(df, &path)?;
+        Ok(path)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Lock(#[from] store::LockError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("no implementation is registered for stage kind `{0}`")]
+    Unregistered(StageKind),
+    #[error("stage `{stage}` failed: {source:#}")]
+    Stage { stage: String, source: anyhow::Error },
+}
+
+pub struct RunOptions {
+    /// Folder holding run directories (`runs`).
+    pub runs_dir: PathBuf,
+    /// Wait for another run holding the lock instead of failing.
+    pub wait: bool,
+    pub progress: ProgressBoard,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub run_dir: PathBuf,
+    /// Stages executed, in order.
+    pub executed: Vec<String>,
+    /// Stages whose outputs were already complete.
+    pub cached: Vec<String>,
+}
+
+pub fn run_dir(plan: &Plan, runs_dir: &Path) -> PathBuf {
+    runs_dir.join(&plan.spec.name)
+}
+
+/// For each stage: its committed folder if complete.
+pub fn cache_status(plan: &Plan, runs_dir: &Path) -> Vec<(String, Option<PathBuf>)> {
+    let store = RunStore::new(run_dir(plan, runs_dir));
+    plan.stages.iter().map(|s| (s.name.clone(), store.complete(&s.name, s.short_fingerprint()))).collect()
+}
+
+/// Runs the plan. Safe to call again after a crash or kill: completed stages
+/// are skipped and half-written ones start over.
+pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts: &RunOptions) -> Result<RunReport, ExecError> {
+    let store = RunStore::new(run_dir(plan, &opts.runs_dir));
+    let _lock = RunLock::acquire(&store.root, opts.wait)?;
+    tracing::info!(run_dir = %store.root.display(), "lock acquired");
+    let git_commit = git_commit(&plan.spec.base_dir);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut report = RunReport { run_dir: store.root.clone(), executed: Vec::new(), cached: Vec::new() };
+    let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+
+    for stage in &plan.stages {
+        let fp16 = stage.short_fingerprint();
+        if let Some(dir) = store.complete(&stage.name, fp16) {
+            tracing::info!(stage = %stage.name, fingerprint = fp16, "cached");
+            dirs.insert(stage.name.clone(), dir);
+            report.cached.push(stage.name.clone());
+            continue;
+        }
+        let runner = registry.get(stage.kind).ok_or(ExecError::Unregistered(stage.kind))?;
+        let tmp = store.begin(&stage.name, fp16)?;
+        tracing::info!(stage = %stage.name, kind = %stage.kind, fingerprint = fp16, "running");
+        let progress = opts.progress.stage(&stage.name);
+        let inputs = stage.inputs.iter().map(|n| (n.clone(), dirs[n].clone())).collect();
+        let datasets = stage
+            .dataset_refs
+            .iter()
+            .map(|r| (r.dataset.clone(), &plan.datasets[&r.dataset]))
+            .collect::<BTreeMap<_, _>>();
+        let ctx = StageContext {
+            stage,
+            out_dir: &tmp,
+            inputs,
+            datasets,
+            model_name: &plan.spec.model,
+            model: if stage.uses_model { plan.model.as_ref() } else { None },
+            prompt_format: plan.spec.prompt_format,
+            seed: plan.spec.seed,
+            progress: &progress,
+            services,
+        };
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let outputs = match runner.run(&ctx) {
+            Ok(o) => o,
+            Err(source) => {
+                progress.finish("failed");
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(ExecError::Stage { stage: stage.name.clone(), source });
+            }
+        };
+        let wall = clock.elapsed().as_secs_f64();
+        let manifest = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            pipeline: plan.spec.name.clone(),
+            stage: stage.name.clone(),
+            kind: stage.kind.name().to_string(),
+            fingerprint: stage.fingerprint.clone(),
+            fingerprint_inputs: serde_json::to_value(&stage.fingerprint_inputs).expect("fingerprint inputs serialize"),
+            outputs: store::describe_outputs(&tmp)?,
+            timings: Timings { started_unix: unix(started), finished_unix: unix(SystemTime::now()), wall_seconds: wall },
+            provenance: Provenance {
+                steerbench_version: env!("CARGO_PKG_VERSION").to_string(),
+                git_commit: git_commit.clone(),
+                model_id: ctx.model.map(|m| m.id.clone()),
+                model_weight_hash: ctx.model.map(|m| m.weight_hash.clone()),
+                datasets: ctx
+                    .datasets
+                    .iter()
+                    .map(|(n, d)| {
+                        let p = DatasetProvenance { source: d.dataset.spec.source.to_string(), blake3: d.hash.clone() };
+                        (n.clone(), p)
+                    })
+                    .collect(),
+                spec_hash: plan.spec.hash.clone(),
+                seed: plan.spec.seed,
+                threads,
+            },
+            summary: outputs.summary,
+        };
+        let dir = store.commit(&tmp, &stage.name, fp16, &manifest)?;
+        progress.finish("done");
+        tracing::info!(stage = %stage.name, seconds = wall, "committed");
+        dirs.insert(stage.name.clone(), dir);
+        report.executed.push(stage.name.clone());
+    }
+    Ok(report)
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn git_commit(dir: &Path) -> Option<String> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

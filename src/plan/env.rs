@@ -1,0 +1,188 @@
+//! What planning needs from the outside world: model facts and dataset
+//! content hashes. The model part is injected (the model runtime implements
+//! `ModelProbe`); dataset and file hashing is implemented here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::DatasetSource;
+
+/// Facts about a model that planning checks against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFacts {
+    /// Canonical model id (e.g. `smollm2-135m-instruct`).
+    pub id: String,
+    pub n_layers: usize,
+    pub hidden_size: usize,
+    /// Content hash of the weight file(s).
+    pub weight_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Where a dataset's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetLocation {
+    /// A built-in dataset by name.
+    Builtin(String),
+    /// A local file (absolute or relative to the working directory).
+    File(PathBuf),
+    Url(String),
+}
+
+/// The outside world as planning sees it.
+pub trait Environment: Send + Sync {
+    /// Facts about `model` (as written in the spec); an error if it is not available.
+    fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError>;
+    /// Resolves a dataset source to a location and the blake3 of its bytes.
+    fn dataset(&self, source: &DatasetSource, base_dir: &Path) -> Result<(DatasetLocation, String), EnvError>;
+    /// blake3 of a file's bytes (report templates and other declared files).
+    fn file_hash(&self, path: &Path) -> Result<String, EnvError>;
+}
+
+/// Answers model questions; implemented by the model runtime.
+pub trait ModelProbe: Send + Sync {
+    fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError>;
+}
+
+/// A probe for builds without a model runtime: every model is unavailable.
+pub struct NoModelRuntime;
+
+impl ModelProbe for NoModelRuntime {
+    fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError> {
+        Err(EnvError::Unavailable(format!(
+            "model `{model}` cannot be checked: this build of steerbench has no model runtime linked in"
+        )))
+    }
+}
+
+/// Where built-in datasets come from.
+pub enum BuiltinStore {
+    /// `<dir>/<name>.jsonl`.
+    Dir(PathBuf),
+    /// (name, bytes) pairs compiled into the binary.
+    Embedded(Vec<(String, &'static [u8])>),
+}
+
+impl BuiltinStore {
+    /// datasets/ at the root of this source tree.
+    pub fn source_tree() -> Self {
+        BuiltinStore::Dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets"))
+    }
+
+    fn names(&self) -> Vec<String> {
+        match self {
+            BuiltinStore::Dir(d) => {
+                let mut v: Vec<String> = std::fs::read_dir(d)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.strip_suffix(".jsonl").map(str::to_string))
+                    .collect();
+                v.sort();
+                v
+            }
+            BuiltinStore::Embedded(items) => items.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+}
+
+/// The real environment: files hashed from disk, models through a probe.
+pub struct LocalEnvironment<M> {
+    pub builtins: BuiltinStore,
+    pub models: M,
+    cache: Mutex<HashMap<PathBuf, String>>,
+}
+
+impl<M: ModelProbe> LocalEnvironment<M> {
+    pub fn new(builtins: BuiltinStore, models: M) -> Self {
+        LocalEnvironment { builtins, models, cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn hash_file(&self, path: &Path) -> Result<String, EnvError> {
+        if let Some(h) = self.cache.lock().expect("hash cache").get(path) {
+            return Ok(h.clone());
+        }
+        if !path.is_file() {
+            return Err(EnvError::NotFound(format!("file not found: {}", path.display())));
+        }
+        let mut hasher = blake3::Hasher::new();
+        let file = std::fs::File::open(path).map_err(|source| EnvError::Io { path: path.into(), source })?;
+        hasher
+            .update_reader(file)
+            .map_err(|source| EnvError::Io { path: path.into(), source })?;
+        let h = hasher.finalize().to_hex().to_string();
+        self.cache.lock().expect("hash cache").insert(path.to_path_buf(), h.clone());
+        Ok(h)
+    }
+}
+
+impl<M: ModelProbe> Environment for LocalEnvironment<M> {
+    fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError> {
+        self.models.model_facts(model)
+    }
+
+    fn dataset(&self, source: &DatasetSource, base_dir: &Path) -> Result<(DatasetLocation, String), EnvError> {
+        match source {
+            DatasetSource::Builtin(name) => {
+                let bytes_hash = match &self.builtins {
+                    BuiltinStore::Dir(d) => {
+                        let p = d.join(format!("{name}.jsonl"));
+                        if p.is_file() {
+                            Some(self.hash_file(&p)?)
+                        } else {
+                            None
+                        }
+                    }
+                    BuiltinStore::Embedded(items) => items
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, b)| blake3::hash(b).to_hex().to_string()),
+                };
+                match bytes_hash {
+                    Some(h) => Ok((DatasetLocation::Builtin(name.clone()), h)),
+                    None => {
+                        let names = self.builtins.names();
+                        let hint = crate::spec::diag::did_you_mean(name, names.iter().map(String::as_str))
+                            .map(|h| format!("; {h}"))
+                            .unwrap_or_default();
+                        Err(EnvError::NotFound(format!(
+                            "there is no built-in dataset `{name}` (built-in: {}){hint}",
+                            names.join(", ")
+                        )))
+                    }
+                }
+            }
+            DatasetSource::Path(p) => {
+                let full = if p.is_absolute() { p.clone() } else { base_dir.join(p) };
+                let h = self.hash_file(&full).map_err(|e| match e {
+                    EnvError::NotFound(_) => EnvError::NotFound(format!(
+                        "dataset file not found: {} (relative paths are resolved against the spec file's folder)",
+                        full.display()
+                    )),
+                    other => other,
+                })?;
+                Ok((DatasetLocation::File(full), h))
+            }
+            DatasetSource::Url(u) => Err(EnvError::Unavailable(format!(
+                "dataset URL {u} cannot be fetched by this build; download it and give its local path"
+            ))),
+        }
+    }
+
+    fn file_hash(&self, path: &Path) -> Result<String, EnvError> {
+        self.hash_file(path)
+    }
+}

@@ -1,0 +1,322 @@
+//! Spec → plan: a topologically ordered list of stage instances, each with a
+//! fingerprint over exactly what it declares. Environment checks (model
+//! available, layers in range, dataset files present) happen here, before
+//! any stage runs, and are reported like spec errors (file:line:col).
+
+pub mod env;
+pub mod fingerprint;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::spec::{
+    self, Dataset, DatasetRef, Diagnostic, Diagnostics, FieldPath, Layers, Method, PromptFormat, Spec, Stage,
+    StageKind, StageSpec,
+};
+pub use env::{
+    BuiltinStore, DatasetLocation, EnvError, Environment, LocalEnvironment, ModelFacts, ModelProbe, NoModelRuntime,
+};
+
+/// A dataset as a stage reads it: its validated spec, where its bytes are, their hash.
+#[derive(Debug, Clone)]
+pub struct ResolvedDataset {
+    pub dataset: Dataset,
+    pub location: DatasetLocation,
+    pub hash: String,
+}
+
+/// What a dataset contributes to a fingerprint: its content and how it is read,
+/// never where it lives.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetInput {
+    pub hash: String,
+    pub format: spec::DatasetFormat,
+    pub fields: BTreeMap<String, String>,
+    pub split: spec::SplitFractions,
+    pub limit: Option<usize>,
+    pub window_tokens: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInput {
+    pub id: String,
+    pub weight_hash: String,
+}
+
+/// Everything a stage's fingerprint is computed from (also written to its manifest).
+#[derive(Debug, Clone, Serialize)]
+pub struct FingerprintInputs {
+    pub kind: StageKind,
+    pub kind_version: u32,
+    /// The stage's typed parameters with defaults filled in.
+    pub params: serde_json::Value,
+    /// Fingerprints of the stages it reads, by stage name.
+    pub inputs: BTreeMap<String, String>,
+    /// Datasets it reads, by dataset name.
+    pub datasets: BTreeMap<String, DatasetInput>,
+    pub model: Option<ModelInput>,
+    pub prompt_format: Option<PromptFormat>,
+    pub seed: Option<u64>,
+    /// Other files it reads (e.g. a report template), by spec path → blake3.
+    pub files: BTreeMap<String, String>,
+}
+
+/// One stage to run.
+#[derive(Debug, Clone)]
+pub struct StageInstance {
+    pub name: String,
+    pub kind: StageKind,
+    pub params: StageSpec,
+    /// Names of the stages whose outputs it reads.
+    pub inputs: Vec<String>,
+    /// Dataset references it reads.
+    pub dataset_refs: Vec<DatasetRef>,
+    /// Whether it runs the model (such stages run one at a time).
+    pub uses_model: bool,
+    pub fingerprint: String,
+    pub fingerprint_inputs: FingerprintInputs,
+}
+
+impl StageInstance {
+    /// The folder name in the run store: the first 16 hex digits.
+    pub fn short_fingerprint(&self) -> &str {
+        &self.fingerprint[..16]
+    }
+}
+
+/// The validated, environment-checked pipeline.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub spec: Spec,
+    pub model: Option<ModelFacts>,
+    pub datasets: BTreeMap<String, ResolvedDataset>,
+    /// Stages in topological order (ties keep spec order).
+    pub stages: Vec<StageInstance>,
+}
+
+impl Plan {
+    pub fn stage(&self, name: &str) -> Option<&StageInstance> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// Names of the stages that (transitively) depend on `name`, including itself.
+    pub fn dependents(&self, name: &str) -> Vec<String> {
+        let mut out = vec![name.to_string()];
+        for s in &self.stages {
+            if s.inputs.iter().any(|i| out.contains(i)) && !out.contains(&s.name) {
+                out.push(s.name.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Which stage kinds run the model.
+fn uses_model(stage: &Stage) -> bool {
+    match &stage.spec {
+        StageSpec::Extract(_) | StageSpec::Evaluate(_) | StageSpec::Degradation(_) => true,
+        StageSpec::Vectors(p) => p.methods.iter().any(|m| matches!(m, Method::FunctionVector(_))),
+        StageSpec::Report(_) => false,
+    }
+}
+
+/// Builds the plan. `versions` gives each stage kind's implementation version
+/// (bumping it invalidates that kind's cached outputs).
+pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u32>) -> Result<Plan, Diagnostics> {
+    let mut diags: Vec<Diagnostic> = Vec::new();
+
+    for s in &spec.stages {
+        if !versions.contains_key(&s.spec.kind()) {
+            let path = FieldPath::root().key("stages").key(&s.name).key(s.spec.kind().name());
+            diags.push(spec.diagnostic(
+                path,
+                format!("stage kind `{}` is not available in this build of steerbench", s.spec.kind()),
+            ));
+        }
+    }
+
+    let model = if spec.stages.iter().any(uses_model) {
+        match env.model_facts(&spec.model) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                diags.push(spec.diagnostic(FieldPath::root().key("model"), format!("model unavailable: {e}")));
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut datasets = BTreeMap::new();
+    for ds in &spec.datasets {
+        match env.dataset(&ds.spec.source, &spec.base_dir) {
+            Ok((location, hash)) => {
+                datasets.insert(ds.name.clone(), ResolvedDataset { dataset: ds.clone(), location, hash });
+            }
+            Err(e) => diags.push(spec.diagnostic(FieldPath::root().key("datasets").key(&ds.name).key("source"), e.to_string())),
+        }
+    }
+
+    let mut files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for s in &spec.stages {
+        if let StageSpec::Report(p) = &s.spec {
+            if let Some(t) = &p.template {
+                let full = if t.is_absolute() { t.clone() } else { spec.base_dir.join(t) };
+                match env.file_hash(&full) {
+                    Ok(h) => {
+                        files.entry(s.name.clone()).or_default().insert(t.display().to_string(), h);
+                    }
+                    Err(e) => diags.push(spec.diagnostic(
+                        FieldPath::root().key("stages").key(&s.name).key("report").key("template"),
+                        format!("report template: {e}"),
+                    )),
+                }
+            }
+        }
+    }
+
+    if let Some(m) = &model {
+        for s in &spec.stages {
+            check_layers(&spec, s, m, &mut diags);
+        }
+    }
+
+    if !diags.is_empty() {
+        diags.sort_by_key(|d| (d.pos.line, d.pos.col));
+        return Err(Diagnostics(diags));
+    }
+
+    let order = topo_order(&spec);
+    let mut instances: Vec<StageInstance> = Vec::new();
+    for i in order {
+        let s = &spec.stages[i];
+        let inputs: Vec<String> = {
+            let mut v: Vec<String> = spec::stage_refs(s).iter().map(|r| r.name.to_string()).collect();
+            v.dedup();
+            v
+        };
+        let dataset_refs: Vec<DatasetRef> = spec::dataset_refs(s).iter().map(|r| r.r.clone()).collect();
+        let uses_model = uses_model(s);
+        let mut ds_inputs = BTreeMap::new();
+        for r in &dataset_refs {
+            let rd = &datasets[&r.dataset];
+            ds_inputs.insert(
+                r.dataset.clone(),
+                DatasetInput {
+                    hash: rd.hash.clone(),
+                    format: rd.dataset.spec.format,
+                    fields: rd.dataset.fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                    split: rd.dataset.spec.split,
+                    limit: rd.dataset.spec.limit,
+                    window_tokens: rd.dataset.window_tokens(),
+                },
+            );
+        }
+        let input_fps: BTreeMap<String, String> = inputs
+            .iter()
+            .map(|n| {
+                let fp = instances.iter().find(|x| &x.name == n).map(|x| x.fingerprint.clone());
+                (n.clone(), fp.expect("topological order puts inputs first"))
+            })
+            .collect();
+        let reads_data = !dataset_refs.is_empty();
+        let fi = FingerprintInputs {
+            kind: s.spec.kind(),
+            kind_version: versions[&s.spec.kind()],
+            params: serde_json::to_value(&s.spec).expect("stage params serialize"),
+            inputs: input_fps,
+            datasets: ds_inputs,
+            model: if uses_model {
+                model.as_ref().map(|m| ModelInput { id: m.id.clone(), weight_hash: m.weight_hash.clone() })
+            } else {
+                None
+            },
+            prompt_format: (uses_model || reads_data).then_some(spec.prompt_format),
+            seed: (uses_model || reads_data).then_some(spec.seed),
+            files: files.remove(&s.name).unwrap_or_default(),
+        };
+        instances.push(StageInstance {
+            name: s.name.clone(),
+            kind: s.spec.kind(),
+            params: s.spec.clone(),
+            inputs,
+            dataset_refs,
+            uses_model,
+            fingerprint: fingerprint::fingerprint_of(&fi),
+            fingerprint_inputs: fi,
+        });
+    }
+    Ok(Plan { spec, model, datasets, stages: instances })
+}
+
+fn check_layers(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnostic>) {
+    let at = FieldPath::root().key("stages").key(&s.name).key(s.spec.kind().name());
+    let mut check_list = |layers: &Layers, path: FieldPath| {
+        if let Layers::List(v) = layers {
+            for (i, &l) in v.iter().enumerate() {
+                if l >= m.n_layers {
+                    let p = if v.len() == 1 { path.clone() } else { path.index(i) };
+                    diags.push(spec.diagnostic(p, layer_message(l, m)));
+                }
+            }
+        }
+    };
+    match &s.spec {
+        StageSpec::Extract(p) => check_list(&p.layers, at.key("layers")),
+        StageSpec::Evaluate(p) => check_list(&p.layers, at.key("layers")),
+        StageSpec::Degradation(p) => {
+            if let Some(l) = &p.layers {
+                check_list(l, at.key("layers"))
+            }
+        }
+        StageSpec::Vectors(p) => {
+            for (i, meth) in p.methods.iter().enumerate() {
+                if let Method::FunctionVector(fv) = meth {
+                    if fv.layer >= m.n_layers {
+                        let path = at.key("methods").index(i).key("function_vector").key("layer");
+                        diags.push(spec.diagnostic(path, layer_message(fv.layer, m)));
+                    }
+                }
+            }
+        }
+        StageSpec::Report(_) => {}
+    }
+}
+
+fn layer_message(l: usize, m: &ModelFacts) -> String {
+    format!(
+        "layer {l} does not exist: the model has {} layers (0..{})",
+        m.n_layers,
+        m.n_layers.saturating_sub(1)
+    )
+}
+
+/// Kahn's algorithm; among ready stages the one declared first runs first.
+/// Validation has already rejected cycles.
+fn topo_order(spec: &Spec) -> Vec<usize> {
+    let n = spec.stages.len();
+    let deps: Vec<Vec<usize>> = spec
+        .stages
+        .iter()
+        .map(|s| {
+            spec::stage_refs(s)
+                .iter()
+                .filter_map(|r| spec.stages.iter().position(|t| t.name == r.name))
+                .collect()
+        })
+        .collect();
+    let mut done = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let next = (0..n).find(|&i| !done[i] && deps[i].iter().all(|&d| done[d]));
+        match next {
+            Some(i) => {
+                done[i] = true;
+                order.push(i);
+            }
+            None => break,
+        }
+    }
+    order
+}

@@ -1,0 +1,185 @@
+//! `extract`: residual-stream (or other site) activations of paired examples.
+//!
+//! One forward pass per sequence serves every layer and site, and every method of
+//! the downstream `vectors` stages (adding a method never re-runs the model).
+//!
+//! Writes `activations.parquet` (example_id, side, layer, site, position, vector) and
+//! `norms.parquet` (layer, site, median_norm, n_tokens): the median token norm over
+//! non-first positions, used to scale vectors (`normalize: resid_norm`).
+
+use anyhow::{bail, Result};
+use steerbench_data as data;
+use steerbench_eval::capture::{capture, ReadAt};
+use steerbench_eval::prompt;
+use steerbench_model::{HookPoint, Sequence};
+use steerbench_steering::methods::normalize::median;
+
+use super::common::{self, Ctx};
+use super::table::*;
+use crate::exec::{StageOutputs, StageRunner};
+use crate::spec::{ExtractParams, Layers, ReadPosition, StageSpec};
+
+pub struct Extract;
+
+/// A contrastive pair as token sequences.
+pub struct Pair {
+    pub id: String,
+    pub pos: Sequence,
+    pub neg: Sequence,
+}
+
+/// Paired sequences of a contrastive dataset (A/B: prompt + letter; completions and
+/// open-ended references: prompt + continuation).
+pub fn pairs(lm: &steerbench_model::LoadedModel, records: &data::Records, style: prompt::PromptStyle) -> Result<Vec<Pair>> {
+    let letters = common::letter_ids(lm, 26).unwrap_or_default();
+    let mut out = Vec::new();
+    let cont = |p: &data::PromptParts, c: &str| -> Result<(Vec<u32>, Sequence)> {
+        let ids = common::encode(lm, &common::to_prompt(p), style)?;
+        let seq = prompt::with_continuation(&lm.tokenizer, &ids, false, style, c)?;
+        Ok((ids, seq))
+    };
+    match records {
+        data::Records::ContrastiveAb(items) => {
+            for it in items {
+                let ids = common::encode(lm, &common::to_prompt(&data::ab_parts(it, None)), style)?;
+                let (m, n) = (it.matching.index(), it.not_matching.index());
+                let (Some(&lm_id), Some(&ln_id)) = (letters.get(m), letters.get(n)) else {
+                    bail!("item {}: answer letters are not single tokens", it.id);
+                };
+                let mut pos = ids.clone();
+                pos.push(lm_id);
+                let mut neg = ids.clone();
+                neg.push(ln_id);
+                out.push(Pair { id: it.id.clone(), pos: Sequence::new(pos, ids.len()), neg: Sequence::new(neg, ids.len()) });
+            }
+        }
+        data::Records::ContrastiveCompletion(items) => {
+            for it in items {
+                let (parts, p, n) = data::completion_parts(it, None);
+                out.push(Pair { id: it.id.clone(), pos: cont(&parts, &p)?.1, neg: cont(&parts, &n)?.1 });
+            }
+        }
+        data::Records::OpenEnded(items) => {
+            for it in items {
+                let (parts, m, n) = data::open_ended_parts(it, None);
+                let (Some(m), Some(n)) = (m, n) else {
+                    bail!("open_ended item {} has no matching/not_matching continuations to contrast", it.id);
+                };
+                out.push(Pair { id: it.id.clone(), pos: cont(&parts, &m)?.1, neg: cont(&parts, &n)?.1 });
+            }
+        }
+        other => bail!(
+            "extract reads contrastive datasets (contrastive_ab, contrastive_completion, open_ended with references), not {}",
+            other.format().name()
+        ),
+    }
+    Ok(out)
+}
+
+pub fn read_at(pos: &ReadPosition, records: &data::Records) -> ReadAt {
+    match pos {
+        ReadPosition::Answer => match records {
+            data::Records::ContrastiveAb(_) => ReadAt::Last,
+            _ => ReadAt::FirstCompletion,
+        },
+        ReadPosition::LastPrompt => ReadAt::LastPrompt,
+        ReadPosition::CompletionMean => ReadAt::CompletionMean,
+        ReadPosition::Indices(ix) => ReadAt::Indices(ix.clone()),
+    }
+}
+
+pub fn hook_site(s: &crate::spec::Site) -> steerbench_model::Site {
+    use crate::spec::Site as S;
+    use steerbench_model::Site as M;
+    match s {
+        S::ResidPre => M::ResidPre,
+        S::ResidMid => M::ResidMid,
+        S::ResidPost => M::ResidPost,
+        S::AttnOut => M::AttnOut,
+        S::MlpOut => M::MlpOut,
+        S::HeadOut => M::HeadOut,
+    }
+}
+
+pub fn site_name(s: steerbench_model::Site) -> &'static str {
+    use steerbench_model::Site as M;
+    match s {
+        M::ResidPre => "resid_pre",
+        M::ResidMid => "resid_mid",
+        M::ResidPost => "resid_post",
+        M::AttnOut => "attn_out",
+        M::MlpOut => "mlp_out",
+        M::HeadOut => "head_out",
+    }
+}
+
+impl StageRunner<common::Services> for Extract {
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
+        let StageSpec::Extract(p) = ctx.params() else { bail!("not an extract stage") };
+        run(ctx, p)
+    }
+}
+
+fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
+    let lm = common::model(ctx)?;
+    let n_layers = lm.model.config().n_layers;
+    let layers: Vec<usize> = match &p.layers {
+        Layers::All => (0..n_layers).collect(),
+        Layers::List(v) => v.clone(),
+    };
+    let points: Vec<HookPoint> = p
+        .sites
+        .iter()
+        .flat_map(|s| layers.iter().map(move |&l| HookPoint::new(l, hook_site(s))))
+        .collect();
+    let records = common::records(ctx, &p.dataset)?;
+    let pairs = pairs(lm, &records, common::style(ctx))?;
+    let at = read_at(&p.read_position, &records);
+    let seqs: Vec<Sequence> = pairs.iter().flat_map(|x| [x.pos.clone(), x.neg.clone()]).collect();
+    let progress = ctx.progress();
+    progress.set_total(seqs.len() as u64);
+    progress.set_message(format!("{} sequences × {} hook points", seqs.len(), points.len()));
+    let cap = capture(&lm.model, &seqs, &points, &at, 8, |n| progress.inc(n as u64))?;
+
+    let (mut ids, mut sides, mut lay, mut sites, mut vecs) = (vec![], vec![], vec![], vec![], vec![]);
+    for (s, per_point) in cap.vectors.into_iter().enumerate() {
+        for (k, v) in per_point.into_iter().enumerate() {
+            ids.push(pairs[s / 2].id.clone());
+            sides.push(if s % 2 == 0 { "pos" } else { "neg" }.to_string());
+            lay.push(points[k].layer as u32);
+            sites.push(site_name(points[k].site).to_string());
+            vecs.push(v);
+        }
+    }
+    let position = vec![p.read_position.name().to_string(); ids.len()];
+    let mut acts = frame(vec![
+        str_col("example_id", ids),
+        str_col("side", sides),
+        u32_col("layer", lay),
+        str_col("site", sites),
+        str_col("position", position),
+        f32_list_col("vector", &vecs),
+    ])?;
+    ctx.write_parquet("activations", &mut acts)?;
+
+    let mut med = Vec::new();
+    let mut counts = Vec::new();
+    for norms in &cap.token_norms {
+        med.push(median(norms)?);
+        counts.push(norms.len() as u32);
+    }
+    let mut norms = frame(vec![
+        u32_col("layer", points.iter().map(|p| p.layer as u32).collect()),
+        str_col("site", points.iter().map(|p| site_name(p.site).to_string()).collect()),
+        f32_col("median_norm", med),
+        u32_col("n_tokens", counts),
+    ])?;
+    ctx.write_parquet("norms", &mut norms)?;
+    let mut out = StageOutputs::default();
+    out.summary.insert("pairs".into(), pairs.len().into());
+    Ok(out)
+}

@@ -1,0 +1,70 @@
+//! Small helpers to build and read the tidy tables stages write.
+
+use anyhow::{anyhow, Context, Result};
+use polars::prelude::*;
+
+pub fn str_col(name: &str, v: Vec<String>) -> Column {
+    Column::new(name.into(), v)
+}
+
+pub fn u32_col(name: &str, v: Vec<u32>) -> Column {
+    Column::new(name.into(), v)
+}
+
+pub fn i32_col(name: &str, v: Vec<i32>) -> Column {
+    Column::new(name.into(), v)
+}
+
+pub fn f32_col(name: &str, v: Vec<f32>) -> Column {
+    Column::new(name.into(), v)
+}
+
+pub fn f64_col(name: &str, v: Vec<f64>) -> Column {
+    Column::new(name.into(), v)
+}
+
+/// A `list<f32>` column, one list per row.
+pub fn f32_list_col(name: &str, rows: &[Vec<f32>]) -> Column {
+    let lc: ListChunked = rows.iter().map(|v| Some(Series::new(PlSmallStr::EMPTY, v.as_slice()))).collect();
+    lc.into_series().with_name(name.into()).into_column()
+}
+
+pub fn frame(cols: Vec<Column>) -> Result<DataFrame> {
+    Ok(DataFrame::new_infer_height(cols)?)
+}
+
+pub fn read_str(df: &DataFrame, name: &str) -> Result<Vec<String>> {
+    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
+    Ok(c.str()?.into_iter().map(|s| s.unwrap_or_default().to_string()).collect())
+}
+
+pub fn read_u32(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
+    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
+    c.u32()?.into_iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+}
+
+pub fn read_i32(df: &DataFrame, name: &str) -> Result<Vec<i32>> {
+    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
+    c.i32()?.into_iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+}
+
+pub fn read_f32(df: &DataFrame, name: &str) -> Result<Vec<f32>> {
+    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
+    c.f32()?.into_iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+}
+
+pub fn read_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
+    Ok(c.f64()?.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+pub fn read_f32_lists(df: &DataFrame, name: &str) -> Result<Vec<Vec<f32>>> {
+    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
+    c.list()?
+        .into_iter()
+        .map(|s| {
+            let s = s.ok_or_else(|| anyhow!("null list in `{name}`"))?;
+            Ok(s.f32()?.into_no_null_iter().collect())
+        })
+        .collect()
+}
