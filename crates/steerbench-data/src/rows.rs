@@ -113,21 +113,16 @@ fn parse_json(bytes: &[u8], source_name: &str, json_key: Option<&str>) -> Result
         },
         (Value::Object(obj), None) => {
             // Accept `{"<anything>": [...]}` when exactly one key holds a list.
-            let lists: Vec<&String> = obj
-                .iter()
-                .filter(|(_, v)| v.is_array())
-                .map(|(k, _)| k)
+            let mut lists: Vec<(String, Vec<Value>)> = obj
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    Value::Array(items) => Some((k, items)),
+                    _ => None,
+                })
                 .collect();
-            match lists.as_slice() {
-                [key] => {
-                    let key = (*key).clone();
-                    let Some(Value::Array(items)) =
-                        obj.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-                    else {
-                        unreachable!("key was found holding an array")
-                    };
-                    items
-                }
+            let keys: Vec<&String> = lists.iter().map(|(k, _)| k).collect();
+            match keys.as_slice() {
+                [_] => lists.pop().map(|(_, items)| items).unwrap_or_default(),
                 [] => {
                     return Err(parse_err(
                         source_name,

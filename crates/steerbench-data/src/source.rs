@@ -218,6 +218,24 @@ mod tests {
     }
 
     #[test]
+    fn url_source_loads_records_with_type_from_url_path() {
+        use crate::{load, FieldMap, Format, LoadOptions};
+        let base = serve_once("200 OK", "id,input,output\na1,hot,cold\na2,up,down\n");
+        let src = Source::parse(&format!("{base}/antonyms.csv?download=1"));
+        let ds = load(
+            &src,
+            &FieldMap::default_for(Format::IclTask),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(ds.records.ids(), vec!["a1", "a2"]);
+        assert_eq!(
+            ds.content_hash,
+            content_hash(b"id,input,output\na1,hot,cold\na2,up,down\n")
+        );
+    }
+
+    #[test]
     fn http_error_status_is_reported() {
         let base = serve_once("404 Not Found", "nope");
         let url = format!("{base}/missing.jsonl");
