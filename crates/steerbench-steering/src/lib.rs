@@ -56,6 +56,26 @@
 //! writes `<method>.layer<i>` tensors with the model fingerprint;
 //! [`ModelFingerprint::check_compatible`](interop::fingerprint::ModelFingerprint::check_compatible)
 //! refuses vectors made for another model.
+//!
+//! # Example
+//! ```
+//! use std::collections::BTreeMap;
+//! use steerbench_steering::methods::{caa::caa, normalize::{normalize, Normalize}};
+//! use steerbench_steering::{ControlVector, Matrix};
+//!
+//! let pos = Matrix::from_rows(&[vec![1.0, 2.0], vec![3.0, 2.0]])?;
+//! let neg = Matrix::from_rows(&[vec![0.0, 2.0], vec![1.0, 2.0]])?;
+//! let v = caa(&pos, &neg)?;                               // [1.5, 0.0]
+//! let (unit_v, raw_norm) = normalize(&v, Normalize::Unit)?;
+//! assert_eq!((unit_v.clone(), raw_norm), (vec![1.0, 0.0], 1.5));
+//! // Export for llama.cpp: added after block 6 (steerbench ResidPost(6)).
+//! let cv = ControlVector { model_hint: "llama".into(), directions: BTreeMap::from([(6, unit_v)]) };
+//! let mut buf = std::io::Cursor::new(Vec::new());
+//! cv.write_to(&mut buf)?;
+//! buf.set_position(0);
+//! assert_eq!(ControlVector::read_from(&mut buf)?, cv);
+//! # Ok::<(), steerbench_steering::SteeringError>(())
+//! ```
 
 pub mod error;
 pub mod interop;

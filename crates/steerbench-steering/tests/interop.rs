@@ -229,3 +229,13 @@ fn fingerprint_mismatch_is_a_clear_error() {
     };
     assert!(made_for.check_compatible(&retrained).is_err());
 }
+
+#[test]
+fn fingerprint_checks_vector_length() {
+    assert!(fp().check_vector(&[0.0; 4]).is_ok());
+    let msg = fp().check_vector(&[0.0; 3]).unwrap_err().to_string();
+    assert!(
+        msg.contains("length 3") && msg.contains("hidden size 4"),
+        "{msg}"
+    );
+}

@@ -34,6 +34,20 @@ impl ModelFingerprint {
     }
 }
 
+/// A vector's length must equal the model's hidden size.
+impl ModelFingerprint {
+    pub fn check_vector(&self, v: &[f32]) -> Result<()> {
+        if v.len() != self.hidden_size {
+            return Err(SteeringError::ModelMismatch(format!(
+                "vector has length {}, this model has hidden size {}",
+                v.len(),
+                self.hidden_size
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn short(h: &str) -> &str {
     h.get(..12).unwrap_or(h)
 }
