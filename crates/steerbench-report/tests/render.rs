@@ -342,3 +342,43 @@ fn unwritable_output_is_an_error() {
     let err = render(&common::sample(), &file.join("sub"), None).unwrap_err();
     assert!(matches!(err, ReportError::Io { .. }), "{err}");
 }
+
+#[test]
+fn degenerate_plot_data_still_renders() {
+    let mut data = common::sample();
+    data.curves.truncate(1);
+    data.curves[0].points.truncate(1);
+    data.curves[0].points[0].ci_low = None;
+    for c in &mut data.heatmap {
+        c.value = 0.5;
+    }
+    data.heatmap[0].value = f64::NAN;
+    data.slopes.truncate(1);
+    data.slopes[0].slopes = vec![0.0, f64::INFINITY];
+    data.pareto.points.truncate(1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = render(&data, dir.path(), None).unwrap();
+    for p in &out.plots {
+        assert_svg(&read(&p.svg), &[]);
+        let fig = figures(&data)
+            .into_iter()
+            .find(|f| f.name == p.name)
+            .unwrap();
+        assert_png(&p.png, fig.size());
+    }
+}
+
+#[test]
+fn unsteerable_results_are_stated_plainly() {
+    let mut data = common::sample();
+    for r in &mut data.main {
+        r.metrics.effect = Some(Estimate::with_ci(0.01, -0.05, 0.07));
+    }
+    let s = summary(&data);
+    assert!(
+        s.contains(
+            "None of the 6 method × dataset pairs moves its metric beyond the 95% CI on test"
+        ),
+        "{s}"
+    );
+}

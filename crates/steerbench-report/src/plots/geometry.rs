@@ -108,49 +108,72 @@ fn overlaps(a: PixelBox, b: PixelBox) -> bool {
     a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
 }
 
-/// Greedy label placement: for each anchor (x, y) with a label of size (w, h), the first of a
-/// few candidate spots (right-above, right-below, left-above, left-below, then further down)
-/// that stays inside `bounds` and overlaps no placed label nor any anchor marker.
-/// Returns the top-left corner of each label, or None where nothing fits.
+/// Where a label goes: its top-left corner, and whether it sits far enough from its
+/// point to need a leader line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LabelSpot {
+    pub at: (i32, i32),
+    pub leader: bool,
+}
+
+/// Greedy label placement. For each anchor (x, y) with a label of size (w, h), try spots
+/// around the point at growing distances (right/left × above/below, then straight
+/// above/below/right/left) and take the first that stays inside `bounds` and overlaps no
+/// placed label, no anchor marker and no `obstacle` (other points); if none is free of
+/// obstacles, the obstacles are dropped. None where nothing fits at all.
 pub(crate) fn place_labels(
     anchors: &[((i32, i32), (i32, i32))],
+    obstacles: &[PixelBox],
     bounds: PixelBox,
     marker: i32,
-) -> Vec<Option<(i32, i32)>> {
+) -> Vec<Option<LabelSpot>> {
     let markers: Vec<PixelBox> = anchors
         .iter()
         .map(|((x, y), _)| (x - marker, y - marker, x + marker, y + marker))
         .collect();
     let mut placed: Vec<PixelBox> = Vec::new();
-    anchors
-        .iter()
-        .map(|&((x, y), (w, h))| {
-            let gap = marker + 2;
-            let mut candidates = vec![
-                (x + gap, y - gap - h),
-                (x + gap, y + gap),
-                (x - gap - w, y - gap - h),
-                (x - gap - w, y + gap),
-            ];
-            for k in 1..6 {
-                candidates.push((x + gap, y + gap + k * h));
-                candidates.push((x + gap, y - gap - (k + 1) * h));
-            }
-            let spot = candidates.into_iter().find(|&(cx, cy)| {
-                let b = (cx, cy, cx + w, cy + h);
-                b.0 >= bounds.0
-                    && b.1 >= bounds.1
-                    && b.2 <= bounds.2
-                    && b.3 <= bounds.3
-                    && !placed.iter().any(|p| overlaps(*p, b))
-                    && !markers.iter().any(|m| overlaps(*m, b))
-            });
-            if let Some((cx, cy)) = spot {
-                placed.push((cx, cy, cx + w, cy + h));
-            }
-            spot
-        })
-        .collect()
+    let mut out = Vec::with_capacity(anchors.len());
+    for &((x, y), (w, h)) in anchors {
+        let mut candidates = Vec::new();
+        for (ring, extra) in [0, 18, 40, 70].into_iter().enumerate() {
+            let g = marker + 2 + extra;
+            candidates.extend(
+                [
+                    (x + g, y - g - h),
+                    (x + g, y + g),
+                    (x - g - w, y - g - h),
+                    (x - g - w, y + g),
+                    (x - w / 2, y - g - h),
+                    (x - w / 2, y + g),
+                    (x + g, y - h / 2),
+                    (x - g - w, y - h / 2),
+                ]
+                .map(|c| (c, ring > 0)),
+            );
+        }
+        let fits = |(cx, cy): (i32, i32), avoid: &[PixelBox]| {
+            let b = (cx, cy, cx + w, cy + h);
+            b.0 >= bounds.0
+                && b.1 >= bounds.1
+                && b.2 <= bounds.2
+                && b.3 <= bounds.3
+                && !placed
+                    .iter()
+                    .chain(&markers)
+                    .chain(avoid)
+                    .any(|p| overlaps(*p, b))
+        };
+        let spot = candidates
+            .iter()
+            .find(|(c, _)| fits(*c, obstacles))
+            .or_else(|| candidates.iter().find(|(c, _)| fits(*c, &[])))
+            .map(|&(at, leader)| LabelSpot { at, leader });
+        if let Some(s) = spot {
+            placed.push((s.at.0, s.at.1, s.at.0 + w, s.at.1 + h));
+        }
+        out.push(spot);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -178,12 +201,12 @@ mod tests {
             ((102, 98), (60, 14)),
             ((104, 101), (60, 14)),
         ];
-        let spots = place_labels(&anchors, (0, 0, 400, 400), 8);
+        let spots = place_labels(&anchors, &[(150, 60, 250, 140)], (0, 0, 400, 400), 8);
         let boxes: Vec<PixelBox> = spots
             .iter()
             .zip(&anchors)
             .map(|(s, (_, (w, h)))| {
-                let (x, y) = s.unwrap();
+                let (x, y) = s.unwrap().at;
                 (x, y, x + w, y + h)
             })
             .collect();
@@ -197,9 +220,15 @@ mod tests {
                 );
             }
         }
+        for b in &boxes {
+            assert!(
+                !overlaps(*b, (150, 60, 250, 140)),
+                "label over an obstacle: {b:?}"
+            );
+        }
         // Nothing fits in a box smaller than the label.
         assert_eq!(
-            place_labels(&[((5, 5), (60, 14))], (0, 0, 20, 20), 2),
+            place_labels(&[((5, 5), (60, 14))], &[], (0, 0, 20, 20), 2),
             vec![None]
         );
     }

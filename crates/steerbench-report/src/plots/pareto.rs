@@ -145,10 +145,29 @@ where
         }
         let (ax0, ax1) = chart.plotting_area().get_pixel_range();
         let bounds = (ax0.start - bx, ax1.start - by, ax0.end - bx, ax1.end - by);
-        for (spot, label) in place_labels(&anchors, bounds, 9).into_iter().zip(&labels) {
-            if let Some(at) = spot {
-                root.draw_text(label, &style, at)?;
+        // Every other point is an obstacle, so labels do not cover data.
+        let obstacles: Vec<(i32, i32, i32, i32)> = xy
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !front.contains(i))
+            .map(|(_, p)| {
+                let (px, py) = chart.backend_coord(p);
+                (px - bx - 6, py - by - 6, px - bx + 6, py - by + 6)
+            })
+            .collect();
+        let spots = place_labels(&anchors, &obstacles, bounds, 9);
+        for ((spot, label), ((ax, ay), (w, h))) in spots.into_iter().zip(&labels).zip(&anchors) {
+            let Some(spot) = spot else { continue };
+            if spot.leader {
+                // From the point to the nearest point of the label's box.
+                let (x, y) = spot.at;
+                let end = ((*ax).clamp(x, x + *w), (*ay).clamp(y, y + *h));
+                root.draw(&PathElement::new(
+                    vec![(*ax, *ay), end],
+                    RGBColor(120, 120, 120).stroke_width(1),
+                ))?;
             }
+            root.draw_text(label, &style, spot.at)?;
         }
     }
     style::legend(&legend_area, &items)
