@@ -49,7 +49,7 @@
 //! [`select_best`](metrics::stats::select_best).
 //!
 //! # Interop ([`interop`])
-//! [`ControlVector`](interop::gguf::ControlVector) reads/writes llama.cpp /
+//! [`ControlVector`] reads/writes llama.cpp /
 //! repeng GGUF control vectors; `direction.k` is added to the output of
 //! block k, i.e. steerbench's `ResidPost(k)` (see the module doc for the
 //! evidence). [`vectors_to_safetensors`](interop::safetensors::vectors_to_safetensors)

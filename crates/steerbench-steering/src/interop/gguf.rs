@@ -6,6 +6,8 @@
 //! `controlvector.layer_count` (u32), and one 1-D F32 tensor `direction.<k>`
 //! of length `n_embd` per steered layer. llama.cpp rejects `direction.0`,
 //! non-F32 and non-1-D tensors; it sums duplicate indices and ignores the metadata.
+//! We write GGUF v2 through candle's `gguf_file::write` (llama.cpp reads v2
+//! and v3, only v1 is refused; data aligned to the default 32 bytes).
 //!
 //! Layer convention (checked against llama.cpp's source): `direction.k` is
 //! copied into the model's `cvec` tensor `k` (`llama_adapter_cvec::apply`
