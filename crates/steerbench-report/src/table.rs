@@ -117,15 +117,15 @@ impl Table {
             .iter()
             .map(|a| if *a == Align::Left { 'l' } else { 'r' })
             .collect();
+        // A row opening with `[` would read as the previous `\\`'s optional argument.
         let row = |cells: &[String]| {
-            format!(
-                "{} \\\\\n",
-                cells
-                    .iter()
-                    .map(|c| latex_escape(c))
-                    .collect::<Vec<_>>()
-                    .join(" & ")
-            )
+            let line = cells
+                .iter()
+                .map(|c| latex_escape(c))
+                .collect::<Vec<_>>()
+                .join(" & ");
+            let guard = if line.starts_with('[') { "{}" } else { "" };
+            format!("{guard}{line} \\\\\n")
         };
         let mut out = String::new();
         out += "\\begin{table}[t]\n\\centering\n";
@@ -210,6 +210,13 @@ mod tests {
         assert!(tex.contains("\\toprule\nMethod & Anti-steerable \\\\\n\\midrule\n"));
         assert!(tex.contains("mean\\_diff & 12.5\\% $\\pm$ 1 \\\\\n\\bottomrule"));
         assert!(tex.contains("\\begin{tabular}{lr}"));
+    }
+
+    #[test]
+    fn latex_row_starting_with_bracket_is_guarded() {
+        let mut t = Table::plain(&["a"]);
+        t.push(vec!["[x]".into()]).unwrap();
+        assert!(t.to_latex("c", "l").contains("\\midrule\n{}[x] \\\\\n"));
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
 
 /// "Nice" tick values (1, 2, 2.5, 5 × 10^k steps) covering `[lo, hi]`, about `n` of them.
 pub(crate) fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if hi <= lo || !lo.is_finite() || !hi.is_finite() {
         return vec![lo];
     }
     let raw = (hi - lo) / n.max(1) as f64;
@@ -108,6 +108,9 @@ fn overlaps(a: PixelBox, b: PixelBox) -> bool {
     a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
 }
 
+/// A point to label (pixels) and its label's (width, height).
+pub(crate) type Anchor = ((i32, i32), (i32, i32));
+
 /// Where a label goes: its top-left corner, and whether it sits far enough from its
 /// point to need a leader line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +125,7 @@ pub(crate) struct LabelSpot {
 /// placed label, no anchor marker and no `obstacle` (other points); if none is free of
 /// obstacles, the obstacles are dropped. None where nothing fits at all.
 pub(crate) fn place_labels(
-    anchors: &[((i32, i32), (i32, i32))],
+    anchors: &[Anchor],
     obstacles: &[PixelBox],
     bounds: PixelBox,
     marker: i32,
