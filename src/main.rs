@@ -2,20 +2,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use steerbench::cli::{self, App, Cli};
-use steerbench::exec::Registry;
-use steerbench::plan::{BuiltinStore, LocalEnvironment, NoModelRuntime};
+use steerbench::plan::LocalEnvironment;
+use steerbench::runtime::{embedded_builtins, RuntimeProbe};
+use steerbench::stages::{self, Services};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Stage kinds are registered here, one line each, e.g.
-    // `registry.register(StageKind::Extract, stages::extract::Extract);`
-    // (implementations live in src/stages/<kind>.rs; added at integration).
-    let registry: Registry<()> = Registry::new();
     let app = App {
-        registry,
-        services: (),
-        // The model runtime replaces `NoModelRuntime` with its `ModelProbe`.
-        environment: Box::new(LocalEnvironment::new(BuiltinStore::source_tree(), NoModelRuntime)),
+        registry: stages::registry(),
+        services: Services::new(),
+        environment: Box::new(LocalEnvironment::new(embedded_builtins(), RuntimeProbe)),
     };
     cli::run(app, cli)
 }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod tools;
+
 use crate::exec::{self, ProgressBoard, Registry, RunOptions};
 use crate::plan::{self, Environment};
 use crate::spec::{self, Diagnostics};
@@ -48,9 +50,40 @@ pub enum Command {
     Ls { run_dir: PathBuf },
     /// Print the JSON Schema of pipeline specs (for yaml-language-server).
     Schema,
-    // Commands added at integration: `report RUN_DIR` (steerbench-report),
-    // `generate`, `logits`, `models` (steerbench-model). Add their variants
-    // here and their handlers in `run` below.
+    /// Re-render the report of a finished run from its Parquet outputs (no model).
+    Report {
+        run_dir: PathBuf,
+        /// Write here instead of RUN_DIR/report/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show and manage the model registry and cache.
+    Models {
+        #[command(subcommand)]
+        command: tools::ModelsCommand,
+    },
+    /// Continue a prompt with the model (optionally steered).
+    Generate {
+        #[command(flatten)]
+        prompt: tools::PromptArgs,
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+    },
+    /// Final-position top-k log-probs (optionally steered), hidden states, full logits as .npy.
+    Logits {
+        #[command(flatten)]
+        prompt: tools::PromptArgs,
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        /// Also print the last-token residual stream after this block.
+        #[arg(long)]
+        hidden: Option<usize>,
+        /// Write the full final-position logits as a NumPy .npy file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What the binary plugs into the engine.
@@ -116,6 +149,26 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
         Command::Schema => {
             println!("{}", schema_json());
             ExitCode::SUCCESS
+        }
+        Command::Report { run_dir, out } => outcome(tools::report(&run_dir, out.as_deref()).map(|files| {
+            for f in files {
+                println!("{}", f.display());
+            }
+        })),
+        Command::Models { command } => outcome(tools::models(&command)),
+        Command::Generate { prompt, max_tokens } => outcome(tools::generate(&prompt, max_tokens)),
+        Command::Logits { prompt, top_k, hidden, out, json } => {
+            outcome(tools::logits(&prompt, top_k, hidden, out.as_deref(), json))
+        }
+    }
+}
+
+fn outcome(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -113,6 +113,8 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 /// Splits serde's "unknown field `x`, expected one of `a`, `b`" into
 /// (message, expected, the bad name, the candidates).
 pub fn split_serde_message(msg: &str) -> (String, Option<String>, Option<String>, Vec<String>) {
+    // "variant" is serde's word; users wrote a name.
+    let msg = msg.replacen("unknown variant", "unknown name", 1);
     let (head, expected) = match msg.split_once(", expected ") {
         Some((h, e)) => (h.to_string(), Some(e.to_string())),
         None => (msg.to_string(), None),
@@ -139,7 +141,7 @@ mod tests {
     #[test]
     fn serde_messages_are_split() {
         let (m, e, bad, c) = split_serde_message("unknown variant `cca`, expected one of `caa`, `pca`");
-        assert_eq!(m, "unknown variant `cca`");
+        assert_eq!(m, "unknown name `cca`");
         assert_eq!(e.as_deref(), Some("one of `caa`, `pca`"));
         assert_eq!(bad.as_deref(), Some("cca"));
         assert_eq!(c, vec!["caa", "pca"]);

@@ -61,6 +61,10 @@ pub struct Spec {
     pub prompt_format: PromptFormat,
     pub datasets: Vec<Dataset>,
     pub stages: Vec<Stage>,
+    /// Every declared name, including those whose definition had errors
+    /// (so a broken stage does not also cause "unknown stage" errors).
+    declared_stages: Vec<String>,
+    declared_datasets: Vec<String>,
     tree: Node,
     text: String,
 }
@@ -72,6 +76,14 @@ impl Spec {
 
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.name == name)
+    }
+
+    pub(crate) fn declares_stage(&self, name: &str) -> bool {
+        self.declared_stages.iter().any(|n| n == name)
+    }
+
+    pub(crate) fn declares_dataset(&self, name: &str) -> bool {
+        self.declared_datasets.iter().any(|n| n == name)
     }
 
     /// A diagnostic located at `path` (or the nearest existing parent).
@@ -148,7 +160,8 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
     let datasets = cx.datasets(&root);
     let stages = cx.stages(&root);
 
-    let (Some(name), Some(model)) = (name, model) else { return Err(cx.finish()) };
+    // Missing name/model are already reported; validate the rest regardless.
+    let (name, model) = (name.unwrap_or_default(), model.unwrap_or_default());
     let mut spec = Spec {
         file: file.to_string(),
         base_dir: base_dir.to_path_buf(),
@@ -159,6 +172,8 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
         prompt_format,
         datasets,
         stages,
+        declared_stages: root.get("stages").map(|n| n.entries().iter().map(|(k, _)| k.name.clone()).collect()).unwrap_or_default(),
+        declared_datasets: root.get("datasets").map(|n| n.entries().iter().map(|(k, _)| k.name.clone()).collect()).unwrap_or_default(),
         tree: root,
         text: text.to_string(),
     };
@@ -217,7 +232,8 @@ impl Cx<'_> {
         match map.get(key) {
             Some(node) => self.typed(node, &at.key(key)),
             None => {
-                self.push(map.pos, at.clone(), format!("missing field `{key}`"), None, None);
+                let pos = map.entries().first().map(|(k, _)| k.pos).unwrap_or(map.pos);
+                self.push(pos, at.clone(), format!("missing field `{key}`"), None, None);
                 None
             }
         }
@@ -235,11 +251,13 @@ impl Cx<'_> {
             Err(e) => {
                 let mut path = at.clone();
                 let mut cur = node;
+                let mut parent = node;
                 for seg in e.path().iter() {
                     use serde_path_to_error::Segment;
                     match seg {
                         Segment::Map { key } => {
                             path = path.key(key);
+                            parent = cur;
                             cur = cur.get(key).unwrap_or(cur);
                         }
                         Segment::Seq { index } => {
@@ -261,10 +279,14 @@ impl Cx<'_> {
                 let (message, expected, bad, candidates) = diag::split_serde_message(&raw);
                 let mut pos = cur.pos;
                 if let Some(bad) = &bad {
-                    // Point at the offending key itself, not at its mapping.
+                    // Point at the offending key itself, not at its mapping or value.
                     if let Some(k) = cur.key(bad) {
                         pos = k.pos;
                         path = path.key(bad);
+                    } else if path.0.last() == Some(&Seg::Key(bad.clone())) {
+                        if let Some(k) = parent.key(bad) {
+                            pos = k.pos;
+                        }
                     }
                 }
                 let help = bad.as_deref().and_then(|b| diag::did_you_mean(b, candidates.iter().map(String::as_str)));
@@ -327,7 +349,8 @@ impl Cx<'_> {
         }
         let sum = s.train + s.val + s.test;
         if (sum - 1.0).abs() > 1e-6 {
-            self.at(root, at.key("split"), format!("split fractions must sum to 1, they sum to {sum}"));
+            let shown = (sum * 1e9).round() / 1e9;
+            self.at(root, at.key("split"), format!("split fractions must sum to 1, they sum to {shown}"));
             ok = false;
         }
         if spec.limit == Some(0) {

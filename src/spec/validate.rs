@@ -99,12 +99,13 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
 
 pub fn check(spec: &Spec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let stage_names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
-    let dataset_names: Vec<&str> = spec.datasets.iter().map(|d| d.name.as_str()).collect();
+    let stage_names: Vec<&str> = spec.declared_stages.iter().map(String::as_str).collect();
+    let dataset_names: Vec<&str> = spec.declared_datasets.iter().map(String::as_str).collect();
 
     for stage in &spec.stages {
         for r in stage_refs(stage) {
             match spec.stage(r.name) {
+                None if spec.declares_stage(r.name) => {} // its own errors are reported
                 None => {
                     let mut d = spec.diagnostic(r.path, format!("unknown stage `{}`", r.name));
                     d.expected = Some(describe_kinds(r.kinds));
@@ -117,7 +118,7 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
                 Some(target) if !r.kinds.is_empty() && !r.kinds.contains(&target.spec.kind()) => {
                     let mut d = spec.diagnostic(
                         r.path,
-                        format!("stage `{}` is a {} stage", r.name, target.spec.kind()),
+                        format!("stage `{}` is of kind `{}`", r.name, target.spec.kind()),
                     );
                     d.expected = Some(describe_kinds(r.kinds));
                     out.push(d);
@@ -127,6 +128,7 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
         }
         for r in dataset_refs(stage) {
             match spec.dataset(&r.r.dataset) {
+                None if spec.declares_dataset(&r.r.dataset) => {}
                 None => {
                     let mut d = spec.diagnostic(r.path, format!("unknown dataset `{}`", r.r.dataset));
                     d.expected = Some(if dataset_names.is_empty() {

@@ -1,0 +1,129 @@
+//! Spec validation: every error at once, located, with did-you-mean; pinned with insta.
+
+mod common;
+
+use std::path::Path;
+
+use steerbench::spec;
+
+fn errors(text: &str) -> String {
+    match spec::parse_str(text, "pipeline.yaml", Path::new(".")) {
+        Ok(_) => panic!("spec unexpectedly valid"),
+        Err(d) => d.to_string(),
+    }
+}
+
+#[test]
+fn five_mistakes_are_all_reported_with_positions() {
+    let text = std::fs::read_to_string("tests/fixtures/five_mistakes.yaml").unwrap();
+    let d = spec::parse_str(&text, "five_mistakes.yaml", Path::new(".")).unwrap_err();
+    let located: Vec<(usize, usize)> = d.0.iter().map(|e| (e.pos.line, e.pos.col)).collect();
+    assert_eq!(located, [(9, 5), (11, 31), (12, 56), (17, 7), (20, 32)]);
+    insta::assert_snapshot!(d.to_string());
+}
+
+#[test]
+fn binary_exits_2_on_spec_errors() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_steerbench"))
+        .args(["validate", "tests/fixtures/five_mistakes.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("5 errors in tests/fixtures/five_mistakes.yaml"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn misspelled_kinds_fields_and_values() {
+    insta::assert_snapshot!(errors(
+        r#"name: x
+modle: m
+stages:
+  a: { extrct: { dataset: d.train } }
+  b: { vectors: { activations: a, methods: [{ probe: { l2: -1 } }], normalize: unit_norm } }
+  c: { evaluate: { vectors: b, datasets: [], layers: [], multipliers: [], metrics: [] } }
+"#
+    ));
+}
+
+#[test]
+fn reference_kinds_cycles_and_formats() {
+    insta::assert_snapshot!(errors(
+        r#"name: x
+model: m
+datasets:
+  corpus: { source: c.jsonl, format: text, fields: { prompt: p } }
+  ab: { source: a.jsonl, format: contrastive_ab, window_tokens: 5 }
+stages:
+  acts: { extract: { dataset: corpus.train } }
+  vecs: { vectors: { activations: acts, methods: [caa, caa] } }
+  eval: { evaluate: { vectors: acts, datasets: [ab.test], layers: [1], multipliers: [1], metrics: [icl_accuracy] } }
+  dmg: { degradation: { vectors: vecs, metrics: [perplexity] } }
+  r1: { report: { inputs: [r2] } }
+  r2: { report: { inputs: [r1] } }
+"#
+    ));
+}
+
+#[test]
+fn yaml_syntax_errors_are_located() {
+    insta::assert_snapshot!(errors("name: x\nstages: [a, b\nmodel: m\n"));
+}
+
+#[test]
+fn a_valid_spec_parses_with_defaults() {
+    let s = spec::parse_str(common::SPEC, "demo.yaml", Path::new(".")).unwrap();
+    assert_eq!(s.name, "demo");
+    assert_eq!(s.stages.len(), 5);
+    let sent = s.dataset("sent").unwrap();
+    assert_eq!(sent.fields[1], ("matching", "answer_matching_behavior".to_string()));
+    match &s.stage("acts").unwrap().spec {
+        spec::StageSpec::Extract(p) => assert_eq!(p.sites, [spec::Site::ResidPost]),
+        other => panic!("{other:?}"),
+    }
+    match &s.stage("vecs").unwrap().spec {
+        spec::StageSpec::Vectors(p) => {
+            assert_eq!(p.methods[1], spec::Method::Probe(spec::ProbeParams { l2: 0.5 }));
+            assert_eq!(p.methods[2], spec::Method::Random(spec::SeedParams { seed: 0 }));
+            assert_eq!(p.normalize, spec::Normalize::ResidNorm);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn environment_errors_are_reported_at_plan_time_with_positions() {
+    let ws = common::Workspace::new(
+        &common::SPEC
+            .replace("layers: [2, 4], read_position", "layers: [2, 40], read_position")
+            .replace("source: sent.jsonl", "source: missing.jsonl")
+            .replace("builtin:corpus", "builtin:corpsu"),
+    );
+    let spec = spec::load(&ws.spec_path()).unwrap();
+    let env = common::environment(&ws.dir.path().join("builtin"));
+    let err = steerbench::plan::build(spec, &env, &common::registry(1).versions()).unwrap_err();
+    let text = err.to_string().replace(&ws.dir.path().display().to_string(), "<ws>");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn unavailable_model_is_a_plan_error() {
+    let ws = common::Workspace::new(&common::SPEC.replace("model: fake-model", "model: no-such-model"));
+    let spec = spec::load(&ws.spec_path()).unwrap();
+    let env = common::environment(&ws.dir.path().join("builtin"));
+    let err = steerbench::plan::build(spec, &env, &common::registry(1).versions()).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert_eq!((err.0[0].pos.line, err.0[0].pos.col), (4, 8));
+    assert!(err.0[0].message.contains("no model named `no-such-model`"), "{}", err.0[0].message);
+}
+
+#[test]
+fn json_schema_describes_every_stage_kind_and_method() {
+    let schema: serde_json::Value = serde_json::from_str(&steerbench::cli::schema_json()).unwrap();
+    let text = schema.to_string();
+    for word in ["extract", "vectors", "evaluate", "degradation", "report", "function_vector", "gaussian_transport", "kl_unsteered", "letter_swap"] {
+        assert!(text.contains(word), "schema lacks {word}");
+    }
+    assert_eq!(schema["required"], serde_json::json!(["model", "name", "stages"]));
+}
