@@ -14,6 +14,7 @@ Position ids are passed explicitly as cumsum(mask) - 1 so padding never shifts t
 import json
 import os
 import shutil
+import sys
 
 import torch
 from safetensors.torch import save_file
@@ -70,7 +71,7 @@ def golden(model, name):
         out[f"{case}.attention_mask"] = mask
         out[f"{case}.logits"] = o.logits.float().contiguous()
         out[f"{case}.hidden"] = torch.stack(o.hidden_states).float().contiguous()
-    save_file(out, os.path.join(HERE, f"{name}.golden.safetensors"))
+    save_file(out, os.path.join(HERE, f"{name}.golden.safetensors"))  # absolute `name` wins
 
 
 def save_dir(model, name, **kw):
@@ -117,8 +118,22 @@ def gpt2(name, seed):
     save_file(sd, os.path.join(nd, "model.safetensors"), metadata={"format": "pt"})
 
 
+def external(hf_dir):
+    """Golden outputs for an existing HF dir (e.g. SmolLM2 converted from GGUF), written
+    to <dir>/golden.golden.safetensors; run `STEERBENCH_PARITY_DIR=<dir> cargo test -p
+    steerbench-model --test parity_hf parity_external_dir`."""
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32,
+                                                 attn_implementation="eager").eval()
+    out = os.path.join(hf_dir, "golden")
+    golden(model, out)
+
+
 def main():
     torch.set_num_threads(2)
+    if len(sys.argv) == 3 and sys.argv[1] == "--hf-dir":
+        external(sys.argv[2])
+        return
     # GQA 4/2, tied embeddings, default rope.
     llama("llama_gqa", 0, tie_word_embeddings=True, rope_theta=10000.0)
     # Attention + MLP bias, untied lm_head, explicit head_dim != hidden/heads, MQA, sharded files.
