@@ -9,3 +9,5 @@ pub mod plan;
 pub mod store;
 pub mod exec;
 pub mod cli;
+pub mod stages;
+pub mod runtime;

@@ -50,7 +50,7 @@ pub struct PromptArgs {
 }
 
 pub fn models(cmd: &ModelsCommand) -> Result<()> {
-    let home = steerbench_model::steerbench_home();
+    let home = steerbench_model::steerbench_home()?;
     match cmd {
         ModelsCommand::List => {
             for e in steerbench_model::registry() {
@@ -129,10 +129,10 @@ pub fn read_vector_file(path: &Path, method: Option<&str>) -> Result<BTreeMap<us
         "gguf" => Ok(ControlVector::read_file(path)?.directions),
         "safetensors" => {
             let (vecs, _) = steerbench_steering::interop::safetensors::read_vectors_safetensors(path)?;
-            let methods: std::collections::BTreeSet<&str> = vecs.iter().map(|v| v.method.as_str()).collect();
+            let methods: std::collections::BTreeSet<String> = vecs.iter().map(|v| v.method.clone()).collect();
             let m = match method {
                 Some(m) => m.to_string(),
-                None if methods.len() == 1 => methods.iter().next().expect("one").to_string(),
+                None if methods.len() == 1 => methods.iter().next().expect("one").clone(),
                 None => bail!("{} holds several methods ({:?}): pick one with --method", path.display(), methods),
             };
             let out: BTreeMap<usize, Vec<f32>> = vecs.into_iter().filter(|v| v.method == m).map(|v| (v.layer, v.vector)).collect();

@@ -1,6 +1,6 @@
 //! Small helpers to build and read the tidy tables stages write.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use polars::prelude::*;
 
 pub fn str_col(name: &str, v: Vec<String>) -> Column {
@@ -33,38 +33,46 @@ pub fn frame(cols: Vec<Column>) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(cols)?)
 }
 
+fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
+    df.column(name).map_err(|_| anyhow!("column `{name}` missing"))
+}
+
+pub fn read_bool(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
+    Ok(column(df, name)?.bool()?.iter().map(|b| b.unwrap_or(false)).collect())
+}
+
 pub fn read_str(df: &DataFrame, name: &str) -> Result<Vec<String>> {
-    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
-    Ok(c.str()?.into_iter().map(|s| s.unwrap_or_default().to_string()).collect())
+    let c = column(df, name)?;
+    Ok(c.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
 }
 
 pub fn read_u32(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
-    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
-    c.u32()?.into_iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+    let c = column(df, name)?;
+    c.u32()?.iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
 }
 
 pub fn read_i32(df: &DataFrame, name: &str) -> Result<Vec<i32>> {
-    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
-    c.i32()?.into_iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+    let c = column(df, name)?;
+    c.i32()?.iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
 }
 
 pub fn read_f32(df: &DataFrame, name: &str) -> Result<Vec<f32>> {
-    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
-    c.f32()?.into_iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+    let c = column(df, name)?;
+    c.f32()?.iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
 }
 
 pub fn read_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
-    Ok(c.f64()?.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+    let c = column(df, name)?;
+    Ok(c.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
 
 pub fn read_f32_lists(df: &DataFrame, name: &str) -> Result<Vec<Vec<f32>>> {
-    let c = df.column(name).with_context(|| format!("column `{name}` missing"))?;
+    let c = column(df, name)?;
     c.list()?
-        .into_iter()
+        .series_iter()
         .map(|s| {
             let s = s.ok_or_else(|| anyhow!("null list in `{name}`"))?;
-            Ok(s.f32()?.into_no_null_iter().collect())
+            Ok(s.f32()?.iter().map(|x| x.unwrap_or(f32::NAN)).collect())
         })
         .collect()
 }

@@ -7,8 +7,12 @@ use crate::error::{EvalError, Result};
 /// Which token(s) of a sequence an activation is read at (unpadded positions).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadAt {
-    /// The last token (the answer letter of an A/B item, or the last prompt token).
+    /// The last token (the answer letter of an A/B item).
     Last,
+    /// The last prompt token `tokens[prompt_len - 1]`.
+    LastPrompt,
+    /// The first completion token `tokens[prompt_len]`.
+    FirstCompletion,
     /// Mean over the completion tokens `tokens[prompt_len..]`.
     CompletionMean,
     /// Mean over explicit positions (negative counts from the end).
@@ -77,6 +81,8 @@ pub fn capture(model: &Model, seqs: &[Sequence], points: &[HookPoint], at: &Read
 fn positions_for(at: &ReadAt, s: &Sequence, len: usize) -> Result<Vec<usize>> {
     let ps: Vec<usize> = match at {
         ReadAt::Last => vec![len - 1],
+        ReadAt::LastPrompt => s.prompt_len.checked_sub(1).into_iter().collect(),
+        ReadAt::FirstCompletion => (s.prompt_len..len).take(1).collect(),
         ReadAt::CompletionMean => (s.prompt_len..len).collect(),
         ReadAt::Indices(ix) => ix
             .iter()

@@ -1,0 +1,237 @@
+//! `degradation`: how much steering damages the model, beside every effect.
+//!
+//! Metrics (each on the unsteered model and under every steering setting):
+//! - `perplexity`: per token window of a text corpus, exp(mean NLL);
+//! - `kl_unsteered`: KL(unsteered ‖ steered) of the next-token distribution at the end
+//!   of each neutral prompt (where a reply would start);
+//! - `mc_accuracy`: 1/0 per multiple-choice question (argmax over the choice letters).
+//!
+//! Settings: the (layer, multiplier) an `evaluate` stage chose per method (`from`),
+//! plus the `multipliers` sweep at that layer; or `layers` × `multipliers` without
+//! `from`. Writes `scores.parquet` and `aggregates.parquet` (same schemas as
+//! `evaluate`) and `settings.parquet` (method, layer, multiplier, chosen).
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use steerbench_data as data;
+use steerbench_eval::sweep::{sweep, Item, Read, SweepOptions, Value};
+use steerbench_model::{LoadedModel, Sequence};
+use steerbench_steering::metrics::lm::{kl_divergence, perplexity};
+
+use super::common::{self, Ctx};
+use super::evaluate::{aggregate, aggregates_frame, scores_frame, Score, NO_LAYER};
+use super::table::*;
+use super::vectors::load_stored;
+use crate::exec::{StageOutputs, StageRunner};
+use crate::spec::{DegradationMetric, DegradationParams, Layers, StageSpec};
+
+pub struct Degradation;
+
+impl StageRunner<common::Services> for Degradation {
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
+        let StageSpec::Degradation(p) = ctx.params() else { bail!("not a degradation stage") };
+        run(ctx, p)
+    }
+}
+
+/// One probe set: its items, ids and how to score a value against the unsteered one.
+struct Probe {
+    metric: DegradationMetric,
+    dataset: String,
+    ids: Vec<String>,
+    items: Vec<Item>,
+    /// multiple choice: the answer index per item.
+    answers: Vec<usize>,
+}
+
+fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<Probe>> {
+    let style = common::style(ctx);
+    let mut out = Vec::new();
+    for m in &p.metrics {
+        let (r, what) = match m {
+            DegradationMetric::Perplexity => (p.corpus.as_ref(), "corpus"),
+            DegradationMetric::KlUnsteered => (p.neutral.as_ref(), "neutral"),
+            DegradationMetric::McAccuracy => (p.mc.as_ref(), "mc"),
+        };
+        let r = r.ok_or_else(|| anyhow!("metric {m:?} needs `{what}:` (a dataset split)"))?;
+        let records = common::records(ctx, r)?;
+        let mut probe = Probe { metric: *m, dataset: r.to_string(), ids: vec![], items: vec![], answers: vec![] };
+        match (m, &records) {
+            (DegradationMetric::Perplexity, data::Records::Text(texts)) => {
+                let window = ctx.dataset(r)?.dataset.window_tokens().unwrap_or(256);
+                for t in texts {
+                    let ids = lm.tokenizer.encode(&t.text, false)?;
+                    for (k, w) in data::chunk_token_windows(&ids, window).into_iter().enumerate() {
+                        probe.ids.push(format!("{}#{k}", t.id));
+                        probe.items.push(Item { seq: Sequence::new(w.to_vec(), 1), read: Read::Completion });
+                    }
+                }
+            }
+            (DegradationMetric::KlUnsteered, recs) => {
+                let prompts: Vec<(String, String)> = match recs {
+                    data::Records::OpenEnded(v) => v.iter().map(|x| (x.id.clone(), x.prompt.clone())).collect(),
+                    data::Records::ContrastiveCompletion(v) => v.iter().map(|x| (x.id.clone(), x.prompt.clone())).collect(),
+                    data::Records::Text(v) => v.iter().map(|x| (x.id.clone(), x.text.clone())).collect(),
+                    other => bail!("kl_unsteered reads prompts (open_ended, contrastive_completion or text), not {}", other.format().name()),
+                };
+                for (id, text) in prompts {
+                    let ids = common::encode(lm, &steerbench_eval::prompt::Prompt::user(text), style)?;
+                    probe.ids.push(id);
+                    probe.items.push(Item { seq: Sequence::prompt(ids), read: Read::NextDist });
+                }
+            }
+            (DegradationMetric::McAccuracy, data::Records::MultipleChoice(v)) => {
+                let n_choices = v.iter().map(|x| x.choices.len()).max().unwrap_or(0);
+                let letters = common::letter_ids(lm, n_choices)?;
+                for it in v {
+                    let (parts, _) = data::mc_parts(it, data::McStyle::Paren, None)?;
+                    let ids = common::encode(lm, &common::to_prompt(&parts), style)?;
+                    probe.ids.push(it.id.clone());
+                    probe.items.push(Item { seq: Sequence::prompt(ids), read: Read::NextToken(letters[..it.choices.len()].to_vec()) });
+                    probe.answers.push(it.answer);
+                }
+            }
+            (m, other) => bail!("metric {m:?} cannot read a {} dataset", other.format().name()),
+        }
+        if probe.items.is_empty() {
+            bail!("dataset `{r}` gives no items for {m:?}");
+        }
+        out.push(probe);
+    }
+    Ok(out)
+}
+
+fn metric_name(m: DegradationMetric) -> &'static str {
+    match m {
+        DegradationMetric::Perplexity => "perplexity",
+        DegradationMetric::KlUnsteered => "kl_unsteered",
+        DegradationMetric::McAccuracy => "mc_accuracy",
+    }
+}
+
+/// Per-item value of a degradation metric (`base` = the unsteered value).
+fn score(probe: &Probe, i: usize, v: &Value, base: &Value) -> Result<f64> {
+    Ok(match probe.metric {
+        DegradationMetric::Perplexity => perplexity(v.as_slice())? as f64,
+        DegradationMetric::KlUnsteered => kl_divergence(base.as_slice(), v.as_slice())? as f64,
+        DegradationMetric::McAccuracy => {
+            let lp = v.as_slice();
+            let best = (0..lp.len()).max_by(|&a, &b| lp[a].total_cmp(&lp[b])).unwrap_or(0);
+            (best == probe.answers[i]) as u8 as f64
+        }
+    })
+}
+
+/// (method → [(layer, multiplier, chosen)]).
+fn settings(ctx: &Ctx<'_>, p: &DegradationParams, methods: &[String], n_layers: usize) -> Result<BTreeMap<String, Vec<(i32, f64, bool)>>> {
+    let mut out: BTreeMap<String, Vec<(i32, f64, bool)>> = BTreeMap::new();
+    let sweep_mults = p.multipliers.clone().unwrap_or_default();
+    if let Some(from) = &p.from {
+        let df = crate::store::read_parquet(&ctx.input_dir(from)?.join("selection.parquet"))?;
+        let ms = read_str(&df, "method")?;
+        let ls = read_i32(&df, "layer")?;
+        let xs = read_f64(&df, "multiplier")?;
+        for i in 0..ms.len() {
+            // The first row per method (first dataset and position) sets the layer.
+            if out.contains_key(&ms[i]) || !methods.contains(&ms[i]) {
+                continue;
+            }
+            let mut v = vec![(ls[i], xs[i], true)];
+            for &m in &sweep_mults {
+                if m != xs[i] {
+                    v.push((ls[i], m, false));
+                }
+            }
+            out.insert(ms[i].clone(), v);
+        }
+    } else {
+        let layers: Vec<usize> = match p.layers.as_ref() {
+            Some(Layers::List(v)) => v.clone(),
+            Some(Layers::All) => (0..n_layers).collect(),
+            None => bail!("degradation without `from` needs `layers` and `multipliers`"),
+        };
+        if sweep_mults.is_empty() {
+            bail!("degradation without `from` needs `multipliers`");
+        }
+        for m in methods {
+            out.insert(m.clone(), layers.iter().flat_map(|&l| sweep_mults.iter().map(move |&x| (l as i32, x, false))).collect());
+        }
+    }
+    Ok(out)
+}
+
+fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
+    let lm = common::model(ctx)?;
+    let stored = load_stored(ctx.input_dir(&p.vectors)?)?;
+    let probes = probes(ctx, p, lm)?;
+    let names: Vec<String> = stored.iter().map(|s| s.method.clone()).collect();
+    let plan = settings(ctx, p, &names, lm.model.config().n_layers)?;
+    let n_items: usize = probes.iter().map(|x| x.items.len()).sum();
+    let n_layer_groups: usize = plan.values().map(|v| v.iter().map(|s| s.0).collect::<std::collections::BTreeSet<_>>().len()).sum();
+    let progress = ctx.progress();
+    progress.set_total((n_items * (1 + n_layer_groups)) as u64);
+
+    let mut scores: Vec<Score> = Vec::new();
+    let mut set_rows: Vec<(String, i32, f64, bool)> = Vec::new();
+    let row = |probe: &Probe, i: usize, method: &str, layer: i32, mult: f64, value: f64| Score {
+        example_id: probe.ids[i].clone(),
+        dataset: probe.dataset.clone(),
+        split: probe.dataset.split('.').nth(1).unwrap_or("all").to_string(),
+        method: method.to_string(),
+        layer,
+        multiplier: mult,
+        position: "all".into(),
+        metric: metric_name(probe.metric),
+        value,
+    };
+    let opts = SweepOptions::default();
+    for probe in &probes {
+        progress.set_message(format!("{}: unsteered", metric_name(probe.metric)));
+        let base = sweep(&lm.model, &probe.items, None, &[0.0], &opts, |n| progress.inc(n as u64))?.remove(0);
+        for i in 0..probe.items.len() {
+            scores.push(row(probe, i, "unsteered", NO_LAYER, 0.0, score(probe, i, &base[i], &base[i])?));
+        }
+        for s in &stored {
+            let Some(list) = plan.get(&s.method) else { continue };
+            let mut by_layer: BTreeMap<i32, Vec<(f64, bool)>> = BTreeMap::new();
+            for &(l, m, chosen) in list {
+                by_layer.entry(l).or_default().push((m, chosen));
+            }
+            for (layer, ms) in by_layer {
+                progress.set_message(format!("{}: {} layer {layer}", metric_name(probe.metric), s.method));
+                let steer = s.steer(layer.max(0) as usize)?;
+                let alphas: Vec<f32> = ms.iter().map(|(m, _)| *m as f32).collect();
+                let vals = sweep(&lm.model, &probe.items, Some(&steer), &alphas, &opts, |n| progress.inc(n as u64))?;
+                for (a, (mult, _)) in ms.iter().enumerate() {
+                    for i in 0..probe.items.len() {
+                        scores.push(row(probe, i, &s.method, layer, *mult, score(probe, i, &vals[a][i], &base[i])?));
+                    }
+                }
+            }
+        }
+    }
+    for (method, list) in &plan {
+        for &(l, m, chosen) in list {
+            set_rows.push((method.clone(), l, m, chosen));
+        }
+    }
+    let mut df = scores_frame(&scores)?;
+    ctx.write_parquet("scores", &mut df)?;
+    let mut adf = aggregates_frame(&aggregate(&scores, ctx.seed()))?;
+    ctx.write_parquet("aggregates", &mut adf)?;
+    let mut sdf = frame(vec![
+        str_col("method", set_rows.iter().map(|r| r.0.clone()).collect()),
+        i32_col("layer", set_rows.iter().map(|r| r.1).collect()),
+        f64_col("multiplier", set_rows.iter().map(|r| r.2).collect()),
+        polars::prelude::Column::new("chosen".into(), set_rows.iter().map(|r| r.3).collect::<Vec<bool>>()),
+    ])?;
+    ctx.write_parquet("settings", &mut sdf)?;
+    let mut out = StageOutputs::default();
+    out.summary.insert("score_rows".into(), scores.len().into());
+    Ok(out)
+}

@@ -1,0 +1,388 @@
+//! `vectors`: steering objects per method and layer, from an `extract` stage's
+//! activations. Every method is a pure function in steerbench-steering; this file
+//! only groups rows, calls them and writes the results.
+//!
+//! Writes `vectors.parquet` (method, layer, kind, params_hash, norm_raw, norm, vector,
+//! info), `maps.safetensors` (affine matrices and MLP weights, which are too large for
+//! a table), `vectors.safetensors` and one llama.cpp control vector per additive
+//! method under `control_vectors/<method>.gguf`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{Device, Tensor};
+use steerbench_steering::interop::safetensors::{write_vectors_safetensors, NamedVector};
+use steerbench_steering::methods::{affine, caa, icv, mlp, normalize, pca, probe, random};
+use steerbench_steering::{ControlVector, Matrix, ModelFingerprint};
+
+use super::common::{self, Ctx};
+use super::table::*;
+use crate::exec::{StageOutputs, StageRunner};
+use crate::plan::fingerprint::fingerprint_of;
+use crate::spec::{AffineKind, Method, Normalize, StageSpec, VectorsParams};
+
+pub struct Vectors;
+
+/// How a method's output is applied (the evaluate stage builds the hook from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Added at its layer: `h + alpha v`.
+    Additive,
+    /// Projected out at every layer.
+    Ablation,
+    /// One vector per layer, applied at all layers with norm preservation.
+    Icv,
+    /// An affine map at its layer (matrix and bias in maps.safetensors).
+    Affine,
+    /// An MLP at its layer (weights in maps.safetensors).
+    Mlp,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Additive => "additive",
+            Kind::Ablation => "ablation",
+            Kind::Icv => "icv",
+            Kind::Affine => "affine",
+            Kind::Mlp => "mlp",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Kind> {
+        Ok(match s {
+            "additive" => Kind::Additive,
+            "ablation" => Kind::Ablation,
+            "icv" => Kind::Icv,
+            "affine" => Kind::Affine,
+            "mlp" => Kind::Mlp,
+            other => bail!("unknown vector kind `{other}`"),
+        })
+    }
+}
+
+/// Paired activations of one layer: rows aligned by example.
+struct LayerActs {
+    pos: Matrix,
+    neg: Matrix,
+}
+
+struct Row {
+    method: String,
+    layer: u32,
+    kind: Kind,
+    params_hash: String,
+    norm_raw: f32,
+    vector: Vec<f32>,
+    info: serde_json::Value,
+}
+
+impl StageRunner<common::Services> for Vectors {
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
+        let StageSpec::Vectors(p) = ctx.params() else { bail!("not a vectors stage") };
+        run(ctx, p)
+    }
+}
+
+/// Reads resid_post activations of an extract stage: layer → paired matrices, and
+/// layer → median residual norm.
+fn read_acts(dir: &std::path::Path) -> Result<(BTreeMap<usize, LayerActs>, HashMap<usize, f32>)> {
+    let df = crate::store::read_parquet(&dir.join("activations.parquet"))?;
+    let ids = read_str(&df, "example_id")?;
+    let sides = read_str(&df, "side")?;
+    let layers = read_u32(&df, "layer")?;
+    let sites = read_str(&df, "site")?;
+    let vecs = read_f32_lists(&df, "vector")?;
+    let mut by_layer: BTreeMap<usize, (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>)> = BTreeMap::new();
+    for i in 0..ids.len() {
+        if sites[i] != "resid_post" {
+            continue;
+        }
+        let e = by_layer.entry(layers[i] as usize).or_default();
+        let side = if sides[i] == "pos" { &mut e.0 } else { &mut e.1 };
+        side.insert(ids[i].clone(), vecs[i].clone());
+    }
+    if by_layer.is_empty() {
+        bail!("the extract stage has no resid_post activations (vectors steer the residual stream: add `resid_post` to its `sites`)");
+    }
+    let mut out = BTreeMap::new();
+    for (l, (pos, neg)) in by_layer {
+        let keys: Vec<&String> = pos.keys().filter(|k| neg.contains_key(*k)).collect();
+        if keys.len() < 2 {
+            bail!("layer {l}: fewer than 2 complete pos/neg pairs");
+        }
+        let p: Vec<Vec<f32>> = keys.iter().map(|k| pos[*k].clone()).collect();
+        let n: Vec<Vec<f32>> = keys.iter().map(|k| neg[*k].clone()).collect();
+        out.insert(l, LayerActs { pos: Matrix::from_rows(&p)?, neg: Matrix::from_rows(&n)? });
+    }
+    let norms_df = crate::store::read_parquet(&dir.join("norms.parquet"))?;
+    let nl = read_u32(&norms_df, "layer")?;
+    let ns = read_str(&norms_df, "site")?;
+    let nm = read_f32(&norms_df, "median_norm")?;
+    let norms = (0..nl.len()).filter(|&i| ns[i] == "resid_post").map(|i| (nl[i] as usize, nm[i])).collect();
+    Ok((out, norms))
+}
+
+fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
+    let dir = ctx.input_dir(&p.activations)?;
+    let (acts, norms) = read_acts(dir).with_context(|| format!("reading activations of `{}`", p.activations))?;
+    let progress = ctx.progress();
+    progress.set_total((p.methods.len() * acts.len()) as u64);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut maps: HashMap<String, Tensor> = HashMap::new();
+    let mut summary = StageOutputs::default();
+    for method in &p.methods {
+        let name = method.name().to_string();
+        let params_hash = fingerprint_of(&method_params_json(method))[..16].to_string();
+        progress.set_message(name.clone());
+        if let Method::Icv(ip) = method {
+            let diffs: Vec<Matrix> = acts.values().map(|a| a.pos.sub(&a.neg)).collect::<std::result::Result<_, _>>()?;
+            let dirs = icv::icv(&diffs)?;
+            for ((&l, _), v) in acts.iter().zip(dirs) {
+                let v: Vec<f32> = v.iter().map(|x| x * ip.strength as f32).collect();
+                let n = steerbench_steering::norm(&v);
+                rows.push(Row { method: name.clone(), layer: l as u32, kind: Kind::Icv, params_hash: params_hash.clone(), norm_raw: n, vector: v, info: serde_json::json!({}) });
+                progress.inc(1);
+            }
+            continue;
+        }
+        for (&l, a) in &acts {
+            let (kind, vector, info) = match method {
+                Method::Caa => (Kind::Additive, caa::caa(&a.pos, &a.neg)?, serde_json::json!({})),
+                Method::Pca => {
+                    let d = pca::pca_diff(&a.pos, &a.neg)?;
+                    (Kind::Additive, d.direction, serde_json::json!({ "explained": d.explained }))
+                }
+                Method::PcaCenter => {
+                    let d = pca::pca_center(&a.pos, &a.neg)?;
+                    (Kind::Additive, d.direction, serde_json::json!({ "explained": d.explained }))
+                }
+                Method::Probe(pp) => {
+                    let cfg = probe::ProbeConfig { l2: pp.l2, ..Default::default() };
+                    let r = probe::probe_pairs(&a.pos, &a.neg, &cfg)?;
+                    (Kind::Additive, r.direction, serde_json::json!({ "train_accuracy": r.train_accuracy }))
+                }
+                Method::Random(s) => {
+                    let target = steerbench_steering::norm(&caa::caa(&a.pos, &a.neg)?);
+                    let seed = s.seed.wrapping_mul(1_000_003).wrapping_add(l as u64);
+                    (Kind::Additive, random::random_direction(a.pos.cols, target, seed)?, serde_json::json!({ "seed": seed }))
+                }
+                Method::Shuffled(s) => {
+                    let seed = s.seed.wrapping_mul(1_000_003).wrapping_add(l as u64);
+                    (Kind::Additive, caa::shuffled_caa(&a.pos, &a.neg, seed)?, serde_json::json!({ "seed": seed }))
+                }
+                Method::Ablation => (Kind::Ablation, caa::caa(&a.pos, &a.neg)?, serde_json::json!({})),
+                Method::Affine(ap) => {
+                    let map = match ap.kind {
+                        AffineKind::MeanShiftProjection => affine::mean_shift_projection(&a.pos, &a.neg, 1)?,
+                        AffineKind::GaussianTransport => affine::gaussian_transport(&a.pos, &a.neg, affine::Shrinkage::LedoitWolf)?,
+                    };
+                    let d = map.dim();
+                    maps.insert(format!("{name}.layer{l}.matrix"), Tensor::from_vec(map.matrix.data.clone(), (d, d), &Device::Cpu)?);
+                    maps.insert(format!("{name}.layer{l}.bias"), Tensor::from_vec(map.bias.clone(), d, &Device::Cpu)?);
+                    // The vector column holds the map's effect on the negative-class mean.
+                    let mean_neg = a.neg.col_mean()?;
+                    let moved = map.apply(&mean_neg)?;
+                    let shift: Vec<f32> = moved.iter().zip(&mean_neg).map(|(x, y)| x - y).collect();
+                    (Kind::Affine, shift, serde_json::json!({ "kind": format!("{:?}", ap.kind) }))
+                }
+                Method::Mlp(mp) => {
+                    let cfg = mlp::MlpConfig { hidden: mp.hidden, epochs: mp.epochs, lr: mp.lr, seed: mp.seed, ..Default::default() };
+                    let m = mlp::train_mlp(&a.pos, &a.neg, &cfg)?;
+                    let d = m.dim;
+                    maps.insert(format!("{name}.layer{l}.w1"), Tensor::from_vec(m.w1.data.clone(), (m.hidden, d), &Device::Cpu)?);
+                    maps.insert(format!("{name}.layer{l}.w2"), Tensor::from_vec(m.w2.data.clone(), (d, m.hidden), &Device::Cpu)?);
+                    maps.insert(format!("{name}.layer{l}.b1"), Tensor::from_vec(m.b1.clone(), m.hidden, &Device::Cpu)?);
+                    maps.insert(format!("{name}.layer{l}.b2"), Tensor::from_vec(m.b2.clone(), d, &Device::Cpu)?);
+                    maps.insert(format!("{name}.layer{l}.in_mean"), Tensor::from_vec(m.in_mean.clone(), d, &Device::Cpu)?);
+                    let final_loss = *m.losses.last().unwrap_or(&f32::NAN);
+                    summary.summary.insert(format!("{name}_layer{l}_final_loss"), serde_json::json!(final_loss));
+                    let mean_neg = a.neg.col_mean()?;
+                    let shift = m.delta(&mean_neg)?;
+                    let info = serde_json::json!({
+                        "hidden": m.hidden, "activation": m.activation, "in_scale": m.in_scale,
+                        "out_scale": m.out_scale, "losses": m.losses,
+                    });
+                    (Kind::Mlp, shift, info)
+                }
+                Method::Icv(_) => unreachable!("handled above"),
+                Method::FunctionVector(_) => bail!(
+                    "method `function_vector` needs ICL prompts and head patching, which this stage does not run yet"
+                ),
+            };
+            let norm_raw = steerbench_steering::norm(&vector);
+            rows.push(Row { method: name.clone(), layer: l as u32, kind, params_hash: params_hash.clone(), norm_raw, vector, info });
+            progress.inc(1);
+        }
+    }
+
+    // Normalise additive vectors so multipliers mean the same across methods and layers.
+    let mut out_vecs = Vec::with_capacity(rows.len());
+    let mut out_norms = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (v, n) = if matches!(r.kind, Kind::Additive) {
+            let mode = match p.normalize {
+                Normalize::Raw => normalize::Normalize::Raw,
+                Normalize::Unit => normalize::Normalize::Unit,
+                Normalize::ResidNorm => normalize::Normalize::ResidNorm(
+                    *norms.get(&(r.layer as usize)).ok_or_else(|| anyhow!("no residual norm for layer {}", r.layer))?,
+                ),
+            };
+            let (v, _) = normalize::normalize(&r.vector, mode)?;
+            let n = steerbench_steering::norm(&v);
+            (v, n)
+        } else {
+            (r.vector.clone(), r.norm_raw)
+        };
+        out_vecs.push(v);
+        out_norms.push(n);
+    }
+
+    let mut df = frame(vec![
+        str_col("method", rows.iter().map(|r| r.method.clone()).collect()),
+        u32_col("layer", rows.iter().map(|r| r.layer).collect()),
+        str_col("kind", rows.iter().map(|r| r.kind.name().to_string()).collect()),
+        str_col("params_hash", rows.iter().map(|r| r.params_hash.clone()).collect()),
+        f32_col("norm_raw", rows.iter().map(|r| r.norm_raw).collect()),
+        f32_col("norm", out_norms),
+        f32_list_col("vector", &out_vecs),
+        str_col("info", rows.iter().map(|r| r.info.to_string()).collect()),
+    ])?;
+    ctx.write_parquet("vectors", &mut df)?;
+    if !maps.is_empty() {
+        candle_core::safetensors::save(&maps, ctx.out_dir().join("maps.safetensors"))?;
+    }
+
+    // Interop exports of the additive vectors.
+    let (_, facts) = ctx.model();
+    let fp = ModelFingerprint {
+        hidden_size: facts.map_or(out_vecs.first().map_or(0, |v| v.len()), |f| f.hidden_size),
+        n_layers: facts.map_or(0, |f| f.n_layers),
+        model_hash: facts.map_or(String::new(), |f| f.weight_hash.clone()),
+    };
+    let named: Vec<NamedVector> = rows
+        .iter()
+        .zip(&out_vecs)
+        .filter(|(r, _)| r.kind == Kind::Additive)
+        .map(|(r, v)| NamedVector { method: r.method.clone(), layer: r.layer as usize, vector: v.clone() })
+        .collect();
+    if !named.is_empty() {
+        write_vectors_safetensors(&ctx.out_dir().join("vectors.safetensors"), &named, &fp)?;
+        let cv_dir = ctx.out_dir().join("control_vectors");
+        std::fs::create_dir_all(&cv_dir)?;
+        let hint = ctx.model().0.to_string();
+        let mut by_method: BTreeMap<&str, BTreeMap<usize, Vec<f32>>> = BTreeMap::new();
+        for v in &named {
+            // llama.cpp's direction.<k> is added to the output of block k; k = 0 is not allowed.
+            if v.layer >= 1 {
+                by_method.entry(&v.method).or_default().insert(v.layer, v.vector.clone());
+            }
+        }
+        for (m, directions) in by_method {
+            ControlVector { model_hint: hint.clone(), directions }.write_file(&cv_dir.join(format!("{m}.gguf")))?;
+        }
+    }
+    summary.summary.insert("rows".into(), rows.len().into());
+    Ok(summary)
+}
+
+fn method_params_json(m: &Method) -> serde_json::Value {
+    match m {
+        Method::Probe(p) => serde_json::json!({ "probe": p }),
+        Method::Icv(p) => serde_json::json!({ "icv": p }),
+        Method::FunctionVector(p) => serde_json::json!({ "function_vector": p }),
+        Method::Affine(p) => serde_json::json!({ "affine": p }),
+        Method::Mlp(p) => serde_json::json!({ "mlp": p }),
+        Method::Random(p) => serde_json::json!({ "random": p }),
+        Method::Shuffled(p) => serde_json::json!({ "shuffled": p }),
+        other => serde_json::json!(other.name()),
+    }
+}
+
+/// A stored steering object, rebuilt from a vectors stage's outputs.
+pub struct Stored {
+    pub method: String,
+    pub kind: Kind,
+    /// layer → vector (additive, ablation, icv: one per layer).
+    pub vectors: BTreeMap<usize, Vec<f32>>,
+    maps: Option<std::sync::Arc<HashMap<String, Tensor>>>,
+    info: BTreeMap<usize, serde_json::Value>,
+}
+
+/// Every method of a vectors stage, in table order.
+pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
+    let df = crate::store::read_parquet(&dir.join("vectors.parquet"))?;
+    let methods = read_str(&df, "method")?;
+    let layers = read_u32(&df, "layer")?;
+    let kinds = read_str(&df, "kind")?;
+    let vecs = read_f32_lists(&df, "vector")?;
+    let infos = read_str(&df, "info")?;
+    let maps_path = dir.join("maps.safetensors");
+    let maps = if maps_path.exists() {
+        Some(std::sync::Arc::new(candle_core::safetensors::load(&maps_path, &Device::Cpu)?))
+    } else {
+        None
+    };
+    let mut out: Vec<Stored> = Vec::new();
+    for i in 0..methods.len() {
+        if out.last().map_or(true, |s| s.method != methods[i]) {
+            out.push(Stored { method: methods[i].clone(), kind: Kind::parse(&kinds[i])?, vectors: BTreeMap::new(), maps: maps.clone(), info: BTreeMap::new() });
+        }
+        let s = out.last_mut().expect("pushed above");
+        s.vectors.insert(layers[i] as usize, vecs[i].clone());
+        s.info.insert(layers[i] as usize, serde_json::from_str(&infos[i]).unwrap_or(serde_json::Value::Null));
+    }
+    Ok(out)
+}
+
+impl Stored {
+    /// Whether the layer sweep applies (ablation and ICV act on all layers at once).
+    pub fn per_layer(&self) -> bool {
+        !matches!(self.kind, Kind::Ablation | Kind::Icv)
+    }
+
+    /// The steering object at `layer` (ignored for all-layer kinds).
+    pub fn steer(&self, layer: usize) -> Result<steerbench_eval::steer::Steer> {
+        use steerbench_eval::steer::Steer;
+        let vec_at = |l: usize| {
+            self.vectors.get(&l).cloned().ok_or_else(|| anyhow!("method `{}` has no vector for layer {l} (extract that layer)", self.method))
+        };
+        let map = |suffix: &str| -> Result<Tensor> {
+            let key = format!("{}.layer{layer}.{suffix}", self.method);
+            self.maps.as_ref().and_then(|m| m.get(&key).cloned()).ok_or_else(|| anyhow!("maps.safetensors lacks `{key}`"))
+        };
+        Ok(match self.kind {
+            Kind::Additive => Steer::Add { layer, vector: vec_at(layer)? },
+            Kind::Ablation => Steer::Ablate { direction: vec_at(layer)? },
+            Kind::Icv => Steer::Icv { vectors: self.vectors.values().cloned().collect() },
+            Kind::Affine => {
+                let m = map("matrix")?;
+                let d = m.dims()[0];
+                let matrix = Matrix::new(d, d, m.flatten_all()?.to_vec1::<f32>()?)?;
+                Steer::Affine { layer, map: affine::AffineMap::new(matrix, map("bias")?.to_vec1::<f32>()?)? }
+            }
+            Kind::Mlp => {
+                let info = self.info.get(&layer).ok_or_else(|| anyhow!("no MLP info for layer {layer}"))?;
+                let w1 = map("w1")?;
+                let (hidden, d) = w1.dims2()?;
+                let steer = mlp::MlpSteer {
+                    dim: d,
+                    hidden,
+                    activation: serde_json::from_value(info["activation"].clone())?,
+                    in_mean: map("in_mean")?.to_vec1::<f32>()?,
+                    in_scale: info["in_scale"].as_f64().unwrap_or(1.0) as f32,
+                    out_scale: info["out_scale"].as_f64().unwrap_or(1.0) as f32,
+                    w1: Matrix::new(hidden, d, w1.flatten_all()?.to_vec1::<f32>()?)?,
+                    b1: map("b1")?.to_vec1::<f32>()?,
+                    w2: Matrix::new(d, hidden, map("w2")?.flatten_all()?.to_vec1::<f32>()?)?,
+                    b2: map("b2")?.to_vec1::<f32>()?,
+                    losses: Vec::new(),
+                };
+                Steer::Mlp { layer, mlp: std::sync::Arc::new(steer) }
+            }
+        })
+    }
+}
