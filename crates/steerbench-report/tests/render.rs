@@ -382,3 +382,23 @@ fn unsteerable_results_are_stated_plainly() {
         "{s}"
     );
 }
+
+#[test]
+fn wide_sweep_renders_every_method_in_every_figure() {
+    let data = common::sample_large();
+    let dir = tempfile::tempdir().unwrap();
+    let out = render(&data, dir.path(), None).unwrap();
+    assert_eq!(out.plots.len(), 4);
+    for p in &out.plots {
+        let svg = read(&p.svg);
+        assert_svg(
+            &svg,
+            &["caa", "mean_centring", "function_vector", "shuffled"],
+        );
+        let fig = figures(&data)
+            .into_iter()
+            .find(|f| f.name == p.name)
+            .unwrap();
+        assert_png(&p.png, fig.size());
+    }
+}

@@ -171,7 +171,7 @@ where
         BLACK.stroke_width(1),
     ))?;
     let tick = font(style::LABEL_SIZE).pos(Pos::new(HPos::Left, VPos::Center));
-    for v in nice_ticks(scale.lo, scale.hi, 6) {
+    for v in nice_ticks(scale.lo, scale.hi, 8) {
         let y = to_y(v);
         area.draw(&PathElement::new(
             vec![(BAR_X + BAR_PX, y), (BAR_X + BAR_PX + 5, y)],

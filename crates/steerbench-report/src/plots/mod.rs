@@ -341,7 +341,7 @@ impl Figure {
             Body::Curves { panels, .. } => curves::size(self, panels),
             Body::Heatmap { panels, .. } => heatmap::size(panels),
             Body::Slopes { panels } => slopes::size(panels),
-            Body::Pareto { .. } => pareto::size(),
+            Body::Pareto { .. } => pareto::size(self),
         }
     }
 }

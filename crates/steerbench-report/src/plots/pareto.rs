@@ -39,8 +39,11 @@ fn legend_items(fig: &Figure) -> Vec<LegendItem> {
     items
 }
 
-pub(super) fn size() -> (u32, u32) {
-    (W, TITLE_H + PLOT_H + 2 * 28 + 12)
+pub(super) fn size(fig: &Figure) -> (u32, u32) {
+    (
+        W,
+        TITLE_H + PLOT_H + style::legend_height(&legend_items(fig), W),
+    )
 }
 
 pub(super) fn draw<DB: DrawingBackend>(

@@ -332,3 +332,77 @@ pub fn sample() -> ReportData {
         ],
     }
 }
+
+/// A wide sweep (many methods, layers and multipliers) to check legends and panels scale.
+pub fn sample_large() -> ReportData {
+    let mut data = sample();
+    let methods = [
+        "caa",
+        "pca",
+        "probe",
+        "mean_centring",
+        "ito",
+        "function_vector",
+        "random",
+        "shuffled",
+    ];
+    let layers: Vec<usize> = (2..=16).step_by(2).collect();
+    let mults = [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0];
+    let mut g = Gen::new(11);
+    data.setup.methods = methods.iter().map(|s| s.to_string()).collect();
+    data.setup.layers = layers.clone();
+    data.setup.multipliers = mults.to_vec();
+    data.curves.clear();
+    data.heatmap.clear();
+    data.slopes.clear();
+    data.pareto.points.clear();
+    for (m, method) in methods.iter().enumerate() {
+        let base = 1.0 / (1.0 + m as f64);
+        for &layer in &layers {
+            let s = base * (1.0 - ((layer as f64 - 9.0) / 9.0).powi(2));
+            data.curves.push(Curve {
+                dataset: "sentiment".into(),
+                method: method.to_string(),
+                layer,
+                metric: "propensity".into(),
+                points: mults
+                    .iter()
+                    .map(|&x| {
+                        let mean = s * x + 0.05 * g.normal();
+                        CurvePoint {
+                            multiplier: x,
+                            mean,
+                            ci_low: Some(mean - 0.2),
+                            ci_high: Some(mean + 0.2),
+                        }
+                    })
+                    .collect(),
+            });
+            for &x in &mults {
+                data.heatmap.push(HeatCell {
+                    dataset: "sentiment".into(),
+                    method: method.to_string(),
+                    metric: "propensity".into(),
+                    layer,
+                    multiplier: x,
+                    value: s * x,
+                });
+                data.pareto.points.push(ParetoPoint {
+                    dataset: "sentiment".into(),
+                    method: method.to_string(),
+                    layer,
+                    multiplier: x,
+                    effect: s * x,
+                    degradation: 0.01 * x * x * (1.0 + m as f64 * 0.2) + 0.005 * g.uniform(),
+                });
+            }
+        }
+        data.slopes.push(SlopeSet {
+            dataset: "sentiment".into(),
+            method: method.to_string(),
+            layer: None,
+            slopes: (0..200).map(|_| base + 0.5 * g.normal()).collect(),
+        });
+    }
+    data
+}
