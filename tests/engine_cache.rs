@@ -102,3 +102,43 @@ fn plan_shows_cached_and_to_run() {
     assert!(text.contains("5 stage(s), 0 to run"), "{text}");
     assert!(text.contains("effect"));
 }
+
+struct Failing;
+
+impl steerbench::exec::StageRunner<()> for Failing {
+    fn version(&self) -> u32 {
+        1
+    }
+    fn run(&self, _: &steerbench::exec::StageContext<'_, ()>) -> anyhow::Result<steerbench::exec::StageOutputs> {
+        anyhow::bail!("the test runner refuses")
+    }
+}
+
+#[test]
+fn a_failing_stage_leaves_no_folder_and_the_next_run_resumes() {
+    use steerbench::exec::{execute, ProgressBoard, RunOptions};
+    use steerbench::spec::StageKind;
+    let ws = Workspace::new(SPEC);
+    let mut broken = common::registry(1);
+    broken.register(StageKind::Evaluate, Failing);
+    let plan = ws.plan(1);
+    let opts = RunOptions { runs_dir: ws.runs(), wait: false, progress: ProgressBoard::hidden() };
+    let err = execute(&plan, &broken, &(), &opts).unwrap_err().to_string();
+    assert!(err.contains("stage `effect` failed") && err.contains("the test runner refuses"), "{err}");
+    let root = ws.runs().join("demo");
+    assert!(!root.join("effect").exists());
+    assert!(std::fs::read_dir(&root).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().starts_with(".tmp-")));
+    let r = ws.run(1, false).unwrap();
+    assert_eq!(r.cached, ["acts", "vecs"]);
+    assert_eq!(r.executed, ["effect", "damage", "report"]);
+}
+
+#[test]
+fn plan_errors_stop_before_anything_is_written() {
+    let ws = Workspace::new(&SPEC.replace("layers: [2, 4]\n", "layers: [2, 99]\n"));
+    let spec = steerbench::spec::load(&ws.spec_path()).unwrap();
+    let env = common::environment(&ws.dir.path().join("builtin"));
+    let err = steerbench::plan::build(spec, &env, &common::registry(1).versions()).unwrap_err();
+    assert!(err.to_string().contains("layer 99 does not exist: the model has 30 layers (0..29)"), "{err}");
+    assert!(!ws.runs().exists());
+}
