@@ -5,14 +5,21 @@ mod common;
 use common::{parquet_tables, Workspace, SPEC};
 
 fn fingerprints(ws: &Workspace) -> Vec<(String, String)> {
-    ws.plan(2).stages.iter().map(|s| (s.name.clone(), s.fingerprint.clone())).collect()
+    ws.plan(2)
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), s.fingerprint.clone()))
+        .collect()
 }
 
 #[test]
 fn second_run_executes_nothing() {
     let ws = Workspace::new(SPEC);
     let first = ws.run(2, false).unwrap();
-    assert_eq!(first.executed, ["acts", "vecs", "effect", "damage", "report"]);
+    assert_eq!(
+        first.executed,
+        ["acts", "vecs", "effect", "damage", "report"]
+    );
     let second = ws.run(2, false).unwrap();
     assert!(second.executed.is_empty(), "{:?}", second.executed);
     assert_eq!(second.cached.len(), 5);
@@ -57,10 +64,18 @@ fn key_order_comments_and_defaults_do_not_change_fingerprints() {
 fn dataset_content_is_part_of_the_fingerprint() {
     let ws = Workspace::new(SPEC);
     let before = fingerprints(&ws);
-    std::fs::write(ws.dir.path().join("builtin/corpus.jsonl"), "{\"text\": \"Other text.\"}\n").unwrap();
+    std::fs::write(
+        ws.dir.path().join("builtin/corpus.jsonl"),
+        "{\"text\": \"Other text.\"}\n",
+    )
+    .unwrap();
     let after = fingerprints(&ws);
-    let changed: Vec<&str> =
-        before.iter().zip(&after).filter(|(a, b)| a.1 != b.1).map(|(a, _)| a.0.as_str()).collect();
+    let changed: Vec<&str> = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, _)| a.0.as_str())
+        .collect();
     assert_eq!(changed, ["damage", "report"]);
 }
 
@@ -71,7 +86,11 @@ fn every_output_opens_with_the_documented_columns_and_manifest() {
     let tables = parquet_tables(&r.run_dir);
     assert_eq!(tables.len(), 10);
     for (path, df) in &tables {
-        let cols: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+        let cols: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         assert_eq!(cols, ["row", "label", "value"], "{path}");
         assert!(df.height() >= 5);
     }
@@ -82,14 +101,20 @@ fn every_output_opens_with_the_documented_columns_and_manifest() {
         assert_eq!(m.fingerprint, s.fingerprint);
         assert_eq!(m.outputs.len(), 2);
         assert_eq!(m.outputs[0].rows, Some(5));
-        assert_eq!(m.outputs[0].columns.as_deref().unwrap(), ["row", "label", "value"]);
+        assert_eq!(
+            m.outputs[0].columns.as_deref().unwrap(),
+            ["row", "label", "value"]
+        );
         assert_eq!(m.provenance.spec_hash, plan.spec.hash);
         let uses_model = s.uses_model;
         assert_eq!(m.provenance.model_id.is_some(), uses_model, "{}", s.name);
     }
     let listing = steerbench::cli::render_ls(&r.run_dir).unwrap();
     assert!(listing.contains("part1.parquet"), "{listing}");
-    assert!(listing.lines().skip(1).all(|l| l.contains("complete")), "{listing}");
+    assert!(
+        listing.lines().skip(1).all(|l| l.contains("complete")),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -109,7 +134,10 @@ impl steerbench::exec::StageRunner<()> for Failing {
     fn version(&self) -> u32 {
         1
     }
-    fn run(&self, _: &steerbench::exec::StageContext<'_, ()>) -> anyhow::Result<steerbench::exec::StageOutputs> {
+    fn run(
+        &self,
+        _: &steerbench::exec::StageContext<'_, ()>,
+    ) -> anyhow::Result<steerbench::exec::StageOutputs> {
         anyhow::bail!("the test runner refuses")
     }
 }
@@ -122,12 +150,22 @@ fn a_failing_stage_leaves_no_folder_and_the_next_run_resumes() {
     let mut broken = common::registry(1);
     broken.register(StageKind::Evaluate, Failing);
     let plan = ws.plan(1);
-    let opts = RunOptions { runs_dir: ws.runs(), wait: false, progress: ProgressBoard::hidden() };
+    let opts = RunOptions {
+        runs_dir: ws.runs(),
+        wait: false,
+        progress: ProgressBoard::hidden(),
+    };
     let err = execute(&plan, &broken, &(), &opts).unwrap_err().to_string();
-    assert!(err.contains("stage `effect` failed") && err.contains("the test runner refuses"), "{err}");
+    assert!(
+        err.contains("stage `effect` failed") && err.contains("the test runner refuses"),
+        "{err}"
+    );
     let root = ws.runs().join("demo");
     assert!(!root.join("effect").exists());
-    assert!(std::fs::read_dir(&root).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().starts_with(".tmp-")));
+    assert!(std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().starts_with(".tmp-")));
     let r = ws.run(1, false).unwrap();
     assert_eq!(r.cached, ["acts", "vecs"]);
     assert_eq!(r.executed, ["effect", "damage", "report"]);
@@ -139,6 +177,10 @@ fn plan_errors_stop_before_anything_is_written() {
     let spec = steerbench::spec::load(&ws.spec_path()).unwrap();
     let env = common::environment(&ws.dir.path().join("builtin"));
     let err = steerbench::plan::build(spec, &env, &common::registry(1).versions()).unwrap_err();
-    assert!(err.to_string().contains("layer 99 does not exist: the model has 30 layers (0..29)"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("layer 99 does not exist: the model has 30 layers (0..29)"),
+        "{err}"
+    );
     assert!(!ws.runs().exists());
 }

@@ -17,19 +17,31 @@ const PARTS: usize = 3;
 #[test]
 #[ignore]
 fn child_process_entry() {
-    let Ok(dir) = std::env::var("STEERBENCH_CHILD_DIR") else { return };
+    let Ok(dir) = std::env::var("STEERBENCH_CHILD_DIR") else {
+        return;
+    };
     let spec = std::path::Path::new(&dir).join("pipeline.yaml");
     let runs = std::path::Path::new(&dir).join("runs");
     let spec = steerbench::spec::load(&spec).unwrap();
     let env = common::environment(&std::path::Path::new(&dir).join("builtin"));
     let plan = steerbench::plan::build(spec, &env, &common::registry(PARTS).versions()).unwrap();
-    let opts = steerbench::exec::RunOptions { runs_dir: runs, wait: false, progress: steerbench::exec::ProgressBoard::hidden() };
+    let opts = steerbench::exec::RunOptions {
+        runs_dir: runs,
+        wait: false,
+        progress: steerbench::exec::ProgressBoard::hidden(),
+    };
     steerbench::exec::execute(&plan, &common::registry(PARTS), &(), &opts).unwrap();
 }
 
 fn spawn_child(ws: &Workspace, sleep_ms: u64) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["child_process_entry", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("STEERBENCH_CHILD_DIR", ws.dir.path())
         .env("STEERBENCH_TEST_SLEEP_MS", sleep_ms.to_string())
         .stdout(std::process::Stdio::null())
@@ -40,14 +52,21 @@ fn spawn_child(ws: &Workspace, sleep_ms: u64) -> Child {
 
 fn assert_no_incomplete_folder_counts(ws: &Workspace) {
     let root = ws.runs().join("demo");
-    let Ok(entries) = steerbench::store::RunStore::new(&root).list() else { return };
+    let Ok(entries) = steerbench::store::RunStore::new(&root).list() else {
+        return;
+    };
     for e in entries {
         if let steerbench::store::Status::Complete(m) = &e.status {
             // A complete folder holds every output its manifest lists.
             for o in &m.outputs {
                 let p = e.dir.join(&o.path);
                 let bytes = std::fs::read(&p).unwrap();
-                assert_eq!(blake3::hash(&bytes).to_hex().to_string(), o.blake3, "{}", p.display());
+                assert_eq!(
+                    blake3::hash(&bytes).to_hex().to_string(),
+                    o.blake3,
+                    "{}",
+                    p.display()
+                );
             }
         }
     }
@@ -77,13 +96,19 @@ fn resume_after_sigkill_matches_an_uninterrupted_run() {
         assert_eq!(got.len(), expected.len(), "kill at {kill_after_ms} ms");
         for ((pa, a), (pb, b)) in expected.iter().zip(&got) {
             assert_eq!(pa, pb);
-            assert!(a.equals_missing(b), "{pa} differs after kill at {kill_after_ms} ms");
+            assert!(
+                a.equals_missing(b),
+                "{pa} differs after kill at {kill_after_ms} ms"
+            );
         }
         // A third run has nothing to do.
         assert!(ws.run(PARTS, false).unwrap().executed.is_empty());
     }
     // The test is only meaningful if some kill landed between the first and last stage.
-    assert!(interrupted_mid_pipeline > 0, "no kill point interrupted the pipeline midway");
+    assert!(
+        interrupted_mid_pipeline > 0,
+        "no kill point interrupted the pipeline midway"
+    );
 }
 
 #[test]
@@ -92,16 +117,27 @@ fn second_run_fails_with_the_holder_pid_or_waits() {
     let mut child = spawn_child(&ws, 300);
     let lock = ws.runs().join("demo/.lock");
     let start = Instant::now();
-    while std::fs::read_to_string(&lock).map(|s| s.trim().is_empty()).unwrap_or(true) {
-        assert!(start.elapsed() < Duration::from_secs(20), "child never took the lock");
+    while std::fs::read_to_string(&lock)
+        .map(|s| s.trim().is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "child never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     match ws.run(PARTS, false) {
-        Err(ExecError::Lock(LockError::Held { pid, .. })) => assert_eq!(pid, child.id().to_string()),
+        Err(ExecError::Lock(LockError::Held { pid, .. })) => {
+            assert_eq!(pid, child.id().to_string())
+        }
         other => panic!("expected a lock error, got {other:?}"),
     }
     let msg = ws.run(PARTS, false).unwrap_err().to_string();
-    assert!(msg.contains("in use by another steerbench run") && msg.contains("--wait"), "{msg}");
+    assert!(
+        msg.contains("in use by another steerbench run") && msg.contains("--wait"),
+        "{msg}"
+    );
     // --wait blocks until the child is done, then finds everything cached.
     let waited = ws.run(PARTS, true).unwrap();
     assert!(child.wait().unwrap().success());

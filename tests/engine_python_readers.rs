@@ -24,8 +24,16 @@ fn python_readers_open_every_output() {
     }
     let ws = common::Workspace::new(common::SPEC);
     let r = ws.run(2, false).unwrap();
-    let out = Command::new("python3").arg("tests/python/check_parquet.py").arg(&r.run_dir).output().unwrap();
+    let out = Command::new("python3")
+        .arg("tests/python/check_parquet.py")
+        .arg(&r.run_dir)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("10 Parquet file(s) checked"), "{stdout}");
 }

@@ -30,7 +30,10 @@ fn binary_exits_2_on_spec_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("5 errors in tests/fixtures/five_mistakes.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("5 errors in tests/fixtures/five_mistakes.yaml"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"));
 }
 
@@ -77,15 +80,24 @@ fn a_valid_spec_parses_with_defaults() {
     assert_eq!(s.name, "demo");
     assert_eq!(s.stages.len(), 5);
     let sent = s.dataset("sent").unwrap();
-    assert_eq!(sent.fields[1], ("matching", "answer_matching_behavior".to_string()));
+    assert_eq!(
+        sent.fields[1],
+        ("matching", "answer_matching_behavior".to_string())
+    );
     match &s.stage("acts").unwrap().spec {
         spec::StageSpec::Extract(p) => assert_eq!(p.sites, [spec::Site::ResidPost]),
         other => panic!("{other:?}"),
     }
     match &s.stage("vecs").unwrap().spec {
         spec::StageSpec::Vectors(p) => {
-            assert_eq!(p.methods[1], spec::Method::Probe(spec::ProbeParams { l2: 0.5 }));
-            assert_eq!(p.methods[2], spec::Method::Random(spec::SeedParams { seed: 0 }));
+            assert_eq!(
+                p.methods[1],
+                spec::Method::Probe(spec::ProbeParams { l2: 0.5 })
+            );
+            assert_eq!(
+                p.methods[2],
+                spec::Method::Random(spec::SeedParams { seed: 0 })
+            );
             assert_eq!(p.normalize, spec::Normalize::ResidNorm);
         }
         other => panic!("{other:?}"),
@@ -96,34 +108,57 @@ fn a_valid_spec_parses_with_defaults() {
 fn environment_errors_are_reported_at_plan_time_with_positions() {
     let ws = common::Workspace::new(
         &common::SPEC
-            .replace("layers: [2, 4], read_position", "layers: [2, 40], read_position")
+            .replace(
+                "layers: [2, 4], read_position",
+                "layers: [2, 40], read_position",
+            )
             .replace("source: sent.jsonl", "source: missing.jsonl")
             .replace("builtin:corpus", "builtin:corpsu"),
     );
     let spec = spec::load(&ws.spec_path()).unwrap();
     let env = common::environment(&ws.dir.path().join("builtin"));
     let err = steerbench::plan::build(spec, &env, &common::registry(1).versions()).unwrap_err();
-    let text = err.to_string().replace(&ws.dir.path().display().to_string(), "<ws>");
+    let text = err
+        .to_string()
+        .replace(&ws.dir.path().display().to_string(), "<ws>");
     insta::assert_snapshot!(text);
 }
 
 #[test]
 fn unavailable_model_is_a_plan_error() {
-    let ws = common::Workspace::new(&common::SPEC.replace("model: fake-model", "model: no-such-model"));
+    let ws =
+        common::Workspace::new(&common::SPEC.replace("model: fake-model", "model: no-such-model"));
     let spec = spec::load(&ws.spec_path()).unwrap();
     let env = common::environment(&ws.dir.path().join("builtin"));
     let err = steerbench::plan::build(spec, &env, &common::registry(1).versions()).unwrap_err();
     assert_eq!(err.0.len(), 1);
     assert_eq!((err.0[0].pos.line, err.0[0].pos.col), (4, 8));
-    assert!(err.0[0].message.contains("no model named `no-such-model`"), "{}", err.0[0].message);
+    assert!(
+        err.0[0].message.contains("no model named `no-such-model`"),
+        "{}",
+        err.0[0].message
+    );
 }
 
 #[test]
 fn json_schema_describes_every_stage_kind_and_method() {
     let schema: serde_json::Value = serde_json::from_str(&steerbench::cli::schema_json()).unwrap();
     let text = schema.to_string();
-    for word in ["extract", "vectors", "evaluate", "degradation", "report", "function_vector", "gaussian_transport", "kl_unsteered", "letter_swap"] {
+    for word in [
+        "extract",
+        "vectors",
+        "evaluate",
+        "degradation",
+        "report",
+        "function_vector",
+        "gaussian_transport",
+        "kl_unsteered",
+        "letter_swap",
+    ] {
         assert!(text.contains(word), "schema lacks {word}");
     }
-    assert_eq!(schema["required"], serde_json::json!(["model", "name", "stages"]));
+    assert_eq!(
+        schema["required"],
+        serde_json::json!(["model", "name", "stages"])
+    );
 }

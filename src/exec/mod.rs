@@ -45,7 +45,9 @@ pub struct Registry<S> {
 
 impl<S> Default for Registry<S> {
     fn default() -> Self {
-        Registry { runners: BTreeMap::new() }
+        Registry {
+            runners: BTreeMap::new(),
+        }
     }
 }
 
@@ -54,7 +56,11 @@ impl<S> Registry<S> {
         Self::default()
     }
 
-    pub fn register(&mut self, kind: StageKind, runner: impl StageRunner<S> + 'static) -> &mut Self {
+    pub fn register(
+        &mut self,
+        kind: StageKind,
+        runner: impl StageRunner<S> + 'static,
+    ) -> &mut Self {
         self.runners.insert(kind, Box::new(runner));
         self
     }
@@ -65,7 +71,10 @@ impl<S> Registry<S> {
 
     /// Versions of the registered kinds, for fingerprinting.
     pub fn versions(&self) -> BTreeMap<StageKind, u32> {
-        self.runners.iter().map(|(k, r)| (*k, r.version())).collect()
+        self.runners
+            .iter()
+            .map(|(k, r)| (*k, r.version()))
+            .collect()
     }
 }
 
@@ -77,7 +86,10 @@ pub struct Lazy<T> {
 
 impl<T> Default for Lazy<T> {
     fn default() -> Self {
-        Lazy { cell: std::sync::OnceLock::new(), init: std::sync::Mutex::new(()) }
+        Lazy {
+            cell: std::sync::OnceLock::new(),
+            init: std::sync::Mutex::new(()),
+        }
     }
 }
 
@@ -134,7 +146,10 @@ impl<'a, S> StageContext<'a, S> {
     /// Committed folder of an input stage, by the name used in the spec.
     pub fn input_dir(&self, stage: &str) -> anyhow::Result<&Path> {
         self.inputs.get(stage).map(PathBuf::as_path).ok_or_else(|| {
-            anyhow::anyhow!("stage `{}` did not declare `{stage}` as an input", self.stage.name)
+            anyhow::anyhow!(
+                "stage `{}` did not declare `{stage}` as an input",
+                self.stage.name
+            )
         })
     }
     pub fn input_manifest(&self, stage: &str) -> anyhow::Result<Manifest> {
@@ -147,7 +162,11 @@ impl<'a, S> StageContext<'a, S> {
     /// A dataset this stage declared.
     pub fn dataset(&self, r: &DatasetRef) -> anyhow::Result<&ResolvedDataset> {
         self.datasets.get(&r.dataset).copied().ok_or_else(|| {
-            anyhow::anyhow!("stage `{}` did not declare dataset `{}`", self.stage.name, r.dataset)
+            anyhow::anyhow!(
+                "stage `{}` did not declare dataset `{}`",
+                self.stage.name,
+                r.dataset
+            )
         })
     }
     /// The dataset references the stage declared, in spec order.
@@ -187,7 +206,10 @@ pub enum ExecError {
     #[error("no implementation is registered for stage kind `{0}`")]
     Unregistered(StageKind),
     #[error("stage `{stage}` failed: {source:#}")]
-    Stage { stage: String, source: anyhow::Error },
+    Stage {
+        stage: String,
+        source: anyhow::Error,
+    },
 }
 
 pub struct RunOptions {
@@ -214,18 +236,37 @@ pub fn run_dir(plan: &Plan, runs_dir: &Path) -> PathBuf {
 /// For each stage: its committed folder if complete.
 pub fn cache_status(plan: &Plan, runs_dir: &Path) -> Vec<(String, Option<PathBuf>)> {
     let store = RunStore::new(run_dir(plan, runs_dir));
-    plan.stages.iter().map(|s| (s.name.clone(), store.complete(&s.name, s.short_fingerprint()))).collect()
+    plan.stages
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                store.complete(&s.name, s.short_fingerprint()),
+            )
+        })
+        .collect()
 }
 
 /// Runs the plan. Safe to call again after a crash or kill: completed stages
 /// are skipped and half-written ones start over.
-pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts: &RunOptions) -> Result<RunReport, ExecError> {
+pub fn execute<S: Sync>(
+    plan: &Plan,
+    registry: &Registry<S>,
+    services: &S,
+    opts: &RunOptions,
+) -> Result<RunReport, ExecError> {
     let store = RunStore::new(run_dir(plan, &opts.runs_dir));
     let _lock = RunLock::acquire(&store.root, opts.wait)?;
     tracing::info!(run_dir = %store.root.display(), "lock acquired");
     let git_commit = git_commit(&plan.spec.base_dir);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mut report = RunReport { run_dir: store.root.clone(), executed: Vec::new(), cached: Vec::new() };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut report = RunReport {
+        run_dir: store.root.clone(),
+        executed: Vec::new(),
+        cached: Vec::new(),
+    };
     let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
 
     for stage in &plan.stages {
@@ -236,11 +277,17 @@ pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts:
             report.cached.push(stage.name.clone());
             continue;
         }
-        let runner = registry.get(stage.kind).ok_or(ExecError::Unregistered(stage.kind))?;
+        let runner = registry
+            .get(stage.kind)
+            .ok_or(ExecError::Unregistered(stage.kind))?;
         let tmp = store.begin(&stage.name, fp16)?;
         tracing::info!(stage = %stage.name, kind = %stage.kind, fingerprint = fp16, "running");
         let progress = opts.progress.stage(&stage.name);
-        let inputs = stage.inputs.iter().map(|n| (n.clone(), dirs[n].clone())).collect();
+        let inputs = stage
+            .inputs
+            .iter()
+            .map(|n| (n.clone(), dirs[n].clone()))
+            .collect();
         let datasets = stage
             .dataset_refs
             .iter()
@@ -252,7 +299,11 @@ pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts:
             inputs,
             datasets,
             model_name: &plan.spec.model,
-            model: if stage.uses_model { plan.model.as_ref() } else { None },
+            model: if stage.uses_model {
+                plan.model.as_ref()
+            } else {
+                None
+            },
             prompt_format: plan.spec.prompt_format,
             seed: plan.spec.seed,
             progress: &progress,
@@ -265,7 +316,10 @@ pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts:
             Err(source) => {
                 progress.finish("failed");
                 let _ = std::fs::remove_dir_all(&tmp);
-                return Err(ExecError::Stage { stage: stage.name.clone(), source });
+                return Err(ExecError::Stage {
+                    stage: stage.name.clone(),
+                    source,
+                });
             }
         };
         let wall = clock.elapsed().as_secs_f64();
@@ -275,9 +329,14 @@ pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts:
             stage: stage.name.clone(),
             kind: stage.kind.name().to_string(),
             fingerprint: stage.fingerprint.clone(),
-            fingerprint_inputs: serde_json::to_value(&stage.fingerprint_inputs).expect("fingerprint inputs serialize"),
+            fingerprint_inputs: serde_json::to_value(&stage.fingerprint_inputs)
+                .expect("fingerprint inputs serialize"),
             outputs: store::describe_outputs(&tmp)?,
-            timings: Timings { started_unix: unix(started), finished_unix: unix(SystemTime::now()), wall_seconds: wall },
+            timings: Timings {
+                started_unix: unix(started),
+                finished_unix: unix(SystemTime::now()),
+                wall_seconds: wall,
+            },
             provenance: Provenance {
                 steerbench_version: env!("CARGO_PKG_VERSION").to_string(),
                 git_commit: git_commit.clone(),
@@ -287,7 +346,10 @@ pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts:
                     .datasets
                     .iter()
                     .map(|(n, d)| {
-                        let p = DatasetProvenance { source: d.dataset.spec.source.to_string(), blake3: d.hash.clone() };
+                        let p = DatasetProvenance {
+                            source: d.dataset.spec.source.to_string(),
+                            blake3: d.hash.clone(),
+                        };
                         (n.clone(), p)
                     })
                     .collect(),
@@ -307,11 +369,24 @@ pub fn execute<S: Sync>(plan: &Plan, registry: &Registry<S>, services: &S, opts:
 }
 
 fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn git_commit(dir: &Path) -> Option<String> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let out = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

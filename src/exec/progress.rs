@@ -18,11 +18,15 @@ impl ProgressBoard {
         } else {
             ProgressDrawTarget::hidden()
         };
-        ProgressBoard { multi: MultiProgress::with_draw_target(target) }
+        ProgressBoard {
+            multi: MultiProgress::with_draw_target(target),
+        }
     }
 
     pub fn hidden() -> Self {
-        ProgressBoard { multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()) }
+        ProgressBoard {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+        }
     }
 
     pub fn stage(&self, name: &str) -> Progress {
@@ -45,7 +49,9 @@ pub struct Progress {
 impl Progress {
     /// A handle that draws nothing (tests, library use).
     pub fn hidden() -> Self {
-        Progress { bar: ProgressBar::hidden() }
+        Progress {
+            bar: ProgressBar::hidden(),
+        }
     }
     pub fn set_total(&self, n: u64) {
         self.bar.set_length(n);

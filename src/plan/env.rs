@@ -28,7 +28,10 @@ pub enum EnvError {
     #[error("{0}")]
     Unavailable(String),
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where a dataset's bytes are.
@@ -47,7 +50,11 @@ pub trait Environment: Send + Sync {
     /// Facts about `model` (as written in the spec); an error if it is not available.
     fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError>;
     /// Resolves a dataset source to a location and the blake3 of its bytes.
-    fn dataset(&self, source: &DatasetSource, base_dir: &Path) -> Result<(DatasetLocation, String), EnvError>;
+    fn dataset(
+        &self,
+        source: &DatasetSource,
+        base_dir: &Path,
+    ) -> Result<(DatasetLocation, String), EnvError>;
     /// blake3 of a file's bytes (report templates and other declared files).
     fn file_hash(&self, path: &Path) -> Result<String, EnvError>;
 }
@@ -89,7 +96,12 @@ impl BuiltinStore {
                     .into_iter()
                     .flatten()
                     .flatten()
-                    .filter_map(|e| e.file_name().to_str()?.strip_suffix(".jsonl").map(str::to_string))
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_suffix(".jsonl")
+                            .map(str::to_string)
+                    })
                     .collect();
                 v.sort();
                 v
@@ -108,7 +120,11 @@ pub struct LocalEnvironment<M> {
 
 impl<M: ModelProbe> LocalEnvironment<M> {
     pub fn new(builtins: BuiltinStore, models: M) -> Self {
-        LocalEnvironment { builtins, models, cache: Mutex::new(HashMap::new()) }
+        LocalEnvironment {
+            builtins,
+            models,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     fn hash_file(&self, path: &Path) -> Result<String, EnvError> {
@@ -116,15 +132,25 @@ impl<M: ModelProbe> LocalEnvironment<M> {
             return Ok(h.clone());
         }
         if !path.is_file() {
-            return Err(EnvError::NotFound(format!("file not found: {}", path.display())));
+            return Err(EnvError::NotFound(format!(
+                "file not found: {}",
+                path.display()
+            )));
         }
         let mut hasher = blake3::Hasher::new();
-        let file = std::fs::File::open(path).map_err(|source| EnvError::Io { path: path.into(), source })?;
-        hasher
-            .update_reader(file)
-            .map_err(|source| EnvError::Io { path: path.into(), source })?;
+        let file = std::fs::File::open(path).map_err(|source| EnvError::Io {
+            path: path.into(),
+            source,
+        })?;
+        hasher.update_reader(file).map_err(|source| EnvError::Io {
+            path: path.into(),
+            source,
+        })?;
         let h = hasher.finalize().to_hex().to_string();
-        self.cache.lock().expect("hash cache").insert(path.to_path_buf(), h.clone());
+        self.cache
+            .lock()
+            .expect("hash cache")
+            .insert(path.to_path_buf(), h.clone());
         Ok(h)
     }
 }
@@ -134,7 +160,11 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
         self.models.model_facts(model)
     }
 
-    fn dataset(&self, source: &DatasetSource, base_dir: &Path) -> Result<(DatasetLocation, String), EnvError> {
+    fn dataset(
+        &self,
+        source: &DatasetSource,
+        base_dir: &Path,
+    ) -> Result<(DatasetLocation, String), EnvError> {
         match source {
             DatasetSource::Builtin(name) => {
                 let bytes_hash = match &self.builtins {

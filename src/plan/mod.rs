@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::spec::{
-    self, Dataset, DatasetRef, Diagnostic, Diagnostics, FieldPath, Layers, Method, PromptFormat, Spec, Stage,
-    StageKind, StageSpec,
+    self, Dataset, DatasetRef, Diagnostic, Diagnostics, FieldPath, Layers, Method, PromptFormat,
+    Spec, Stage, StageKind, StageSpec,
 };
 pub use env::{
-    BuiltinStore, DatasetLocation, EnvError, Environment, LocalEnvironment, ModelFacts, ModelProbe, NoModelRuntime,
+    BuiltinStore, DatasetLocation, EnvError, Environment, LocalEnvironment, ModelFacts, ModelProbe,
+    NoModelRuntime,
 };
 
 /// A dataset as a stage reads it: its validated spec, where its bytes are, their hash.
@@ -116,22 +117,35 @@ impl Plan {
 fn uses_model(stage: &Stage) -> bool {
     match &stage.spec {
         StageSpec::Extract(_) | StageSpec::Evaluate(_) | StageSpec::Degradation(_) => true,
-        StageSpec::Vectors(p) => p.methods.iter().any(|m| matches!(m, Method::FunctionVector(_))),
+        StageSpec::Vectors(p) => p
+            .methods
+            .iter()
+            .any(|m| matches!(m, Method::FunctionVector(_))),
         StageSpec::Report(_) => false,
     }
 }
 
 /// Builds the plan. `versions` gives each stage kind's implementation version
 /// (bumping it invalidates that kind's cached outputs).
-pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u32>) -> Result<Plan, Diagnostics> {
+pub fn build(
+    spec: Spec,
+    env: &dyn Environment,
+    versions: &BTreeMap<StageKind, u32>,
+) -> Result<Plan, Diagnostics> {
     let mut diags: Vec<Diagnostic> = Vec::new();
 
     for s in &spec.stages {
         if !versions.contains_key(&s.spec.kind()) {
-            let path = FieldPath::root().key("stages").key(&s.name).key(s.spec.kind().name());
+            let path = FieldPath::root()
+                .key("stages")
+                .key(&s.name)
+                .key(s.spec.kind().name());
             diags.push(spec.diagnostic(
                 path,
-                format!("stage kind `{}` is not available in this build of steerbench", s.spec.kind()),
+                format!(
+                    "stage kind `{}` is not available in this build of steerbench",
+                    s.spec.kind()
+                ),
             ));
         }
     }
@@ -140,7 +154,10 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
         match env.model_facts(&spec.model) {
             Ok(f) => Some(f),
             Err(e) => {
-                diags.push(spec.diagnostic(FieldPath::root().key("model"), format!("model unavailable: {e}")));
+                diags.push(spec.diagnostic(
+                    FieldPath::root().key("model"),
+                    format!("model unavailable: {e}"),
+                ));
                 None
             }
         }
@@ -152,9 +169,24 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
     for ds in &spec.datasets {
         match env.dataset(&ds.spec.source, &spec.base_dir) {
             Ok((location, hash)) => {
-                datasets.insert(ds.name.clone(), ResolvedDataset { dataset: ds.clone(), location, hash });
+                datasets.insert(
+                    ds.name.clone(),
+                    ResolvedDataset {
+                        dataset: ds.clone(),
+                        location,
+                        hash,
+                    },
+                );
             }
-            Err(e) => diags.push(spec.diagnostic(FieldPath::root().key("datasets").key(&ds.name).key("source"), e.to_string())),
+            Err(e) => diags.push(
+                spec.diagnostic(
+                    FieldPath::root()
+                        .key("datasets")
+                        .key(&ds.name)
+                        .key("source"),
+                    e.to_string(),
+                ),
+            ),
         }
     }
 
@@ -162,15 +194,28 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
     for s in &spec.stages {
         if let StageSpec::Report(p) = &s.spec {
             if let Some(t) = &p.template {
-                let full = if t.is_absolute() { t.clone() } else { spec.base_dir.join(t) };
+                let full = if t.is_absolute() {
+                    t.clone()
+                } else {
+                    spec.base_dir.join(t)
+                };
                 match env.file_hash(&full) {
                     Ok(h) => {
-                        files.entry(s.name.clone()).or_default().insert(t.display().to_string(), h);
+                        files
+                            .entry(s.name.clone())
+                            .or_default()
+                            .insert(t.display().to_string(), h);
                     }
-                    Err(e) => diags.push(spec.diagnostic(
-                        FieldPath::root().key("stages").key(&s.name).key("report").key("template"),
-                        format!("report template: {e}"),
-                    )),
+                    Err(e) => diags.push(
+                        spec.diagnostic(
+                            FieldPath::root()
+                                .key("stages")
+                                .key(&s.name)
+                                .key("report")
+                                .key("template"),
+                            format!("report template: {e}"),
+                        ),
+                    ),
                 }
             }
         }
@@ -192,11 +237,15 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
     for i in order {
         let s = &spec.stages[i];
         let inputs: Vec<String> = {
-            let mut v: Vec<String> = spec::stage_refs(s).iter().map(|r| r.name.to_string()).collect();
+            let mut v: Vec<String> = spec::stage_refs(s)
+                .iter()
+                .map(|r| r.name.to_string())
+                .collect();
             v.dedup();
             v
         };
-        let dataset_refs: Vec<DatasetRef> = spec::dataset_refs(s).iter().map(|r| r.r.clone()).collect();
+        let dataset_refs: Vec<DatasetRef> =
+            spec::dataset_refs(s).iter().map(|r| r.r.clone()).collect();
         let uses_model = uses_model(s);
         let mut ds_inputs = BTreeMap::new();
         for r in &dataset_refs {
@@ -206,7 +255,12 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
                 DatasetInput {
                     hash: rd.hash.clone(),
                     format: rd.dataset.spec.format,
-                    fields: rd.dataset.fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                    fields: rd
+                        .dataset
+                        .fields
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
                     split: rd.dataset.spec.split,
                     limit: rd.dataset.spec.limit,
                     window_tokens: rd.dataset.window_tokens(),
@@ -216,7 +270,10 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
         let input_fps: BTreeMap<String, String> = inputs
             .iter()
             .map(|n| {
-                let fp = instances.iter().find(|x| &x.name == n).map(|x| x.fingerprint.clone());
+                let fp = instances
+                    .iter()
+                    .find(|x| &x.name == n)
+                    .map(|x| x.fingerprint.clone());
                 (n.clone(), fp.expect("topological order puts inputs first"))
             })
             .collect();
@@ -228,7 +285,10 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
             inputs: input_fps,
             datasets: ds_inputs,
             model: if uses_model {
-                model.as_ref().map(|m| ModelInput { id: m.id.clone(), weight_hash: m.weight_hash.clone() })
+                model.as_ref().map(|m| ModelInput {
+                    id: m.id.clone(),
+                    weight_hash: m.weight_hash.clone(),
+                })
             } else {
                 None
             },
@@ -247,16 +307,28 @@ pub fn build(spec: Spec, env: &dyn Environment, versions: &BTreeMap<StageKind, u
             fingerprint_inputs: fi,
         });
     }
-    Ok(Plan { spec, model, datasets, stages: instances })
+    Ok(Plan {
+        spec,
+        model,
+        datasets,
+        stages: instances,
+    })
 }
 
 fn check_layers(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnostic>) {
-    let at = FieldPath::root().key("stages").key(&s.name).key(s.spec.kind().name());
+    let at = FieldPath::root()
+        .key("stages")
+        .key(&s.name)
+        .key(s.spec.kind().name());
     let mut check_list = |layers: &Layers, path: FieldPath| {
         if let Layers::List(v) = layers {
             for (i, &l) in v.iter().enumerate() {
                 if l >= m.n_layers {
-                    let p = if v.len() == 1 { path.clone() } else { path.index(i) };
+                    let p = if v.len() == 1 {
+                        path.clone()
+                    } else {
+                        path.index(i)
+                    };
                     diags.push(spec.diagnostic(p, layer_message(l, m)));
                 }
             }
@@ -274,7 +346,11 @@ fn check_layers(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnost
             for (i, meth) in p.methods.iter().enumerate() {
                 if let Method::FunctionVector(fv) = meth {
                     if fv.layer >= m.n_layers {
-                        let path = at.key("methods").index(i).key("function_vector").key("layer");
+                        let path = at
+                            .key("methods")
+                            .index(i)
+                            .key("function_vector")
+                            .key("layer");
                         diags.push(spec.diagnostic(path, layer_message(fv.layer, m)));
                     }
                 }

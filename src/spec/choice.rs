@@ -20,11 +20,13 @@ where
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
 
-pub fn one_of_schema(options: Vec<serde_json::Value>, description: &str) -> schemars::schema::Schema {
+pub fn one_of_schema(
+    options: Vec<serde_json::Value>,
+    description: &str,
+) -> schemars::schema::Schema {
     let v = serde_json::json!({ "oneOf": options, "description": description });
     serde_json::from_value(v).expect("static schema is valid")
 }
-
 
 #[macro_export]
 macro_rules! named_choice {

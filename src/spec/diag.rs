@@ -92,17 +92,26 @@ impl fmt::Display for Diagnostics {
             writeln!(f, "{d}")?;
         }
         let n = self.0.len();
-        write!(f, "{n} error{} in {}", if n == 1 { "" } else { "s" }, self.0.first().map(|d| d.file.as_str()).unwrap_or("spec"))
+        write!(
+            f,
+            "{n} error{} in {}",
+            if n == 1 { "" } else { "s" },
+            self.0.first().map(|d| d.file.as_str()).unwrap_or("spec")
+        )
     }
 }
 
 impl std::error::Error for Diagnostics {}
 
 /// The closest candidate to `name`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
-        let score = strsim::jaro_winkler(name, c).max(strsim::normalized_damerau_levenshtein(name, c));
+        let score =
+            strsim::jaro_winkler(name, c).max(strsim::normalized_damerau_levenshtein(name, c));
         if score >= 0.75 && best.is_none_or(|(b, _)| score > b) {
             best = Some((score, c));
         }
@@ -119,13 +128,21 @@ pub fn split_serde_message(msg: &str) -> (String, Option<String>, Option<String>
         Some((h, e)) => (h.to_string(), Some(e.to_string())),
         None => (msg.to_string(), None),
     };
-    let bad = if head.starts_with("unknown ") { backticked(&head).into_iter().next() } else { None };
+    let bad = if head.starts_with("unknown ") {
+        backticked(&head).into_iter().next()
+    } else {
+        None
+    };
     let candidates = expected.as_deref().map(backticked).unwrap_or_default();
     (head, expected, bad, candidates)
 }
 
 fn backticked(s: &str) -> Vec<String> {
-    s.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    s.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -134,13 +151,17 @@ mod tests {
 
     #[test]
     fn suggestions_find_typos_only() {
-        assert_eq!(did_you_mean("layrs", ["dataset", "layers"]).as_deref(), Some("did you mean `layers`?"));
+        assert_eq!(
+            did_you_mean("layrs", ["dataset", "layers"]).as_deref(),
+            Some("did you mean `layers`?")
+        );
         assert_eq!(did_you_mean("zzz", ["dataset", "layers"]), None);
     }
 
     #[test]
     fn serde_messages_are_split() {
-        let (m, e, bad, c) = split_serde_message("unknown variant `cca`, expected one of `caa`, `pca`");
+        let (m, e, bad, c) =
+            split_serde_message("unknown variant `cca`, expected one of `caa`, `pca`");
         assert_eq!(m, "unknown name `cca`");
         assert_eq!(e.as_deref(), Some("one of `caa`, `pca`"));
         assert_eq!(bad.as_deref(), Some("cca"));

@@ -89,7 +89,15 @@ impl Spec {
     /// A diagnostic located at `path` (or the nearest existing parent).
     pub fn diagnostic(&self, path: FieldPath, message: impl Into<String>) -> Diagnostic {
         let pos = locate(&self.tree, &path.0);
-        make_diag(&self.file, &self.text, pos, path, message.into(), None, None)
+        make_diag(
+            &self.file,
+            &self.text,
+            pos,
+            path,
+            message.into(),
+            None,
+            None,
+        )
     }
 }
 
@@ -113,19 +121,35 @@ pub fn load(path: &Path) -> Result<Spec, Diagnostics> {
 
 /// Parses and validates spec text; `file` is only used in messages.
 pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagnostics> {
-    let mut cx = Cx { file, text, diags: Vec::new() };
+    let mut cx = Cx {
+        file,
+        text,
+        diags: Vec::new(),
+    };
     let (root, problems) = yaml::parse(text);
     for p in problems {
         cx.push(p.pos, FieldPath::root(), p.message, None, None);
     }
     let Some(root) = root else {
         if cx.diags.is_empty() {
-            cx.push(Pos { line: 1, col: 1 }, FieldPath::root(), "the spec file is empty".into(), None, None);
+            cx.push(
+                Pos { line: 1, col: 1 },
+                FieldPath::root(),
+                "the spec file is empty".into(),
+                None,
+                None,
+            );
         }
         return Err(cx.finish());
     };
     if !matches!(root.kind, NodeKind::Map(_)) {
-        cx.push(root.pos, FieldPath::root(), format!("the spec must be a mapping, found {}", root.type_name()), None, None);
+        cx.push(
+            root.pos,
+            FieldPath::root(),
+            format!("the spec must be a mapping, found {}", root.type_name()),
+            None,
+            None,
+        );
         return Err(cx.finish());
     }
 
@@ -145,15 +169,25 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
     let name: Option<String> = cx.required(&root, &top, "name");
     let model: Option<String> = cx.required(&root, &top, "model");
     let seed: u64 = cx.optional(&root, &top, "seed").unwrap_or(0);
-    let prompt_format: PromptFormat = cx.optional(&root, &top, "prompt_format").unwrap_or_default();
+    let prompt_format: PromptFormat = cx
+        .optional(&root, &top, "prompt_format")
+        .unwrap_or_default();
     if let Some(n) = &name {
         if let Err(e) = check_name(n) {
-            cx.at(&root, top.key("name"), format!("invalid pipeline name `{n}`: {e}"));
+            cx.at(
+                &root,
+                top.key("name"),
+                format!("invalid pipeline name `{n}`: {e}"),
+            );
         }
     }
     if let Some(m) = &model {
         if m.trim().is_empty() {
-            cx.at(&root, top.key("model"), "the model must not be empty".into());
+            cx.at(
+                &root,
+                top.key("model"),
+                "the model must not be empty".into(),
+            );
         }
     }
 
@@ -172,8 +206,14 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
         prompt_format,
         datasets,
         stages,
-        declared_stages: root.get("stages").map(|n| n.entries().iter().map(|(k, _)| k.name.clone()).collect()).unwrap_or_default(),
-        declared_datasets: root.get("datasets").map(|n| n.entries().iter().map(|(k, _)| k.name.clone()).collect()).unwrap_or_default(),
+        declared_stages: root
+            .get("stages")
+            .map(|n| n.entries().iter().map(|(k, _)| k.name.clone()).collect())
+            .unwrap_or_default(),
+        declared_datasets: root
+            .get("datasets")
+            .map(|n| n.entries().iter().map(|(k, _)| k.name.clone()).collect())
+            .unwrap_or_default(),
         tree: root,
         text: text.to_string(),
     };
@@ -195,7 +235,10 @@ pub fn check_name(n: &str) -> Result<(), &'static str> {
     if n.starts_with('.') {
         return Err("names must not start with `.`");
     }
-    if !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+    if !n
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
         return Err("use letters, digits, `_`, `-` and `.` only");
     }
     Ok(())
@@ -213,8 +256,17 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    fn push(&mut self, pos: Pos, path: FieldPath, message: String, expected: Option<String>, help: Option<String>) {
-        self.diags.push(make_diag(self.file, self.text, pos, path, message, expected, help));
+    fn push(
+        &mut self,
+        pos: Pos,
+        path: FieldPath,
+        message: String,
+        expected: Option<String>,
+        help: Option<String>,
+    ) {
+        self.diags.push(make_diag(
+            self.file, self.text, pos, path, message, expected, help,
+        ));
     }
 
     fn at(&mut self, root: &Node, path: FieldPath, message: String) {
@@ -228,18 +280,34 @@ impl Cx<'_> {
         Diagnostics(self.diags)
     }
 
-    fn required<T: DeserializeOwned>(&mut self, map: &Node, at: &FieldPath, key: &str) -> Option<T> {
+    fn required<T: DeserializeOwned>(
+        &mut self,
+        map: &Node,
+        at: &FieldPath,
+        key: &str,
+    ) -> Option<T> {
         match map.get(key) {
             Some(node) => self.typed(node, &at.key(key)),
             None => {
                 let pos = map.entries().first().map(|(k, _)| k.pos).unwrap_or(map.pos);
-                self.push(pos, at.clone(), format!("missing field `{key}`"), None, None);
+                self.push(
+                    pos,
+                    at.clone(),
+                    format!("missing field `{key}`"),
+                    None,
+                    None,
+                );
                 None
             }
         }
     }
 
-    fn optional<T: DeserializeOwned>(&mut self, map: &Node, at: &FieldPath, key: &str) -> Option<T> {
+    fn optional<T: DeserializeOwned>(
+        &mut self,
+        map: &Node,
+        at: &FieldPath,
+        key: &str,
+    ) -> Option<T> {
         map.get(key).and_then(|node| self.typed(node, &at.key(key)))
     }
 
@@ -289,7 +357,9 @@ impl Cx<'_> {
                         }
                     }
                 }
-                let help = bad.as_deref().and_then(|b| diag::did_you_mean(b, candidates.iter().map(String::as_str)));
+                let help = bad
+                    .as_deref()
+                    .and_then(|b| diag::did_you_mean(b, candidates.iter().map(String::as_str)));
                 self.push(pos, path, message, expected, help);
                 None
             }
@@ -298,23 +368,54 @@ impl Cx<'_> {
 
     fn datasets(&mut self, root: &Node) -> Vec<Dataset> {
         let at = FieldPath::root().key("datasets");
-        let Some(node) = root.get("datasets") else { return Vec::new() };
-        if !matches!(node.kind, NodeKind::Map(_) | NodeKind::Scalar(yaml::Scalar::Null)) {
-            self.push(node.pos, at, format!("`datasets` must be a mapping of names to datasets, found {}", node.type_name()), None, None);
+        let Some(node) = root.get("datasets") else {
+            return Vec::new();
+        };
+        if !matches!(
+            node.kind,
+            NodeKind::Map(_) | NodeKind::Scalar(yaml::Scalar::Null)
+        ) {
+            self.push(
+                node.pos,
+                at,
+                format!(
+                    "`datasets` must be a mapping of names to datasets, found {}",
+                    node.type_name()
+                ),
+                None,
+                None,
+            );
             return Vec::new();
         }
         let mut out = Vec::new();
         for (k, v) in node.entries() {
             let here = at.key(&k.name);
             if let Err(e) = check_name(&k.name) {
-                self.push(k.pos, here.clone(), format!("invalid dataset name `{}`: {e}", k.name), None, None);
+                self.push(
+                    k.pos,
+                    here.clone(),
+                    format!("invalid dataset name `{}`: {e}", k.name),
+                    None,
+                    None,
+                );
                 continue;
             }
             if k.name.contains('.') {
-                self.push(k.pos, here.clone(), format!("invalid dataset name `{}`: `.` separates the split in references", k.name), None, None);
+                self.push(
+                    k.pos,
+                    here.clone(),
+                    format!(
+                        "invalid dataset name `{}`: `.` separates the split in references",
+                        k.name
+                    ),
+                    None,
+                    None,
+                );
                 continue;
             }
-            let Some(spec) = self.typed::<DatasetSpec>(v, &here) else { continue };
+            let Some(spec) = self.typed::<DatasetSpec>(v, &here) else {
+                continue;
+            };
             if let Some(ds) = self.resolve_dataset(root, &here, k.name.clone(), spec) {
                 out.push(ds);
             }
@@ -322,7 +423,13 @@ impl Cx<'_> {
         out
     }
 
-    fn resolve_dataset(&mut self, root: &Node, at: &FieldPath, name: String, spec: DatasetSpec) -> Option<Dataset> {
+    fn resolve_dataset(
+        &mut self,
+        root: &Node,
+        at: &FieldPath,
+        name: String,
+        spec: DatasetSpec,
+    ) -> Option<Dataset> {
         let mut ok = true;
         let roles = spec.format.roles();
         let role_names: Vec<&str> = roles.iter().map(|(r, _)| *r).collect();
@@ -333,7 +440,10 @@ impl Cx<'_> {
                 self.push(
                     pos,
                     path,
-                    format!("field role `{role}` does not apply to format `{}`", spec.format),
+                    format!(
+                        "field role `{role}` does not apply to format `{}`",
+                        spec.format
+                    ),
                     Some(expected_list(&role_names)),
                     None,
                 );
@@ -343,14 +453,22 @@ impl Cx<'_> {
         let s = spec.split;
         for (part, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {
             if !(0.0..=1.0).contains(&v) {
-                self.at(root, at.key("split").key(part), format!("split fraction {part} = {v} is outside 0..1"));
+                self.at(
+                    root,
+                    at.key("split").key(part),
+                    format!("split fraction {part} = {v} is outside 0..1"),
+                );
                 ok = false;
             }
         }
         let sum = s.train + s.val + s.test;
         if (sum - 1.0).abs() > 1e-6 {
             let shown = (sum * 1e9).round() / 1e9;
-            self.at(root, at.key("split"), format!("split fractions must sum to 1, they sum to {shown}"));
+            self.at(
+                root,
+                at.key("split"),
+                format!("split fractions must sum to 1, they sum to {shown}"),
+            );
             ok = false;
         }
         if spec.limit == Some(0) {
@@ -359,12 +477,20 @@ impl Cx<'_> {
         }
         match (spec.format, spec.window_tokens) {
             (DatasetFormat::Text, Some(0)) => {
-                self.at(root, at.key("window_tokens"), "window_tokens must be at least 1".into());
+                self.at(
+                    root,
+                    at.key("window_tokens"),
+                    "window_tokens must be at least 1".into(),
+                );
                 ok = false;
             }
             (DatasetFormat::Text, _) | (_, None) => {}
             (f, Some(_)) => {
-                self.at(root, at.key("window_tokens"), format!("window_tokens applies to format `text` only, not `{f}`"));
+                self.at(
+                    root,
+                    at.key("window_tokens"),
+                    format!("window_tokens applies to format `text` only, not `{f}`"),
+                );
                 ok = false;
             }
         }
@@ -372,7 +498,10 @@ impl Cx<'_> {
         let fields = roles
             .iter()
             .map(|(role, default)| {
-                let v = given.iter().find(|(r, _)| r == role).map(|(_, v)| v.to_string());
+                let v = given
+                    .iter()
+                    .find(|(r, _)| r == role)
+                    .map(|(_, v)| v.to_string());
                 (*role, v.unwrap_or_else(|| default.to_string()))
             })
             .collect();
@@ -382,21 +511,48 @@ impl Cx<'_> {
     fn stages(&mut self, root: &Node) -> Vec<Stage> {
         let at = FieldPath::root().key("stages");
         let Some(node) = root.get("stages") else {
-            self.push(root.pos, FieldPath::root(), "missing field `stages`".into(), None, None);
+            self.push(
+                root.pos,
+                FieldPath::root(),
+                "missing field `stages`".into(),
+                None,
+                None,
+            );
             return Vec::new();
         };
         let NodeKind::Map(entries) = &node.kind else {
-            self.push(node.pos, at, format!("`stages` must be a mapping of names to stages, found {}", node.type_name()), None, None);
+            self.push(
+                node.pos,
+                at,
+                format!(
+                    "`stages` must be a mapping of names to stages, found {}",
+                    node.type_name()
+                ),
+                None,
+                None,
+            );
             return Vec::new();
         };
         if entries.is_empty() {
-            self.push(node.pos, at.clone(), "`stages` is empty: a pipeline needs at least one stage".into(), None, None);
+            self.push(
+                node.pos,
+                at.clone(),
+                "`stages` is empty: a pipeline needs at least one stage".into(),
+                None,
+                None,
+            );
         }
         let mut out = Vec::new();
         for (k, v) in entries {
             let here = at.key(&k.name);
             if let Err(e) = check_name(&k.name) {
-                self.push(k.pos, here.clone(), format!("invalid stage name `{}`: {e}", k.name), None, None);
+                self.push(
+                    k.pos,
+                    here.clone(),
+                    format!("invalid stage name `{}`: {e}", k.name),
+                    None,
+                    None,
+                );
                 continue;
             }
             if let NodeKind::Map(m) = &v.kind {
@@ -413,7 +569,10 @@ impl Cx<'_> {
                 }
             }
             if let Some(spec) = self.typed::<StageSpec>(v, &here) {
-                out.push(Stage { name: k.name.clone(), spec });
+                out.push(Stage {
+                    name: k.name.clone(),
+                    spec,
+                });
             }
         }
         out
@@ -429,8 +588,19 @@ fn make_diag(
     expected: Option<String>,
     help: Option<String>,
 ) -> Diagnostic {
-    let source_line = text.lines().nth(pos.line.saturating_sub(1)).map(str::to_string);
-    Diagnostic { file: file.to_string(), pos, path, message, expected, help, source_line }
+    let source_line = text
+        .lines()
+        .nth(pos.line.saturating_sub(1))
+        .map(str::to_string);
+    Diagnostic {
+        file: file.to_string(),
+        pos,
+        path,
+        message,
+        expected,
+        help,
+        source_line,
+    }
 }
 
 /// Position of the deepest node along `path` (a key's own position for the last key).

@@ -34,7 +34,14 @@ pub struct PipelineFile {
     pub stages: std::collections::BTreeMap<String, StageSpec>,
 }
 
-pub const TOP_LEVEL_FIELDS: &[&str] = &["name", "seed", "model", "prompt_format", "datasets", "stages"];
+pub const TOP_LEVEL_FIELDS: &[&str] = &[
+    "name",
+    "seed",
+    "model",
+    "prompt_format",
+    "datasets",
+    "stages",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -70,7 +77,14 @@ pub struct DatasetSpec {
     pub window_tokens: Option<usize>,
 }
 
-pub const DATASET_FIELDS: &[&str] = &["source", "format", "fields", "split", "limit", "window_tokens"];
+pub const DATASET_FIELDS: &[&str] = &[
+    "source",
+    "format",
+    "fields",
+    "split",
+    "limit",
+    "window_tokens",
+];
 
 /// Where a dataset comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -90,8 +104,14 @@ impl DatasetSource {
             return Err("dataset source must not be empty".into());
         }
         if let Some(name) = s.strip_prefix("builtin:") {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return Err(format!("`{s}` is not a valid builtin name (letters, digits, `_`, `-`)"));
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(format!(
+                    "`{s}` is not a valid builtin name (letters, digits, `_`, `-`)"
+                ));
             }
             return Ok(DatasetSource::Builtin(name.to_string()));
         }
@@ -175,16 +195,22 @@ impl DatasetFormat {
                 ("matching", "answer_matching_behavior"),
                 ("not_matching", "answer_not_matching_behavior"),
             ],
-            DatasetFormat::ContrastiveCompletion => {
-                &[("prompt", "prompt"), ("positive", "positive"), ("negative", "negative")]
-            }
-            DatasetFormat::OpenEnded => {
-                &[("prompt", "prompt"), ("matching", "matching"), ("not_matching", "not_matching")]
-            }
+            DatasetFormat::ContrastiveCompletion => &[
+                ("prompt", "prompt"),
+                ("positive", "positive"),
+                ("negative", "negative"),
+            ],
+            DatasetFormat::OpenEnded => &[
+                ("prompt", "prompt"),
+                ("matching", "matching"),
+                ("not_matching", "not_matching"),
+            ],
             DatasetFormat::IclTask => &[("input", "input"), ("output", "output")],
-            DatasetFormat::MultipleChoice => {
-                &[("question", "question"), ("choices", "choices"), ("answer", "answer")]
-            }
+            DatasetFormat::MultipleChoice => &[
+                ("question", "question"),
+                ("choices", "choices"),
+                ("answer", "answer"),
+            ],
             DatasetFormat::Text => &[("text", "text")],
         }
     }
@@ -243,7 +269,9 @@ impl FieldNames {
             ("answer", &self.answer),
             ("text", &self.text),
         ];
-        all.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect()
+        all.into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .collect()
     }
 }
 
@@ -261,11 +289,17 @@ pub struct SplitFractions {
 
 impl Default for SplitFractions {
     fn default() -> Self {
-        SplitFractions { train: 0.6, val: 0.2, test: 0.2 }
+        SplitFractions {
+            train: 0.6,
+            val: 0.2,
+            test: 0.2,
+        }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitName {
     Train,
@@ -321,9 +355,14 @@ impl<'de> Deserialize<'de> for DatasetRef {
             }
         };
         if dataset.is_empty() {
-            return Err(D::Error::custom("a dataset reference needs a dataset name: `<dataset>.<split>`"));
+            return Err(D::Error::custom(
+                "a dataset reference needs a dataset name: `<dataset>.<split>`",
+            ));
         }
-        Ok(DatasetRef { dataset: dataset.to_string(), split })
+        Ok(DatasetRef {
+            dataset: dataset.to_string(),
+            split,
+        })
     }
 }
 
@@ -430,10 +469,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a value or a list of values")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
                 Vec::<T>::deserialize(SeqAccessDeserializer::new(a)).map(OneOrMany)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
                 T::deserialize(MapAccessDeserializer::new(a)).map(|x| OneOrMany(vec![x]))
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
@@ -493,8 +538,13 @@ pub enum StageKind {
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 5] =
-        [StageKind::Extract, StageKind::Vectors, StageKind::Evaluate, StageKind::Degradation, StageKind::Report];
+    pub const ALL: [StageKind; 5] = [
+        StageKind::Extract,
+        StageKind::Vectors,
+        StageKind::Evaluate,
+        StageKind::Degradation,
+        StageKind::Report,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -556,6 +606,7 @@ named_choice! {
     }
 }
 
+#[allow(clippy::derivable_impls)] // the enum comes from a macro
 impl Default for ReadPosition {
     fn default() -> Self {
         ReadPosition::Answer
@@ -563,7 +614,9 @@ impl Default for ReadPosition {
 }
 
 /// Hook sites inside a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Site {
     /// Residual stream before the block.
@@ -736,7 +789,9 @@ named_choice! {
 }
 
 /// Metrics of the `evaluate` stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// p(matching letter) / (p(A) + p(B)) at the answer position (contrastive_ab).
@@ -801,7 +856,12 @@ pub struct GenerationParams {
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        GenerationParams { max_new_tokens: 48, temperature: 0.0, top_p: 1.0, limit: None }
+        GenerationParams {
+            max_new_tokens: 48,
+            temperature: 0.0,
+            top_p: 1.0,
+            limit: None,
+        }
     }
 }
 
@@ -833,7 +893,9 @@ pub struct DegradationParams {
     pub multipliers: Option<Vec<f64>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DegradationMetric {
     /// Perplexity on the text corpus, steered vs unsteered.

@@ -30,19 +30,38 @@ const PROMPT_FORMATS: &[DatasetFormat] = &[
 
 /// The stage references of a stage, with their field paths relative to `stages.<name>`.
 pub fn stage_refs(stage: &Stage) -> Vec<StageRef<'_>> {
-    let at = FieldPath::root().key("stages").key(&stage.name).key(stage.spec.kind().name());
+    let at = FieldPath::root()
+        .key("stages")
+        .key(&stage.name)
+        .key(stage.spec.kind().name());
     match &stage.spec {
         StageSpec::Extract(_) => vec![],
         StageSpec::Vectors(p) => {
-            vec![StageRef { path: at.key("activations"), name: &p.activations, kinds: &[StageKind::Extract] }]
+            vec![StageRef {
+                path: at.key("activations"),
+                name: &p.activations,
+                kinds: &[StageKind::Extract],
+            }]
         }
         StageSpec::Evaluate(p) => {
-            vec![StageRef { path: at.key("vectors"), name: &p.vectors, kinds: &[StageKind::Vectors] }]
+            vec![StageRef {
+                path: at.key("vectors"),
+                name: &p.vectors,
+                kinds: &[StageKind::Vectors],
+            }]
         }
         StageSpec::Degradation(p) => {
-            let mut v = vec![StageRef { path: at.key("vectors"), name: &p.vectors, kinds: &[StageKind::Vectors] }];
+            let mut v = vec![StageRef {
+                path: at.key("vectors"),
+                name: &p.vectors,
+                kinds: &[StageKind::Vectors],
+            }];
             if let Some(from) = &p.from {
-                v.push(StageRef { path: at.key("from"), name: from, kinds: &[StageKind::Evaluate] });
+                v.push(StageRef {
+                    path: at.key("from"),
+                    name: from,
+                    kinds: &[StageKind::Evaluate],
+                });
             }
             v
         }
@@ -50,23 +69,38 @@ pub fn stage_refs(stage: &Stage) -> Vec<StageRef<'_>> {
             .inputs
             .iter()
             .enumerate()
-            .map(|(i, n)| StageRef { path: at.key("inputs").index(i), name: n, kinds: &[] })
+            .map(|(i, n)| StageRef {
+                path: at.key("inputs").index(i),
+                name: n,
+                kinds: &[],
+            })
             .collect(),
     }
 }
 
 /// The dataset references of a stage.
 pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
-    let at = FieldPath::root().key("stages").key(&stage.name).key(stage.spec.kind().name());
+    let at = FieldPath::root()
+        .key("stages")
+        .key(&stage.name)
+        .key(stage.spec.kind().name());
     match &stage.spec {
-        StageSpec::Extract(p) => vec![DataRef { path: at.key("dataset"), r: &p.dataset, formats: PROMPT_FORMATS }],
+        StageSpec::Extract(p) => vec![DataRef {
+            path: at.key("dataset"),
+            r: &p.dataset,
+            formats: PROMPT_FORMATS,
+        }],
         StageSpec::Vectors(p) => p
             .methods
             .iter()
             .enumerate()
             .filter_map(|(i, m)| match m {
                 Method::FunctionVector(fv) => fv.dataset.as_ref().map(|r| DataRef {
-                    path: at.key("methods").index(i).key("function_vector").key("dataset"),
+                    path: at
+                        .key("methods")
+                        .index(i)
+                        .key("function_vector")
+                        .key("dataset"),
                     r,
                     formats: &[DatasetFormat::IclTask],
                 }),
@@ -78,18 +112,34 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
             .0
             .iter()
             .enumerate()
-            .map(|(i, r)| DataRef { path: at.key("datasets").index(i), r, formats: PROMPT_FORMATS })
+            .map(|(i, r)| DataRef {
+                path: at.key("datasets").index(i),
+                r,
+                formats: PROMPT_FORMATS,
+            })
             .collect(),
         StageSpec::Degradation(p) => {
             let mut v = Vec::new();
             if let Some(r) = &p.corpus {
-                v.push(DataRef { path: at.key("corpus"), r, formats: &[DatasetFormat::Text] });
+                v.push(DataRef {
+                    path: at.key("corpus"),
+                    r,
+                    formats: &[DatasetFormat::Text],
+                });
             }
             if let Some(r) = &p.neutral {
-                v.push(DataRef { path: at.key("neutral"), r, formats: PROMPT_FORMATS });
+                v.push(DataRef {
+                    path: at.key("neutral"),
+                    r,
+                    formats: PROMPT_FORMATS,
+                });
             }
             if let Some(r) = &p.mc {
-                v.push(DataRef { path: at.key("mc"), r, formats: &[DatasetFormat::MultipleChoice] });
+                v.push(DataRef {
+                    path: at.key("mc"),
+                    r,
+                    formats: &[DatasetFormat::MultipleChoice],
+                });
             }
             v
         }
@@ -109,11 +159,17 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
                 None => {
                     let mut d = spec.diagnostic(r.path, format!("unknown stage `{}`", r.name));
                     d.expected = Some(describe_kinds(r.kinds));
-                    d.help = did_you_mean(r.name, stage_names.iter().copied().filter(|n| *n != stage.name));
+                    d.help = did_you_mean(
+                        r.name,
+                        stage_names.iter().copied().filter(|n| *n != stage.name),
+                    );
                     out.push(d);
                 }
                 Some(target) if target.name == stage.name => {
-                    out.push(spec.diagnostic(r.path, format!("stage `{}` cannot use its own outputs", r.name)));
+                    out.push(spec.diagnostic(
+                        r.path,
+                        format!("stage `{}` cannot use its own outputs", r.name),
+                    ));
                 }
                 Some(target) if !r.kinds.is_empty() && !r.kinds.contains(&target.spec.kind()) => {
                     let mut d = spec.diagnostic(
@@ -130,7 +186,8 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
             match spec.dataset(&r.r.dataset) {
                 None if spec.declares_dataset(&r.r.dataset) => {}
                 None => {
-                    let mut d = spec.diagnostic(r.path, format!("unknown dataset `{}`", r.r.dataset));
+                    let mut d =
+                        spec.diagnostic(r.path, format!("unknown dataset `{}`", r.r.dataset));
                     d.expected = Some(if dataset_names.is_empty() {
                         "a dataset declared under `datasets` (there are none)".into()
                     } else {
@@ -142,7 +199,10 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
                 Some(ds) if !r.formats.is_empty() && !r.formats.contains(&ds.spec.format) => {
                     let mut d = spec.diagnostic(
                         r.path,
-                        format!("dataset `{}` has format `{}`, which this field cannot use", ds.name, ds.spec.format),
+                        format!(
+                            "dataset `{}` has format `{}`, which this field cannot use",
+                            ds.name, ds.spec.format
+                        ),
                     );
                     let names: Vec<&str> = r.formats.iter().map(|f| f.name()).collect();
                     d.expected = Some(format!("a dataset of format {}", quoted(&names)));
@@ -158,14 +218,20 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
 }
 
 fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
-    let at = FieldPath::root().key("stages").key(&stage.name).key(stage.spec.kind().name());
+    let at = FieldPath::root()
+        .key("stages")
+        .key(&stage.name)
+        .key(stage.spec.kind().name());
     let mut err = |path: FieldPath, msg: String| out.push(spec.diagnostic(path, msg));
     let empty = |n: usize| n == 0;
     match &stage.spec {
         StageSpec::Extract(p) => {
             check_layers(&p.layers, &at.key("layers"), &mut err);
             if empty(p.sites.len()) {
-                err(at.key("sites"), "`sites` is empty: list at least one hook site".into());
+                err(
+                    at.key("sites"),
+                    "`sites` is empty: list at least one hook site".into(),
+                );
             }
             if let ReadPosition::Indices(ix) = &p.read_position {
                 if ix.is_empty() {
@@ -175,18 +241,28 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
         }
         StageSpec::Vectors(p) => {
             if empty(p.methods.len()) {
-                err(at.key("methods"), "`methods` is empty: list at least one method".into());
+                err(
+                    at.key("methods"),
+                    "`methods` is empty: list at least one method".into(),
+                );
             }
             for (i, m) in p.methods.iter().enumerate() {
                 let path = at.key("methods").index(i);
                 if p.methods[..i].iter().any(|o| o.name() == m.name()) {
-                    err(path.clone(), format!("method `{}` is listed twice; each method may appear once", m.name()));
+                    err(
+                        path.clone(),
+                        format!(
+                            "method `{}` is listed twice; each method may appear once",
+                            m.name()
+                        ),
+                    );
                 }
                 let here = path.key(m.name());
                 match m {
-                    Method::Probe(pp) if !(pp.l2.is_finite() && pp.l2 >= 0.0) => {
-                        err(here.key("l2"), format!("l2 must be a finite number >= 0, got {}", pp.l2))
-                    }
+                    Method::Probe(pp) if !(pp.l2.is_finite() && pp.l2 >= 0.0) => err(
+                        here.key("l2"),
+                        format!("l2 must be a finite number >= 0, got {}", pp.l2),
+                    ),
                     Method::Icv(ip) if !ip.strength.is_finite() => {
                         err(here.key("strength"), "strength must be finite".into())
                     }
@@ -201,7 +277,10 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                             err(here.key("epochs"), "epochs must be at least 1".into());
                         }
                         if !(mp.lr.is_finite() && mp.lr > 0.0) {
-                            err(here.key("lr"), format!("lr must be a finite number > 0, got {}", mp.lr));
+                            err(
+                                here.key("lr"),
+                                format!("lr must be a finite number > 0, got {}", mp.lr),
+                            );
                         }
                     }
                     _ => {}
@@ -210,7 +289,10 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
         }
         StageSpec::Evaluate(p) => {
             if empty(p.datasets.0.len()) {
-                err(at.key("datasets"), "`datasets` is empty: list at least one dataset split".into());
+                err(
+                    at.key("datasets"),
+                    "`datasets` is empty: list at least one dataset split".into(),
+                );
             }
             check_layers(&p.layers, &at.key("layers"), &mut err);
             check_multipliers(&p.multipliers, &at.key("multipliers"), &mut err);
@@ -218,10 +300,18 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 err(at.key("positions"), "`positions` is empty".into());
             }
             if empty(p.metrics.len()) {
-                err(at.key("metrics"), "`metrics` is empty: list at least one metric".into());
+                err(
+                    at.key("metrics"),
+                    "`metrics` is empty: list at least one metric".into(),
+                );
             }
-            let formats: Vec<DatasetFormat> =
-                p.datasets.0.iter().filter_map(|r| spec.dataset(&r.dataset)).map(|d| d.spec.format).collect();
+            let formats: Vec<DatasetFormat> = p
+                .datasets
+                .0
+                .iter()
+                .filter_map(|r| spec.dataset(&r.dataset))
+                .map(|d| d.spec.format)
+                .collect();
             for (i, m) in p.metrics.iter().enumerate() {
                 let needs: &[DatasetFormat] = match m {
                     Metric::AbProbability => &[DatasetFormat::ContrastiveAb],
@@ -234,7 +324,10 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     Metric::IclAccuracy => &[DatasetFormat::IclTask],
                     Metric::Generation => &[],
                 };
-                if !formats.is_empty() && !needs.is_empty() && !formats.iter().any(|f| needs.contains(f)) {
+                if !formats.is_empty()
+                    && !needs.is_empty()
+                    && !formats.iter().any(|f| needs.contains(f))
+                {
                     let names: Vec<&str> = needs.iter().map(|f| f.name()).collect();
                     err(
                         at.key("metrics").index(i),
@@ -245,24 +338,39 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
             for (i, b) in p.baselines.iter().enumerate() {
                 if let Baseline::FewShot(f) = b {
                     if f.k == 0 {
-                        err(at.key("baselines").index(i).key("few_shot").key("k"), "k must be at least 1".into());
+                        err(
+                            at.key("baselines").index(i).key("few_shot").key("k"),
+                            "k must be at least 1".into(),
+                        );
                     }
                 }
             }
             let g = &p.generation;
             if !(g.temperature.is_finite() && g.temperature >= 0.0) {
-                err(at.key("generation").key("temperature"), "temperature must be >= 0".into());
+                err(
+                    at.key("generation").key("temperature"),
+                    "temperature must be >= 0".into(),
+                );
             }
             if !(g.top_p > 0.0 && g.top_p <= 1.0) {
-                err(at.key("generation").key("top_p"), "top_p must be in (0, 1]".into());
+                err(
+                    at.key("generation").key("top_p"),
+                    "top_p must be in (0, 1]".into(),
+                );
             }
             if g.max_new_tokens == 0 {
-                err(at.key("generation").key("max_new_tokens"), "max_new_tokens must be at least 1".into());
+                err(
+                    at.key("generation").key("max_new_tokens"),
+                    "max_new_tokens must be at least 1".into(),
+                );
             }
         }
         StageSpec::Degradation(p) => {
             if empty(p.metrics.len()) {
-                err(at.key("metrics"), "`metrics` is empty: list at least one degradation metric".into());
+                err(
+                    at.key("metrics"),
+                    "`metrics` is empty: list at least one degradation metric".into(),
+                );
             }
             for (i, m) in p.metrics.iter().enumerate() {
                 let (field, present) = match m {
@@ -273,12 +381,19 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 if !present {
                     err(
                         at.key("metrics").index(i),
-                        format!("metric `{}` needs `{field}`: add `{field}: <dataset>` to this stage", degradation_name(*m)),
+                        format!(
+                            "metric `{}` needs `{field}`: add `{field}: <dataset>` to this stage",
+                            degradation_name(*m)
+                        ),
                     );
                 }
             }
             if p.from.is_none() && (p.layers.is_none() || p.multipliers.is_none()) {
-                err(at.clone(), "without `from`, a degradation stage needs both `layers` and `multipliers`".into());
+                err(
+                    at.clone(),
+                    "without `from`, a degradation stage needs both `layers` and `multipliers`"
+                        .into(),
+                );
             }
             if let Some(l) = &p.layers {
                 check_layers(l, &at.key("layers"), &mut err);
@@ -289,7 +404,10 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
         }
         StageSpec::Report(p) => {
             if empty(p.inputs.len()) {
-                err(at.key("inputs"), "`inputs` is empty: list the stages to report".into());
+                err(
+                    at.key("inputs"),
+                    "`inputs` is empty: list the stages to report".into(),
+                );
             }
         }
     }
@@ -309,14 +427,18 @@ fn check_multipliers(m: &[f64], path: &FieldPath, err: &mut impl FnMut(FieldPath
     }
     for (i, x) in m.iter().enumerate() {
         if !x.is_finite() {
-            err(path.index(i), format!("multiplier {x} is not a finite number"));
+            err(
+                path.index(i),
+                format!("multiplier {x} is not a finite number"),
+            );
         }
     }
 }
 
 /// Cycles through report inputs (the only kind that may reference any stage).
 fn check_cycles(spec: &Spec) -> Vec<Diagnostic> {
-    let deps = |s: &Stage| -> Vec<String> { stage_refs(s).iter().map(|r| r.name.to_string()).collect() };
+    let deps =
+        |s: &Stage| -> Vec<String> { stage_refs(s).iter().map(|r| r.name.to_string()).collect() };
     let mut out = Vec::new();
     // 0 = unvisited, 1 = on stack, 2 = done
     let mut state = vec![0u8; spec.stages.len()];
@@ -339,11 +461,20 @@ fn check_cycles(spec: &Spec) -> Vec<Diagnostic> {
             }
             if state[j] == 1 {
                 let start = stack.iter().position(|&s| s == j).unwrap_or(0);
-                let mut names: Vec<&str> = stack[start..].iter().map(|&s| spec.stages[s].name.as_str()).collect();
+                let mut names: Vec<&str> = stack[start..]
+                    .iter()
+                    .map(|&s| spec.stages[s].name.as_str())
+                    .collect();
                 names.push(&spec.stages[j].name);
                 let s = &spec.stages[i];
-                let path = stage_refs(s).into_iter().find(|r| r.name == d).map(|r| r.path).unwrap_or_default();
-                out.push(spec.diagnostic(path, format!("dependency cycle: {}", names.join(" -> "))));
+                let path = stage_refs(s)
+                    .into_iter()
+                    .find(|r| r.name == d)
+                    .map(|r| r.path)
+                    .unwrap_or_default();
+                out.push(
+                    spec.diagnostic(path, format!("dependency cycle: {}", names.join(" -> "))),
+                );
             } else if state[j] == 0 {
                 visit(j, spec, state, stack, idx, deps, out);
             }
@@ -364,12 +495,19 @@ fn describe_kinds(kinds: &[StageKind]) -> String {
     match kinds {
         [] => "the name of a stage in this pipeline".into(),
         [k] => format!("the name of a `{k}` stage"),
-        ks => format!("the name of a stage of kind {}", quoted(&ks.iter().map(|k| k.name()).collect::<Vec<_>>())),
+        ks => format!(
+            "the name of a stage of kind {}",
+            quoted(&ks.iter().map(|k| k.name()).collect::<Vec<_>>())
+        ),
     }
 }
 
 fn quoted(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn metric_name(m: Metric) -> &'static str {

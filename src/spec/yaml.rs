@@ -17,7 +17,10 @@ pub struct Pos {
 impl From<Marker> for Pos {
     fn from(m: Marker) -> Self {
         // yaml-rust2 counts lines from 1 and columns from 0.
-        Pos { line: m.line(), col: m.col() + 1 }
+        Pos {
+            line: m.line(),
+            col: m.col() + 1,
+        }
     }
 }
 
@@ -59,11 +62,17 @@ pub struct YamlProblem {
 
 impl Node {
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entries().iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.entries()
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 
     pub fn key(&self, key: &str) -> Option<&Key> {
-        self.entries().iter().find(|(k, _)| k.name == key).map(|(k, _)| k)
+        self.entries()
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(k, _)| k)
     }
 
     pub fn entries(&self) -> &[(Key, Node)] {
@@ -132,8 +141,17 @@ pub fn parse(text: &str) -> (Option<Node>, Vec<YamlProblem>) {
 }
 
 enum Frame {
-    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
-    Map { pos: Pos, anchor: usize, entries: Vec<(Key, Node)>, pending: Option<Key> },
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        pending: Option<Key>,
+    },
 }
 
 #[derive(Default)]
@@ -152,7 +170,9 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending, .. }) => match pending.take() {
+            Some(Frame::Map {
+                entries, pending, ..
+            }) => match pending.take() {
                 None => {
                     let name = match &node.kind {
                         NodeKind::Scalar(Scalar::Str(s)) => s.clone(),
@@ -163,7 +183,8 @@ impl Builder {
                         _ => {
                             self.problems.push(YamlProblem {
                                 pos: node.pos,
-                                message: "mapping keys must be plain names, not lists or mappings".into(),
+                                message: "mapping keys must be plain names, not lists or mappings"
+                                    .into(),
                             });
                             String::from("<complex key>")
                         }
@@ -174,7 +195,10 @@ impl Builder {
                             message: format!("duplicate key `{name}`"),
                         });
                     }
-                    *pending = Some(Key { name, pos: node.pos });
+                    *pending = Some(Key {
+                        name,
+                        pos: node.pos,
+                    });
                 }
                 Some(key) => entries.push((key, node)),
             },
@@ -195,8 +219,10 @@ fn resolve_plain(s: &str) -> Scalar {
     if let Ok(i) = s.parse::<i64>() {
         return Scalar::Int(i);
     }
-    let looks_numeric = s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
-        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E' | '_'));
+    let looks_numeric = s
+        .starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E' | '_'));
     if looks_numeric {
         if let Ok(f) = s.replace('_', "").parse::<f64>() {
             return Scalar::Float(f);
@@ -215,11 +241,19 @@ impl MarkedEventReceiver for Builder {
                 } else {
                     Scalar::Str(value)
                 };
-                self.push_node(Node { kind: NodeKind::Scalar(scalar), pos }, anchor);
+                self.push_node(
+                    Node {
+                        kind: NodeKind::Scalar(scalar),
+                        pos,
+                    },
+                    anchor,
+                );
             }
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq { pos, anchor, items: Vec::new() })
-            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
+                pos,
+                anchor,
+                items: Vec::new(),
+            }),
             Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
                 pos,
                 anchor,
@@ -228,18 +262,36 @@ impl MarkedEventReceiver for Builder {
             }),
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { pos, anchor, items }) => {
-                        (Node { kind: NodeKind::Seq(items), pos }, anchor)
-                    }
-                    Some(Frame::Map { pos, anchor, entries, .. }) => {
-                        (Node { kind: NodeKind::Map(entries), pos }, anchor)
-                    }
+                    Some(Frame::Seq { pos, anchor, items }) => (
+                        Node {
+                            kind: NodeKind::Seq(items),
+                            pos,
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map {
+                        pos,
+                        anchor,
+                        entries,
+                        ..
+                    }) => (
+                        Node {
+                            kind: NodeKind::Map(entries),
+                            pos,
+                        },
+                        anchor,
+                    ),
                     None => return,
                 };
                 self.push_node(node, anchor);
             }
             Event::Alias(id) => {
-                let found = self.anchors.iter().rev().find(|(a, _)| *a == id).map(|(_, n)| n.clone());
+                let found = self
+                    .anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == id)
+                    .map(|(_, n)| n.clone());
                 match found {
                     Some(mut node) => {
                         node.pos = pos;

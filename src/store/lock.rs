@@ -11,7 +11,10 @@ pub enum LockError {
     #[error("run directory {dir} is in use by another steerbench run (pid {pid}); wait for it to finish, or pass --wait")]
     Held { dir: String, pid: String },
     #[error("cannot lock {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Holds the lock until dropped (the OS also releases it if the process dies).
@@ -25,9 +28,18 @@ impl RunLock {
     /// Takes the lock of `run_dir`; fails at once if held, or blocks when `wait`.
     pub fn acquire(run_dir: &Path, wait: bool) -> Result<RunLock, LockError> {
         let path = run_dir.join(".lock");
-        let io = |source| LockError::Io { path: path.clone(), source };
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
         std::fs::create_dir_all(run_dir).map_err(io)?;
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
         if wait {
             file.lock_exclusive().map_err(io)?;
         } else if file.try_lock_exclusive().is_err() {
@@ -36,7 +48,11 @@ impl RunLock {
             let pid = pid.trim();
             return Err(LockError::Held {
                 dir: run_dir.display().to_string(),
-                pid: if pid.is_empty() { "unknown".into() } else { pid.to_string() },
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.to_string()
+                },
             });
         }
         file.set_len(0).map_err(io)?;

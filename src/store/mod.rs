@@ -19,15 +19,24 @@ pub const MANIFEST: &str = "manifest.json";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid manifest: {source}")]
-    Manifest { path: PathBuf, source: serde_json::Error },
+    Manifest {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Parquet(#[from] ParquetError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One pipeline's run directory.
@@ -62,9 +71,18 @@ impl RunStore {
     }
 
     /// Writes the manifest into `tmp`, syncs everything and renames `tmp` into place.
-    pub fn commit(&self, tmp: &Path, stage: &str, fp16: &str, manifest: &Manifest) -> Result<PathBuf, StoreError> {
+    pub fn commit(
+        &self,
+        tmp: &Path,
+        stage: &str,
+        fp16: &str,
+        manifest: &Manifest,
+    ) -> Result<PathBuf, StoreError> {
         let mpath = tmp.join(MANIFEST);
-        let json = serde_json::to_vec_pretty(manifest).map_err(|source| StoreError::Manifest { path: mpath.clone(), source })?;
+        let json = serde_json::to_vec_pretty(manifest).map_err(|source| StoreError::Manifest {
+            path: mpath.clone(),
+            source,
+        })?;
         write_synced(&mpath, &json)?;
         sync_tree(tmp)?;
         let dest = self.stage_dir(stage, fp16);
@@ -93,24 +111,46 @@ impl RunStore {
         let mut names: Vec<_> = rd.flatten().map(|e| e.path()).collect();
         names.sort();
         for p in names {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
             if let Some(rest) = name.strip_prefix(".tmp-") {
-                out.push(Entry { stage: rest.to_string(), fingerprint: String::new(), status: Status::Interrupted, dir: p });
+                out.push(Entry {
+                    stage: rest.to_string(),
+                    fingerprint: String::new(),
+                    status: Status::Interrupted,
+                    dir: p,
+                });
                 continue;
             }
             if name.starts_with('.') || !p.is_dir() {
                 continue;
             }
-            let mut fps: Vec<_> = fs::read_dir(&p).map_err(io(&p))?.flatten().map(|e| e.path()).collect();
+            let mut fps: Vec<_> = fs::read_dir(&p)
+                .map_err(io(&p))?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
             fps.sort();
             for d in fps.into_iter().filter(|d| d.is_dir()) {
-                let fp = d.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+                let fp = d
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string();
                 let status = match Self::read_manifest(&d) {
                     Ok(m) => Status::Complete(Box::new(m)),
                     Err(_) if !d.join(MANIFEST).exists() => Status::Incomplete,
                     Err(e) => Status::Corrupt(e.to_string()),
                 };
-                out.push(Entry { stage: name.clone(), fingerprint: fp, status, dir: d });
+                out.push(Entry {
+                    stage: name.clone(),
+                    fingerprint: fp,
+                    status,
+                    dir: d,
+                });
             }
         }
         Ok(out)
@@ -143,7 +183,9 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir))
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))
 }
 
 /// fsyncs every file and folder under `dir` (stage code may have written files without syncing).
@@ -153,7 +195,9 @@ fn sync_tree(dir: &Path) -> Result<(), StoreError> {
         if p.is_dir() {
             sync_tree(&p)?;
         } else {
-            fs::File::open(&p).and_then(|f| f.sync_all()).map_err(io(&p))?;
+            fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&p))?;
         }
     }
     sync_dir(dir)
@@ -174,7 +218,11 @@ fn collect(base: &Path, dir: &Path, out: &mut Vec<OutputFile>) -> Result<(), Sto
             collect(base, &p, out)?;
             continue;
         }
-        let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+        let rel = p
+            .strip_prefix(base)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel == MANIFEST {
             continue;
         }

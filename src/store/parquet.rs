@@ -12,35 +12,57 @@ pub enum ParquetError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: PolarsError },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Writes `df` to `path` (zstd) and syncs it to disk. Returns the file size in bytes.
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<u64, ParquetError> {
     let p = path.display().to_string();
-    let io = |source| ParquetError::Io { path: p.clone(), source };
+    let io = |source| ParquetError::Io {
+        path: p.clone(),
+        source,
+    };
     let file = File::create(path).map_err(io)?;
     ParquetWriter::new(&file)
         .with_compression(ParquetCompression::Zstd(None))
         .with_statistics(StatisticsOptions::default())
         .finish(df)
-        .map_err(|source| ParquetError::Write { path: p.clone(), source })?;
+        .map_err(|source| ParquetError::Write {
+            path: p.clone(),
+            source,
+        })?;
     file.sync_all().map_err(io)?;
     Ok(file.metadata().map_err(io)?.len())
 }
 
 pub fn read_parquet(path: &Path) -> Result<DataFrame, ParquetError> {
     let p = path.display().to_string();
-    let file = File::open(path).map_err(|source| ParquetError::Io { path: p.clone(), source })?;
-    ParquetReader::new(file).finish().map_err(|source| ParquetError::Read { path: p, source })
+    let file = File::open(path).map_err(|source| ParquetError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|source| ParquetError::Read { path: p, source })
 }
 
 /// Row count and column names from the file's metadata (no data read).
 pub fn parquet_meta(path: &Path) -> Result<(u64, Vec<String>), ParquetError> {
     let p = path.display().to_string();
-    let file = File::open(path).map_err(|source| ParquetError::Io { path: p.clone(), source })?;
+    let file = File::open(path).map_err(|source| ParquetError::Io {
+        path: p.clone(),
+        source,
+    })?;
     let mut r = ParquetReader::new(file);
-    let rows = r.num_rows().map_err(|source| ParquetError::Read { path: p.clone(), source })? as u64;
-    let schema = r.schema().map_err(|source| ParquetError::Read { path: p, source })?;
+    let rows = r.num_rows().map_err(|source| ParquetError::Read {
+        path: p.clone(),
+        source,
+    })? as u64;
+    let schema = r
+        .schema()
+        .map_err(|source| ParquetError::Read { path: p, source })?;
     Ok((rows, schema.iter_names().map(|n| n.to_string()).collect()))
 }

@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use polars::prelude::*;
-use steerbench::exec::{ProgressBoard, Registry, RunOptions, RunReport, StageContext, StageOutputs, StageRunner};
-use steerbench::plan::{self, BuiltinStore, EnvError, LocalEnvironment, ModelFacts, ModelProbe, Plan};
+use steerbench::exec::{
+    ProgressBoard, Registry, RunOptions, RunReport, StageContext, StageOutputs, StageRunner,
+};
+use steerbench::plan::{
+    self, BuiltinStore, EnvError, LocalEnvironment, ModelFacts, ModelProbe, Plan,
+};
 use steerbench::spec::{self, StageKind};
 
 pub struct FakeModels;
@@ -16,9 +20,16 @@ pub struct FakeModels;
 impl ModelProbe for FakeModels {
     fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError> {
         if model == "fake-model" {
-            Ok(ModelFacts { id: "fake-model".into(), n_layers: 30, hidden_size: 8, weight_hash: "ab".repeat(32) })
+            Ok(ModelFacts {
+                id: "fake-model".into(),
+                n_layers: 30,
+                hidden_size: 8,
+                weight_hash: "ab".repeat(32),
+            })
         } else {
-            Err(EnvError::Unavailable(format!("no model named `{model}` in the test registry")))
+            Err(EnvError::Unavailable(format!(
+                "no model named `{model}` in the test registry"
+            )))
         }
     }
 }
@@ -43,7 +54,10 @@ impl StageRunner<()> for TestStage {
     }
 
     fn run(&self, ctx: &StageContext<'_, ()>) -> anyhow::Result<StageOutputs> {
-        let sleep_ms: u64 = std::env::var("STEERBENCH_TEST_SLEEP_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let sleep_ms: u64 = std::env::var("STEERBENCH_TEST_SLEEP_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         // Content depends on the declared params and on the input tables only.
         let params = serde_json::to_vec(ctx.params())?;
         let mut seed = u64::from_le_bytes(blake3::hash(&params).as_bytes()[..8].try_into()?);
@@ -64,7 +78,10 @@ impl StageRunner<()> for TestStage {
             let labels: Vec<String> = rows.iter().map(|r| format!("{}-{r}", ctx.name())).collect();
             let values: Vec<f64> = rows
                 .iter()
-                .map(|&r| (mix(seed.wrapping_add(r as u64 + 1000 * part as u64)) % 1_000_000) as f64 / 1e6 + carry * 1e-3)
+                .map(|&r| {
+                    (mix(seed.wrapping_add(r as u64 + 1000 * part as u64)) % 1_000_000) as f64 / 1e6
+                        + carry * 1e-3
+                })
                 .collect();
             let mut df = df!("row" => rows, "label" => labels, "value" => values)?;
             ctx.write_parquet(&format!("part{part}"), &mut df)?;
@@ -125,7 +142,11 @@ impl Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("sent.jsonl"), "{\"question\": \"q\", \"answer_matching_behavior\": \"(A)\", \"answer_not_matching_behavior\": \"(B)\"}\n").unwrap();
         std::fs::create_dir_all(dir.path().join("builtin")).unwrap();
-        std::fs::write(dir.path().join("builtin/corpus.jsonl"), "{\"text\": \"Some text.\"}\n").unwrap();
+        std::fs::write(
+            dir.path().join("builtin/corpus.jsonl"),
+            "{\"text\": \"Some text.\"}\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("pipeline.yaml"), spec_text).unwrap();
         Workspace { dir }
     }
@@ -145,7 +166,11 @@ impl Workspace {
     }
     pub fn run(&self, parts: usize, wait: bool) -> Result<RunReport, steerbench::exec::ExecError> {
         let plan = self.plan(parts);
-        let opts = RunOptions { runs_dir: self.runs(), wait, progress: ProgressBoard::hidden() };
+        let opts = RunOptions {
+            runs_dir: self.runs(),
+            wait,
+            progress: ProgressBoard::hidden(),
+        };
         steerbench::exec::execute(&plan, &registry(parts), &(), &opts)
     }
 }
@@ -154,7 +179,11 @@ impl Workspace {
 pub fn parquet_tables(dir: &Path) -> Vec<(String, DataFrame)> {
     let mut out = Vec::new();
     fn walk(base: &Path, d: &Path, out: &mut Vec<(String, DataFrame)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         entries.sort();
         for p in entries {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
