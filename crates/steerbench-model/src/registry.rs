@@ -74,6 +74,26 @@ pub fn lookup(name: &str) -> Result<&'static RegistryEntry> {
     })
 }
 
+/// A registry entry and whether it is in the cache (for `steerbench models list`).
+#[derive(Debug, Clone)]
+pub struct ModelStatus {
+    pub entry: &'static RegistryEntry,
+    pub path: PathBuf,
+    pub cached: bool,
+}
+
+/// Every registry entry with its cache status under `home`.
+pub fn list(home: &Path) -> Vec<ModelStatus> {
+    REGISTRY
+        .iter()
+        .map(|entry| ModelStatus {
+            entry,
+            path: entry.cached_path(home),
+            cached: entry.cached(home).is_some(),
+        })
+        .collect()
+}
+
 /// steerbench's cache root: `$STEERBENCH_HOME`, else the XDG cache dir (`~/.cache/steerbench`).
 pub fn steerbench_home() -> Result<PathBuf> {
     if let Some(h) = std::env::var_os("STEERBENCH_HOME").filter(|h| !h.is_empty()) {

@@ -14,7 +14,7 @@ use crate::error::{ModelError, Result};
 use crate::fetch::{pull, weight_hash, WheelSource};
 use crate::gguf::GgufFile;
 use crate::hub::{self, HubOptions};
-use crate::registry::{lookup, steerbench_home};
+use crate::registry::{lookup, steerbench_home, RegistryEntry};
 use crate::tokenizer::Tokenizer;
 use crate::weights;
 
@@ -189,6 +189,29 @@ impl ResolvedModel {
             resolved: self.clone(),
         })
     }
+}
+
+/// What `steerbench models info NAME` shows.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub entry: &'static RegistryEntry,
+    /// The cached file, when pulled.
+    pub path: Option<PathBuf>,
+    /// From the file's metadata, when pulled.
+    pub config: Option<ModelConfig>,
+    /// sha256 of the cached file (cached by size + mtime), when pulled.
+    pub sha256: Option<String>,
+}
+
+/// Registry facts plus, if the model is cached, its config and file hash. Never downloads.
+pub fn model_info(name: &str, home: &Path) -> Result<ModelInfo> {
+    let entry = lookup(name)?;
+    let Some(path) = entry.cached(home) else {
+        return Ok(ModelInfo { entry, path: None, config: None, sha256: None });
+    };
+    let config = ModelConfig::from_hf_config(&GgufFile::open(&path)?.hf_config_json()?)?;
+    let sha256 = weight_hash(std::slice::from_ref(&path), home)?;
+    Ok(ModelInfo { entry, path: Some(path), config: Some(config), sha256: Some(sha256) })
 }
 
 #[cfg(test)]

@@ -182,7 +182,8 @@ impl Tokenizer {
                 }
             }
         }
-        eos_ids.dedup();
+        let mut seen = std::collections::HashSet::new();
+        eos_ids.retain(|id| seen.insert(*id));
         Self::assemble(inner, special, eos_ids, template.as_deref())
     }
 
