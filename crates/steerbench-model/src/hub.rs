@@ -43,7 +43,11 @@ fn get_opt(api: &ApiRepo, repo: &str, rev: &str, file: &str) -> Result<Option<Pa
 
 /// The snapshot if config, tokenizer and all weights are already cached (no network).
 fn from_cache(cache: &Cache, repo: &str, revision: &str) -> Option<HubSnapshot> {
-    let c = cache.repo(Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string()));
+    let c = cache.repo(Repo::with_revision(
+        repo.to_string(),
+        RepoType::Model,
+        revision.to_string(),
+    ));
     let config = c.get("config.json")?;
     c.get("tokenizer.json")?;
     let weights = match c.get("model.safetensors") {
@@ -54,17 +58,28 @@ fn from_cache(cache: &Cache, repo: &str, revision: &str) -> Option<HubSnapshot> 
             .map(|f| c.get(f))
             .collect::<Option<Vec<_>>>()?,
     };
-    Some(HubSnapshot { dir: config.parent()?.to_path_buf(), weights })
+    Some(HubSnapshot {
+        dir: config.parent()?.to_path_buf(),
+        weights,
+    })
 }
 
 /// Download (or find in the cache) config, tokenizer and safetensors weights of `repo@revision`.
 pub fn download(repo: &str, revision: &str, opts: &HubOptions) -> Result<HubSnapshot> {
-    let cache = opts.cache_dir.clone().map(Cache::new).unwrap_or_else(Cache::from_env);
+    let cache = opts
+        .cache_dir
+        .clone()
+        .map(Cache::new)
+        .unwrap_or_else(Cache::from_env);
     if let Some(snap) = from_cache(&cache, repo, revision) {
         return Ok(snap);
     }
     let mut builder = ApiBuilder::from_cache(cache).with_progress(false);
-    if let Some(e) = opts.endpoint.clone().or_else(|| std::env::var("HF_ENDPOINT").ok()) {
+    if let Some(e) = opts
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("HF_ENDPOINT").ok())
+    {
         builder = builder.with_endpoint(e);
     }
     if opts.token.is_some() {
@@ -121,11 +136,20 @@ fn shard_names(index: &Path) -> Result<Vec<String>> {
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| ModelError::Hub(format!("{}: no `weight_map`", index.display())))?;
-    let mut files: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+    let mut files: Vec<String> = map
+        .values()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
     files.sort();
     files.dedup();
-    if let Some(bad) = files.iter().find(|f| f.contains("..") || f.starts_with('/')) {
-        return Err(ModelError::Hub(format!("{}: unsafe shard name `{bad}`", index.display())));
+    if let Some(bad) = files
+        .iter()
+        .find(|f| f.contains("..") || f.starts_with('/'))
+    {
+        return Err(ModelError::Hub(format!(
+            "{}: unsafe shard name `{bad}`",
+            index.display()
+        )));
     }
     Ok(files)
 }

@@ -3,6 +3,13 @@
 //! Module owners: add `pub mod` lines with small edits; never rewrite this file.
 
 pub mod error;
+pub mod chat;
+pub mod fetch;
+pub mod gguf;
+pub mod hub;
+pub mod registry;
+pub mod source;
+pub mod tokenizer;
 
 pub use candle_core::{DType, Device, Tensor};
 pub use error::{ModelError, Result};
@@ -22,3 +29,8 @@ pub use decoder::{ForwardOutput, Model, Sequence};
 pub use generate::{Detokenizer, EosOnly, GenerateOptions, Sampling};
 pub use hooks::{HookPoint, Hooks, Intervention, MapFn, Positions, Site};
 pub use kv_cache::KvCache;
+pub use chat::{ChatMessage, ChatTemplate};
+pub use fetch::{pull, Pulled, WheelSource};
+pub use registry::{list, lookup, registry, steerbench_home, ModelStatus, RegistryEntry};
+pub use source::{model_info, resolve, resolve_with, LoadedModel, ModelInfo, ModelFormat, ModelSource, ResolveOptions, ResolvedModel};
+pub use tokenizer::Tokenizer;

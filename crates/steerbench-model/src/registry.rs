@@ -68,10 +68,17 @@ pub fn registry() -> &'static [RegistryEntry] {
 
 /// A registry entry by name; unknown names list the known ones.
 pub fn lookup(name: &str) -> Result<&'static RegistryEntry> {
-    REGISTRY.iter().find(|e| e.name == name).ok_or_else(|| ModelError::UnknownModel {
-        name: name.to_string(),
-        known: REGISTRY.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
-    })
+    REGISTRY
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::UnknownModel {
+            name: name.to_string(),
+            known: REGISTRY
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// A registry entry and whether it is in the cache (for `steerbench models list`).
@@ -99,9 +106,9 @@ pub fn steerbench_home() -> Result<PathBuf> {
     if let Some(h) = std::env::var_os("STEERBENCH_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(h));
     }
-    dirs::cache_dir().map(|d| d.join("steerbench")).ok_or_else(|| {
-        ModelError::Fetch("no cache directory: set STEERBENCH_HOME or HOME".into())
-    })
+    dirs::cache_dir()
+        .map(|d| d.join("steerbench"))
+        .ok_or_else(|| ModelError::Fetch("no cache directory: set STEERBENCH_HOME or HOME".into()))
 }
 
 #[cfg(test)]

