@@ -167,6 +167,12 @@ pub fn resolve_with(
             )
         }
         ModelSource::Hub { repo, revision } => {
+            let valid = repo.split('/').count() == 2 && repo.split('/').all(|p| !p.is_empty());
+            if !valid || revision.is_empty() {
+                return Err(ModelError::Hub(format!(
+                    "`{repo}@{revision}` is not a hub id; expected `org/name` or `org/name@revision`"
+                )));
+            }
             let snap = hub::download(repo, revision, &opts.hub)?;
             (
                 format!("{repo}@{revision}"),
