@@ -143,6 +143,72 @@ impl GgufFile {
     }
 }
 
+impl GgufFile {
+    /// Every tensor kept in its stored (possibly quantized) type under its Hugging Face name,
+    /// for quantized matmuls (`candle_core::quantized::QMatMul`). Q/K rows are un-permuted by
+    /// moving whole rows of quantized blocks (blocks run along the input dimension), so no
+    /// precision is lost.
+    pub fn hf_qtensors(&self, device: &Device) -> Result<HashMap<String, QTensor>> {
+        let meta = self.metadata();
+        let arch = self.architecture()?.to_string();
+        let key = |k: &str| format!("{arch}.{k}");
+        let n_head =
+            meta_usize(meta, &key("attention.head_count")).map_err(|e| gguf_err(&self.path, e))?;
+        let n_kv_head = meta_usize(meta, &key("attention.head_count_kv")).unwrap_or(n_head);
+        let mut out = HashMap::new();
+        for name in self.content.tensor_infos.keys() {
+            let hf = hf_tensor_name(name).ok_or_else(|| {
+                gguf_err(
+                    &self.path,
+                    format!("tensor `{name}` has no Hugging Face counterpart"),
+                )
+            })?;
+            let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
+            let q = self.qtensor(name, device)?;
+            let q = match qk_kind(name) {
+                Some(QkKind::Q) => unpermute_qtensor(&q, n_head, device).map_err(ctx)?,
+                Some(QkKind::K) => unpermute_qtensor(&q, n_kv_head, device).map_err(ctx)?,
+                None => q,
+            };
+            out.insert(hf, q);
+        }
+        Ok(out)
+    }
+}
+
+/// For each output row, the input row it comes from when undoing llama.cpp's permutation
+/// (the index form of [`unpermute_rows`]).
+pub fn unpermute_row_sources(rows: usize, n_head: usize) -> Vec<usize> {
+    let hd = rows / n_head;
+    let half = hd / 2;
+    (0..rows)
+        .map(|r| {
+            let (h, within) = (r / hd, r % hd);
+            let (part, i) = (within / half, within % half);
+            h * hd + i * 2 + part
+        })
+        .collect()
+}
+
+fn unpermute_qtensor(q: &QTensor, n_head: usize, device: &Device) -> candle_core::Result<QTensor> {
+    let dims = q.shape().dims().to_vec();
+    let rows = dims[0];
+    if n_head == 0 || rows % (2 * n_head) != 0 {
+        candle_core::bail!("cannot un-permute {rows} rows into {n_head} heads of even size")
+    }
+    let data = q.data()?;
+    let row_bytes = data.len() / rows;
+    if row_bytes * rows != data.len() {
+        candle_core::bail!("quantized rows are not byte aligned")
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for src in unpermute_row_sources(rows, n_head) {
+        out.extend_from_slice(&data[src * row_bytes..(src + 1) * row_bytes]);
+    }
+    let storage = candle_core::quantized::QStorage::from_data(out.into(), device, q.dtype())?;
+    QTensor::new(storage, dims)
+}
+
 enum QkKind {
     Q,
     K,
@@ -410,6 +476,13 @@ mod tests {
             b.to_vec1::<f32>()?
         );
         assert!(unpermute_rows(&w, 5).is_err());
+        // The index form agrees with the tensor form.
+        let idx: Vec<u32> = unpermute_row_sources(12, 3)
+            .iter()
+            .map(|&i| i as u32)
+            .collect();
+        let gathered = p.index_select(&Tensor::new(idx, &dev)?, 0)?;
+        assert_eq!(gathered.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
         Ok(())
     }
 
