@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use steerbench_data as data;
 use steerbench_eval::prompt::{self, Prompt, PromptStyle};
-use steerbench_eval::sweep::{sweep, Item, Read, SweepOptions, Value};
+use steerbench_eval::sweep::{sweep, sweep_many, Item, Read, SweepOptions, Value};
 use steerbench_model::{LoadedModel, Positions};
 use steerbench_steering::metrics::behaviour::{ab_probability, propensity, Letter};
 use steerbench_steering::metrics::stats::{bootstrap_mean_ci, effect_size, mean_std, select_best, BootstrapConfig, Candidate};
@@ -178,14 +178,19 @@ impl Units {
     }
 }
 
-fn positions(sel: &PositionSel) -> Positions {
-    match sel {
+fn positions(sel: &PositionSel) -> Result<Positions> {
+    Ok(match sel {
         PositionSel::All => Positions::All,
         PositionSel::Prompt => Positions::Prompt,
         PositionSel::Generated => Positions::Generated,
         PositionSel::Last => Positions::Last,
-        PositionSel::Indices(ix) => Positions::Indices(ix.iter().filter(|&&i| i >= 0).map(|&i| i as usize).collect()),
-    }
+        PositionSel::Indices(ix) => {
+            if ix.iter().any(|&i| i < 0) {
+                bail!("steering positions count from the start of the sequence; negative indices are only supported by `read_position`");
+            }
+            Positions::Indices(ix.iter().map(|&i| i as usize).collect())
+        }
+    })
 }
 
 fn wanted(p: &EvaluateParams, metric: &str) -> bool {
@@ -214,7 +219,7 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
         Layers::List(v) => v.clone(),
     };
     let mults: Vec<f32> = p.multipliers.iter().map(|&m| m as f32).collect();
-    let opts_for = |sel: &PositionSel| SweepOptions { positions: positions(sel), batch_items: 8, max_rows: 40 };
+    let opts_for = |sel: &PositionSel| -> Result<SweepOptions> { Ok(SweepOptions { positions: positions(sel)?, batch_items: 8, max_rows: 40 }) };
 
     // Work estimate for the progress bar: items × passes.
     let mut datasets = Vec::new();
@@ -231,7 +236,7 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
     let mut scores: Vec<Score> = Vec::new();
     for (r, records, u) in &datasets {
         let split = r.split.map_or("all", SplitName::name).to_string();
-        let push = |method: &str, layer: i32, mult: f32, position: &str, vals: &[Value], scores: &mut Vec<Score>| -> Result<()> {
+        let push = |method: &str, layer: i32, mult: f64, position: &str, vals: &[Value], scores: &mut Vec<Score>| -> Result<()> {
             for i in 0..u.ids.len() {
                 for (metric, value) in u.metrics(vals, i)? {
                     if wanted(p, metric) {
@@ -241,7 +246,7 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
                             split: split.clone(),
                             method: method.to_string(),
                             layer,
-                            multiplier: mult as f64,
+                            multiplier: mult,
                             position: position.to_string(),
                             metric,
                             value,
@@ -257,18 +262,37 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
 
         for sel in &p.positions.0 {
             let pos_name = sel.name();
-            for s in &stored {
-                let layer_list: Vec<Option<usize>> = if s.per_layer() { layers.iter().map(|&l| Some(l)).collect() } else { vec![None] };
-                for layer in layer_list {
-                    progress.set_message(format!("{r}: {} layer {}", s.method, layer.map_or("all".into(), |l| l.to_string())));
-                    let steer = s.steer(layer.unwrap_or(0))?;
-                    let vals = sweep(&lm.model, &u.items, Some(&steer), &mults, &opts_for(sel), |n| progress.inc(n as u64))?;
-                    let layer_i = layer.map_or(NO_LAYER, |l| l as i32);
-                    for (a, v) in vals.iter().enumerate() {
-                        push(&s.method, layer_i, mults[a], pos_name, v, &mut scores)?;
+            let opts = opts_for(sel)?;
+            // (method index, layer) groups: per-layer methods at one layer share the
+            // unsteered prefix below it; all-layer methods (ICV) run on their own.
+            let mut groups: Vec<(Option<usize>, Vec<usize>)> = layers.iter().map(|&l| (Some(l), (0..stored.len()).filter(|&k| stored[k].per_layer()).collect())).collect();
+            for k in (0..stored.len()).filter(|&k| !stored[k].per_layer()) {
+                groups.push((None, vec![k]));
+            }
+            for (layer, members) in groups {
+                if members.is_empty() {
+                    continue;
+                }
+                let steers: Vec<steerbench_eval::steer::Steer> = members.iter().map(|&k| stored[k].steer(layer.unwrap_or(0))).collect::<Result<_>>()?;
+                let layer_i = layer.map_or(NO_LAYER, |l| l as i32);
+                progress.set_message(format!("{r}: layer {}", layer.map_or("all".into(), |l| l.to_string())));
+                // Steerings starting at the same hook point share a prefix pass.
+                let mut by_start: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
+                for (j, st) in steers.iter().enumerate() {
+                    let fp = st.first_point();
+                    by_start.entry((fp.layer, fp.site as u8)).or_default().push(j);
+                }
+                for js in by_start.into_values() {
+                    let refs: Vec<&steerbench_eval::steer::Steer> = js.iter().map(|&j| &steers[j]).collect();
+                    let vals = sweep_many(&lm.model, &u.items, &refs, &mults, &opts, |n| progress.inc(n as u64))?;
+                    for (v, &j) in vals.iter().zip(&js) {
+                        let method = &stored[members[j]].method;
+                        for (a, per_item) in v.iter().enumerate() {
+                            push(method, layer_i, p.multipliers[a], pos_name, per_item, &mut scores)?;
+                        }
+                        // Open-ended likelihood relative to unsteered, and steerability slopes.
+                        derived(&mut scores, p, u, r, &split, method, layer_i, pos_name)?;
                     }
-                    // Open-ended likelihood relative to unsteered, and steerability slopes.
-                    derived(&mut scores, p, u, r, &split, &s.method, layer_i, pos_name, &mults)?;
                 }
             }
         }
@@ -321,7 +345,7 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
 /// Rows derived from a finished sweep of one (method, layer, position): the
 /// open-ended likelihood relative to unsteered, and per-input steerability.
 #[allow(clippy::too_many_arguments)]
-fn derived(scores: &mut Vec<Score>, p: &EvaluateParams, u: &Units, r: &DatasetRef, split: &str, method: &str, layer: i32, pos: &str, mults: &[f32]) -> Result<()> {
+fn derived(scores: &mut Vec<Score>, p: &EvaluateParams, u: &Units, r: &DatasetRef, split: &str, method: &str, layer: i32, pos: &str) -> Result<()> {
     let ds = r.to_string();
     let mut prop: BTreeMap<&str, Vec<(f32, f64)>> = BTreeMap::new();
     let mut ll0: BTreeMap<&str, f64> = BTreeMap::new();
@@ -352,7 +376,7 @@ fn derived(scores: &mut Vec<Score>, p: &EvaluateParams, u: &Units, r: &DatasetRe
             }
         }
     }
-    let distinct: std::collections::BTreeSet<u32> = mults.iter().map(|m| m.to_bits()).collect();
+    let distinct: std::collections::BTreeSet<u64> = p.multipliers.iter().map(|m| m.to_bits()).collect();
     if p.metrics.contains(&Metric::Steerability) && distinct.len() >= 2 {
         for id in &u.ids {
             let Some(pts) = prop.get(id.as_str()) else { continue };

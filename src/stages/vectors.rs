@@ -339,12 +339,13 @@ pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
 }
 
 impl Stored {
-    /// Whether the layer sweep applies (ablation and ICV act on all layers at once).
+    /// Whether the layer sweep applies. ICV acts on all layers at once; ablation
+    /// removes the direction found at the swept layer from every layer.
     pub fn per_layer(&self) -> bool {
-        !matches!(self.kind, Kind::Ablation | Kind::Icv)
+        !matches!(self.kind, Kind::Icv)
     }
 
-    /// The steering object at `layer` (ignored for all-layer kinds).
+    /// The steering object at `layer` (ignored for ICV).
     pub fn steer(&self, layer: usize) -> Result<steerbench_eval::steer::Steer> {
         use steerbench_eval::steer::Steer;
         let vec_at = |l: usize| {

@@ -65,9 +65,32 @@ impl Default for SweepOptions {
 
 /// Values for every strength and item: `out[a][i]` is item `i` under `alphas[a]`.
 /// `steer = None` (or `alpha = 0`) is the unsteered model.
-pub fn sweep(model: &Model, items: &[Item], steer: Option<&Steer>, alphas: &[f32], opts: &SweepOptions, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<Value>>> {
+pub fn sweep(model: &Model, items: &[Item], steer: Option<&Steer>, alphas: &[f32], opts: &SweepOptions, progress: impl FnMut(usize)) -> Result<Vec<Vec<Value>>> {
+    match steer {
+        None => {
+            let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(items.len()); alphas.len()];
+            let mut progress = progress;
+            for chunk in items.chunks(opts.batch_items.max(1)) {
+                let seqs: Vec<Sequence> = chunk.iter().map(|it| it.seq.clone()).collect();
+                let reads: Vec<&Read> = chunk.iter().map(|it| &it.read).collect();
+                let vals = forward_read(model, &seqs, &reads, &mut Hooks::new())?;
+                for o in out.iter_mut() {
+                    o.extend(vals.iter().cloned());
+                }
+                progress(chunk.len());
+            }
+            Ok(out)
+        }
+        Some(s) => Ok(sweep_many(model, items, &[s], alphas, opts, progress)?.remove(0)),
+    }
+}
+
+/// Several steering objects over the same items and strengths: `out[s][a][i]`.
+/// Steerings that start at the same hook point share one unsteered prefix pass per
+/// chunk of items, and additive ones are batched together as rows.
+pub fn sweep_many(model: &Model, items: &[Item], steers: &[&Steer], alphas: &[f32], opts: &SweepOptions, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<Vec<Value>>>> {
     let cfg = model.config();
-    if let Some(s) = steer {
+    for s in steers {
         if s.dim() != cfg.hidden_size {
             return Err(EvalError::Input(format!(
                 "steering has hidden size {}, the model has {}",
@@ -76,99 +99,102 @@ pub fn sweep(model: &Model, items: &[Item], steer: Option<&Steer>, alphas: &[f32
             )));
         }
     }
-    let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(items.len()); alphas.len()];
+    let mut out: Vec<Vec<Vec<Value>>> = vec![vec![Vec::with_capacity(items.len()); alphas.len()]; steers.len()];
     for chunk in items.chunks(opts.batch_items.max(1)) {
         let seqs: Vec<Sequence> = chunk.iter().map(|it| it.seq.clone()).collect();
         let reads: Vec<&Read> = chunk.iter().map(|it| &it.read).collect();
-        let per_alpha = match steer {
-            None => {
-                let vals = forward_read(model, &seqs, &reads, &mut Hooks::new())?;
-                vec![vals; alphas.len()]
+        let per_steer = sweep_chunk(model, &seqs, &reads, steers, alphas, opts)?;
+        for (s, per_alpha) in per_steer.into_iter().enumerate() {
+            for (a, vals) in per_alpha.into_iter().enumerate() {
+                out[s][a].extend(vals);
             }
-            Some(s) => sweep_chunk(model, &seqs, &reads, s, alphas, opts)?,
-        };
-        for (a, vals) in per_alpha.into_iter().enumerate() {
-            out[a].extend(vals);
         }
-        progress(chunk.len());
+        progress(chunk.len() * steers.len());
     }
     Ok(out)
 }
 
-fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steer: &Steer, alphas: &[f32], opts: &SweepOptions) -> Result<Vec<Vec<Value>>> {
+/// `out[s][a]`: the chunk's values under steering `s` at strength `a`.
+fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steers: &[&Steer], alphas: &[f32], opts: &SweepOptions) -> Result<Vec<Vec<Vec<Value>>>> {
     let cfg = model.config();
     let dev = model.device().clone();
-    let start = steer.first_point();
-    // Resume point: the input of the first steered block (its ResidPost hook runs there).
-    let resume_layer = start.layer;
-    let prefix = if start.site == Site::ResidPost && resume_layer > 0 {
-        let mut h = Hooks::new();
-        let at = HookPoint::new(resume_layer, Site::ResidPre);
-        h.capture(at);
-        // The unsteered forward also serves every alpha == 0 exactly.
-        let out = model.forward(seqs, &mut h)?;
-        let resid = h.take(at).ok_or_else(|| EvalError::Input("residual capture missing".into()))?;
-        Some((resid, read_values(&out, reads)?))
-    } else {
-        None
+    let n = seqs.len();
+    let mut results: Vec<Vec<Option<Vec<Value>>>> = vec![vec![None; alphas.len()]; steers.len()];
+    // One unsteered pass serves every alpha == 0 and, when all steerings write at the
+    // output of the same block L > 0, gives the residual entering L to resume from.
+    let start = steers.first().map(|s| s.first_point());
+    let shared = start.filter(|p| p.site == Site::ResidPost && p.layer > 0 && steers.iter().all(|s| s.first_point() == *p));
+    let mut h = Hooks::new();
+    if let Some(p) = shared {
+        h.capture(HookPoint::new(p.layer, Site::ResidPre));
+    }
+    let base_out = model.forward(seqs, &mut h)?;
+    let zero_vals = read_values(&base_out, reads)?;
+    let resid = match shared {
+        Some(p) => Some(h.take(HookPoint::new(p.layer, Site::ResidPre)).ok_or_else(|| EvalError::Input("residual capture missing".into()))?),
+        None => None,
     };
-    let mut results: Vec<Option<Vec<Value>>> = vec![None; alphas.len()];
-    if let Some((_, zero_vals)) = &prefix {
+    for row in results.iter_mut() {
         for (a, &alpha) in alphas.iter().enumerate() {
             if alpha == 0.0 {
-                results[a] = Some(zero_vals.clone());
+                row[a] = Some(zero_vals.clone());
             }
         }
     }
-    let todo: Vec<usize> = (0..alphas.len()).filter(|&a| results[a].is_none()).collect();
-    match (steer, &prefix) {
-        (Steer::Add { layer, vector }, Some((resid, _))) => {
-            // Rows = items × strengths, in groups that fit max_rows.
-            let n = seqs.len();
-            let per_pass = (opts.max_rows / n.max(1)).max(1);
-            let v = Tensor::from_vec(vector.clone(), vector.len(), &dev)?;
-            for group in todo.chunks(per_pass) {
-                let mut rows = Vec::with_capacity(group.len() * n);
-                let mut idx = Vec::with_capacity(group.len() * n);
-                let mut alpha_rows = Vec::with_capacity(group.len() * n);
-                for &a in group {
-                    for (i, s) in seqs.iter().enumerate() {
-                        rows.push(s.clone());
-                        idx.push(i as u32);
-                        alpha_rows.push(alphas[a]);
-                    }
+    // Additive steerings resuming from the shared residual: (steer, alpha) combos as rows.
+    let mut combos = Vec::new();
+    for (si, s) in steers.iter().enumerate() {
+        if let (Steer::Add { .. }, Some(_)) = (s, &resid) {
+            for (a, &alpha) in alphas.iter().enumerate() {
+                if alpha != 0.0 {
+                    combos.push((si, a));
                 }
-                let idx_t = Tensor::from_vec(idx.clone(), idx.len(), &dev)?;
-                let resid_rep = resid.index_select(&idx_t, 0)?;
-                let scale = Tensor::from_vec(alpha_rows, (rows.len(), 1), &dev)?;
-                let per_row = scale.broadcast_mul(&v.unsqueeze(0)?)?; // (rows, d)
-                let mut h = Hooks::new();
-                h.write(
-                    HookPoint::new(*layer, Site::ResidPost),
-                    Intervention::Add { vector: per_row, alpha: 1.0 },
-                    opts.positions.clone(),
-                );
-                let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
-                let out = model.forward_from(&rows, resume_layer, &resid_rep, &mut h)?;
-                let vals = read_values(&out, &rep_reads)?;
-                for (g, &a) in group.iter().enumerate() {
-                    results[a] = Some(vals[g * n..(g + 1) * n].to_vec());
-                }
-            }
-        }
-        _ => {
-            for &a in &todo {
-                let mut h = Hooks::new();
-                steer.install(&mut h, alphas[a], &opts.positions, cfg.n_layers, &dev)?;
-                let out = match &prefix {
-                    Some((resid, _)) => model.forward_from(seqs, resume_layer, resid, &mut h)?,
-                    None => model.forward(seqs, &mut h)?,
-                };
-                results[a] = Some(read_values(&out, reads)?);
             }
         }
     }
-    Ok(results.into_iter().map(|r| r.expect("every alpha computed")).collect())
+    if let (Some(resid), Some(p)) = (&resid, shared) {
+        let per_pass = (opts.max_rows / n.max(1)).max(1);
+        for group in combos.chunks(per_pass) {
+            let mut rows = Vec::with_capacity(group.len() * n);
+            let mut idx = Vec::with_capacity(group.len() * n);
+            let mut deltas: Vec<f32> = Vec::with_capacity(group.len() * n * cfg.hidden_size);
+            for &(si, a) in group {
+                let Steer::Add { vector, .. } = steers[si] else { unreachable!("only additive combos") };
+                for (i, s) in seqs.iter().enumerate() {
+                    rows.push(s.clone());
+                    idx.push(i as u32);
+                    deltas.extend(vector.iter().map(|x| x * alphas[a]));
+                }
+            }
+            let idx_t = Tensor::from_vec(idx.clone(), idx.len(), &dev)?;
+            let resid_rep = resid.index_select(&idx_t, 0)?;
+            let per_row = Tensor::from_vec(deltas, (rows.len(), cfg.hidden_size), &dev)?;
+            let mut h = Hooks::new();
+            h.write(HookPoint::new(p.layer, Site::ResidPost), Intervention::Add { vector: per_row, alpha: 1.0 }, opts.positions.clone());
+            let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
+            let out = model.forward_from(&rows, p.layer, &resid_rep, &mut h)?;
+            let vals = read_values(&out, &rep_reads)?;
+            for (g, &(si, a)) in group.iter().enumerate() {
+                results[si][a] = Some(vals[g * n..(g + 1) * n].to_vec());
+            }
+        }
+    }
+    // Everything else: one steered pass per (steering, alpha).
+    for (si, s) in steers.iter().enumerate() {
+        for a in 0..alphas.len() {
+            if results[si][a].is_some() {
+                continue;
+            }
+            let mut h = Hooks::new();
+            s.install(&mut h, alphas[a], &opts.positions, cfg.n_layers, &dev)?;
+            let out = match (&resid, shared) {
+                (Some(r), Some(p)) => model.forward_from(seqs, p.layer, r, &mut h)?,
+                _ => model.forward(seqs, &mut h)?,
+            };
+            results[si][a] = Some(read_values(&out, reads)?);
+        }
+    }
+    Ok(results.into_iter().map(|r| r.into_iter().map(|v| v.expect("every alpha computed")).collect()).collect())
 }
 
 fn forward_read(model: &Model, seqs: &[Sequence], reads: &[&Read], hooks: &mut Hooks) -> Result<Vec<Value>> {

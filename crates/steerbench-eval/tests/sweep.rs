@@ -149,3 +149,19 @@ fn capture_reads_last_and_completion_mean() {
     // token norms exclude the first position: 3 + 1 non-first tokens per layer
     assert_eq!(last.token_norms[0].len(), 4);
 }
+
+#[test]
+fn many_steerings_share_the_prefix_and_match_one_by_one() {
+    let model = tiny_llama();
+    let a = Steer::Add { layer: 1, vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect() };
+    let b = Steer::Add { layer: 1, vector: (0..16).map(|i| ((i * 7 % 5) as f32) / 3.0).collect() };
+    let mut m = Matrix::identity(16);
+    m.data[3] = 0.7;
+    let c = Steer::Affine { layer: 1, map: AffineMap::new(m, vec![0.2; 16]).unwrap() };
+    let alphas = [-1.0, 0.0, 2.0];
+    let opts = SweepOptions { positions: Positions::All, batch_items: 2, max_rows: 7 };
+    let many = steerbench_eval::sweep::sweep_many(&model, &items(), &[&a, &b, &c], &alphas, &opts, |_| {}).unwrap();
+    for (k, s) in [&a, &b, &c].into_iter().enumerate() {
+        assert_close(&many[k], &naive(&model, &items(), s, &alphas, &Positions::All));
+    }
+}

@@ -1,0 +1,90 @@
+//! The quickstart pipeline end to end on the real default model (fetched by
+//! steerbench itself when missing): every stage runs, the scores hold every metric
+//! and baseline, the report has every section with real numbers, `steerbench report`
+//! reproduces it byte for byte without the model, and a second run executes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use polars::prelude::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_steerbench"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stage_dir(run: &Path, stage: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run.join(stage)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("manifest.json").exists()).collect();
+    assert_eq!(dirs.len(), 1, "one complete folder for {stage}: {dirs:?}");
+    dirs.pop().unwrap()
+}
+
+fn column_strings(df: &DataFrame, name: &str) -> Vec<String> {
+    df.column(name).unwrap().str().unwrap().iter().map(|s| s.unwrap_or("").to_string()).collect()
+}
+
+#[test]
+fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
+    let runs = tempfile::tempdir().unwrap();
+    let spec = repo().join("pipelines/quickstart.yaml");
+    let out = bin().args(["run"]).arg(&spec).arg("--runs-dir").arg(runs.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "run failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("5 stage(s) run, 0 cached"), "{stdout}");
+    let run = runs.path().join("quickstart");
+
+    // Scores: every metric and baseline of the spec, real numbers.
+    let scores = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("scores.parquet")).unwrap();
+    let metrics = column_strings(&scores, "metric");
+    for m in ["ab_probability", "propensity", "propensity_norm", "steerability_slope", "p_a_share"] {
+        assert!(metrics.iter().any(|x| x == m), "scores lack {m}");
+    }
+    let methods = column_strings(&scores, "method");
+    for m in ["caa", "pca", "probe", "random", "shuffled", "unsteered", "system_prompt_positive", "system_prompt_negative", "few_shot", "letter_swap"] {
+        assert!(methods.iter().any(|x| x == m), "scores lack method {m}");
+    }
+    let values: Vec<f64> = scores.column("value").unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect();
+    assert!(values.iter().all(|v| v.is_finite()), "non-finite score");
+    let aggs = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("aggregates.parquet")).unwrap();
+    assert!(aggs.column("ci_low").is_ok() && aggs.height() > 0);
+    let sel = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("selection.parquet")).unwrap();
+    assert!(column_strings(&sel, "selected_on").iter().all(|s| s == "val"));
+    let deg = steerbench::store::read_parquet(&stage_dir(&run, "damage").join("scores.parquet")).unwrap();
+    let dm = column_strings(&deg, "metric");
+    for m in ["perplexity", "kl_unsteered", "mc_accuracy"] {
+        assert!(dm.iter().any(|x| x == m), "degradation lacks {m}");
+    }
+
+    // The report: every section, with numbers, and plots on disk.
+    let report_dir = stage_dir(&run, "report");
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    for h in ["## Provenance", "## Setup", "## Main results", "## Baselines", "## Degradation", "## A/B letter bias", "## Plots", "## How to reproduce"] {
+        assert!(md.contains(h), "report lacks {h}");
+    }
+    assert!(md.contains("smollm2-135m-instruct") && md.contains("caa") && md.contains("shuffled"));
+    for plot in std::fs::read_dir(report_dir.join("plots")).unwrap() {
+        let p = plot.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("png") => assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n"),
+            Some("svg") => assert!(String::from_utf8_lossy(&bytes).contains("<svg")),
+            _ => {}
+        }
+    }
+
+    // `steerbench report` re-renders the same markdown from the Parquet outputs alone.
+    let again = tempfile::tempdir().unwrap();
+    let out = bin().arg("report").arg(&run).arg("--out").arg(again.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md2 = std::fs::read_to_string(again.path().join("report").join("report.md")).unwrap();
+    assert_eq!(md, md2, "re-rendered report differs");
+
+    // Unchanged spec: nothing runs again.
+    let out = bin().args(["run"]).arg(&spec).arg("--runs-dir").arg(runs.path()).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 stage(s) run, 5 cached"));
+}
