@@ -27,20 +27,46 @@ fn tiny_random_llama() -> Model {
     let mut map = HashMap::new();
     let mut put = |name: String, shape: &[usize], center: f32| {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| center + 0.05 * rng.gen_range(-1.0f32..1.0)).collect();
-        map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor"));
+        let v: Vec<f32> = (0..n)
+            .map(|_| center + 0.05 * rng.gen_range(-1.0f32..1.0))
+            .collect();
+        map.insert(
+            name,
+            Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor"),
+        );
     };
-    let (d, i, v, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.head_dim);
+    let (d, i, v, hd) = (
+        cfg.hidden_size,
+        cfg.intermediate_size,
+        cfg.vocab_size,
+        cfg.head_dim,
+    );
     put("model.embed_tokens.weight".into(), &[v, d], 0.0);
     put("model.norm.weight".into(), &[d], 1.0);
     for l in 0..cfg.n_layers {
         let p = format!("model.layers.{l}");
         put(format!("{p}.input_layernorm.weight"), &[d], 1.0);
         put(format!("{p}.post_attention_layernorm.weight"), &[d], 1.0);
-        put(format!("{p}.self_attn.q_proj.weight"), &[cfg.n_heads * hd, d], 0.0);
-        put(format!("{p}.self_attn.k_proj.weight"), &[cfg.n_kv_heads * hd, d], 0.0);
-        put(format!("{p}.self_attn.v_proj.weight"), &[cfg.n_kv_heads * hd, d], 0.0);
-        put(format!("{p}.self_attn.o_proj.weight"), &[d, cfg.n_heads * hd], 0.0);
+        put(
+            format!("{p}.self_attn.q_proj.weight"),
+            &[cfg.n_heads * hd, d],
+            0.0,
+        );
+        put(
+            format!("{p}.self_attn.k_proj.weight"),
+            &[cfg.n_kv_heads * hd, d],
+            0.0,
+        );
+        put(
+            format!("{p}.self_attn.v_proj.weight"),
+            &[cfg.n_kv_heads * hd, d],
+            0.0,
+        );
+        put(
+            format!("{p}.self_attn.o_proj.weight"),
+            &[d, cfg.n_heads * hd],
+            0.0,
+        );
         put(format!("{p}.mlp.gate_proj.weight"), &[i, d], 0.0);
         put(format!("{p}.mlp.up_proj.weight"), &[i, d], 0.0);
         put(format!("{p}.mlp.down_proj.weight"), &[d, i], 0.0);
@@ -72,7 +98,9 @@ fn main() {
             let model = if dir.join("config.json").is_file() {
                 load_hf_dir(dir, &Device::Cpu)
             } else {
-                resolve(&ModelSource::parse(&s)).and_then(|r| r.load(&Device::Cpu)).map(|l| l.model)
+                resolve(&ModelSource::parse(&s))
+                    .and_then(|r| r.load(&Device::Cpu))
+                    .map(|l| l.model)
             };
             let model = model.unwrap_or_else(|e| panic!("loading {s}: {e}"));
             eprintln!("loaded {s} in {:.1}s", t.elapsed().as_secs_f64());
@@ -82,33 +110,65 @@ fn main() {
     };
     let cfg = model.config().clone();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
-    println!("model: {name} ({} layers, d={}, vocab {}), threads: {threads}", cfg.n_layers, cfg.hidden_size, cfg.vocab_size);
+    println!(
+        "model: {name} ({} layers, d={}, vocab {}), threads: {threads}",
+        cfg.n_layers, cfg.hidden_size, cfg.vocab_size
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(1);
 
     // Prefill: batch 8 x 128, last-position logits.
-    let batch: Vec<Sequence> = (0..8).map(|_| Sequence::prompt(tokens(&mut rng, 128, cfg.vocab_size))).collect();
-    model.forward(&batch[..1], &mut Hooks::new()).and_then(|o| o.last_logits()).expect("warmup");
+    let batch: Vec<Sequence> = (0..8)
+        .map(|_| Sequence::prompt(tokens(&mut rng, 128, cfg.vocab_size)))
+        .collect();
+    model
+        .forward(&batch[..1], &mut Hooks::new())
+        .and_then(|o| o.last_logits())
+        .expect("warmup");
     let reps = 3;
     let t = Instant::now();
     for _ in 0..reps {
-        model.forward(&batch, &mut Hooks::new()).and_then(|o| o.last_logits()).expect("prefill");
+        model
+            .forward(&batch, &mut Hooks::new())
+            .and_then(|o| o.last_logits())
+            .expect("prefill");
     }
     let secs = t.elapsed().as_secs_f64() / reps as f64;
-    println!("prefill 8x128: {:.3} s/batch, {:.0} tokens/s", secs, 1024.0 / secs);
+    println!(
+        "prefill 8x128: {:.3} s/batch, {:.0} tokens/s",
+        secs,
+        1024.0 / secs
+    );
 
     // Decode: 64 new tokens after a 32-token prompt (KV cache), batch 1 and 8.
     for b in [1usize, 8] {
-        let prompts: Vec<Vec<u32>> = (0..b).map(|_| tokens(&mut rng, 32, cfg.vocab_size)).collect();
-        let one = GenerateOptions { max_new_tokens: 1, stop_at_eos: false, ..Default::default() };
+        let prompts: Vec<Vec<u32>> = (0..b)
+            .map(|_| tokens(&mut rng, 32, cfg.vocab_size))
+            .collect();
+        let one = GenerateOptions {
+            max_new_tokens: 1,
+            stop_at_eos: false,
+            ..Default::default()
+        };
         let t = Instant::now();
-        model.generate(&EosOnly::default(), &prompts, &one, &Hooks::new()).expect("prefill");
+        model
+            .generate(&EosOnly::default(), &prompts, &one, &Hooks::new())
+            .expect("prefill");
         let prefill = t.elapsed().as_secs_f64();
-        let opts = GenerateOptions { max_new_tokens: 65, ..one };
+        let opts = GenerateOptions {
+            max_new_tokens: 65,
+            ..one
+        };
         let t = Instant::now();
-        let out = model.generate(&EosOnly::default(), &prompts, &opts, &Hooks::new()).expect("decode");
+        let out = model
+            .generate(&EosOnly::default(), &prompts, &opts, &Hooks::new())
+            .expect("decode");
         let secs = t.elapsed().as_secs_f64() - prefill;
         let n: usize = out.iter().map(|r| r.len() - 1).sum();
-        println!("decode batch {b}: {:.1} ms/step, {:.0} tokens/s", 1000.0 * secs / 64.0, n as f64 / secs);
+        println!(
+            "decode batch {b}: {:.1} ms/step, {:.0} tokens/s",
+            1000.0 * secs / 64.0,
+            n as f64 / secs
+        );
     }
     println!("peak RSS: {:.0} MB", peak_rss_mb());
 }

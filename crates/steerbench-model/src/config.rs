@@ -164,13 +164,22 @@ impl ModelConfig {
 /// `eos_token_id` may be an integer, a list, or null.
 pub(crate) fn token_ids(v: Option<&serde_json::Value>) -> Vec<u32> {
     match v {
-        Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().map(|x| vec![x as u32]).unwrap_or_default()
+        }
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_u64())
+            .map(|x| x as u32)
+            .collect(),
         _ => Vec::new(),
     }
 }
 
 /// Deserialize a wire struct, naming the family in the error.
-pub(crate) fn parse_wire<T: serde::de::DeserializeOwned>(family: &str, json: &serde_json::Value) -> Result<T> {
+pub(crate) fn parse_wire<T: serde::de::DeserializeOwned>(
+    family: &str,
+    json: &serde_json::Value,
+) -> Result<T> {
     T::deserialize(json).map_err(|e| ModelError::Config(format!("{family} config.json: {e}")))
 }

@@ -91,10 +91,15 @@ impl BatchLayout {
                 return Err(ModelError::Input(format!("row {r}: empty token sequence")));
             }
             if s.prompt_len > n {
-                return Err(ModelError::Input(format!("row {r}: prompt_len {} > length {n}", s.prompt_len)));
+                return Err(ModelError::Input(format!(
+                    "row {r}: prompt_len {} > length {n}",
+                    s.prompt_len
+                )));
             }
             if let Some(bad) = s.tokens.iter().find(|&&x| x as usize >= vocab) {
-                return Err(ModelError::Input(format!("row {r}: token id {bad} >= vocab size {vocab}")));
+                return Err(ModelError::Input(format!(
+                    "row {r}: token id {bad} >= vocab size {vocab}"
+                )));
             }
             ids[r * t + (t - n)..(r + 1) * t].copy_from_slice(&s.tokens);
             pad.push(t - n);
@@ -102,7 +107,14 @@ impl BatchLayout {
             prompt_lens.push(s.prompt_len);
             last.push(n - 1);
         }
-        Ok(Self { pad, lens, prompt_lens, last, t, ids })
+        Ok(Self {
+            pad,
+            lens,
+            prompt_lens,
+            last,
+            t,
+            ids,
+        })
     }
 
     pub(crate) fn frame(&self, start: usize, t: usize) -> Frame {
@@ -119,7 +131,11 @@ impl BatchLayout {
     /// Token ids of padded positions [start, start + t), row-major (b * t).
     pub(crate) fn ids_chunk(&self, start: usize, t: usize) -> Vec<u32> {
         (0..self.pad.len())
-            .flat_map(|r| self.ids[r * self.t + start..r * self.t + start + t].iter().copied())
+            .flat_map(|r| {
+                self.ids[r * self.t + start..r * self.t + start + t]
+                    .iter()
+                    .copied()
+            })
             .collect()
     }
 }
@@ -141,7 +157,13 @@ impl Model {
             }
             None => None,
         };
-        Ok(Model { cfg, parts, inv_freq, device, prefill_chunk: None })
+        Ok(Model {
+            cfg,
+            parts,
+            inv_freq,
+            device,
+            prefill_chunk: None,
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -172,10 +194,19 @@ impl Model {
     /// Resume at block `layer` from its input residual `resid_pre` (b, t, d) in padded
     /// layout, e.g. captured at `HookPoint { layer, site: ResidPre }` by an earlier forward
     /// of the same batch. Hooks at `ResidPre(layer)` and above run; those below are unused.
-    pub fn forward_from(&self, batch: &[Sequence], layer: usize, resid_pre: &Tensor, hooks: &mut Hooks) -> Result<ForwardOutput> {
+    pub fn forward_from(
+        &self,
+        batch: &[Sequence],
+        layer: usize,
+        resid_pre: &Tensor,
+        hooks: &mut Hooks,
+    ) -> Result<ForwardOutput> {
         let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
         if layer >= self.cfg.n_layers {
-            return Err(ModelError::Input(format!("layer {layer} out of range (model has {})", self.cfg.n_layers)));
+            return Err(ModelError::Input(format!(
+                "layer {layer} out of range (model has {})",
+                self.cfg.n_layers
+            )));
         }
         let want = [batch.len(), lay.t, self.cfg.hidden_size];
         if resid_pre.dims() != want {
@@ -234,7 +265,13 @@ impl Model {
     }
 
     /// Whole batch from `from_layer`, chunked through a KV cache when configured.
-    pub(crate) fn run(&self, lay: &BatchLayout, from_layer: usize, resid: Option<&Tensor>, hooks: &mut Hooks) -> Result<Tensor> {
+    pub(crate) fn run(
+        &self,
+        lay: &BatchLayout,
+        from_layer: usize,
+        resid: Option<&Tensor>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
         self.check_hooks(hooks)?;
         hooks.reset_captures();
         let chunk = self.prefill_chunk.unwrap_or(lay.t).max(1);
@@ -253,7 +290,13 @@ impl Model {
         for start in (0..lay.t).step_by(chunk) {
             let t = chunk.min(lay.t - start);
             let frame = lay.frame(start, t);
-            outs.push(self.run_chunk(&frame, from_layer, input(start, t)?, Some(&mut cache), hooks)?);
+            outs.push(self.run_chunk(
+                &frame,
+                from_layer,
+                input(start, t)?,
+                Some(&mut cache),
+                hooks,
+            )?);
         }
         Ok(Tensor::cat(&outs, 1)?)
     }
@@ -340,7 +383,10 @@ impl Model {
         }
         let pos = PosCtx {
             rope: match &self.inv_freq {
-                Some(f) => Some(rope_tables(f, &Tensor::from_vec(Self::positions(frame), (b, t), &self.device)?)?),
+                Some(f) => Some(rope_tables(
+                    f,
+                    &Tensor::from_vec(Self::positions(frame), (b, t), &self.device)?,
+                )?),
                 None => None,
             },
         };
@@ -376,7 +422,13 @@ impl Model {
 
 /// Scaled dot-product attention with grouped kv heads, without repeating k/v:
 /// q (b, nh, t, hd), k/v (b, nkv, s, hd) -> per-head outputs (b, t, nh, hd).
-fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scale: f64) -> Result<Tensor> {
+fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor> {
     let (b, nh, t, hd) = q.dims4()?;
     let (_, nkv, s, _) = k.dims4()?;
     let g = nh / nkv;
@@ -432,7 +484,11 @@ impl ForwardOutput {
     /// Logits (vocab) at unpadded position `pos` of `row`.
     pub fn logits_at(&self, row: usize, pos: usize) -> Result<Tensor> {
         self.check(row, pos)?;
-        let h = self.hidden.get(row)?.get(self.pad[row] + pos)?.unsqueeze(0)?;
+        let h = self
+            .hidden
+            .get(row)?
+            .get(self.pad[row] + pos)?
+            .unsqueeze(0)?;
         Ok(h.matmul(&self.lm_head.t()?)?.squeeze(0)?)
     }
 
@@ -441,18 +497,28 @@ impl ForwardOutput {
         self.check(row, 0)?;
         let pl = self.prompt_lens[row];
         if pl == 0 {
-            return Err(ModelError::Input(format!("row {row}: prompt_len 0 has no context for the first token")));
+            return Err(ModelError::Input(format!(
+                "row {row}: prompt_len 0 has no context for the first token"
+            )));
         }
-        let idx: Vec<u32> = (pl - 1..self.lens[row] - 1).map(|i| self.flat_index(row, i)).collect();
+        let idx: Vec<u32> = (pl - 1..self.lens[row] - 1)
+            .map(|i| self.flat_index(row, i))
+            .collect();
         self.gather_logprobs(&idx, &self.tokens[row][pl..])
     }
 
     fn check(&self, row: usize, pos: usize) -> Result<()> {
         if row >= self.pad.len() {
-            return Err(ModelError::Input(format!("row {row} out of range (batch of {})", self.pad.len())));
+            return Err(ModelError::Input(format!(
+                "row {row} out of range (batch of {})",
+                self.pad.len()
+            )));
         }
         if pos >= self.lens[row] {
-            return Err(ModelError::Input(format!("position {pos} out of range (row {row} has {} tokens)", self.lens[row])));
+            return Err(ModelError::Input(format!(
+                "position {pos} out of range (row {row} has {} tokens)",
+                self.lens[row]
+            )));
         }
         Ok(())
     }

@@ -25,7 +25,9 @@ pub struct EosOnly(pub Vec<u32>);
 
 impl Detokenizer for EosOnly {
     fn decode(&self, _ids: &[u32]) -> Result<String> {
-        Err(ModelError::Input("stop strings need a tokenizer that can decode".into()))
+        Err(ModelError::Input(
+            "stop strings need a tokenizer that can decode".into(),
+        ))
     }
     fn eos_token_ids(&self) -> &[u32] {
         &self.0
@@ -37,7 +39,12 @@ pub enum Sampling {
     Greedy,
     /// Temperature, then top-k, then top-p (nucleus); one ChaCha stream per batch row,
     /// so a row's sample depends on `seed` and its row index only.
-    Sample { temperature: f32, top_k: Option<usize>, top_p: Option<f32>, seed: u64 },
+    Sample {
+        temperature: f32,
+        top_k: Option<usize>,
+        top_p: Option<f32>,
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +62,13 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 64, sampling: Sampling::Greedy, stop_strings: Vec::new(), stop_at_eos: true, use_kv_cache: true }
+        Self {
+            max_new_tokens: 64,
+            sampling: Sampling::Greedy,
+            stop_strings: Vec::new(),
+            stop_at_eos: true,
+            use_kv_cache: true,
+        }
     }
 }
 
@@ -70,12 +83,22 @@ impl Model {
         opts: &GenerateOptions,
         hooks: &Hooks,
     ) -> Result<Vec<Vec<u32>>> {
-        if let Sampling::Sample { temperature, top_p, .. } = opts.sampling {
-            if !(temperature.is_finite() && temperature >= 0.0) || top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
-                return Err(ModelError::Input("temperature must be >= 0 and top_p in (0, 1]".into()));
+        if let Sampling::Sample {
+            temperature, top_p, ..
+        } = opts.sampling
+        {
+            if !(temperature.is_finite() && temperature >= 0.0)
+                || top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0))
+            {
+                return Err(ModelError::Input(
+                    "temperature must be >= 0 and top_p in (0, 1]".into(),
+                ));
             }
         }
-        let seqs: Vec<Sequence> = prompts.iter().map(|p| Sequence::prompt(p.clone())).collect();
+        let seqs: Vec<Sequence> = prompts
+            .iter()
+            .map(|p| Sequence::prompt(p.clone()))
+            .collect();
         let lay = BatchLayout::new(&seqs, self.config().vocab_size)?;
         let mut hooks = hooks.writes_only();
         let b = prompts.len();
@@ -106,8 +129,11 @@ impl Model {
         } else {
             let mut rows: Vec<Vec<u32>> = prompts.to_vec();
             for step in 0.. {
-                let seqs: Vec<Sequence> =
-                    rows.iter().zip(prompts).map(|(r, p)| Sequence::new(r.clone(), p.len())).collect();
+                let seqs: Vec<Sequence> = rows
+                    .iter()
+                    .zip(prompts)
+                    .map(|(r, p)| Sequence::new(r.clone(), p.len()))
+                    .collect();
                 let mut l = BatchLayout::new(&seqs, self.config().vocab_size)?;
                 l.last = prompts.iter().map(|p| p.len() - 1).collect();
                 let h = last_rows(&self.run(&l, 0, None, &mut hooks)?)?;
@@ -159,7 +185,14 @@ impl<'a, T: Detokenizer + ?Sized> Stepper<'a, T> {
                 rng
             })
             .collect();
-        Self { tok, opts, rngs, finished: vec![false; b], feed: vec![0; b], out: vec![Vec::new(); b] }
+        Self {
+            tok,
+            opts,
+            rngs,
+            finished: vec![false; b],
+            feed: vec![0; b],
+            out: vec![Vec::new(); b],
+        }
     }
 
     fn done(&self) -> bool {
@@ -175,9 +208,12 @@ impl<'a, T: Detokenizer + ?Sized> Stepper<'a, T> {
             }
             let t = match self.opts.sampling {
                 Sampling::Greedy => argmax(row),
-                Sampling::Sample { temperature, top_k, top_p, .. } => {
-                    sample(row, temperature, top_k, top_p, &mut self.rngs[r])
-                }
+                Sampling::Sample {
+                    temperature,
+                    top_k,
+                    top_p,
+                    ..
+                } => sample(row, temperature, top_k, top_p, &mut self.rngs[r]),
             };
             self.feed[r] = t;
             if self.opts.stop_at_eos && self.tok.eos_token_ids().contains(&t) {
@@ -187,7 +223,12 @@ impl<'a, T: Detokenizer + ?Sized> Stepper<'a, T> {
             self.out[r].push(t);
             if !self.opts.stop_strings.is_empty() {
                 let text = self.tok.decode(&self.out[r])?;
-                if self.opts.stop_strings.iter().any(|s| text.contains(s.as_str())) {
+                if self
+                    .opts
+                    .stop_strings
+                    .iter()
+                    .any(|s| text.contains(s.as_str()))
+                {
                     self.finished[r] = true;
                 }
             }
@@ -208,14 +249,29 @@ pub(crate) fn argmax(xs: &[f32]) -> u32 {
 }
 
 /// Temperature / top-k / top-p sampling. Temperature 0 is greedy.
-pub(crate) fn sample(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<f32>, rng: &mut impl Rng) -> u32 {
+pub(crate) fn sample(
+    logits: &[f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    rng: &mut impl Rng,
+) -> u32 {
     if temperature <= 0.0 {
         return argmax(logits);
     }
     let mut c: Vec<(u32, f64)> = logits
         .iter()
         .enumerate()
-        .map(|(i, &l)| (i as u32, if l.is_nan() { f64::NEG_INFINITY } else { l as f64 / temperature as f64 }))
+        .map(|(i, &l)| {
+            (
+                i as u32,
+                if l.is_nan() {
+                    f64::NEG_INFINITY
+                } else {
+                    l as f64 / temperature as f64
+                },
+            )
+        })
         .collect();
     // Stable sort: equal logits keep index order, so results are reproducible.
     c.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -262,12 +318,17 @@ mod tests {
         }
         let draw = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            (0..50).map(|_| sample(&logits, 1.0, None, Some(0.9), &mut rng)).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| sample(&logits, 1.0, None, Some(0.9), &mut rng))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(3), draw(3));
         let d = draw(3);
         assert!(d.contains(&1) && d.contains(&2));
-        assert!(!d.contains(&3), "top-p 0.9 must drop the least likely token");
+        assert!(
+            !d.contains(&3),
+            "top-p 0.9 must drop the least likely token"
+        );
     }
 
     #[test]

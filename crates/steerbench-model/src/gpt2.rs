@@ -43,10 +43,15 @@ pub(crate) fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
         ));
     }
     if w.n_head == 0 || w.n_embd % w.n_head != 0 {
-        return Err(ModelError::Config(format!("gpt2: n_embd {} is not divisible by n_head {}", w.n_embd, w.n_head)));
+        return Err(ModelError::Config(format!(
+            "gpt2: n_embd {} is not divisible by n_head {}",
+            w.n_embd, w.n_head
+        )));
     }
     if w.tie_word_embeddings == Some(false) {
-        return Err(ModelError::Config("gpt2: untied embeddings are not supported".into()));
+        return Err(ModelError::Config(
+            "gpt2: untied embeddings are not supported".into(),
+        ));
     }
     Ok(ModelConfig {
         arch: Arch::Gpt2,
@@ -78,15 +83,27 @@ pub(crate) fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
 
 /// Names `wte`, `wpe`, `h.N.*`, `ln_f`, with or without the `transformer.` prefix.
 pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
-    let m = if vb.contains_tensor("transformer.wte.weight") { vb.pp("transformer") } else { vb.clone() };
+    let m = if vb.contains_tensor("transformer.wte.weight") {
+        vb.pp("transformer")
+    } else {
+        vb.clone()
+    };
     let (d, v) = (cfg.hidden_size, cfg.vocab_size);
     let wte = get(&m, &[v, d], "wte.weight")?;
     let wpe = get(&m, &[cfg.max_position_embeddings, d], "wpe.weight")?;
     let blocks = (0..cfg.n_layers)
-        .map(|i| Ok(Box::new(Gpt2Block::load(cfg, &m.pp(format!("h.{i}")))?) as Box<dyn DecoderBlock>))
+        .map(|i| {
+            Ok(Box::new(Gpt2Block::load(cfg, &m.pp(format!("h.{i}")))?) as Box<dyn DecoderBlock>)
+        })
         .collect::<Result<Vec<_>>>()?;
     let norm = Norm::layer(&m, "ln_f", d, cfg.norm_eps)?;
-    Ok(Parts { lm_head: wte.clone(), wte, wpe: Some(wpe), blocks, norm })
+    Ok(Parts {
+        lm_head: wte.clone(),
+        wte,
+        wpe: Some(wpe),
+        blocks,
+        norm,
+    })
 }
 
 pub(crate) struct Gpt2Block {

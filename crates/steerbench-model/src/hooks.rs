@@ -80,12 +80,18 @@ pub enum Intervention {
 impl std::fmt::Debug for Intervention {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Intervention::Add { vector, alpha } => write!(f, "Add({:?}, alpha={alpha})", vector.dims()),
+            Intervention::Add { vector, alpha } => {
+                write!(f, "Add({:?}, alpha={alpha})", vector.dims())
+            }
             Intervention::Ablate { direction } => write!(f, "Ablate({:?})", direction.dims()),
             Intervention::Affine { matrix, .. } => write!(f, "Affine({:?})", matrix.dims()),
-            Intervention::Clamp { direction, value } => write!(f, "Clamp({:?}, {value})", direction.dims()),
+            Intervention::Clamp { direction, value } => {
+                write!(f, "Clamp({:?}, {value})", direction.dims())
+            }
             Intervention::Map(_) => write!(f, "Map(..)"),
-            Intervention::PatchHead { head, value } => write!(f, "PatchHead({head}, {:?})", value.dims()),
+            Intervention::PatchHead { head, value } => {
+                write!(f, "PatchHead({head}, {:?})", value.dims())
+            }
         }
     }
 }
@@ -119,7 +125,11 @@ impl Hooks {
 
     /// Apply `what` at `at` on `positions`. Several writes at one site run in order.
     pub fn write(&mut self, at: HookPoint, what: Intervention, positions: Positions) {
-        self.writes.push(Write { at, what, positions });
+        self.writes.push(Write {
+            at,
+            what,
+            positions,
+        });
     }
 
     /// The captured activation in padded layout (b, t, ..); the capture stays registered.
@@ -144,7 +154,10 @@ impl Hooks {
 
     /// The same writes without captures (generation does not record activations).
     pub(crate) fn writes_only(&self) -> Hooks {
-        Hooks { captures: Vec::new(), writes: self.writes.clone() }
+        Hooks {
+            captures: Vec::new(),
+            writes: self.writes.clone(),
+        }
     }
 
     /// Drop stale captured chunks before a new forward.
@@ -156,7 +169,11 @@ impl Hooks {
 
     /// Highest layer any hook touches (to validate against the model).
     pub(crate) fn max_layer(&self) -> Option<usize> {
-        self.captures.iter().map(|(p, _)| p.layer).chain(self.writes.iter().map(|w| w.at.layer)).max()
+        self.captures
+            .iter()
+            .map(|(p, _)| p.layer)
+            .chain(self.writes.iter().map(|w| w.at.layer))
+            .max()
     }
 
     /// Run the writes registered at `at` on `xs` (b, t, ..) and then the capture.
@@ -194,7 +211,9 @@ impl Frame {
         for r in 0..self.pad.len() {
             // Unpadded indices of this chunk's real tokens.
             let lo = self.start.max(self.pad[r]) - self.pad[r];
-            let hi = (self.start + self.t).saturating_sub(self.pad[r]).min(self.lens[r]);
+            let hi = (self.start + self.t)
+                .saturating_sub(self.pad[r])
+                .min(self.lens[r]);
             let mut push = |i: usize| {
                 flat.push((r * self.t + self.pad[r] + i - self.start) as u32);
                 rows.push(r as u32);
@@ -209,7 +228,11 @@ impl Frame {
                     }
                 }
                 Positions::Indices(ix) => {
-                    let mut ix: Vec<usize> = ix.iter().copied().filter(|i| (lo..hi).contains(i)).collect();
+                    let mut ix: Vec<usize> = ix
+                        .iter()
+                        .copied()
+                        .filter(|i| (lo..hi).contains(i))
+                        .collect();
                     ix.sort_unstable();
                     ix.dedup();
                     ix.into_iter().for_each(&mut push)
@@ -275,11 +298,15 @@ fn apply_write(xs: &Tensor, w: &Write, frame: &Frame) -> Result<Tensor> {
         }
         Intervention::PatchHead { head, value } => {
             if at.site != Site::HeadOut || dims.len() != 4 {
-                return Err(ModelError::Input(format!("PatchHead is only valid at Site::HeadOut, not {at:?}")));
+                return Err(ModelError::Input(format!(
+                    "PatchHead is only valid at Site::HeadOut, not {at:?}"
+                )));
             }
             let (nh, hd) = (dims[2], dims[3]);
             if *head >= nh {
-                return Err(ModelError::Input(format!("PatchHead head {head} out of range (model has {nh} heads)")));
+                return Err(ModelError::Input(format!(
+                    "PatchHead head {head} out of range (model has {nh} heads)"
+                )));
             }
             let v = per_row(value, &rows, b, hd, dev, at, "PatchHead value")?;
             let mut parts = Vec::with_capacity(3);
@@ -298,10 +325,21 @@ fn apply_write(xs: &Tensor, w: &Write, frame: &Frame) -> Result<Tensor> {
 }
 
 /// A (d) vector broadcast to the n selected rows, or a (b, d) one gathered per batch row.
-fn per_row(v: &Tensor, rows: &[u32], b: usize, d: usize, dev: &Device, at: HookPoint, what: &str) -> Result<Tensor> {
+fn per_row(
+    v: &Tensor,
+    rows: &[u32],
+    b: usize,
+    d: usize,
+    dev: &Device,
+    at: HookPoint,
+    what: &str,
+) -> Result<Tensor> {
     let v = v.to_dtype(DType::F32)?.to_device(dev)?;
     match v.dims() {
-        [x] if *x == d => Ok(v.unsqueeze(0)?.broadcast_as((rows.len(), d))?.contiguous()?),
+        [x] if *x == d => Ok(v
+            .unsqueeze(0)?
+            .broadcast_as((rows.len(), d))?
+            .contiguous()?),
         [x, y] if *x == b && *y == d => {
             let ri = Tensor::from_vec(rows.to_vec(), rows.len(), dev)?;
             Ok(v.index_select(&ri, 0)?)
@@ -314,12 +352,17 @@ fn per_row(v: &Tensor, rows: &[u32], b: usize, d: usize, dev: &Device, at: HookP
 
 fn unit(dir: &Tensor, d: usize, dev: &Device, at: HookPoint) -> Result<Tensor> {
     if dir.dims() != [d] {
-        return Err(ModelError::Input(format!("direction at {at:?}: expected shape ({d}), found {:?}", dir.dims())));
+        return Err(ModelError::Input(format!(
+            "direction at {at:?}: expected shape ({d}), found {:?}",
+            dir.dims()
+        )));
     }
     let dir = dir.to_dtype(DType::F32)?.to_device(dev)?;
     let norm = dir.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
     if !(norm > 0.0 && norm.is_finite()) {
-        return Err(ModelError::Input(format!("direction at {at:?} has zero or non-finite norm")));
+        return Err(ModelError::Input(format!(
+            "direction at {at:?} has zero or non-finite norm"
+        )));
     }
     Ok((dir / norm as f64)?)
 }

@@ -43,17 +43,33 @@ pub(crate) struct Linear {
 
 impl Linear {
     /// `nn.Linear`: weight (out, in).
-    pub(crate) fn torch(vb: &VarBuilder, name: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
+    pub(crate) fn torch(
+        vb: &VarBuilder,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Result<Self> {
         let w = get(vb, &[d_out, d_in], &format!("{name}.weight"))?;
-        let b = if bias { Some(get(vb, &[d_out], &format!("{name}.bias"))?) } else { None };
-        Ok(Self { w_in_out: w.t()?, b })
+        let b = if bias {
+            Some(get(vb, &[d_out], &format!("{name}.bias"))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            w_in_out: w.t()?,
+            b,
+        })
     }
 
     /// GPT-2 `Conv1D`: weight (in, out), always with bias.
     pub(crate) fn conv1d(vb: &VarBuilder, name: &str, d_in: usize, d_out: usize) -> Result<Self> {
         let w = get(vb, &[d_in, d_out], &format!("{name}.weight"))?;
         let b = get(vb, &[d_out], &format!("{name}.bias"))?;
-        Ok(Self { w_in_out: w, b: Some(b) })
+        Ok(Self {
+            w_in_out: w,
+            b: Some(b),
+        })
     }
 
     /// (.., in) -> (.., out); flattens leading dims so one 2-D matmul runs.
@@ -81,7 +97,10 @@ pub(crate) enum Norm {
 
 impl Norm {
     pub(crate) fn rms(vb: &VarBuilder, name: &str, d: usize, eps: f64) -> Result<Self> {
-        Ok(Norm::Rms { w: get(vb, &[d], &format!("{name}.weight"))?, eps: eps as f32 })
+        Ok(Norm::Rms {
+            w: get(vb, &[d], &format!("{name}.weight"))?,
+            eps: eps as f32,
+        })
     }
 
     pub(crate) fn layer(vb: &VarBuilder, name: &str, d: usize, eps: f64) -> Result<Self> {
@@ -110,7 +129,12 @@ pub(crate) fn rope_inv_freq(rope: &RopeConfig, head_dim: usize) -> Vec<f32> {
     match rope.scaling {
         RopeScaling::None => base.iter().map(|&f| f as f32).collect(),
         RopeScaling::Linear { factor } => base.iter().map(|&f| (f / factor) as f32).collect(),
-        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
             let old = original_max_position_embeddings as f64;
             let low_wavelen = old / low_freq_factor;
             let high_wavelen = old / high_freq_factor;
@@ -122,7 +146,8 @@ pub(crate) fn rope_inv_freq(rope: &RopeConfig, head_dim: usize) -> Vec<f32> {
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     };
                     scaled as f32
@@ -134,7 +159,10 @@ pub(crate) fn rope_inv_freq(rope: &RopeConfig, head_dim: usize) -> Vec<f32> {
 
 /// cos/sin tables (b, t, head_dim/2) for per-row positions `pos` (b, t) u32.
 pub(crate) fn rope_tables(inv_freq: &Tensor, pos: &Tensor) -> Result<(Tensor, Tensor)> {
-    let freqs = pos.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?.broadcast_mul(inv_freq)?;
+    let freqs = pos
+        .to_dtype(DType::F32)?
+        .unsqueeze(D::Minus1)?
+        .broadcast_mul(inv_freq)?;
     Ok((freqs.cos()?.contiguous()?, freqs.sin()?.contiguous()?))
 }
 
@@ -154,7 +182,13 @@ mod tests {
                 original_max_position_embeddings: 32,
             },
         };
-        let plain = rope_inv_freq(&RopeConfig { scaling: RopeScaling::None, ..cfg }, 16);
+        let plain = rope_inv_freq(
+            &RopeConfig {
+                scaling: RopeScaling::None,
+                ..cfg
+            },
+            16,
+        );
         let scaled = rope_inv_freq(&cfg, 16);
         assert_eq!(plain[0], scaled[0]);
         assert!((scaled[7] - plain[7] / 8.0).abs() < 1e-12);

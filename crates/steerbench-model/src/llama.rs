@@ -5,7 +5,9 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use crate::config::{parse_wire, token_ids, Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling};
+use crate::config::{
+    parse_wire, token_ids, Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling,
+};
 use crate::decoder::{DecoderBlock, Parts, PosCtx};
 use crate::error::{ModelError, Result};
 use crate::layers::{get, Linear, Norm};
@@ -42,12 +44,16 @@ pub(crate) fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Resu
     let w: LlamaWire = parse_wire(model_type, json)?;
     if let Some(act) = w.hidden_act.as_deref() {
         if act != "silu" {
-            return Err(ModelError::Config(format!("{model_type}: hidden_act `{act}` is not supported (only silu)")));
+            return Err(ModelError::Config(format!(
+                "{model_type}: hidden_act `{act}` is not supported (only silu)"
+            )));
         }
     }
     let n_heads = w.num_attention_heads;
     if n_heads == 0 {
-        return Err(ModelError::Config(format!("{model_type}: num_attention_heads is 0")));
+        return Err(ModelError::Config(format!(
+            "{model_type}: num_attention_heads is 0"
+        )));
     }
     let head_dim = w.head_dim.unwrap_or(w.hidden_size / n_heads);
     Ok(ModelConfig {
@@ -84,16 +90,26 @@ fn rope_from_hf(model_type: &str, w: &LlamaWire) -> Result<RopeConfig> {
     let params = w.rope_parameters.as_ref().filter(|v| v.is_object());
     let theta = w
         .rope_theta
-        .or_else(|| params.and_then(|p| p.get("rope_theta")).and_then(|v| v.as_f64()))
+        .or_else(|| {
+            params
+                .and_then(|p| p.get("rope_theta"))
+                .and_then(|v| v.as_f64())
+        })
         .unwrap_or(10000.0);
     let scaling_obj = w.rope_scaling.as_ref().filter(|v| v.is_object()).or(params);
     let scaling = match scaling_obj {
         None => RopeScaling::None,
         Some(s) => {
-            let kind = s.get("rope_type").or_else(|| s.get("type")).and_then(|v| v.as_str()).unwrap_or("default");
+            let kind = s
+                .get("rope_type")
+                .or_else(|| s.get("type"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("default");
             let num = |k: &str| -> Result<f64> {
                 s.get(k).and_then(|v| v.as_f64()).ok_or_else(|| {
-                    ModelError::Config(format!("{model_type}: rope scaling `{kind}` needs a numeric `{k}`"))
+                    ModelError::Config(format!(
+                        "{model_type}: rope scaling `{kind}` needs a numeric `{k}`"
+                    ))
                 })
             };
             match kind {
@@ -113,7 +129,11 @@ fn rope_from_hf(model_type: &str, w: &LlamaWire) -> Result<RopeConfig> {
             }
         }
     };
-    Ok(RopeConfig { theta, partial_rotary_factor: w.partial_rotary_factor.unwrap_or(1.0), scaling })
+    Ok(RopeConfig {
+        theta,
+        partial_rotary_factor: w.partial_rotary_factor.unwrap_or(1.0),
+        scaling,
+    })
 }
 
 /// Hugging Face tensor names: `model.embed_tokens`, `model.layers.N.*`, `model.norm`, `lm_head`.
@@ -122,7 +142,12 @@ pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
     let (d, v) = (cfg.hidden_size, cfg.vocab_size);
     let wte = get(&m, &[v, d], "embed_tokens.weight")?;
     let blocks = (0..cfg.n_layers)
-        .map(|i| Ok(Box::new(LlamaBlock::load(cfg, &m.pp(format!("layers.{i}")))?) as Box<dyn DecoderBlock>))
+        .map(|i| {
+            Ok(
+                Box::new(LlamaBlock::load(cfg, &m.pp(format!("layers.{i}")))?)
+                    as Box<dyn DecoderBlock>,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let norm = Norm::rms(&m, "norm", d, cfg.norm_eps)?;
     // Some checkpoints store a copy of the tied head; when tied, the embedding is the truth.
@@ -131,7 +156,13 @@ pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
     } else {
         get(vb, &[v, d], "lm_head.weight")?
     };
-    Ok(Parts { wte, wpe: None, blocks, norm, lm_head })
+    Ok(Parts {
+        wte,
+        wpe: None,
+        blocks,
+        norm,
+        lm_head,
+    })
 }
 
 pub(crate) struct LlamaBlock {

@@ -14,11 +14,16 @@ use crate::error::{ModelError, Result};
 const PICKLE_EXTS: &[&str] = &["bin", "pt", "pth", "ckpt", "pkl"];
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
-    move |source| ModelError::Io { path: path.to_path_buf(), source }
+    move |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn is_pickle(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| PICKLE_EXTS.contains(&e))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| PICKLE_EXTS.contains(&e))
 }
 
 /// Parse `dir/config.json` into a [`ModelConfig`].
@@ -34,7 +39,9 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
 /// to exist. A directory with only pickle weights gets [`ModelError::Pickle`].
 pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if dir.is_file() && is_pickle(dir) {
-        return Err(ModelError::Pickle { path: dir.to_path_buf() });
+        return Err(ModelError::Pickle {
+            path: dir.to_path_buf(),
+        });
     }
     let single = dir.join("model.safetensors");
     if single.is_file() {
@@ -43,13 +50,22 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(io(&index))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::CorruptWeights { path: index.clone(), message: format!("invalid JSON: {e}") })?;
-        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| ModelError::CorruptWeights {
-            path: index.clone(),
-            message: "no `weight_map` object".into(),
-        })?;
-        let mut files: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ModelError::CorruptWeights {
+                path: index.clone(),
+                message: format!("invalid JSON: {e}"),
+            })?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| ModelError::CorruptWeights {
+                path: index.clone(),
+                message: "no `weight_map` object".into(),
+            })?;
+        let mut files: Vec<String> = map
+            .values()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
         files.sort();
         files.dedup();
         return files
@@ -59,7 +75,10 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 if p.is_file() {
                     Ok(p)
                 } else {
-                    Err(ModelError::CorruptWeights { path: index.clone(), message: format!("shard `{f}` is missing") })
+                    Err(ModelError::CorruptWeights {
+                        path: index.clone(),
+                        message: format!("shard `{f}` is missing"),
+                    })
                 }
             })
             .collect();
@@ -67,7 +86,11 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(io(dir))?;
     let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     names.sort();
-    let mut st: Vec<PathBuf> = names.iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors")).cloned().collect();
+    let mut st: Vec<PathBuf> = names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .cloned()
+        .collect();
     if !st.is_empty() {
         st.sort();
         return Ok(st);
@@ -89,7 +112,10 @@ pub fn check_safetensors(path: &Path) -> Result<()> {
     let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io(path))?;
     safetensors::SafeTensors::deserialize(&mmap)
         .map(|_| ())
-        .map_err(|e| ModelError::CorruptWeights { path: path.to_path_buf(), message: e.to_string() })
+        .map_err(|e| ModelError::CorruptWeights {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// A memory-mapped VarBuilder over safetensors files (validated first), f32.

@@ -3,15 +3,30 @@
 mod common;
 
 use common::*;
-use steerbench_model::{Detokenizer, EosOnly, GenerateOptions, HookPoint, Hooks, Intervention, Positions, Sampling, Site};
+use steerbench_model::{
+    Detokenizer, EosOnly, GenerateOptions, HookPoint, Hooks, Intervention, Positions, Sampling,
+    Site,
+};
 
 fn opts(max: usize, cache: bool) -> GenerateOptions {
-    GenerateOptions { max_new_tokens: max, use_kv_cache: cache, stop_at_eos: false, ..Default::default() }
+    GenerateOptions {
+        max_new_tokens: max,
+        use_kv_cache: cache,
+        stop_at_eos: false,
+        ..Default::default()
+    }
 }
 
 fn steering(positions: Positions) -> Hooks {
     let mut h = Hooks::new();
-    h.write(HookPoint::new(1, Site::ResidPre), Intervention::Add { vector: vector(32, 21), alpha: 6.0 }, positions);
+    h.write(
+        HookPoint::new(1, Site::ResidPre),
+        Intervention::Add {
+            vector: vector(32, 21),
+            alpha: 6.0,
+        },
+        positions,
+    );
     h
 }
 
@@ -19,11 +34,28 @@ fn steering(positions: Positions) -> Hooks {
 fn kv_cache_equals_no_cache_with_steering() {
     let prompts = ragged_batch();
     for model in [tiny_llama(10), tiny_gpt2(10)] {
-        let plain = model.generate(&EosOnly::default(), &prompts, &opts(12, true), &Hooks::new()).unwrap();
-        for pos in [Positions::All, Positions::Prompt, Positions::Generated, Positions::Last, Positions::Indices(vec![1, 10])] {
+        let plain = model
+            .generate(
+                &EosOnly::default(),
+                &prompts,
+                &opts(12, true),
+                &Hooks::new(),
+            )
+            .unwrap();
+        for pos in [
+            Positions::All,
+            Positions::Prompt,
+            Positions::Generated,
+            Positions::Last,
+            Positions::Indices(vec![1, 10]),
+        ] {
             let hooks = steering(pos.clone());
-            let cached = model.generate(&EosOnly::default(), &prompts, &opts(12, true), &hooks).unwrap();
-            let uncached = model.generate(&EosOnly::default(), &prompts, &opts(12, false), &hooks).unwrap();
+            let cached = model
+                .generate(&EosOnly::default(), &prompts, &opts(12, true), &hooks)
+                .unwrap();
+            let uncached = model
+                .generate(&EosOnly::default(), &prompts, &opts(12, false), &hooks)
+                .unwrap();
             assert_eq!(cached, uncached, "{pos:?}: KV cache changed the generation");
             assert!(cached.iter().all(|r| r.len() == 12));
             assert_ne!(cached, plain, "{pos:?}: steering had no effect");
@@ -36,9 +68,13 @@ fn chunked_prefill_generation_equals_one_pass() {
     let mut model = tiny_llama(11);
     let prompts = ragged_batch();
     let hooks = steering(Positions::All);
-    let one = model.generate(&EosOnly::default(), &prompts, &opts(8, true), &hooks).unwrap();
+    let one = model
+        .generate(&EosOnly::default(), &prompts, &opts(8, true), &hooks)
+        .unwrap();
     model.set_prefill_chunk(Some(3));
-    let chunked = model.generate(&EosOnly::default(), &prompts, &opts(8, true), &hooks).unwrap();
+    let chunked = model
+        .generate(&EosOnly::default(), &prompts, &opts(8, true), &hooks)
+        .unwrap();
     assert_eq!(one, chunked);
 }
 
@@ -47,9 +83,13 @@ fn batched_generation_equals_single_row_generation() {
     let model = tiny_llama(12);
     let prompts = ragged_batch();
     let hooks = steering(Positions::Generated);
-    let batched = model.generate(&EosOnly::default(), &prompts, &opts(10, true), &hooks).unwrap();
+    let batched = model
+        .generate(&EosOnly::default(), &prompts, &opts(10, true), &hooks)
+        .unwrap();
     for (r, p) in prompts.iter().enumerate() {
-        let single = model.generate(&EosOnly::default(), &[p.clone()], &opts(10, true), &hooks).unwrap();
+        let single = model
+            .generate(&EosOnly::default(), std::slice::from_ref(p), &opts(10, true), &hooks)
+            .unwrap();
         assert_eq!(single[0], batched[r], "row {r}");
     }
 }
@@ -60,10 +100,17 @@ fn sampling_is_seeded_and_cache_independent() {
     let prompts = ragged_batch();
     let sample = |seed, cache| {
         let o = GenerateOptions {
-            sampling: Sampling::Sample { temperature: 1.5, top_k: Some(40), top_p: Some(0.95), seed },
+            sampling: Sampling::Sample {
+                temperature: 1.5,
+                top_k: Some(40),
+                top_p: Some(0.95),
+                seed,
+            },
             ..opts(15, cache)
         };
-        model.generate(&EosOnly::default(), &prompts, &o, &steering(Positions::All)).unwrap()
+        model
+            .generate(&EosOnly::default(), &prompts, &o, &steering(Positions::All))
+            .unwrap()
     };
     let a = sample(1, true);
     assert_eq!(a, sample(1, true));
@@ -76,7 +123,10 @@ struct Letters;
 
 impl Detokenizer for Letters {
     fn decode(&self, ids: &[u32]) -> steerbench_model::Result<String> {
-        Ok(ids.iter().map(|&i| (b'a' + (i % 26) as u8) as char).collect())
+        Ok(ids
+            .iter()
+            .map(|&i| (b'a' + (i % 26) as u8) as char)
+            .collect())
     }
     fn eos_token_ids(&self) -> &[u32] {
         &[]
@@ -87,20 +137,37 @@ impl Detokenizer for Letters {
 fn eos_and_stop_strings_end_rows_independently() {
     let model = tiny_llama(14);
     let prompts = ragged_batch();
-    let free = model.generate(&EosOnly::default(), &prompts, &opts(10, true), &Hooks::new()).unwrap();
+    let free = model
+        .generate(
+            &EosOnly::default(),
+            &prompts,
+            &opts(10, true),
+            &Hooks::new(),
+        )
+        .unwrap();
     // EOS = the 4th token generated for row 0: row 0 stops before it, other rows go on
     // unless they produce it too.
     let eos = free[0][3];
-    let o = GenerateOptions { stop_at_eos: true, ..opts(10, true) };
-    let out = model.generate(&EosOnly(vec![eos]), &prompts, &o, &Hooks::new()).unwrap();
+    let o = GenerateOptions {
+        stop_at_eos: true,
+        ..opts(10, true)
+    };
+    let out = model
+        .generate(&EosOnly(vec![eos]), &prompts, &o, &Hooks::new())
+        .unwrap();
     for (r, row) in free.iter().enumerate() {
         let cut = row.iter().position(|&t| t == eos).unwrap_or(row.len());
         assert_eq!(out[r], row[..cut].to_vec(), "row {r}");
     }
     // Stop string = the text of row 1's 2nd and 3rd tokens: row 1 stops after its 3rd.
     let stop = Letters.decode(&free[1][1..3]).unwrap();
-    let o = GenerateOptions { stop_strings: vec![stop.clone()], ..opts(10, false) };
-    let out = model.generate(&Letters, &prompts, &o, &Hooks::new()).unwrap();
+    let o = GenerateOptions {
+        stop_strings: vec![stop.clone()],
+        ..opts(10, false)
+    };
+    let out = model
+        .generate(&Letters, &prompts, &o, &Hooks::new())
+        .unwrap();
     assert!(out[1].len() <= 3 && Letters.decode(&out[1]).unwrap().contains(&stop));
     assert_eq!(out[1], free[1][..out[1].len()].to_vec());
 }

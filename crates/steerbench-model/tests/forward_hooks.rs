@@ -21,14 +21,25 @@ fn hooks_capture_every_site_with_the_right_shape() {
     let m = tiny_llama(0);
     let batch = seqs(&ragged_batch());
     let mut hooks = Hooks::new();
-    let sites = [Site::ResidPre, Site::ResidMid, Site::ResidPost, Site::AttnOut, Site::MlpOut, Site::HeadOut];
+    let sites = [
+        Site::ResidPre,
+        Site::ResidMid,
+        Site::ResidPost,
+        Site::AttnOut,
+        Site::MlpOut,
+        Site::HeadOut,
+    ];
     for s in sites {
         hooks.capture(hp(1, s));
     }
     m.forward(&batch, &mut hooks).unwrap();
     for s in sites {
         let t = hooks.take(hp(1, s)).unwrap();
-        let want: Vec<usize> = if s == Site::HeadOut { vec![3, 9, 4, 8] } else { vec![3, 9, 32] };
+        let want: Vec<usize> = if s == Site::HeadOut {
+            vec![3, 9, 4, 8]
+        } else {
+            vec![3, 9, 32]
+        };
         assert_eq!(t.dims(), want.as_slice(), "{s:?}");
     }
     // ResidPost(l) is ResidPre(l + 1); ResidMid = ResidPre + AttnOut; ResidPost = ResidMid + MlpOut.
@@ -42,7 +53,8 @@ fn hooks_capture_every_site_with_the_right_shape() {
     let post0 = g(&mut hooks, 0, Site::ResidPost);
     assert_eq!(max_abs_diff(&post0, &g(&mut hooks, 1, Site::ResidPre)), 0.0);
     let mid = g(&mut hooks, 0, Site::ResidMid);
-    let pre_plus_attn = (g(&mut hooks, 0, Site::ResidPre) + g(&mut hooks, 0, Site::AttnOut)).unwrap();
+    let pre_plus_attn =
+        (g(&mut hooks, 0, Site::ResidPre) + g(&mut hooks, 0, Site::AttnOut)).unwrap();
     assert!(max_abs_diff(&mid, &pre_plus_attn) < 1e-5);
     assert!(max_abs_diff(&post0, &(mid + g(&mut hooks, 0, Site::MlpOut)).unwrap()) < 1e-5);
 }
@@ -54,7 +66,14 @@ fn add_at_last_changes_only_the_last_position() {
     let run = |steer: bool| {
         let mut h = Hooks::new();
         if steer {
-            h.write(hp(1, Site::ResidPre), Intervention::Add { vector: vector(32, 9), alpha: 4.0 }, Positions::Last);
+            h.write(
+                hp(1, Site::ResidPre),
+                Intervention::Add {
+                    vector: vector(32, 9),
+                    alpha: 4.0,
+                },
+                Positions::Last,
+            );
         }
         m.forward(&batch, &mut h).unwrap()
     };
@@ -62,10 +81,16 @@ fn add_at_last_changes_only_the_last_position() {
     for (r, s) in batch.iter().enumerate() {
         let n = s.tokens.len();
         for p in 0..n - 1 {
-            let d = max_abs_diff(&base.logits_at(r, p).unwrap(), &steered.logits_at(r, p).unwrap());
+            let d = max_abs_diff(
+                &base.logits_at(r, p).unwrap(),
+                &steered.logits_at(r, p).unwrap(),
+            );
             assert_eq!(d, 0.0, "row {r} pos {p} changed");
         }
-        let d = max_abs_diff(&base.logits_at(r, n - 1).unwrap(), &steered.logits_at(r, n - 1).unwrap());
+        let d = max_abs_diff(
+            &base.logits_at(r, n - 1).unwrap(),
+            &steered.logits_at(r, n - 1).unwrap(),
+        );
         assert!(d > 1e-3, "row {r}: last position unchanged");
     }
 }
@@ -75,8 +100,21 @@ fn left_padding_matches_unpadded_single_rows_with_steering() {
     for m in [tiny_llama(2), tiny_gpt2(2)] {
         let rows = ragged_batch();
         let steer = |h: &mut Hooks| {
-            h.write(hp(0, Site::ResidPost), Intervention::Add { vector: vector(32, 1), alpha: 2.0 }, Positions::Indices(vec![0, 2]));
-            h.write(hp(1, Site::MlpOut), Intervention::Ablate { direction: vector(32, 2) }, Positions::All);
+            h.write(
+                hp(0, Site::ResidPost),
+                Intervention::Add {
+                    vector: vector(32, 1),
+                    alpha: 2.0,
+                },
+                Positions::Indices(vec![0, 2]),
+            );
+            h.write(
+                hp(1, Site::MlpOut),
+                Intervention::Ablate {
+                    direction: vector(32, 2),
+                },
+                Positions::All,
+            );
         };
         let mut hb = Hooks::new();
         steer(&mut hb);
@@ -84,11 +122,17 @@ fn left_padding_matches_unpadded_single_rows_with_steering() {
         for (r, row) in rows.iter().enumerate() {
             let mut h1 = Hooks::new();
             steer(&mut h1);
-            let single = m.forward(&seqs(&[row.clone()]), &mut h1).unwrap();
+            let single = m.forward(&seqs(std::slice::from_ref(row)), &mut h1).unwrap();
             assert_eq!(single.pad_left(0), 0);
             for p in 0..row.len() {
-                let d = max_abs_diff(&batched.logits_at(r, p).unwrap(), &single.logits_at(0, p).unwrap());
-                assert!(d < 1e-4, "row {r} pos {p}: padded vs unpadded differ by {d}");
+                let d = max_abs_diff(
+                    &batched.logits_at(r, p).unwrap(),
+                    &single.logits_at(0, p).unwrap(),
+                );
+                assert!(
+                    d < 1e-4,
+                    "row {r} pos {p}: padded vs unpadded differ by {d}"
+                );
             }
         }
     }
@@ -101,35 +145,70 @@ fn per_row_add_vector_steers_each_row_with_its_own_vector() {
     let vs: Vec<Tensor> = (0..3).map(|i| vector(32, 100 + i)).collect();
     let mut hb = Hooks::new();
     let stacked = Tensor::stack(&vs, 0).unwrap();
-    hb.write(hp(1, Site::ResidPre), Intervention::Add { vector: stacked, alpha: 3.0 }, Positions::All);
+    hb.write(
+        hp(1, Site::ResidPre),
+        Intervention::Add {
+            vector: stacked,
+            alpha: 3.0,
+        },
+        Positions::All,
+    );
     let batched = m.forward(&seqs(&rows), &mut hb).unwrap();
     for (r, row) in rows.iter().enumerate() {
         let mut h = Hooks::new();
-        h.write(hp(1, Site::ResidPre), Intervention::Add { vector: vs[r].clone(), alpha: 3.0 }, Positions::All);
-        let single = m.forward(&seqs(&[row.clone()]), &mut h).unwrap();
+        h.write(
+            hp(1, Site::ResidPre),
+            Intervention::Add {
+                vector: vs[r].clone(),
+                alpha: 3.0,
+            },
+            Positions::All,
+        );
+        let single = m.forward(&seqs(std::slice::from_ref(row)), &mut h).unwrap();
         let p = row.len() - 1;
-        assert!(max_abs_diff(&batched.logits_at(r, p).unwrap(), &single.logits_at(0, p).unwrap()) < 1e-4);
+        assert!(
+            max_abs_diff(
+                &batched.logits_at(r, p).unwrap(),
+                &single.logits_at(0, p).unwrap()
+            ) < 1e-4
+        );
     }
 }
 
 #[test]
 fn prompt_and_generated_positions_split_at_prompt_len() {
     let m = tiny_llama(4);
-    let batch = vec![Sequence::new(vec![1, 5, 9, 14, 22, 3], 4), Sequence::new(vec![1, 7, 8], 2)];
+    let batch = vec![
+        Sequence::new(vec![1, 5, 9, 14, 22, 3], 4),
+        Sequence::new(vec![1, 7, 8], 2),
+    ];
     let mut h = Hooks::new();
     h.capture(hp(0, Site::ResidPre));
     m.forward(&batch, &mut h).unwrap();
     let base = h.take(hp(0, Site::ResidPre)).unwrap();
-    for (sel, expect) in [(Positions::Prompt, [vec![0, 1, 2, 3], vec![0, 1]]), (Positions::Generated, [vec![4, 5], vec![2]])] {
+    for (sel, expect) in [
+        (Positions::Prompt, [vec![0, 1, 2, 3], vec![0, 1]]),
+        (Positions::Generated, [vec![4, 5], vec![2]]),
+    ] {
         let mut h = Hooks::new();
-        h.write(hp(0, Site::ResidPre), Intervention::Add { vector: vector(32, 5), alpha: 1.0 }, sel.clone());
+        h.write(
+            hp(0, Site::ResidPre),
+            Intervention::Add {
+                vector: vector(32, 5),
+                alpha: 1.0,
+            },
+            sel.clone(),
+        );
         h.capture(hp(0, Site::ResidPre));
         let out = m.forward(&batch, &mut h).unwrap();
         let got = h.take(hp(0, Site::ResidPre)).unwrap();
         for (r, s) in batch.iter().enumerate() {
             for p in 0..s.tokens.len() {
                 let q = out.pad_left(r) + p;
-                let d = max_abs_diff(&got.get(r).unwrap().get(q).unwrap(), &base.get(r).unwrap().get(q).unwrap());
+                let d = max_abs_diff(
+                    &got.get(r).unwrap().get(q).unwrap(),
+                    &base.get(r).unwrap().get(q).unwrap(),
+                );
                 assert_eq!(d > 0.0, expect[r].contains(&p), "{sel:?} row {r} pos {p}");
             }
         }
@@ -141,7 +220,14 @@ fn forward_from_equals_full_forward() {
     let m = tiny_llama(5);
     let batch = seqs(&ragged_batch());
     let steer = |h: &mut Hooks| {
-        h.write(hp(2, Site::ResidPre), Intervention::Add { vector: vector(32, 7), alpha: 1.5 }, Positions::All);
+        h.write(
+            hp(2, Site::ResidPre),
+            Intervention::Add {
+                vector: vector(32, 7),
+                alpha: 1.5,
+            },
+            Positions::All,
+        );
     };
     let mut h = Hooks::new();
     h.capture(hp(2, Site::ResidPre));
@@ -154,11 +240,18 @@ fn forward_from_equals_full_forward() {
     steer(&mut from_hooks);
     let resumed = m.forward_from(&batch, 2, &resid, &mut from_hooks).unwrap();
     assert!(max_abs_diff(full.hidden(), resumed.hidden()) < 1e-6);
-    assert!(max_abs_diff(&full.last_logits().unwrap(), &resumed.last_logits().unwrap()) < 1e-5);
+    assert!(
+        max_abs_diff(
+            &full.last_logits().unwrap(),
+            &resumed.last_logits().unwrap()
+        ) < 1e-5
+    );
     // Wrong shape is an input error, not a panic.
     let bad = resid.narrow(1, 0, 2).unwrap();
     assert!(m.forward_from(&batch, 2, &bad, &mut Hooks::new()).is_err());
-    assert!(m.forward_from(&batch, 3, &resid, &mut Hooks::new()).is_err());
+    assert!(m
+        .forward_from(&batch, 3, &resid, &mut Hooks::new())
+        .is_err());
 }
 
 #[test]
@@ -166,7 +259,16 @@ fn ablate_clamp_affine_map_and_patch_head() {
     let m = tiny_llama(6);
     let batch = seqs(&ragged_batch());
     let u = vector(32, 11);
-    let un = (&u / u.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap() as f64).unwrap();
+    let un = (&u
+        / u.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64)
+        .unwrap();
     let proj = |h: &Tensor| h.broadcast_mul(&un).unwrap().sum(D::Minus1).unwrap();
     let at = hp(1, Site::ResidPost);
     let captured = |what: Option<Intervention>| {
@@ -188,18 +290,29 @@ fn ablate_clamp_affine_map_and_patch_head() {
         v
     };
     // Ablate: projection on û is zero at every real position.
-    let (abl, _) = captured(Some(Intervention::Ablate { direction: u.clone() }));
+    let (abl, _) = captured(Some(Intervention::Ablate {
+        direction: u.clone(),
+    }));
     assert!(real(&proj(&abl)).iter().all(|x| x.abs() < 1e-4));
     assert!(real(&proj(&base)).iter().any(|x| x.abs() > 1e-2));
     // Clamp: projection equals the value.
-    let (cl, _) = captured(Some(Intervention::Clamp { direction: u.clone(), value: 2.5 }));
+    let (cl, _) = captured(Some(Intervention::Clamp {
+        direction: u.clone(),
+        value: 2.5,
+    }));
     assert!(real(&proj(&cl)).iter().all(|x| (x - 2.5).abs() < 1e-4));
     // Affine with 2I and Map(h -> 2h) agree; identity Affine changes nothing.
     let eye = Tensor::eye(32, candle_core::DType::F32, &Device::Cpu).unwrap();
     let zero = Tensor::zeros(32, candle_core::DType::F32, &Device::Cpu).unwrap();
-    let (id, _) = captured(Some(Intervention::Affine { matrix: eye.clone(), bias: zero.clone() }));
+    let (id, _) = captured(Some(Intervention::Affine {
+        matrix: eye.clone(),
+        bias: zero.clone(),
+    }));
     assert!(max_abs_diff(&id, &base) < 1e-5);
-    let (two, _) = captured(Some(Intervention::Affine { matrix: (&eye * 2.0).unwrap(), bias: zero }));
+    let (two, _) = captured(Some(Intervention::Affine {
+        matrix: (&eye * 2.0).unwrap(),
+        bias: zero,
+    }));
     let (map, _) = captured(Some(Intervention::Map(Arc::new(|h: &Tensor| h * 2.0))));
     assert!(max_abs_diff(&two, &map) < 1e-5);
     // PatchHead: head 1 becomes the value, other heads unchanged.
@@ -210,7 +323,14 @@ fn ablate_clamp_affine_map_and_patch_head() {
     let heads = h.take(at).unwrap();
     let mut h = Hooks::new();
     let value = vector(8, 3);
-    h.write(at, Intervention::PatchHead { head: 1, value: value.clone() }, Positions::Last);
+    h.write(
+        at,
+        Intervention::PatchHead {
+            head: 1,
+            value: value.clone(),
+        },
+        Positions::Last,
+    );
     h.capture(at);
     m.forward(&batch, &mut h).unwrap();
     let patched = h.take(at).unwrap();
@@ -225,7 +345,11 @@ fn ablate_clamp_affine_map_and_patch_head() {
     }
     // PatchHead elsewhere is an input error.
     let mut h = Hooks::new();
-    h.write(hp(0, Site::ResidPre), Intervention::PatchHead { head: 0, value }, Positions::All);
+    h.write(
+        hp(0, Site::ResidPre),
+        Intervention::PatchHead { head: 0, value },
+        Positions::All,
+    );
     assert!(m.forward(&batch, &mut h).is_err());
 }
 
@@ -234,14 +358,29 @@ fn bad_hook_inputs_are_errors() {
     let m = tiny_llama(7);
     let batch = seqs(&ragged_batch());
     let mut h = Hooks::new();
-    h.write(hp(0, Site::ResidPre), Intervention::Add { vector: vector(31, 0), alpha: 1.0 }, Positions::All);
+    h.write(
+        hp(0, Site::ResidPre),
+        Intervention::Add {
+            vector: vector(31, 0),
+            alpha: 1.0,
+        },
+        Positions::All,
+    );
     let e = m.forward(&batch, &mut h).unwrap_err().to_string();
     assert!(e.contains("expected shape (32)"), "{e}");
     let mut h = Hooks::new();
     h.capture(hp(3, Site::ResidPre));
-    assert!(m.forward(&batch, &mut h).unwrap_err().to_string().contains("layer 3"));
+    assert!(m
+        .forward(&batch, &mut h)
+        .unwrap_err()
+        .to_string()
+        .contains("layer 3"));
     assert!(m.forward(&[], &mut Hooks::new()).is_err());
-    assert!(m.forward(&seqs(&[vec![1, 500]]), &mut Hooks::new()).unwrap_err().to_string().contains("vocab"));
+    assert!(m
+        .forward(&seqs(&[vec![1, 500]]), &mut Hooks::new())
+        .unwrap_err()
+        .to_string()
+        .contains("vocab"));
 }
 
 #[test]
@@ -249,7 +388,14 @@ fn chunked_prefill_equals_full_forward_including_captures() {
     let mut m = tiny_llama(8);
     let batch = seqs(&ragged_batch());
     let mut steer = Hooks::new();
-    steer.write(hp(1, Site::ResidPre), Intervention::Add { vector: vector(32, 4), alpha: 2.0 }, Positions::Prompt);
+    steer.write(
+        hp(1, Site::ResidPre),
+        Intervention::Add {
+            vector: vector(32, 4),
+            alpha: 2.0,
+        },
+        Positions::Prompt,
+    );
     steer.capture(hp(1, Site::AttnOut));
     let mut h = steer.clone();
     let full = m.forward(&batch, &mut h).unwrap();
@@ -258,7 +404,10 @@ fn chunked_prefill_equals_full_forward_including_captures() {
         m.set_prefill_chunk(Some(chunk));
         let mut h = steer.clone();
         let chunked = m.forward(&batch, &mut h).unwrap();
-        assert!(max_abs_diff(full.hidden(), chunked.hidden()) < 1e-5, "chunk {chunk}");
+        assert!(
+            max_abs_diff(full.hidden(), chunked.hidden()) < 1e-5,
+            "chunk {chunk}"
+        );
         assert!(max_abs_diff(&cap_full, &h.take(hp(1, Site::AttnOut)).unwrap()) < 1e-5);
     }
 }
@@ -266,7 +415,10 @@ fn chunked_prefill_equals_full_forward_including_captures() {
 #[test]
 fn logprobs_agree_with_log_softmax_of_logits() {
     let m = tiny_gpt2(9);
-    let batch = vec![Sequence::new(vec![1, 5, 9, 14, 22], 3), Sequence::new(vec![4, 8], 1)];
+    let batch = vec![
+        Sequence::new(vec![1, 5, 9, 14, 22], 3),
+        Sequence::new(vec![4, 8], 1),
+    ];
     let mut h = Hooks::new();
     let out = m.forward(&batch, &mut h).unwrap();
     let all = m.token_logprobs(&batch, &mut Hooks::new()).unwrap();
@@ -274,7 +426,11 @@ fn logprobs_agree_with_log_softmax_of_logits() {
         assert_eq!(all[r].len(), s.tokens.len() - 1);
         for i in 1..s.tokens.len() {
             let ls = candle_nn::ops::log_softmax(&out.logits_at(r, i - 1).unwrap(), 0).unwrap();
-            let want = ls.get(s.tokens[i] as usize).unwrap().to_scalar::<f32>().unwrap();
+            let want = ls
+                .get(s.tokens[i] as usize)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!((all[r][i - 1] - want).abs() < 1e-5);
         }
         let comp = out.completion_logprobs(r).unwrap();
@@ -290,9 +446,19 @@ fn logprobs_agree_with_log_softmax_of_logits() {
 fn model_new_names_tensor_and_shapes() {
     let cfg = llama_config();
     let mut w = llama_weights(&cfg, 0);
-    w.rand("model.layers.1.self_attn.k_proj.weight", &[32, 32], 0.0, 0.1);
+    w.rand(
+        "model.layers.1.self_attn.k_proj.weight",
+        &[32, 32],
+        0.0,
+        0.1,
+    );
     let e = Model::new(cfg.clone(), w.vb()).err().unwrap().to_string();
-    assert!(e.contains("model.layers.1.self_attn.k_proj.weight") && e.contains("[16, 32]") && e.contains("[32, 32]"), "{e}");
+    assert!(
+        e.contains("model.layers.1.self_attn.k_proj.weight")
+            && e.contains("[16, 32]")
+            && e.contains("[32, 32]"),
+        "{e}"
+    );
     let mut w = llama_weights(&cfg, 0);
     w.map.remove("model.layers.2.mlp.up_proj.weight");
     let e = Model::new(cfg, w.vb()).err().unwrap().to_string();

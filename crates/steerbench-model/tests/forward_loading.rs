@@ -8,7 +8,9 @@ use steerbench_model::weights::{load_hf_dir, read_config, safetensors_files};
 use steerbench_model::{Arch, ModelConfig, ModelError, RopeScaling};
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
 }
 
 #[test]
@@ -23,7 +25,16 @@ fn smollm2_config_is_llama_with_gqa_and_tied_embeddings() {
     }))
     .unwrap();
     assert_eq!(cfg.arch, Arch::Llama);
-    assert_eq!((cfg.n_layers, cfg.hidden_size, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim), (30, 576, 9, 3, 64));
+    assert_eq!(
+        (
+            cfg.n_layers,
+            cfg.hidden_size,
+            cfg.n_heads,
+            cfg.n_kv_heads,
+            cfg.head_dim
+        ),
+        (30, 576, 9, 3, 64)
+    );
     assert_eq!(cfg.rope.unwrap().theta, 100000.0);
     assert_eq!(cfg.rope.unwrap().scaling, RopeScaling::None);
     assert!(cfg.tie_word_embeddings);
@@ -40,7 +51,9 @@ fn llama3_and_mistral_configs() {
                          "original_max_position_embeddings": 8192, "rope_type": "llama3"}
     }))
     .unwrap();
-    assert!(matches!(cfg.rope.unwrap().scaling, RopeScaling::Llama3 { factor, .. } if factor == 32.0));
+    assert!(
+        matches!(cfg.rope.unwrap().scaling, RopeScaling::Llama3 { factor, .. } if factor == 32.0)
+    );
     assert_eq!(cfg.eos_token_ids, vec![128001, 128008, 128009]);
     assert!(!cfg.tie_word_embeddings);
     let m = ModelConfig::from_hf_config(&json!({
@@ -49,14 +62,26 @@ fn llama3_and_mistral_configs() {
         "sliding_window": null
     }))
     .unwrap();
-    assert_eq!((m.arch, m.head_dim, m.sliding_window), (Arch::Llama, 128, None));
+    assert_eq!(
+        (m.arch, m.head_dim, m.sliding_window),
+        (Arch::Llama, 128, None)
+    );
 }
 
 #[test]
 fn gpt2_config() {
     let cfg = read_config(&golden("gpt2")).unwrap();
     assert_eq!(cfg.arch, Arch::Gpt2);
-    assert_eq!((cfg.n_layers, cfg.hidden_size, cfg.n_heads, cfg.head_dim, cfg.intermediate_size), (3, 64, 4, 16, 256));
+    assert_eq!(
+        (
+            cfg.n_layers,
+            cfg.hidden_size,
+            cfg.n_heads,
+            cfg.head_dim,
+            cfg.intermediate_size
+        ),
+        (3, 64, 4, 16, 256)
+    );
     assert!(cfg.rope.is_none());
 }
 
@@ -65,34 +90,61 @@ fn unsupported_model_type_lists_supported_ones() {
     let e = ModelConfig::from_hf_config(&json!({"model_type": "qwen2"})).unwrap_err();
     assert!(matches!(e, ModelError::UnsupportedArch { .. }));
     let msg = e.to_string();
-    assert!(msg.contains("qwen2") && msg.contains("llama") && msg.contains("gpt2"), "{msg}");
-    let e = ModelConfig::from_hf_config(&json!({"model_type": "llama", "hidden_size": 8})).unwrap_err();
+    assert!(
+        msg.contains("qwen2") && msg.contains("llama") && msg.contains("gpt2"),
+        "{msg}"
+    );
+    let e =
+        ModelConfig::from_hf_config(&json!({"model_type": "llama", "hidden_size": 8})).unwrap_err();
     assert!(e.to_string().contains("intermediate_size"), "{e}");
 }
 
 #[test]
 fn pickle_checkpoints_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(golden("llama_gqa/config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        golden("llama_gqa/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("pytorch_model.bin"), b"not opened").unwrap();
     let e = load_hf_dir(dir.path(), &Device::Cpu).err().unwrap();
     assert!(matches!(e, ModelError::Pickle { .. }));
     let msg = e.to_string();
-    assert!(msg.contains("pytorch_model.bin") && msg.contains("runs arbitrary code") && msg.contains("safetensors"), "{msg}");
+    assert!(
+        msg.contains("pytorch_model.bin")
+            && msg.contains("runs arbitrary code")
+            && msg.contains("safetensors"),
+        "{msg}"
+    );
     let pt = dir.path().join("model.pt");
     std::fs::write(&pt, b"x").unwrap();
-    assert!(matches!(safetensors_files(&pt), Err(ModelError::Pickle { .. })));
+    assert!(matches!(
+        safetensors_files(&pt),
+        Err(ModelError::Pickle { .. })
+    ));
 }
 
 #[test]
 fn truncated_and_garbage_safetensors_name_the_file() {
     let bytes = std::fs::read(golden("llama_gqa/model.safetensors")).unwrap();
-    for (what, data) in [("truncated", bytes[..bytes.len() / 2].to_vec()), ("garbage", b"hello world, no header".to_vec()), ("empty", vec![])] {
+    for (what, data) in [
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("garbage", b"hello world, no header".to_vec()),
+        ("empty", vec![]),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(golden("llama_gqa/config.json"), dir.path().join("config.json")).unwrap();
+        std::fs::copy(
+            golden("llama_gqa/config.json"),
+            dir.path().join("config.json"),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("model.safetensors"), &data).unwrap();
         let e = load_hf_dir(dir.path(), &Device::Cpu).err().unwrap();
-        assert!(matches!(e, ModelError::CorruptWeights { .. }), "{what}: {e}");
+        assert!(
+            matches!(e, ModelError::CorruptWeights { .. }),
+            "{what}: {e}"
+        );
         assert!(e.to_string().contains("model.safetensors"), "{what}: {e}");
     }
 }
@@ -100,12 +152,25 @@ fn truncated_and_garbage_safetensors_name_the_file() {
 #[test]
 fn missing_shard_and_missing_weights_are_clear() {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["config.json", "model.safetensors.index.json", "model-00001-of-00004.safetensors"] {
+    for f in [
+        "config.json",
+        "model.safetensors.index.json",
+        "model-00001-of-00004.safetensors",
+    ] {
         std::fs::copy(golden("llama_bias").join(f), dir.path().join(f)).unwrap();
     }
-    let e = load_hf_dir(dir.path(), &Device::Cpu).err().unwrap().to_string();
-    assert!(e.contains("model-00002-of-00004.safetensors") && e.contains("missing"), "{e}");
+    let e = load_hf_dir(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("model-00002-of-00004.safetensors") && e.contains("missing"),
+        "{e}"
+    );
     let empty = tempfile::tempdir().unwrap();
-    let e = load_hf_dir(empty.path(), &Device::Cpu).err().unwrap().to_string();
+    let e = load_hf_dir(empty.path(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("no model.safetensors"), "{e}");
 }

@@ -22,8 +22,25 @@ fn max_err_scaled(a: &Tensor, b: &Tensor, mask: &[Vec<i64>], relative: bool) -> 
             if m == 1 {
                 let x = a.get(r).unwrap().get(p).unwrap().flatten_all().unwrap();
                 let y = b.get(r).unwrap().get(p).unwrap().flatten_all().unwrap();
-                let scale = if relative { y.abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0) } else { 1.0 };
-                let e = (x - y).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+                let scale = if relative {
+                    y.abs()
+                        .unwrap()
+                        .max(0)
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap()
+                        .max(1.0)
+                } else {
+                    1.0
+                };
+                let e = (x - y)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 worst = worst.max(e / scale);
             }
         }
@@ -37,7 +54,11 @@ fn max_err(a: &Tensor, b: &Tensor, mask: &[Vec<i64>]) -> f32 {
 
 /// Runs every golden case of `golden` against `model`; returns (logits, hidden) max errors.
 fn check(model: &Model, golden: &str) -> (f32, f32) {
-    check_file(model, &golden_dir().join(format!("{golden}.golden.safetensors")), golden)
+    check_file(
+        model,
+        &golden_dir().join(format!("{golden}.golden.safetensors")),
+        golden,
+    )
 }
 
 fn check_file(model: &Model, path: &std::path::Path, golden: &str) -> (f32, f32) {
@@ -46,12 +67,19 @@ fn check_file(model: &Model, path: &std::path::Path, golden: &str) -> (f32, f32)
     let (mut worst_logits, mut worst_hidden) = (0f32, 0f32);
     for case in ["single", "batch"] {
         let ids = g[&format!("{case}.input_ids")].to_vec2::<i64>().unwrap();
-        let mask = g[&format!("{case}.attention_mask")].to_vec2::<i64>().unwrap();
+        let mask = g[&format!("{case}.attention_mask")]
+            .to_vec2::<i64>()
+            .unwrap();
         let batch: Vec<Sequence> = ids
             .iter()
             .zip(&mask)
             .map(|(ids, m)| {
-                let toks: Vec<u32> = ids.iter().zip(m).filter(|(_, &m)| m == 1).map(|(&i, _)| i as u32).collect();
+                let toks: Vec<u32> = ids
+                    .iter()
+                    .zip(m)
+                    .filter(|(_, &m)| m == 1)
+                    .map(|(&i, _)| i as u32)
+                    .collect();
                 Sequence::prompt(toks)
             })
             .collect();
@@ -76,8 +104,18 @@ fn check_file(model: &Model, path: &std::path::Path, golden: &str) -> (f32, f32)
             for p in 0..s.tokens.len() {
                 let ours = out.logits_at(r, p).unwrap();
                 let theirs = logits.get(r).unwrap().get(out.pad_left(r) + p).unwrap();
-                let e = (ours - theirs).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-                assert!(e <= TOL, "{golden}/{case}: logits row {r} pos {p} differ by {e}");
+                let e = (ours - theirs)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(
+                    e <= TOL,
+                    "{golden}/{case}: logits row {r} pos {p} differ by {e}"
+                );
                 worst_logits = worst_logits.max(e);
             }
         }
@@ -86,11 +124,20 @@ fn check_file(model: &Model, path: &std::path::Path, golden: &str) -> (f32, f32)
         for (r, s) in batch.iter().enumerate() {
             let a = last.get(r).unwrap();
             let b = out.logits_at(r, s.tokens.len() - 1).unwrap();
-            let e = (a - b).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            let e = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(e <= 1e-5);
         }
     }
-    eprintln!("{golden}: max |logits err| = {worst_logits:.2e}, max |hidden err| = {worst_hidden:.2e}");
+    eprintln!(
+        "{golden}: max |logits err| = {worst_logits:.2e}, max |hidden err| = {worst_hidden:.2e}"
+    );
     (worst_logits, worst_hidden)
 }
 
@@ -143,17 +190,28 @@ fn parity_external_dir() {
     };
     let dir = PathBuf::from(dir);
     let model = load_hf_dir(&dir, &Device::Cpu).expect("model dir");
-    let g = candle_core::safetensors::load(dir.join("golden.golden.safetensors"), &Device::Cpu).expect("golden file");
+    let g = candle_core::safetensors::load(dir.join("golden.golden.safetensors"), &Device::Cpu)
+        .expect("golden file");
     // Real models carry massive activations (SmolLM2: residual entries in the thousands on
     // the first token), where f32 summation order alone moves the result by more than 1e-4;
     // hidden states are therefore compared relative to the largest entry at each position.
     for case in ["single", "batch"] {
         let ids = g[&format!("{case}.input_ids")].to_vec2::<i64>().unwrap();
-        let mask = g[&format!("{case}.attention_mask")].to_vec2::<i64>().unwrap();
+        let mask = g[&format!("{case}.attention_mask")]
+            .to_vec2::<i64>()
+            .unwrap();
         let batch: Vec<Sequence> = ids
             .iter()
             .zip(&mask)
-            .map(|(ids, m)| Sequence::prompt(ids.iter().zip(m).filter(|(_, &m)| m == 1).map(|(&i, _)| i as u32).collect()))
+            .map(|(ids, m)| {
+                Sequence::prompt(
+                    ids.iter()
+                        .zip(m)
+                        .filter(|(_, &m)| m == 1)
+                        .map(|(&i, _)| i as u32)
+                        .collect(),
+                )
+            })
             .collect();
         let n = model.config().n_layers;
         let mut hooks = Hooks::new();
@@ -162,7 +220,11 @@ fn parity_external_dir() {
         let hs = &g[&format!("{case}.hidden")];
         let (mut abs, mut rel) = (0f32, 0f32);
         for l in 0..=n {
-            let ours = if l < n { hooks.take(HookPoint::new(l, Site::ResidPre)).unwrap() } else { out.hidden().clone() };
+            let ours = if l < n {
+                hooks.take(HookPoint::new(l, Site::ResidPre)).unwrap()
+            } else {
+                out.hidden().clone()
+            };
             let want = hs.get(l).unwrap();
             abs = abs.max(max_err(&ours, &want, &mask));
             rel = rel.max(max_err_scaled(&ours, &want, &mask, true));
@@ -172,13 +234,24 @@ fn parity_external_dir() {
         for (r, s) in batch.iter().enumerate() {
             for p in 0..s.tokens.len() {
                 let theirs = logits.get(r).unwrap().get(out.pad_left(r) + p).unwrap();
-                let e = (out.logits_at(r, p).unwrap() - theirs).unwrap().abs().unwrap().max(0).unwrap();
+                let e = (out.logits_at(r, p).unwrap() - theirs)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max(0)
+                    .unwrap();
                 lerr = lerr.max(e.to_scalar::<f32>().unwrap());
             }
         }
-        eprintln!("{}/{case}: logits max abs err {lerr:.2e}; hidden max abs err {abs:.2e}, max scaled err {rel:.2e}", dir.display());
+        eprintln!(
+            "{}/{case}: logits max abs err {lerr:.2e}; hidden max abs err {abs:.2e}, max scaled err {rel:.2e}",
+            dir.display()
+        );
         // Bounds: transformers' own padded-batch vs single-row logits differ by up to 1.0e-3
         // on SmolLM2 (measured), so a tighter bound would test its noise, not ours.
-        assert!(lerr <= 2e-3 && rel <= 1e-4, "{case}: logits {lerr}, scaled hidden {rel}");
+        assert!(
+            lerr <= 2e-3 && rel <= 1e-4,
+            "{case}: logits {lerr}, scaled hidden {rel}"
+        );
     }
 }

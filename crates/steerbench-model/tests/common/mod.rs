@@ -16,13 +16,21 @@ pub struct Weights {
 
 impl Weights {
     pub fn new(seed: u64) -> Self {
-        Self { rng: ChaCha8Rng::seed_from_u64(seed), map: HashMap::new() }
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            map: HashMap::new(),
+        }
     }
 
     pub fn rand(&mut self, name: &str, shape: &[usize], center: f32, scale: f32) {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| center + scale * self.rng.gen_range(-1.0f32..1.0)).collect();
-        self.map.insert(name.to_string(), Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
+        let v: Vec<f32> = (0..n)
+            .map(|_| center + scale * self.rng.gen_range(-1.0f32..1.0))
+            .collect();
+        self.map.insert(
+            name.to_string(),
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap(),
+        );
     }
 
     pub fn vb(self) -> VarBuilder<'static> {
@@ -41,17 +49,47 @@ pub fn llama_config() -> ModelConfig {
 
 pub fn llama_weights(cfg: &ModelConfig, seed: u64) -> Weights {
     let mut w = Weights::new(seed);
-    let (d, hd, i, v) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size, cfg.vocab_size);
+    let (d, hd, i, v) = (
+        cfg.hidden_size,
+        cfg.head_dim,
+        cfg.intermediate_size,
+        cfg.vocab_size,
+    );
     let (nh, nkv) = (cfg.n_heads, cfg.n_kv_heads);
     w.rand("model.embed_tokens.weight", &[v, d], 0.0, 1.0);
     for l in 0..cfg.n_layers {
         let p = format!("model.layers.{l}");
         w.rand(&format!("{p}.input_layernorm.weight"), &[d], 1.0, 0.1);
-        w.rand(&format!("{p}.post_attention_layernorm.weight"), &[d], 1.0, 0.1);
-        w.rand(&format!("{p}.self_attn.q_proj.weight"), &[nh * hd, d], 0.0, 0.3);
-        w.rand(&format!("{p}.self_attn.k_proj.weight"), &[nkv * hd, d], 0.0, 0.3);
-        w.rand(&format!("{p}.self_attn.v_proj.weight"), &[nkv * hd, d], 0.0, 0.3);
-        w.rand(&format!("{p}.self_attn.o_proj.weight"), &[d, nh * hd], 0.0, 0.3);
+        w.rand(
+            &format!("{p}.post_attention_layernorm.weight"),
+            &[d],
+            1.0,
+            0.1,
+        );
+        w.rand(
+            &format!("{p}.self_attn.q_proj.weight"),
+            &[nh * hd, d],
+            0.0,
+            0.3,
+        );
+        w.rand(
+            &format!("{p}.self_attn.k_proj.weight"),
+            &[nkv * hd, d],
+            0.0,
+            0.3,
+        );
+        w.rand(
+            &format!("{p}.self_attn.v_proj.weight"),
+            &[nkv * hd, d],
+            0.0,
+            0.3,
+        );
+        w.rand(
+            &format!("{p}.self_attn.o_proj.weight"),
+            &[d, nh * hd],
+            0.0,
+            0.3,
+        );
         w.rand(&format!("{p}.mlp.gate_proj.weight"), &[i, d], 0.0, 0.3);
         w.rand(&format!("{p}.mlp.up_proj.weight"), &[i, d], 0.0, 0.3);
         w.rand(&format!("{p}.mlp.down_proj.weight"), &[d, i], 0.0, 0.3);
@@ -104,10 +142,23 @@ pub fn vector(n: usize, seed: u64) -> Tensor {
 }
 
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 /// A batch of prompts of different lengths (so the batch is left-padded).
 pub fn ragged_batch() -> Vec<Vec<u32>> {
-    vec![vec![1, 5, 9, 14, 22, 3, 7, 40, 41], vec![1, 60, 61], vec![1, 30, 31, 32, 33, 34]]
+    vec![
+        vec![1, 5, 9, 14, 22, 3, 7, 40, 41],
+        vec![1, 60, 61],
+        vec![1, 30, 31, 32, 33, 34],
+    ]
 }
