@@ -128,6 +128,12 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                         r.cached.len(),
                         r.run_dir.display()
                     );
+                    for st in plan.stages.iter().filter(|s| s.kind == crate::spec::StageKind::Report) {
+                        let md = r.run_dir.join(&st.name).join(st.short_fingerprint()).join("report.md");
+                        if md.exists() {
+                            println!("report: {}", md.display());
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
