@@ -512,17 +512,21 @@ fn select(scores: &[Score], seed: u64) -> Result<Vec<Selection>> {
                 .map(|s| (s.example_id.clone(), s.value as f32))
                 .collect()
         };
+        // Candidates are the steered settings (multiplier 0 is the unsteered baseline,
+        // reported on its own); `exact` keeps each one's multiplier as written.
         let mut candidates = Vec::new();
-        for s in scores.iter().filter(|s| base_name(&s.dataset) == ds && s.split == sel_split && s.method == method && s.position == pos && s.metric == "propensity") {
-            if !candidates.iter().any(|c: &Candidate| c.layer as i32 == s.layer.max(0) && c.multiplier == s.multiplier as f32) {
+        let mut exact: Vec<(i32, f64)> = Vec::new();
+        for s in scores.iter().filter(|s| base_name(&s.dataset) == ds && s.split == sel_split && s.method == method && s.position == pos && s.metric == "propensity" && s.multiplier != 0.0) {
+            if !exact.contains(&(s.layer, s.multiplier)) {
                 let vals: Vec<f32> = prop(sel_split, s.layer, s.multiplier).into_values().collect();
                 let (m, _) = mean_std(&vals)?;
                 candidates.push(Candidate { layer: s.layer.max(0) as usize, multiplier: s.multiplier as f32, score: m });
+                exact.push((s.layer, s.multiplier));
             }
         }
         let Ok(best) = select_best(&candidates) else { continue };
-        let layer = if scores.iter().any(|s| s.method == method && s.layer == NO_LAYER) { NO_LAYER } else { best.layer as i32 };
-        let steered = prop(rep_split, layer, best.multiplier as f64);
+        let Some(&(layer, multiplier)) = candidates.iter().position(|c| *c == best).map(|k| &exact[k]) else { continue };
+        let steered = prop(rep_split, layer, multiplier);
         let unsteered: BTreeMap<String, f32> = scores
             .iter()
             .filter(|s| base_name(&s.dataset) == ds && s.split == rep_split && s.method == "unsteered" && s.metric == "propensity")
@@ -550,7 +554,7 @@ fn select(scores: &[Score], seed: u64) -> Result<Vec<Selection>> {
             selected_on: sel_split.to_string(),
             reported_on: rep_split.to_string(),
             layer,
-            multiplier: best.multiplier as f64,
+            multiplier,
             val_score: best.score as f64,
             effect: ci.map_or(f64::NAN, |c| c.estimate as f64),
             effect_ci_low: ci.map_or(f64::NAN, |c| c.lo as f64),

@@ -115,7 +115,7 @@ pub fn site_name(s: steerbench_model::Site) -> &'static str {
 
 impl StageRunner<common::Services> for Extract {
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
@@ -181,5 +181,10 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
     ctx.write_parquet("norms", &mut norms)?;
     let mut out = StageOutputs::default();
     out.summary.insert("pairs".into(), pairs.len().into());
+    // What vectors computed from these activations are valid for (checked on use).
+    let cfg = lm.model.config();
+    out.summary.insert("n_layers".into(), cfg.n_layers.into());
+    out.summary.insert("hidden_size".into(), cfg.hidden_size.into());
+    out.summary.insert("model_hash".into(), lm.resolved.weight_hash.clone().into());
     Ok(out)
 }

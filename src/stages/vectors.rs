@@ -78,7 +78,7 @@ struct Row {
 
 impl StageRunner<common::Services> for Vectors {
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
@@ -257,11 +257,13 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
     }
 
     // Interop exports of the additive vectors.
-    let (_, facts) = ctx.model();
+    // The model the activations came from, as the extract stage recorded it.
+    let acts_summary = ctx.input_manifest(&p.activations)?.summary;
+    let fact = |k: &str| acts_summary.get(k).cloned().ok_or_else(|| anyhow!("extract stage `{}` did not record `{k}`", p.activations));
     let fp = ModelFingerprint {
-        hidden_size: facts.map_or(out_vecs.first().map_or(0, |v| v.len()), |f| f.hidden_size),
-        n_layers: facts.map_or(0, |f| f.n_layers),
-        model_hash: facts.map_or(String::new(), |f| f.weight_hash.clone()),
+        hidden_size: fact("hidden_size")?.as_u64().unwrap_or(0) as usize,
+        n_layers: fact("n_layers")?.as_u64().unwrap_or(0) as usize,
+        model_hash: fact("model_hash")?.as_str().unwrap_or("").to_string(),
     };
     let named: Vec<NamedVector> = rows
         .iter()
