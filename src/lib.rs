@@ -4,10 +4,10 @@
 //! fingerprinted stage instances, environment checks), `exec` (runs stages
 //! through registered `StageRunner`s into the content-addressed `store`).
 
-pub mod spec;
-pub mod plan;
-pub mod store;
-pub mod exec;
 pub mod cli;
-pub mod stages;
+pub mod exec;
+pub mod plan;
 pub mod runtime;
+pub mod spec;
+pub mod stages;
+pub mod store;

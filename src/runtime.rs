@@ -9,15 +9,26 @@ pub struct RuntimeProbe;
 
 impl ModelProbe for RuntimeProbe {
     fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError> {
-        let resolved = resolve(&ModelSource::parse(model)).map_err(|e| EnvError::Unavailable(format!("model `{model}`: {e}")))?;
-        let cfg = resolved.config().map_err(|e| EnvError::Unavailable(format!("model `{model}`: {e}")))?;
-        Ok(ModelFacts { id: resolved.id.clone(), n_layers: cfg.n_layers, hidden_size: cfg.hidden_size, weight_hash: resolved.weight_hash.clone() })
+        let resolved = resolve(&ModelSource::parse(model))
+            .map_err(|e| EnvError::Unavailable(format!("model `{model}`: {e}")))?;
+        let cfg = resolved
+            .config()
+            .map_err(|e| EnvError::Unavailable(format!("model `{model}`: {e}")))?;
+        Ok(ModelFacts {
+            id: resolved.id.clone(),
+            n_layers: cfg.n_layers,
+            hidden_size: cfg.hidden_size,
+            weight_hash: resolved.weight_hash.clone(),
+        })
     }
 }
 
 /// Built-in datasets compiled into the binary (the same bytes as datasets/*.jsonl).
 pub fn embedded_builtins() -> crate::plan::BuiltinStore {
     crate::plan::BuiltinStore::Embedded(
-        steerbench_data::builtin::all().iter().map(|b| (b.name.to_string(), b.content.as_bytes())).collect(),
+        steerbench_data::builtin::all()
+            .iter()
+            .map(|b| (b.name.to_string(), b.content.as_bytes()))
+            .collect(),
     )
 }

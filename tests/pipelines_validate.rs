@@ -12,11 +12,20 @@ fn every_shipped_pipeline_validates() {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
-        let spec = steerbench::spec::load(&path).unwrap_or_else(|d| panic!("{}:\n{d}", path.display()));
+        let spec =
+            steerbench::spec::load(&path).unwrap_or_else(|d| panic!("{}:\n{d}", path.display()));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with('#'), "{} must be documented at its top", path.display());
+        assert!(
+            text.starts_with('#'),
+            "{} must be documented at its top",
+            path.display()
+        );
         for unimplemented in ["function_vector", "icl_accuracy", "generation"] {
-            assert!(!text.contains(unimplemented), "{} uses {unimplemented}, which the stages do not run yet", path.display());
+            assert!(
+                !text.contains(unimplemented),
+                "{} uses {unimplemented}, which the stages do not run yet",
+                path.display()
+            );
         }
         assert!(!spec.stages.is_empty());
         n += 1;

@@ -17,43 +17,96 @@ fn repo() -> PathBuf {
 }
 
 fn stage_dir(run: &Path, stage: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run.join(stage)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("manifest.json").exists()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run.join(stage))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("manifest.json").exists())
+        .collect();
     assert_eq!(dirs.len(), 1, "one complete folder for {stage}: {dirs:?}");
     dirs.pop().unwrap()
 }
 
 fn column_strings(df: &DataFrame, name: &str) -> Vec<String> {
-    df.column(name).unwrap().str().unwrap().iter().map(|s| s.unwrap_or("").to_string()).collect()
+    df.column(name)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap_or("").to_string())
+        .collect()
 }
 
 #[test]
 fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
-    let runs = tempfile::tempdir().unwrap();
+    // STEERBENCH_E2E_RUNS keeps the run (e.g. to refresh reports/examples/quickstart).
+    let tmp = tempfile::tempdir().unwrap();
+    let runs_dir = std::env::var_os("STEERBENCH_E2E_RUNS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let _ = std::fs::remove_dir_all(runs_dir.join("quickstart"));
+    let runs = runs_dir.as_path();
     let spec = repo().join("pipelines/quickstart.yaml");
-    let out = bin().args(["run"]).arg(&spec).arg("--runs-dir").arg(runs.path()).output().unwrap();
+    let out = bin()
+        .args(["run"])
+        .arg(&spec)
+        .arg("--runs-dir")
+        .arg(runs)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "run failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("5 stage(s) run, 0 cached"), "{stdout}");
-    let run = runs.path().join("quickstart");
+    let run = runs.join("quickstart");
 
     // Scores: every metric and baseline of the spec, real numbers.
-    let scores = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("scores.parquet")).unwrap();
+    let scores =
+        steerbench::store::read_parquet(&stage_dir(&run, "effect").join("scores.parquet")).unwrap();
     let metrics = column_strings(&scores, "metric");
-    for m in ["ab_probability", "propensity", "propensity_norm", "steerability_slope", "p_a_share"] {
+    for m in [
+        "ab_probability",
+        "propensity",
+        "propensity_norm",
+        "steerability_slope",
+        "p_a_share",
+    ] {
         assert!(metrics.iter().any(|x| x == m), "scores lack {m}");
     }
     let methods = column_strings(&scores, "method");
-    for m in ["caa", "pca", "probe", "random", "shuffled", "unsteered", "system_prompt_positive", "system_prompt_negative", "few_shot", "letter_swap"] {
+    for m in [
+        "caa",
+        "pca",
+        "probe",
+        "random",
+        "shuffled",
+        "unsteered",
+        "system_prompt_positive",
+        "system_prompt_negative",
+        "few_shot",
+        "letter_swap",
+    ] {
         assert!(methods.iter().any(|x| x == m), "scores lack method {m}");
     }
-    let values: Vec<f64> = scores.column("value").unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect();
+    let values: Vec<f64> = scores
+        .column("value")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
     assert!(values.iter().all(|v| v.is_finite()), "non-finite score");
-    let aggs = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("aggregates.parquet")).unwrap();
+    let aggs =
+        steerbench::store::read_parquet(&stage_dir(&run, "effect").join("aggregates.parquet"))
+            .unwrap();
     assert!(aggs.column("ci_low").is_ok() && aggs.height() > 0);
-    let sel = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("selection.parquet")).unwrap();
-    assert!(column_strings(&sel, "selected_on").iter().all(|s| s == "val"));
-    let deg = steerbench::store::read_parquet(&stage_dir(&run, "damage").join("scores.parquet")).unwrap();
+    let sel = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("selection.parquet"))
+        .unwrap();
+    assert!(column_strings(&sel, "selected_on")
+        .iter()
+        .all(|s| s == "val"));
+    let deg =
+        steerbench::store::read_parquet(&stage_dir(&run, "damage").join("scores.parquet")).unwrap();
     let dm = column_strings(&deg, "metric");
     for m in ["perplexity", "kl_unsteered", "mc_accuracy"] {
         assert!(dm.iter().any(|x| x == m), "degradation lacks {m}");
@@ -62,7 +115,16 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     // The report: every section, with numbers, and plots on disk.
     let report_dir = stage_dir(&run, "report");
     let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
-    for h in ["## Provenance", "## Setup", "## Main results", "## Baselines", "## Degradation", "## A/B letter bias", "## Plots", "## How to reproduce"] {
+    for h in [
+        "## Provenance",
+        "## Setup",
+        "## Main results",
+        "## Baselines",
+        "## Degradation",
+        "## A/B letter bias",
+        "## Plots",
+        "## How to reproduce",
+    ] {
         assert!(md.contains(h), "report lacks {h}");
     }
     assert!(md.contains("smollm2-135m-instruct") && md.contains("caa") && md.contains("shuffled"));
@@ -78,13 +140,29 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
 
     // `steerbench report` re-renders the same markdown from the Parquet outputs alone.
     let again = tempfile::tempdir().unwrap();
-    let out = bin().arg("report").arg(&run).arg("--out").arg(again.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .arg("report")
+        .arg(&run)
+        .arg("--out")
+        .arg(again.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let md2 = std::fs::read_to_string(again.path().join("report").join("report.md")).unwrap();
     assert_eq!(md, md2, "re-rendered report differs");
 
     // Unchanged spec: nothing runs again.
-    let out = bin().args(["run"]).arg(&spec).arg("--runs-dir").arg(runs.path()).output().unwrap();
+    let out = bin()
+        .args(["run"])
+        .arg(&spec)
+        .arg("--runs-dir")
+        .arg(runs)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 stage(s) run, 5 cached"));
 }

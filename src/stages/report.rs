@@ -24,7 +24,9 @@ impl StageRunner<common::Services> for Report {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
-        let StageSpec::Report(p) = ctx.params() else { bail!("not a report stage") };
+        let StageSpec::Report(p) = ctx.params() else {
+            bail!("not a report stage")
+        };
         let mut inputs = Vec::new();
         for name in &p.inputs {
             let dir = ctx.input_dir(name)?.to_path_buf();
@@ -52,9 +54,18 @@ fn lineage(inputs: &[PathBuf]) -> Result<Vec<Folder>> {
         if !seen.insert(dir.clone()) {
             continue;
         }
-        let manifest = RunStore::read_manifest(&dir).with_context(|| format!("reading {}", dir.display()))?;
-        let run_dir = dir.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-        if let Some(ins) = manifest.fingerprint_inputs.get("inputs").and_then(|v| v.as_object()) {
+        let manifest =
+            RunStore::read_manifest(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        let run_dir = dir
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        if let Some(ins) = manifest
+            .fingerprint_inputs
+            .get("inputs")
+            .and_then(|v| v.as_object())
+        {
             for (stage, fp) in ins {
                 if let Some(fp) = fp.as_str() {
                     let d = run_dir.join(stage).join(&fp[..fp.len().min(16)]);
@@ -66,7 +77,12 @@ fn lineage(inputs: &[PathBuf]) -> Result<Vec<Folder>> {
         }
         out.push(Folder { dir, manifest });
     }
-    out.sort_by(|a, b| a.manifest.timings.started_unix.total_cmp(&b.manifest.timings.started_unix));
+    out.sort_by(|a, b| {
+        a.manifest
+            .timings
+            .started_unix
+            .total_cmp(&b.manifest.timings.started_unix)
+    });
     Ok(out)
 }
 
@@ -135,7 +151,16 @@ fn read_scores(path: &Path) -> Result<ScoreMap> {
     );
     let mut out = ScoreMap::new();
     for i in 0..id.len() {
-        out.entry((d[i].clone(), s[i].clone(), m[i].clone(), l[i], x[i].to_bits(), k[i].clone())).or_default().insert(id[i].clone(), v[i]);
+        out.entry((
+            d[i].clone(),
+            s[i].clone(),
+            m[i].clone(),
+            l[i],
+            x[i].to_bits(),
+            k[i].clone(),
+        ))
+        .or_default()
+        .insert(id[i].clone(), v[i]);
     }
     Ok(out)
 }
@@ -152,19 +177,54 @@ fn opt_layer(l: i32) -> Option<usize> {
     (l >= 0).then_some(l as usize)
 }
 
-const BASELINE_METHODS: &[&str] = &["unsteered", "system_prompt_positive", "system_prompt_negative", "few_shot", "few_shot_negative", "letter_swap"];
+const BASELINE_METHODS: &[&str] = &[
+    "unsteered",
+    "system_prompt_positive",
+    "system_prompt_negative",
+    "few_shot",
+    "few_shot_negative",
+    "letter_swap",
+];
 
 /// Paired effect (baseline − unsteered) on the same inputs, with a bootstrap CI.
-fn paired_effect(scores: &ScoreMap, key: &(String, String, String, i32, u64, String), seed: u64) -> Option<rep::EffectMetrics> {
-    let base_key = (key.0.clone(), key.1.clone(), "unsteered".to_string(), -1, 0f64.to_bits(), key.5.clone());
+fn paired_effect(
+    scores: &ScoreMap,
+    key: &(String, String, String, i32, u64, String),
+    seed: u64,
+) -> Option<rep::EffectMetrics> {
+    let base_key = (
+        key.0.clone(),
+        key.1.clone(),
+        "unsteered".to_string(),
+        -1,
+        0f64.to_bits(),
+        key.5.clone(),
+    );
     let (x, u) = (scores.get(key)?, scores.get(&base_key)?);
-    let diffs: Vec<f32> = x.iter().filter_map(|(id, v)| u.get(id).map(|b| (v - b) as f32)).collect();
-    let ci = bootstrap_mean_ci(&diffs, &BootstrapConfig { resamples: 1000, level: 0.95, seed }).ok()?;
+    let diffs: Vec<f32> = x
+        .iter()
+        .filter_map(|(id, v)| u.get(id).map(|b| (v - b) as f32))
+        .collect();
+    let ci = bootstrap_mean_ci(
+        &diffs,
+        &BootstrapConfig {
+            resamples: 1000,
+            level: 0.95,
+            seed,
+        },
+    )
+    .ok()?;
     let xv: Vec<f32> = x.values().map(|v| *v as f32).collect();
     let uv: Vec<f32> = u.values().map(|v| *v as f32).collect();
     Some(rep::EffectMetrics {
-        effect: Some(rep::Estimate::with_ci(ci.estimate as f64, ci.lo as f64, ci.hi as f64)),
-        standardized_effect: effect_size(&xv, &uv).ok().map(|e| rep::Estimate::new(e as f64)),
+        effect: Some(rep::Estimate::with_ci(
+            ci.estimate as f64,
+            ci.lo as f64,
+            ci.hi as f64,
+        )),
+        standardized_effect: effect_size(&xv, &uv)
+            .ok()
+            .map(|e| rep::Estimate::new(e as f64)),
         n: Some(diffs.len()),
         ..Default::default()
     })
@@ -173,7 +233,9 @@ fn paired_effect(scores: &ScoreMap, key: &(String, String, String, i32, u64, Str
 /// The report's data from the given stage folders (evaluate and degradation stages).
 pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     let folders = lineage(inputs)?;
-    let first = folders.first().context("a report needs at least one input stage")?;
+    let first = folders
+        .first()
+        .context("a report needs at least one input stage")?;
     let pv = &first.manifest.provenance;
     let mut datasets: BTreeMap<String, (String, String)> = BTreeMap::new();
     for f in &folders {
@@ -181,23 +243,40 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
             datasets.insert(name.clone(), (d.source.clone(), d.blake3.clone()));
         }
     }
-    let model_id = folders.iter().find_map(|f| f.manifest.provenance.model_id.clone()).unwrap_or_default();
-    let weight_hash = folders.iter().find_map(|f| f.manifest.provenance.model_weight_hash.clone());
+    let model_id = folders
+        .iter()
+        .find_map(|f| f.manifest.provenance.model_id.clone())
+        .unwrap_or_default();
+    let weight_hash = folders
+        .iter()
+        .find_map(|f| f.manifest.provenance.model_weight_hash.clone());
     let provenance = rep::Provenance {
         model_id: model_id.clone(),
         weight_hash,
         datasets: datasets
             .into_iter()
-            .map(|(name, (source, hash))| rep::DatasetProvenance { name, source: Some(source), hash: Some(hash) })
+            .map(|(name, (source, hash))| rep::DatasetProvenance {
+                name,
+                source: Some(source),
+                hash: Some(hash),
+            })
             .collect(),
         spec_hash: Some(pv.spec_hash.clone()),
         steerbench_version: pv.steerbench_version.clone(),
         git_commit: pv.git_commit.clone(),
         seed: Some(pv.seed),
-        hardware: Some(format!("{} threads, {}", pv.threads, std::env::consts::ARCH)),
+        hardware: Some(format!(
+            "{} threads, {}",
+            pv.threads,
+            std::env::consts::ARCH
+        )),
         stage_times: folders
             .iter()
-            .map(|f| rep::StageTime { stage: f.manifest.stage.clone(), seconds: f.manifest.timings.wall_seconds, cached: false })
+            .map(|f| rep::StageTime {
+                stage: f.manifest.stage.clone(),
+                seconds: f.manifest.timings.wall_seconds,
+                cached: false,
+            })
             .collect(),
     };
     let seed = pv.seed;
@@ -205,7 +284,14 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     let mut data = rep::ReportData {
         title: format!("steerbench report: {}", first.manifest.pipeline),
         provenance,
-        setup: rep::Setup { methods: vec![], layers: vec![], multipliers: vec![], positions: vec![], splits: vec![], metrics: vec![] },
+        setup: rep::Setup {
+            methods: vec![],
+            layers: vec![],
+            multipliers: vec![],
+            positions: vec![],
+            splits: vec![],
+            metrics: vec![],
+        },
         main: vec![],
         baselines: vec![],
         degradation: Default::default(),
@@ -215,7 +301,11 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         curves: vec![],
         heatmap: vec![],
         slopes: vec![],
-        pareto: rep::Pareto { effect_label: "propensity effect (test)".into(), degradation_label: "KL from unsteered (nats)".into(), points: vec![] },
+        pareto: rep::Pareto {
+            effect_label: "propensity effect (test)".into(),
+            degradation_label: "KL from unsteered (nats)".into(),
+            points: vec![],
+        },
         reproduce: vec![
             format!("steerbench run pipelines/{}.yaml", first.manifest.pipeline),
             format!("steerbench report runs/{}", first.manifest.pipeline),
@@ -232,9 +322,26 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
                 eval_aggs.extend(read_aggs(&f.dir.join("aggregates.parquet"))?);
                 eval_scores.extend(read_scores(&f.dir.join("scores.parquet"))?);
                 let df = crate::store::read_parquet(&f.dir.join("selection.parquet"))?;
-                let (ds, m, pos, l, x) = (read_str(&df, "dataset")?, read_str(&df, "method")?, read_str(&df, "position")?, read_i32(&df, "layer")?, read_f64(&df, "multiplier")?);
-                let (e, lo, hi, se) = (read_f64(&df, "effect")?, read_f64(&df, "effect_ci_low")?, read_f64(&df, "effect_ci_high")?, read_f64(&df, "standardized_effect")?);
-                let (sm, ss, af, r2, n) = (read_f64(&df, "steerability_mean")?, read_f64(&df, "steerability_std")?, read_f64(&df, "anti_steerable_fraction")?, read_f64(&df, "r2_mean")?, read_u32(&df, "n")?);
+                let (ds, m, pos, l, x) = (
+                    read_str(&df, "dataset")?,
+                    read_str(&df, "method")?,
+                    read_str(&df, "position")?,
+                    read_i32(&df, "layer")?,
+                    read_f64(&df, "multiplier")?,
+                );
+                let (e, lo, hi, se) = (
+                    read_f64(&df, "effect")?,
+                    read_f64(&df, "effect_ci_low")?,
+                    read_f64(&df, "effect_ci_high")?,
+                    read_f64(&df, "standardized_effect")?,
+                );
+                let (sm, ss, af, r2, n) = (
+                    read_f64(&df, "steerability_mean")?,
+                    read_f64(&df, "steerability_std")?,
+                    read_f64(&df, "anti_steerable_fraction")?,
+                    read_f64(&df, "r2_mean")?,
+                    read_u32(&df, "n")?,
+                );
                 let fin = |v: f64| v.is_finite().then_some(v);
                 for i in 0..ds.len() {
                     let metrics = rep::EffectMetrics {
@@ -246,22 +353,44 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
                         r_squared: fin(r2[i]),
                         n: Some(n[i] as usize),
                     };
-                    let label = if pos[i] == "all" { ds[i].clone() } else { format!("{} ({})", ds[i], pos[i]) };
+                    let label = if pos[i] == "all" {
+                        ds[i].clone()
+                    } else {
+                        format!("{} ({})", ds[i], pos[i])
+                    };
                     let baseline = match m[i].as_str() {
                         "random" => Some(rep::BaselineKind::Random),
                         "shuffled" => Some(rep::BaselineKind::Shuffled),
                         _ => None,
                     };
                     if let Some(kind) = baseline {
-                        data.baselines.push(rep::BaselineRow { dataset: label.clone(), baseline: kind, metric: "propensity".into(), layer: opt_layer(l[i]), multiplier: Some(x[i]), metrics: metrics.clone() });
+                        data.baselines.push(rep::BaselineRow {
+                            dataset: label.clone(),
+                            baseline: kind,
+                            metric: "propensity".into(),
+                            layer: opt_layer(l[i]),
+                            multiplier: Some(x[i]),
+                            metrics: metrics.clone(),
+                        });
                     }
-                    data.main.push(rep::MainRow { dataset: label, method: m[i].clone(), metric: "propensity".into(), best_layer: opt_layer(l[i]), best_multiplier: Some(x[i]), metrics });
+                    data.main.push(rep::MainRow {
+                        dataset: label,
+                        method: m[i].clone(),
+                        metric: "propensity".into(),
+                        best_layer: opt_layer(l[i]),
+                        best_multiplier: Some(x[i]),
+                        metrics,
+                    });
                 }
             }
             "degradation" => {
                 deg_aggs.extend(read_aggs(&f.dir.join("aggregates.parquet"))?);
                 let df = crate::store::read_parquet(&f.dir.join("settings.parquet"))?;
-                let (m, l, x) = (read_str(&df, "method")?, read_i32(&df, "layer")?, read_f64(&df, "multiplier")?);
+                let (m, l, x) = (
+                    read_str(&df, "method")?,
+                    read_i32(&df, "layer")?,
+                    read_f64(&df, "multiplier")?,
+                );
                 let c = read_bool(&df, "chosen")?;
                 for i in 0..m.len() {
                     settings.push((m[i].clone(), l[i], x[i], c[i]));
@@ -272,16 +401,36 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     }
 
     // Setup.
-    let methods: BTreeSet<String> = eval_aggs.iter().filter(|a| !BASELINE_METHODS.contains(&a.method.as_str())).map(|a| a.method.clone()).collect();
-    let layers: BTreeSet<usize> = eval_aggs.iter().filter_map(|a| opt_layer(a.layer)).collect();
-    let mut mults: Vec<f64> = eval_aggs.iter().filter(|a| !BASELINE_METHODS.contains(&a.method.as_str()) && a.multiplier.is_finite()).map(|a| a.multiplier).collect();
+    let methods: BTreeSet<String> = eval_aggs
+        .iter()
+        .filter(|a| !BASELINE_METHODS.contains(&a.method.as_str()))
+        .map(|a| a.method.clone())
+        .collect();
+    let layers: BTreeSet<usize> = eval_aggs
+        .iter()
+        .filter_map(|a| opt_layer(a.layer))
+        .collect();
+    let mut mults: Vec<f64> = eval_aggs
+        .iter()
+        .filter(|a| !BASELINE_METHODS.contains(&a.method.as_str()) && a.multiplier.is_finite())
+        .map(|a| a.multiplier)
+        .collect();
     mults.sort_by(f64::total_cmp);
     mults.dedup();
-    let positions: BTreeSet<String> = eval_aggs.iter().filter(|a| a.position != "none").map(|a| a.position.clone()).collect();
+    let positions: BTreeSet<String> = eval_aggs
+        .iter()
+        .filter(|a| a.position != "none")
+        .map(|a| a.position.clone())
+        .collect();
     let metrics: BTreeSet<String> = eval_aggs.iter().map(|a| a.metric.clone()).collect();
     let mut split_sizes: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
-    for a in eval_aggs.iter().filter(|a| a.method == "unsteered" && a.metric == "propensity") {
-        let e = split_sizes.entry(a.dataset.split('.').next().unwrap_or("").to_string()).or_default();
+    for a in eval_aggs
+        .iter()
+        .filter(|a| a.method == "unsteered" && a.metric == "propensity")
+    {
+        let e = split_sizes
+            .entry(a.dataset.split('.').next().unwrap_or("").to_string())
+            .or_default();
         match a.split.as_str() {
             "train" => e.0 = a.n as usize,
             "val" => e.1 = a.n as usize,
@@ -293,19 +442,38 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         layers: layers.into_iter().collect(),
         multipliers: mults,
         positions: positions.into_iter().collect(),
-        splits: split_sizes.into_iter().map(|(dataset, (train, val, test))| rep::SplitInfo { dataset, train, val, test }).collect(),
+        splits: split_sizes
+            .into_iter()
+            .map(|(dataset, (train, val, test))| rep::SplitInfo {
+                dataset,
+                train,
+                val,
+                test,
+            })
+            .collect(),
         metrics: metrics.into_iter().collect(),
     };
 
     // The reported split of each dataset: test when present.
     let reported = |a: &AggRow| -> bool {
-        let has_test = eval_aggs.iter().any(|b| b.dataset.split('.').next() == a.dataset.split('.').next() && b.split == "test");
-        if has_test { a.split == "test" } else { true }
+        let has_test = eval_aggs.iter().any(|b| {
+            b.dataset.split('.').next() == a.dataset.split('.').next() && b.split == "test"
+        });
+        if has_test {
+            a.split == "test"
+        } else {
+            true
+        }
     };
 
     // Prompting baselines and the unsteered row, on the reported split.
-    for (key, _) in eval_scores.iter().filter(|(k, _)| k.5 == "propensity" && BASELINE_METHODS.contains(&k.2.as_str())) {
-        let has_test = eval_scores.keys().any(|k| k.0.split('.').next() == key.0.split('.').next() && k.1 == "test");
+    for (key, _) in eval_scores
+        .iter()
+        .filter(|(k, _)| k.5 == "propensity" && BASELINE_METHODS.contains(&k.2.as_str()))
+    {
+        let has_test = eval_scores
+            .keys()
+            .any(|k| k.0.split('.').next() == key.0.split('.').next() && k.1 == "test");
         if has_test && key.1 != "test" {
             continue;
         }
@@ -319,14 +487,27 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         };
         if let Some(metrics) = paired_effect(&eval_scores, key, seed) {
             let dataset = key.0.split('.').next().unwrap_or("").to_string();
-            data.baselines.push(rep::BaselineRow { dataset, baseline: kind, metric: "propensity".into(), layer: None, multiplier: None, metrics });
+            data.baselines.push(rep::BaselineRow {
+                dataset,
+                baseline: kind,
+                metric: "propensity".into(),
+                layer: None,
+                multiplier: None,
+                metrics,
+            });
         }
     }
-    data.baselines.sort_by(|a, b| (a.dataset.as_str(), a.baseline).cmp(&(b.dataset.as_str(), b.baseline)));
+    data.baselines
+        .sort_by(|a, b| (a.dataset.as_str(), a.baseline).cmp(&(b.dataset.as_str(), b.baseline)));
 
     // Letter bias: p(A) share, original vs swapped letters, unsteered.
-    for a in eval_aggs.iter().filter(|a| a.metric == "p_a_share" && a.method == "unsteered" && reported(a)) {
-        let swapped = eval_aggs.iter().find(|b| b.metric == "p_a_share" && b.method == "letter_swap" && b.dataset == a.dataset);
+    for a in eval_aggs
+        .iter()
+        .filter(|a| a.metric == "p_a_share" && a.method == "unsteered" && reported(a))
+    {
+        let swapped = eval_aggs.iter().find(|b| {
+            b.metric == "p_a_share" && b.method == "letter_swap" && b.dataset == a.dataset
+        });
         data.letter_bias.push(rep::LetterBiasRow {
             dataset: a.dataset.clone(),
             condition: "unsteered".into(),
@@ -338,23 +519,45 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
 
     // Curves and heat map on the reported split.
     let mut curves: BTreeMap<(String, String, i32, String), Vec<rep::CurvePoint>> = BTreeMap::new();
-    for a in eval_aggs.iter().filter(|a| reported(a) && !BASELINE_METHODS.contains(&a.method.as_str()) && a.multiplier.is_finite()) {
+    for a in eval_aggs.iter().filter(|a| {
+        reported(a) && !BASELINE_METHODS.contains(&a.method.as_str()) && a.multiplier.is_finite()
+    }) {
         if a.metric == "propensity" || a.metric == "ab_probability" {
-            let label = if a.position == "all" { a.dataset.clone() } else { format!("{} ({})", a.dataset, a.position) };
-            curves.entry((label.clone(), a.method.clone(), a.layer, a.metric.clone())).or_default().push(rep::CurvePoint {
-                multiplier: a.multiplier,
-                mean: a.mean,
-                ci_low: a.ci_low.is_finite().then_some(a.ci_low),
-                ci_high: a.ci_high.is_finite().then_some(a.ci_high),
-            });
+            let label = if a.position == "all" {
+                a.dataset.clone()
+            } else {
+                format!("{} ({})", a.dataset, a.position)
+            };
+            curves
+                .entry((label.clone(), a.method.clone(), a.layer, a.metric.clone()))
+                .or_default()
+                .push(rep::CurvePoint {
+                    multiplier: a.multiplier,
+                    mean: a.mean,
+                    ci_low: a.ci_low.is_finite().then_some(a.ci_low),
+                    ci_high: a.ci_high.is_finite().then_some(a.ci_high),
+                });
             if a.metric == "propensity" && a.layer >= 0 {
-                data.heatmap.push(rep::HeatCell { dataset: label, method: a.method.clone(), metric: a.metric.clone(), layer: a.layer as usize, multiplier: a.multiplier, value: a.mean });
+                data.heatmap.push(rep::HeatCell {
+                    dataset: label,
+                    method: a.method.clone(),
+                    metric: a.metric.clone(),
+                    layer: a.layer as usize,
+                    multiplier: a.multiplier,
+                    value: a.mean,
+                });
             }
         }
     }
     for ((dataset, method, layer, metric), mut points) in curves {
         points.sort_by(|a, b| a.multiplier.total_cmp(&b.multiplier));
-        data.curves.push(rep::Curve { dataset, method, layer: layer.max(0) as usize, metric, points });
+        data.curves.push(rep::Curve {
+            dataset,
+            method,
+            layer: layer.max(0) as usize,
+            metric,
+            points,
+        });
     }
 
     // Per-input slopes at each method's chosen layer.
@@ -362,12 +565,22 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         let layer = m.best_layer.map_or(-1, |l| l as i32);
         let slopes: Vec<f64> = eval_scores
             .iter()
-            .filter(|(k, _)| k.0.split('.').next() == m.dataset.split(' ').next() && k.2 == m.method && k.3 == layer && k.5 == "steerability_slope")
+            .filter(|(k, _)| {
+                k.0.split('.').next() == m.dataset.split(' ').next()
+                    && k.2 == m.method
+                    && k.3 == layer
+                    && k.5 == "steerability_slope"
+            })
             .filter(|(k, _)| k.1 == "test" || !eval_scores.keys().any(|j| j.1 == "test"))
             .flat_map(|(_, v)| v.values().copied())
             .collect();
         if !slopes.is_empty() {
-            data.slopes.push(rep::SlopeSet { dataset: m.dataset.clone(), method: m.method.clone(), layer: m.best_layer, slopes });
+            data.slopes.push(rep::SlopeSet {
+                dataset: m.dataset.clone(),
+                method: m.method.clone(),
+                layer: m.best_layer,
+                slopes,
+            });
         }
     }
 
@@ -375,12 +588,17 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     let deg = |method: &str, layer: i32, mult: f64, metric: &str| -> Option<rep::Estimate> {
         deg_aggs
             .iter()
-            .find(|a| a.method == method && a.layer == layer && a.multiplier == mult && a.metric == metric)
+            .find(|a| {
+                a.method == method && a.layer == layer && a.multiplier == mult && a.metric == metric
+            })
             .map(|a| est(a.mean, a.ci_low, a.ci_high))
     };
     let base_ppl = deg("unsteered", -1, 0.0, "perplexity");
     if !deg_aggs.is_empty() {
-        data.degradation.unsteered = Some(rep::DegradationReference { perplexity: base_ppl, mc_accuracy: deg("unsteered", -1, 0.0, "mc_accuracy") });
+        data.degradation.unsteered = Some(rep::DegradationReference {
+            perplexity: base_ppl,
+            mc_accuracy: deg("unsteered", -1, 0.0, "mc_accuracy"),
+        });
     }
     for (method, layer, mult, chosen) in &settings {
         let ppl = deg(method, *layer, *mult, "perplexity");
@@ -403,8 +621,17 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         data.degradation.sweep.push(row);
         // Pareto: effect on the reported split against KL at the same setting.
         if let Some(kl) = deg(method, *layer, *mult, "kl_unsteered") {
-            for a in eval_aggs.iter().filter(|a| reported(a) && a.method == *method && a.layer == *layer && a.multiplier == *mult && a.metric == "propensity" && a.position == "all") {
-                if let Some(u) = eval_aggs.iter().find(|u| u.method == "unsteered" && u.dataset == a.dataset && u.metric == "propensity") {
+            for a in eval_aggs.iter().filter(|a| {
+                reported(a)
+                    && a.method == *method
+                    && a.layer == *layer
+                    && a.multiplier == *mult
+                    && a.metric == "propensity"
+                    && a.position == "all"
+            }) {
+                if let Some(u) = eval_aggs.iter().find(|u| {
+                    u.method == "unsteered" && u.dataset == a.dataset && u.metric == "propensity"
+                }) {
                     data.pareto.points.push(rep::ParetoPoint {
                         dataset: a.dataset.clone(),
                         method: method.clone(),
@@ -417,7 +644,13 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
             }
         }
     }
-    data.degradation.sweep.sort_by(|a, b| (a.method.as_str(), a.layer, a.multiplier.to_bits()).cmp(&(b.method.as_str(), b.layer, b.multiplier.to_bits())));
+    data.degradation.sweep.sort_by(|a, b| {
+        (a.method.as_str(), a.layer, a.multiplier.to_bits()).cmp(&(
+            b.method.as_str(),
+            b.layer,
+            b.multiplier.to_bits(),
+        ))
+    });
     if data.main.is_empty() && deg_aggs.is_empty() {
         bail!("the report's inputs hold no evaluate or degradation results");
     }

@@ -25,7 +25,10 @@ pub fn f64_col(name: &str, v: Vec<f64>) -> Column {
 
 /// A `list<f32>` column, one list per row.
 pub fn f32_list_col(name: &str, rows: &[Vec<f32>]) -> Column {
-    let lc: ListChunked = rows.iter().map(|v| Some(Series::new(PlSmallStr::EMPTY, v.as_slice()))).collect();
+    let lc: ListChunked = rows
+        .iter()
+        .map(|v| Some(Series::new(PlSmallStr::EMPTY, v.as_slice())))
+        .collect();
     lc.into_series().with_name(name.into()).into_column()
 }
 
@@ -34,31 +37,48 @@ pub fn frame(cols: Vec<Column>) -> Result<DataFrame> {
 }
 
 fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
-    df.column(name).map_err(|_| anyhow!("column `{name}` missing"))
+    df.column(name)
+        .map_err(|_| anyhow!("column `{name}` missing"))
 }
 
 pub fn read_bool(df: &DataFrame, name: &str) -> Result<Vec<bool>> {
-    Ok(column(df, name)?.bool()?.iter().map(|b| b.unwrap_or(false)).collect())
+    Ok(column(df, name)?
+        .bool()?
+        .iter()
+        .map(|b| b.unwrap_or(false))
+        .collect())
 }
 
 pub fn read_str(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     let c = column(df, name)?;
-    Ok(c.str()?.iter().map(|s| s.unwrap_or_default().to_string()).collect())
+    Ok(c.str()?
+        .iter()
+        .map(|s| s.unwrap_or_default().to_string())
+        .collect())
 }
 
 pub fn read_u32(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
     let c = column(df, name)?;
-    c.u32()?.iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+    c.u32()?
+        .iter()
+        .map(|x| x.ok_or_else(|| anyhow!("null in `{name}`")))
+        .collect()
 }
 
 pub fn read_i32(df: &DataFrame, name: &str) -> Result<Vec<i32>> {
     let c = column(df, name)?;
-    c.i32()?.iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+    c.i32()?
+        .iter()
+        .map(|x| x.ok_or_else(|| anyhow!("null in `{name}`")))
+        .collect()
 }
 
 pub fn read_f32(df: &DataFrame, name: &str) -> Result<Vec<f32>> {
     let c = column(df, name)?;
-    c.f32()?.iter().map(|x| x.ok_or_else(|| anyhow!("null in `{name}`"))).collect()
+    c.f32()?
+        .iter()
+        .map(|x| x.ok_or_else(|| anyhow!("null in `{name}`")))
+        .collect()
 }
 
 pub fn read_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>> {

@@ -82,7 +82,9 @@ impl StageRunner<common::Services> for Vectors {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
-        let StageSpec::Vectors(p) = ctx.params() else { bail!("not a vectors stage") };
+        let StageSpec::Vectors(p) = ctx.params() else {
+            bail!("not a vectors stage")
+        };
         run(ctx, p)
     }
 }
@@ -96,13 +98,18 @@ fn read_acts(dir: &std::path::Path) -> Result<(BTreeMap<usize, LayerActs>, HashM
     let layers = read_u32(&df, "layer")?;
     let sites = read_str(&df, "site")?;
     let vecs = read_f32_lists(&df, "vector")?;
-    let mut by_layer: BTreeMap<usize, (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>)> = BTreeMap::new();
+    let mut by_layer: BTreeMap<usize, (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>)> =
+        BTreeMap::new();
     for i in 0..ids.len() {
         if sites[i] != "resid_post" {
             continue;
         }
         let e = by_layer.entry(layers[i] as usize).or_default();
-        let side = if sides[i] == "pos" { &mut e.0 } else { &mut e.1 };
+        let side = if sides[i] == "pos" {
+            &mut e.0
+        } else {
+            &mut e.1
+        };
         side.insert(ids[i].clone(), vecs[i].clone());
     }
     if by_layer.is_empty() {
@@ -116,19 +123,29 @@ fn read_acts(dir: &std::path::Path) -> Result<(BTreeMap<usize, LayerActs>, HashM
         }
         let p: Vec<Vec<f32>> = keys.iter().map(|k| pos[*k].clone()).collect();
         let n: Vec<Vec<f32>> = keys.iter().map(|k| neg[*k].clone()).collect();
-        out.insert(l, LayerActs { pos: Matrix::from_rows(&p)?, neg: Matrix::from_rows(&n)? });
+        out.insert(
+            l,
+            LayerActs {
+                pos: Matrix::from_rows(&p)?,
+                neg: Matrix::from_rows(&n)?,
+            },
+        );
     }
     let norms_df = crate::store::read_parquet(&dir.join("norms.parquet"))?;
     let nl = read_u32(&norms_df, "layer")?;
     let ns = read_str(&norms_df, "site")?;
     let nm = read_f32(&norms_df, "median_norm")?;
-    let norms = (0..nl.len()).filter(|&i| ns[i] == "resid_post").map(|i| (nl[i] as usize, nm[i])).collect();
+    let norms = (0..nl.len())
+        .filter(|&i| ns[i] == "resid_post")
+        .map(|i| (nl[i] as usize, nm[i]))
+        .collect();
     Ok((out, norms))
 }
 
 fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
     let dir = ctx.input_dir(&p.activations)?;
-    let (acts, norms) = read_acts(dir).with_context(|| format!("reading activations of `{}`", p.activations))?;
+    let (acts, norms) =
+        read_acts(dir).with_context(|| format!("reading activations of `{}`", p.activations))?;
     let progress = ctx.progress();
     progress.set_total((p.methods.len() * acts.len()) as u64);
     let mut rows: Vec<Row> = Vec::new();
@@ -139,12 +156,23 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
         let params_hash = fingerprint_of(&method_params_json(method))[..16].to_string();
         progress.set_message(name.clone());
         if let Method::Icv(ip) = method {
-            let diffs: Vec<Matrix> = acts.values().map(|a| a.pos.sub(&a.neg)).collect::<std::result::Result<_, _>>()?;
+            let diffs: Vec<Matrix> = acts
+                .values()
+                .map(|a| a.pos.sub(&a.neg))
+                .collect::<std::result::Result<_, _>>()?;
             let dirs = icv::icv(&diffs)?;
             for ((&l, _), v) in acts.iter().zip(dirs) {
                 let v: Vec<f32> = v.iter().map(|x| x * ip.strength as f32).collect();
                 let n = steerbench_steering::norm(&v);
-                rows.push(Row { method: name.clone(), layer: l as u32, kind: Kind::Icv, params_hash: params_hash.clone(), norm_raw: n, vector: v, info: serde_json::json!({}) });
+                rows.push(Row {
+                    method: name.clone(),
+                    layer: l as u32,
+                    kind: Kind::Icv,
+                    params_hash: params_hash.clone(),
+                    norm_raw: n,
+                    vector: v,
+                    info: serde_json::json!({}),
+                });
                 progress.inc(1);
             }
             continue;
@@ -214,7 +242,15 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
                 ),
             };
             let norm_raw = steerbench_steering::norm(&vector);
-            rows.push(Row { method: name.clone(), layer: l as u32, kind, params_hash: params_hash.clone(), norm_raw, vector, info });
+            rows.push(Row {
+                method: name.clone(),
+                layer: l as u32,
+                kind,
+                params_hash: params_hash.clone(),
+                norm_raw,
+                vector,
+                info,
+            });
             progress.inc(1);
         }
     }
@@ -228,7 +264,9 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
                 Normalize::Raw => normalize::Normalize::Raw,
                 Normalize::Unit => normalize::Normalize::Unit,
                 Normalize::ResidNorm => normalize::Normalize::ResidNorm(
-                    *norms.get(&(r.layer as usize)).ok_or_else(|| anyhow!("no residual norm for layer {}", r.layer))?,
+                    *norms
+                        .get(&(r.layer as usize))
+                        .ok_or_else(|| anyhow!("no residual norm for layer {}", r.layer))?,
                 ),
             };
             let (v, _) = normalize::normalize(&r.vector, mode)?;
@@ -244,8 +282,14 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
     let mut df = frame(vec![
         str_col("method", rows.iter().map(|r| r.method.clone()).collect()),
         u32_col("layer", rows.iter().map(|r| r.layer).collect()),
-        str_col("kind", rows.iter().map(|r| r.kind.name().to_string()).collect()),
-        str_col("params_hash", rows.iter().map(|r| r.params_hash.clone()).collect()),
+        str_col(
+            "kind",
+            rows.iter().map(|r| r.kind.name().to_string()).collect(),
+        ),
+        str_col(
+            "params_hash",
+            rows.iter().map(|r| r.params_hash.clone()).collect(),
+        ),
         f32_col("norm_raw", rows.iter().map(|r| r.norm_raw).collect()),
         f32_col("norm", out_norms),
         f32_list_col("vector", &out_vecs),
@@ -259,7 +303,12 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
     // Interop exports of the additive vectors.
     // The model the activations came from, as the extract stage recorded it.
     let acts_summary = ctx.input_manifest(&p.activations)?.summary;
-    let fact = |k: &str| acts_summary.get(k).cloned().ok_or_else(|| anyhow!("extract stage `{}` did not record `{k}`", p.activations));
+    let fact = |k: &str| {
+        acts_summary
+            .get(k)
+            .cloned()
+            .ok_or_else(|| anyhow!("extract stage `{}` did not record `{k}`", p.activations))
+    };
     let fp = ModelFingerprint {
         hidden_size: fact("hidden_size")?.as_u64().unwrap_or(0) as usize,
         n_layers: fact("n_layers")?.as_u64().unwrap_or(0) as usize,
@@ -269,7 +318,11 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
         .iter()
         .zip(&out_vecs)
         .filter(|(r, _)| r.kind == Kind::Additive)
-        .map(|(r, v)| NamedVector { method: r.method.clone(), layer: r.layer as usize, vector: v.clone() })
+        .map(|(r, v)| NamedVector {
+            method: r.method.clone(),
+            layer: r.layer as usize,
+            vector: v.clone(),
+        })
         .collect();
     if !named.is_empty() {
         write_vectors_safetensors(&ctx.out_dir().join("vectors.safetensors"), &named, &fp)?;
@@ -280,11 +333,18 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
         for v in &named {
             // llama.cpp's direction.<k> is added to the output of block k; k = 0 is not allowed.
             if v.layer >= 1 {
-                by_method.entry(&v.method).or_default().insert(v.layer, v.vector.clone());
+                by_method
+                    .entry(&v.method)
+                    .or_default()
+                    .insert(v.layer, v.vector.clone());
             }
         }
         for (m, directions) in by_method {
-            ControlVector { model_hint: hint.clone(), directions }.write_file(&cv_dir.join(format!("{m}.gguf")))?;
+            ControlVector {
+                model_hint: hint.clone(),
+                directions,
+            }
+            .write_file(&cv_dir.join(format!("{m}.gguf")))?;
         }
     }
     summary.summary.insert("rows".into(), rows.len().into());
@@ -324,18 +384,30 @@ pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
     let infos = read_str(&df, "info")?;
     let maps_path = dir.join("maps.safetensors");
     let maps = if maps_path.exists() {
-        Some(std::sync::Arc::new(candle_core::safetensors::load(&maps_path, &Device::Cpu)?))
+        Some(std::sync::Arc::new(candle_core::safetensors::load(
+            &maps_path,
+            &Device::Cpu,
+        )?))
     } else {
         None
     };
     let mut out: Vec<Stored> = Vec::new();
     for i in 0..methods.len() {
         if out.last().map_or(true, |s| s.method != methods[i]) {
-            out.push(Stored { method: methods[i].clone(), kind: Kind::parse(&kinds[i])?, vectors: BTreeMap::new(), maps: maps.clone(), info: BTreeMap::new() });
+            out.push(Stored {
+                method: methods[i].clone(),
+                kind: Kind::parse(&kinds[i])?,
+                vectors: BTreeMap::new(),
+                maps: maps.clone(),
+                info: BTreeMap::new(),
+            });
         }
         let s = out.last_mut().expect("pushed above");
         s.vectors.insert(layers[i] as usize, vecs[i].clone());
-        s.info.insert(layers[i] as usize, serde_json::from_str(&infos[i]).unwrap_or(serde_json::Value::Null));
+        s.info.insert(
+            layers[i] as usize,
+            serde_json::from_str(&infos[i]).unwrap_or(serde_json::Value::Null),
+        );
     }
     Ok(out)
 }
@@ -351,24 +423,45 @@ impl Stored {
     pub fn steer(&self, layer: usize) -> Result<steerbench_eval::steer::Steer> {
         use steerbench_eval::steer::Steer;
         let vec_at = |l: usize| {
-            self.vectors.get(&l).cloned().ok_or_else(|| anyhow!("method `{}` has no vector for layer {l} (extract that layer)", self.method))
+            self.vectors.get(&l).cloned().ok_or_else(|| {
+                anyhow!(
+                    "method `{}` has no vector for layer {l} (extract that layer)",
+                    self.method
+                )
+            })
         };
         let map = |suffix: &str| -> Result<Tensor> {
             let key = format!("{}.layer{layer}.{suffix}", self.method);
-            self.maps.as_ref().and_then(|m| m.get(&key).cloned()).ok_or_else(|| anyhow!("maps.safetensors lacks `{key}`"))
+            self.maps
+                .as_ref()
+                .and_then(|m| m.get(&key).cloned())
+                .ok_or_else(|| anyhow!("maps.safetensors lacks `{key}`"))
         };
         Ok(match self.kind {
-            Kind::Additive => Steer::Add { layer, vector: vec_at(layer)? },
-            Kind::Ablation => Steer::Ablate { direction: vec_at(layer)? },
-            Kind::Icv => Steer::Icv { vectors: self.vectors.values().cloned().collect() },
+            Kind::Additive => Steer::Add {
+                layer,
+                vector: vec_at(layer)?,
+            },
+            Kind::Ablation => Steer::Ablate {
+                direction: vec_at(layer)?,
+            },
+            Kind::Icv => Steer::Icv {
+                vectors: self.vectors.values().cloned().collect(),
+            },
             Kind::Affine => {
                 let m = map("matrix")?;
                 let d = m.dims()[0];
                 let matrix = Matrix::new(d, d, m.flatten_all()?.to_vec1::<f32>()?)?;
-                Steer::Affine { layer, map: affine::AffineMap::new(matrix, map("bias")?.to_vec1::<f32>()?)? }
+                Steer::Affine {
+                    layer,
+                    map: affine::AffineMap::new(matrix, map("bias")?.to_vec1::<f32>()?)?,
+                }
             }
             Kind::Mlp => {
-                let info = self.info.get(&layer).ok_or_else(|| anyhow!("no MLP info for layer {layer}"))?;
+                let info = self
+                    .info
+                    .get(&layer)
+                    .ok_or_else(|| anyhow!("no MLP info for layer {layer}"))?;
                 let w1 = map("w1")?;
                 let (hidden, d) = w1.dims2()?;
                 let steer = mlp::MlpSteer {
@@ -384,7 +477,10 @@ impl Stored {
                     b2: map("b2")?.to_vec1::<f32>()?,
                     losses: Vec::new(),
                 };
-                Steer::Mlp { layer, mlp: std::sync::Arc::new(steer) }
+                Steer::Mlp {
+                    layer,
+                    mlp: std::sync::Arc::new(steer),
+                }
             }
         })
     }

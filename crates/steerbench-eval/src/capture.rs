@@ -28,10 +28,21 @@ pub struct Captured {
     pub token_norms: Vec<Vec<f32>>,
 }
 
-pub fn capture(model: &Model, seqs: &[Sequence], points: &[HookPoint], at: &ReadAt, batch: usize, mut progress: impl FnMut(usize)) -> Result<Captured> {
+pub fn capture(
+    model: &Model,
+    seqs: &[Sequence],
+    points: &[HookPoint],
+    at: &ReadAt,
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Captured> {
     let n_layers = model.config().n_layers;
     if let Some(bad) = points.iter().find(|p| p.layer >= n_layers) {
-        return Err(EvalError::Input(format!("layer {} does not exist: the model has {n_layers} layers (0..{})", bad.layer, n_layers - 1)));
+        return Err(EvalError::Input(format!(
+            "layer {} does not exist: the model has {n_layers} layers (0..{})",
+            bad.layer,
+            n_layers - 1
+        )));
     }
     let mut vectors = Vec::with_capacity(seqs.len());
     let mut token_norms = vec![Vec::new(); points.len()];
@@ -43,9 +54,15 @@ pub fn capture(model: &Model, seqs: &[Sequence], points: &[HookPoint], at: &Read
         let out = model.forward(chunk, &mut hooks)?;
         let mut per_layer = Vec::with_capacity(points.len());
         for &p in points {
-            let t = hooks.take(p).ok_or_else(|| EvalError::Input(format!("no capture at {p:?}")))?;
+            let t = hooks
+                .take(p)
+                .ok_or_else(|| EvalError::Input(format!("no capture at {p:?}")))?;
             let (b, t_len) = (t.dims()[0], t.dims()[1]);
-            per_layer.push(t.reshape((b, t_len, ()))?.to_dtype(candle_core::DType::F32)?.to_vec3::<f32>()?);
+            per_layer.push(
+                t.reshape((b, t_len, ()))?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec3::<f32>()?,
+            );
         }
         for (r, s) in chunk.iter().enumerate() {
             let pad = out.pad_left(r);
@@ -63,7 +80,10 @@ pub fn capture(model: &Model, seqs: &[Sequence], points: &[HookPoint], at: &Read
                 let inv = 1.0 / positions.len() as f32;
                 mean.iter_mut().for_each(|m| *m *= inv);
                 if let Some(i) = mean.iter().position(|x| !x.is_finite()) {
-                    return Err(EvalError::Input(format!("non-finite activation at {:?}, component {i}", points[k])));
+                    return Err(EvalError::Input(format!(
+                        "non-finite activation at {:?}, component {i}",
+                        points[k]
+                    )));
                 }
                 row.push(mean);
                 for p in 1..len {
@@ -75,7 +95,10 @@ pub fn capture(model: &Model, seqs: &[Sequence], points: &[HookPoint], at: &Read
         }
         progress(chunk.len());
     }
-    Ok(Captured { vectors, token_norms })
+    Ok(Captured {
+        vectors,
+        token_norms,
+    })
 }
 
 fn positions_for(at: &ReadAt, s: &Sequence, len: usize) -> Result<Vec<usize>> {
@@ -92,7 +115,9 @@ fn positions_for(at: &ReadAt, s: &Sequence, len: usize) -> Result<Vec<usize>> {
             .collect(),
     };
     if ps.is_empty() {
-        return Err(EvalError::Input(format!("no token positions to read for {at:?} in a sequence of {len} tokens")));
+        return Err(EvalError::Input(format!(
+            "no token positions to read for {at:?} in a sequence of {len} tokens"
+        )));
     }
     Ok(ps)
 }

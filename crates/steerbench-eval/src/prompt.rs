@@ -28,7 +28,10 @@ pub struct Prompt {
 
 impl Prompt {
     pub fn user(text: impl Into<String>) -> Self {
-        Prompt { user: text.into(), ..Default::default() }
+        Prompt {
+            user: text.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -87,16 +90,26 @@ pub fn encode(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Result<Vec<u32
 /// A prompt followed by a continuation whose log-likelihood is read. The continuation
 /// is tokenised on its own so every candidate continuation of one prompt shares exactly
 /// the same prompt tokens; in raw style a separating space is added when needed.
-pub fn with_continuation(tok: &Tokenizer, prompt_ids: &[u32], prompt_text_ends_with_space: bool, style: PromptStyle, continuation: &str) -> Result<Sequence> {
+pub fn with_continuation(
+    tok: &Tokenizer,
+    prompt_ids: &[u32],
+    prompt_text_ends_with_space: bool,
+    style: PromptStyle,
+    continuation: &str,
+) -> Result<Sequence> {
     let text = match style {
-        PromptStyle::Raw if !prompt_text_ends_with_space && !continuation.starts_with(char::is_whitespace) => {
+        PromptStyle::Raw
+            if !prompt_text_ends_with_space && !continuation.starts_with(char::is_whitespace) =>
+        {
             format!(" {continuation}")
         }
         _ => continuation.to_string(),
     };
     let cont = tok.encode(&text, false)?;
     if cont.is_empty() {
-        return Err(EvalError::Input(format!("continuation {continuation:?} encodes to zero tokens")));
+        return Err(EvalError::Input(format!(
+            "continuation {continuation:?} encodes to zero tokens"
+        )));
     }
     let mut tokens = prompt_ids.to_vec();
     tokens.extend_from_slice(&cont);
@@ -108,6 +121,9 @@ pub fn single_token(tok: &Tokenizer, text: &str) -> Result<u32> {
     let ids = tok.encode(text, false)?;
     match ids.as_slice() {
         [id] => Ok(*id),
-        _ => Err(EvalError::Input(format!("{text:?} is not a single token for this tokenizer (got {} tokens)", ids.len()))),
+        _ => Err(EvalError::Input(format!(
+            "{text:?} is not a single token for this tokenizer (got {} tokens)",
+            ids.len()
+        ))),
     }
 }

@@ -41,26 +41,45 @@ impl Steer {
     }
 
     /// Install this steering at strength `alpha` on `positions` into `hooks`.
-    pub fn install(&self, hooks: &mut Hooks, alpha: f32, positions: &Positions, n_layers: usize, device: &Device) -> Result<()> {
+    pub fn install(
+        &self,
+        hooks: &mut Hooks,
+        alpha: f32,
+        positions: &Positions,
+        n_layers: usize,
+        device: &Device,
+    ) -> Result<()> {
         if alpha == 0.0 {
             return Ok(());
         }
         match self {
             Steer::Add { layer, vector } => {
                 let v = Tensor::from_vec(vector.clone(), vector.len(), device)?;
-                hooks.write(HookPoint::new(*layer, Site::ResidPost), Intervention::Add { vector: v, alpha }, positions.clone());
+                hooks.write(
+                    HookPoint::new(*layer, Site::ResidPost),
+                    Intervention::Add { vector: v, alpha },
+                    positions.clone(),
+                );
             }
             Steer::Affine { layer, map } => {
                 let m = map.interpolate(alpha);
                 let d = m.dim();
                 let matrix = Tensor::from_vec(m.matrix.data.clone(), (d, d), device)?;
                 let bias = Tensor::from_vec(m.bias.clone(), d, device)?;
-                hooks.write(HookPoint::new(*layer, Site::ResidPost), Intervention::Affine { matrix, bias }, positions.clone());
+                hooks.write(
+                    HookPoint::new(*layer, Site::ResidPost),
+                    Intervention::Affine { matrix, bias },
+                    positions.clone(),
+                );
             }
             Steer::Mlp { layer, mlp } => {
                 let mlp = mlp.clone();
                 let f = Arc::new(move |xs: &Tensor| mlp.apply_tensor(xs, alpha));
-                hooks.write(HookPoint::new(*layer, Site::ResidPost), Intervention::Map(f), positions.clone());
+                hooks.write(
+                    HookPoint::new(*layer, Site::ResidPost),
+                    Intervention::Map(f),
+                    positions.clone(),
+                );
             }
             Steer::Ablate { direction } => {
                 let n = steerbench_steering::norm(direction);
@@ -73,9 +92,17 @@ impl Steer {
                     let proj = xs.matmul(&u.unsqueeze(1)?)?; // (n, 1)
                     xs - (proj.broadcast_mul(&u.unsqueeze(0)?)? * alpha as f64)?
                 });
-                hooks.write(HookPoint::new(0, Site::ResidPre), Intervention::Map(f.clone()), positions.clone());
+                hooks.write(
+                    HookPoint::new(0, Site::ResidPre),
+                    Intervention::Map(f.clone()),
+                    positions.clone(),
+                );
                 for l in 0..n_layers {
-                    hooks.write(HookPoint::new(l, Site::ResidPost), Intervention::Map(f.clone()), positions.clone());
+                    hooks.write(
+                        HookPoint::new(l, Site::ResidPost),
+                        Intervention::Map(f.clone()),
+                        positions.clone(),
+                    );
                 }
             }
             Steer::Icv { vectors } => {
@@ -90,10 +117,18 @@ impl Steer {
                     let f: steerbench_model::MapFn = Arc::new(move |xs: &Tensor| {
                         let shifted = xs.broadcast_add(&(&v * alpha as f64)?)?;
                         let old = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-                        let new = shifted.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+                        let new = shifted
+                            .sqr()?
+                            .sum_keepdim(D::Minus1)?
+                            .sqrt()?
+                            .clamp(1e-12, f64::MAX)?;
                         shifted.broadcast_mul(&(old / new)?)
                     });
-                    hooks.write(HookPoint::new(l, Site::ResidPost), Intervention::Map(f), positions.clone());
+                    hooks.write(
+                        HookPoint::new(l, Site::ResidPost),
+                        Intervention::Map(f),
+                        positions.clone(),
+                    );
                 }
             }
         }

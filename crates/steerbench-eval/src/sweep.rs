@@ -59,13 +59,24 @@ pub struct SweepOptions {
 
 impl Default for SweepOptions {
     fn default() -> Self {
-        SweepOptions { positions: Positions::All, batch_items: 8, max_rows: 32 }
+        SweepOptions {
+            positions: Positions::All,
+            batch_items: 8,
+            max_rows: 32,
+        }
     }
 }
 
 /// Values for every strength and item: `out[a][i]` is item `i` under `alphas[a]`.
 /// `steer = None` (or `alpha = 0`) is the unsteered model.
-pub fn sweep(model: &Model, items: &[Item], steer: Option<&Steer>, alphas: &[f32], opts: &SweepOptions, progress: impl FnMut(usize)) -> Result<Vec<Vec<Value>>> {
+pub fn sweep(
+    model: &Model,
+    items: &[Item],
+    steer: Option<&Steer>,
+    alphas: &[f32],
+    opts: &SweepOptions,
+    progress: impl FnMut(usize),
+) -> Result<Vec<Vec<Value>>> {
     match steer {
         None => {
             let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(items.len()); alphas.len()];
@@ -88,7 +99,14 @@ pub fn sweep(model: &Model, items: &[Item], steer: Option<&Steer>, alphas: &[f32
 /// Several steering objects over the same items and strengths: `out[s][a][i]`.
 /// Steerings that start at the same hook point share one unsteered prefix pass per
 /// chunk of items, and additive ones are batched together as rows.
-pub fn sweep_many(model: &Model, items: &[Item], steers: &[&Steer], alphas: &[f32], opts: &SweepOptions, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<Vec<Value>>>> {
+pub fn sweep_many(
+    model: &Model,
+    items: &[Item],
+    steers: &[&Steer],
+    alphas: &[f32],
+    opts: &SweepOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Vec<Vec<Value>>>> {
     let cfg = model.config();
     for s in steers {
         if s.dim() != cfg.hidden_size {
@@ -99,7 +117,8 @@ pub fn sweep_many(model: &Model, items: &[Item], steers: &[&Steer], alphas: &[f3
             )));
         }
     }
-    let mut out: Vec<Vec<Vec<Value>>> = vec![vec![Vec::with_capacity(items.len()); alphas.len()]; steers.len()];
+    let mut out: Vec<Vec<Vec<Value>>> =
+        vec![vec![Vec::with_capacity(items.len()); alphas.len()]; steers.len()];
     for chunk in items.chunks(opts.batch_items.max(1)) {
         let seqs: Vec<Sequence> = chunk.iter().map(|it| it.seq.clone()).collect();
         let reads: Vec<&Read> = chunk.iter().map(|it| &it.read).collect();
@@ -115,7 +134,14 @@ pub fn sweep_many(model: &Model, items: &[Item], steers: &[&Steer], alphas: &[f3
 }
 
 /// `out[s][a]`: the chunk's values under steering `s` at strength `a`.
-fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steers: &[&Steer], alphas: &[f32], opts: &SweepOptions) -> Result<Vec<Vec<Vec<Value>>>> {
+fn sweep_chunk(
+    model: &Model,
+    seqs: &[Sequence],
+    reads: &[&Read],
+    steers: &[&Steer],
+    alphas: &[f32],
+    opts: &SweepOptions,
+) -> Result<Vec<Vec<Vec<Value>>>> {
     let cfg = model.config();
     let dev = model.device().clone();
     let n = seqs.len();
@@ -123,7 +149,9 @@ fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steers: &[&Ste
     // One unsteered pass serves every alpha == 0 and, when all steerings write at the
     // output of the same block L > 0, gives the residual entering L to resume from.
     let start = steers.first().map(|s| s.first_point());
-    let shared = start.filter(|p| p.site == Site::ResidPost && p.layer > 0 && steers.iter().all(|s| s.first_point() == *p));
+    let shared = start.filter(|p| {
+        p.site == Site::ResidPost && p.layer > 0 && steers.iter().all(|s| s.first_point() == *p)
+    });
     let mut h = Hooks::new();
     if let Some(p) = shared {
         h.capture(HookPoint::new(p.layer, Site::ResidPre));
@@ -131,7 +159,10 @@ fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steers: &[&Ste
     let base_out = model.forward(seqs, &mut h)?;
     let zero_vals = read_values(&base_out, reads)?;
     let resid = match shared {
-        Some(p) => Some(h.take(HookPoint::new(p.layer, Site::ResidPre)).ok_or_else(|| EvalError::Input("residual capture missing".into()))?),
+        Some(p) => Some(
+            h.take(HookPoint::new(p.layer, Site::ResidPre))
+                .ok_or_else(|| EvalError::Input("residual capture missing".into()))?,
+        ),
         None => None,
     };
     for row in results.iter_mut() {
@@ -159,7 +190,9 @@ fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steers: &[&Ste
             let mut idx = Vec::with_capacity(group.len() * n);
             let mut deltas: Vec<f32> = Vec::with_capacity(group.len() * n * cfg.hidden_size);
             for &(si, a) in group {
-                let Steer::Add { vector, .. } = steers[si] else { unreachable!("only additive combos") };
+                let Steer::Add { vector, .. } = steers[si] else {
+                    unreachable!("only additive combos")
+                };
                 for (i, s) in seqs.iter().enumerate() {
                     rows.push(s.clone());
                     idx.push(i as u32);
@@ -170,7 +203,14 @@ fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steers: &[&Ste
             let resid_rep = resid.index_select(&idx_t, 0)?;
             let per_row = Tensor::from_vec(deltas, (rows.len(), cfg.hidden_size), &dev)?;
             let mut h = Hooks::new();
-            h.write(HookPoint::new(p.layer, Site::ResidPost), Intervention::Add { vector: per_row, alpha: 1.0 }, opts.positions.clone());
+            h.write(
+                HookPoint::new(p.layer, Site::ResidPost),
+                Intervention::Add {
+                    vector: per_row,
+                    alpha: 1.0,
+                },
+                opts.positions.clone(),
+            );
             let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
             let out = model.forward_from(&rows, p.layer, &resid_rep, &mut h)?;
             let vals = read_values(&out, &rep_reads)?;
@@ -194,10 +234,22 @@ fn sweep_chunk(model: &Model, seqs: &[Sequence], reads: &[&Read], steers: &[&Ste
             results[si][a] = Some(read_values(&out, reads)?);
         }
     }
-    Ok(results.into_iter().map(|r| r.into_iter().map(|v| v.expect("every alpha computed")).collect()).collect())
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.expect("every alpha computed"))
+                .collect()
+        })
+        .collect())
 }
 
-fn forward_read(model: &Model, seqs: &[Sequence], reads: &[&Read], hooks: &mut Hooks) -> Result<Vec<Value>> {
+fn forward_read(
+    model: &Model,
+    seqs: &[Sequence],
+    reads: &[&Read],
+    hooks: &mut Hooks,
+) -> Result<Vec<Value>> {
     let out = model.forward(seqs, hooks)?;
     read_values(&out, reads)
 }
@@ -219,7 +271,12 @@ pub fn read_values(out: &steerbench_model::ForwardOutput, reads: &[&Read]) -> Re
                 let idx = Tensor::from_vec(ids.clone(), ids.len(), lp.device())?;
                 Value::NextToken(lp.index_select(&idx, 0)?.to_vec1::<f32>()?)
             }
-            Read::NextDist => Value::NextDist(last.as_ref().expect("computed above").get(row)?.to_vec1::<f32>()?),
+            Read::NextDist => Value::NextDist(
+                last.as_ref()
+                    .expect("computed above")
+                    .get(row)?
+                    .to_vec1::<f32>()?,
+            ),
             Read::Completion => Value::Completion(out.completion_logprobs(row)?),
         });
     }

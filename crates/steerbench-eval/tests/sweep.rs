@@ -13,7 +13,10 @@ use steerbench_eval::sweep::{read_values, sweep, Item, Read, SweepOptions, Value
 use steerbench_model::{HookPoint, Hooks, Model, ModelConfig, Positions, Sequence, Site};
 
 fn pts(layers: &[usize]) -> Vec<HookPoint> {
-    layers.iter().map(|&l| HookPoint::new(l, Site::ResidPost)).collect()
+    layers
+        .iter()
+        .map(|&l| HookPoint::new(l, Site::ResidPost))
+        .collect()
 }
 use steerbench_steering::methods::affine::AffineMap;
 use steerbench_steering::Matrix;
@@ -29,7 +32,9 @@ fn tiny_llama() -> Model {
     let mut map = HashMap::new();
     let mut put = |name: String, shape: &[usize], center: f32| {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| center + 0.3 * rng.gen_range(-1.0f32..1.0)).collect();
+        let v: Vec<f32> = (0..n)
+            .map(|_| center + 0.3 * rng.gen_range(-1.0f32..1.0))
+            .collect();
         map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
     };
     put("model.embed_tokens.weight".into(), &[50, 16], 0.0);
@@ -51,14 +56,29 @@ fn tiny_llama() -> Model {
 
 fn items() -> Vec<Item> {
     vec![
-        Item { seq: Sequence::prompt(vec![1, 5, 9, 14, 22, 3]), read: Read::NextToken(vec![7, 8]) },
-        Item { seq: Sequence::new(vec![1, 30, 31, 32, 33], 3), read: Read::Completion },
-        Item { seq: Sequence::prompt(vec![2, 40]), read: Read::NextDist },
+        Item {
+            seq: Sequence::prompt(vec![1, 5, 9, 14, 22, 3]),
+            read: Read::NextToken(vec![7, 8]),
+        },
+        Item {
+            seq: Sequence::new(vec![1, 30, 31, 32, 33], 3),
+            read: Read::Completion,
+        },
+        Item {
+            seq: Sequence::prompt(vec![2, 40]),
+            read: Read::NextDist,
+        },
     ]
 }
 
 /// One plain forward per (item, alpha) with the steering installed as hooks.
-fn naive(model: &Model, items: &[Item], steer: &Steer, alphas: &[f32], positions: &Positions) -> Vec<Vec<Value>> {
+fn naive(
+    model: &Model,
+    items: &[Item],
+    steer: &Steer,
+    alphas: &[f32],
+    positions: &Positions,
+) -> Vec<Vec<Value>> {
     alphas
         .iter()
         .map(|&a| {
@@ -66,8 +86,12 @@ fn naive(model: &Model, items: &[Item], steer: &Steer, alphas: &[f32], positions
                 .iter()
                 .map(|it| {
                     let mut h = Hooks::new();
-                    steer.install(&mut h, a, positions, 3, &Device::Cpu).unwrap();
-                    let out = model.forward(std::slice::from_ref(&it.seq), &mut h).unwrap();
+                    steer
+                        .install(&mut h, a, positions, 3, &Device::Cpu)
+                        .unwrap();
+                    let out = model
+                        .forward(std::slice::from_ref(&it.seq), &mut h)
+                        .unwrap();
                     read_values(&out, &[&it.read]).unwrap().remove(0)
                 })
                 .collect()
@@ -90,14 +114,24 @@ fn assert_close(a: &[Vec<Value>], b: &[Vec<Value>]) {
 #[test]
 fn additive_sweep_matches_plain_forwards() {
     let model = tiny_llama();
-    let steer = Steer::Add { layer: 1, vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect() };
+    let steer = Steer::Add {
+        layer: 1,
+        vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect(),
+    };
     let alphas = [-2.0, 0.0, 1.0, 3.0];
     for positions in [Positions::All, Positions::Last, Positions::Generated] {
-        let opts = SweepOptions { positions: positions.clone(), batch_items: 2, max_rows: 5 };
+        let opts = SweepOptions {
+            positions: positions.clone(),
+            batch_items: 2,
+            max_rows: 5,
+        };
         let fast = sweep(&model, &items(), Some(&steer), &alphas, &opts, |_| {}).unwrap();
         assert_close(&fast, &naive(&model, &items(), &steer, &alphas, &positions));
         // steering changes at least one item's reading
-        assert!((0..3).any(|i| fast[0][i] != fast[2][i]), "{positions:?} changed nothing");
+        assert!(
+            (0..3).any(|i| fast[0][i] != fast[2][i]),
+            "{positions:?} changed nothing"
+        );
     }
 }
 
@@ -108,14 +142,28 @@ fn map_steerings_match_plain_forwards() {
     for i in 0..16 {
         m.data[i * 16 + (i + 1) % 16] = 0.5;
     }
-    let affine = Steer::Affine { layer: 2, map: AffineMap::new(m, vec![0.1; 16]).unwrap() };
-    let ablate = Steer::Ablate { direction: (0..16).map(|i| i as f32).collect() };
-    let icv = Steer::Icv { vectors: vec![vec![0.5; 16]; 3] };
+    let affine = Steer::Affine {
+        layer: 2,
+        map: AffineMap::new(m, vec![0.1; 16]).unwrap(),
+    };
+    let ablate = Steer::Ablate {
+        direction: (0..16).map(|i| i as f32).collect(),
+    };
+    let icv = Steer::Icv {
+        vectors: vec![vec![0.5; 16]; 3],
+    };
     let alphas = [0.0, 1.0, -1.5];
     for steer in [affine, ablate, icv] {
-        let opts = SweepOptions { positions: Positions::All, batch_items: 3, max_rows: 8 };
+        let opts = SweepOptions {
+            positions: Positions::All,
+            batch_items: 3,
+            max_rows: 8,
+        };
         let fast = sweep(&model, &items(), Some(&steer), &alphas, &opts, |_| {}).unwrap();
-        assert_close(&fast, &naive(&model, &items(), &steer, &alphas, &Positions::All));
+        assert_close(
+            &fast,
+            &naive(&model, &items(), &steer, &alphas, &Positions::All),
+        );
         assert_ne!(fast[0][2], fast[1][2]);
     }
 }
@@ -123,25 +171,63 @@ fn map_steerings_match_plain_forwards() {
 #[test]
 fn unsteered_sweep_repeats_one_pass_and_rejects_wrong_width() {
     let model = tiny_llama();
-    let out = sweep(&model, &items(), None, &[0.0, 1.0], &SweepOptions::default(), |_| {}).unwrap();
+    let out = sweep(
+        &model,
+        &items(),
+        None,
+        &[0.0, 1.0],
+        &SweepOptions::default(),
+        |_| {},
+    )
+    .unwrap();
     assert_eq!(out[0], out[1]);
-    let bad = Steer::Add { layer: 0, vector: vec![1.0; 8] };
-    let err = sweep(&model, &items(), Some(&bad), &[1.0], &SweepOptions::default(), |_| {}).unwrap_err();
+    let bad = Steer::Add {
+        layer: 0,
+        vector: vec![1.0; 8],
+    };
+    let err = sweep(
+        &model,
+        &items(),
+        Some(&bad),
+        &[1.0],
+        &SweepOptions::default(),
+        |_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("hidden size 8"), "{err}");
 }
 
 #[test]
 fn capture_reads_last_and_completion_mean() {
     let model = tiny_llama();
-    let seqs = vec![Sequence::new(vec![1, 5, 9, 14], 2), Sequence::new(vec![3, 4], 1)];
+    let seqs = vec![
+        Sequence::new(vec![1, 5, 9, 14], 2),
+        Sequence::new(vec![3, 4], 1),
+    ];
     let last = capture(&model, &seqs, &pts(&[0, 2]), &ReadAt::Last, 2, |_| {}).unwrap();
     let single = capture(&model, &seqs[1..], &pts(&[0, 2]), &ReadAt::Last, 1, |_| {}).unwrap();
     // left padding in the batch must not change what is read
     for (a, b) in last.vectors[1][1].iter().zip(&single.vectors[0][1]) {
         assert!((a - b).abs() < 1e-4);
     }
-    let mean = capture(&model, &seqs, &pts(&[2]), &ReadAt::CompletionMean, 2, |_| {}).unwrap();
-    let idx = capture(&model, &seqs[..1], &pts(&[2]), &ReadAt::Indices(vec![2, 3]), 1, |_| {}).unwrap();
+    let mean = capture(
+        &model,
+        &seqs,
+        &pts(&[2]),
+        &ReadAt::CompletionMean,
+        2,
+        |_| {},
+    )
+    .unwrap();
+    let idx = capture(
+        &model,
+        &seqs[..1],
+        &pts(&[2]),
+        &ReadAt::Indices(vec![2, 3]),
+        1,
+        |_| {},
+    )
+    .unwrap();
     for (a, b) in mean.vectors[0][0].iter().zip(&idx.vectors[0][0]) {
         assert!((a - b).abs() < 1e-5);
     }
@@ -153,15 +239,33 @@ fn capture_reads_last_and_completion_mean() {
 #[test]
 fn many_steerings_share_the_prefix_and_match_one_by_one() {
     let model = tiny_llama();
-    let a = Steer::Add { layer: 1, vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect() };
-    let b = Steer::Add { layer: 1, vector: (0..16).map(|i| ((i * 7 % 5) as f32) / 3.0).collect() };
+    let a = Steer::Add {
+        layer: 1,
+        vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect(),
+    };
+    let b = Steer::Add {
+        layer: 1,
+        vector: (0..16).map(|i| ((i * 7 % 5) as f32) / 3.0).collect(),
+    };
     let mut m = Matrix::identity(16);
     m.data[3] = 0.7;
-    let c = Steer::Affine { layer: 1, map: AffineMap::new(m, vec![0.2; 16]).unwrap() };
+    let c = Steer::Affine {
+        layer: 1,
+        map: AffineMap::new(m, vec![0.2; 16]).unwrap(),
+    };
     let alphas = [-1.0, 0.0, 2.0];
-    let opts = SweepOptions { positions: Positions::All, batch_items: 2, max_rows: 7 };
-    let many = steerbench_eval::sweep::sweep_many(&model, &items(), &[&a, &b, &c], &alphas, &opts, |_| {}).unwrap();
+    let opts = SweepOptions {
+        positions: Positions::All,
+        batch_items: 2,
+        max_rows: 7,
+    };
+    let many =
+        steerbench_eval::sweep::sweep_many(&model, &items(), &[&a, &b, &c], &alphas, &opts, |_| {})
+            .unwrap();
     for (k, s) in [&a, &b, &c].into_iter().enumerate() {
-        assert_close(&many[k], &naive(&model, &items(), s, &alphas, &Positions::All));
+        assert_close(
+            &many[k],
+            &naive(&model, &items(), s, &alphas, &Positions::All),
+        );
     }
 }

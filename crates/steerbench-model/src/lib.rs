@@ -2,8 +2,8 @@
 //!
 //! Module owners: add `pub mod` lines with small edits; never rewrite this file.
 
-pub mod error;
 pub mod chat;
+pub mod error;
 pub mod fetch;
 pub mod gguf;
 pub mod hub;
@@ -17,20 +17,23 @@ pub use error::{ModelError, Result};
 pub mod config;
 pub mod decoder;
 pub mod generate;
+mod gpt2;
 pub mod hooks;
 pub mod kv_cache;
-pub mod weights;
-mod gpt2;
 mod layers;
 mod llama;
+pub mod weights;
 
+pub use chat::{ChatMessage, ChatTemplate};
 pub use config::{Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling};
 pub use decoder::{ForwardOutput, Model, Sequence};
+pub use fetch::{pull, Pulled, WheelSource};
 pub use generate::{Detokenizer, EosOnly, GenerateOptions, Sampling};
 pub use hooks::{HookPoint, Hooks, Intervention, MapFn, Positions, Site};
 pub use kv_cache::KvCache;
-pub use chat::{ChatMessage, ChatTemplate};
-pub use fetch::{pull, Pulled, WheelSource};
 pub use registry::{list, lookup, registry, steerbench_home, ModelStatus, RegistryEntry};
-pub use source::{model_info, resolve, resolve_with, LoadedModel, ModelInfo, ModelFormat, ModelSource, ResolveOptions, ResolvedModel};
+pub use source::{
+    model_info, resolve, resolve_with, LoadedModel, ModelFormat, ModelInfo, ModelSource,
+    ResolveOptions, ResolvedModel,
+};
 pub use tokenizer::Tokenizer;

@@ -88,7 +88,12 @@ fn batched_generation_equals_single_row_generation() {
         .unwrap();
     for (r, p) in prompts.iter().enumerate() {
         let single = model
-            .generate(&EosOnly::default(), std::slice::from_ref(p), &opts(10, true), &hooks)
+            .generate(
+                &EosOnly::default(),
+                std::slice::from_ref(p),
+                &opts(10, true),
+                &hooks,
+            )
             .unwrap();
         assert_eq!(single[0], batched[r], "row {r}");
     }

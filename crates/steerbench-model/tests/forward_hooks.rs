@@ -122,7 +122,9 @@ fn left_padding_matches_unpadded_single_rows_with_steering() {
         for (r, row) in rows.iter().enumerate() {
             let mut h1 = Hooks::new();
             steer(&mut h1);
-            let single = m.forward(&seqs(std::slice::from_ref(row)), &mut h1).unwrap();
+            let single = m
+                .forward(&seqs(std::slice::from_ref(row)), &mut h1)
+                .unwrap();
             assert_eq!(single.pad_left(0), 0);
             for p in 0..row.len() {
                 let d = max_abs_diff(
