@@ -6,10 +6,10 @@
 //!   of each neutral prompt (where a reply would start);
 //! - `mc_accuracy`: 1/0 per multiple-choice question (argmax over the choice letters).
 //!
-//! Settings: the (layer, multiplier) an `evaluate` stage chose per method (`from`),
-//! plus the `multipliers` sweep at that layer; or `layers` × `multipliers` without
+//! Settings: every (layer, multiplier) an `evaluate` stage chose per method and
+//! dataset (`from`), plus the `multipliers` sweep at each chosen layer; or `layers` × `multipliers` without
 //! `from`. Writes `scores.parquet` and `aggregates.parquet` (same schemas as
-//! `evaluate`) and `settings.parquet` (method, layer, multiplier, chosen).
+//! `evaluate`) and `settings.parquet` (method, layer, multiplier, chosen, chosen_for).
 
 use std::collections::BTreeMap;
 
@@ -30,7 +30,7 @@ pub struct Degradation;
 
 impl StageRunner<common::Services> for Degradation {
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
@@ -153,32 +153,51 @@ fn score(probe: &Probe, i: usize, v: &Value, base: &Value) -> Result<f64> {
     })
 }
 
-/// (method → [(layer, multiplier, chosen)]).
+/// One steering setting to measure: `chosen_for` names the datasets whose
+/// validation chose it (empty for sweep points).
+#[derive(Debug, Clone, PartialEq)]
+struct Setting {
+    layer: i32,
+    multiplier: f64,
+    chosen_for: Vec<String>,
+}
+
+/// method → settings: every (layer, multiplier) an evaluate stage chose for some
+/// dataset, plus the `multipliers` sweep at each chosen layer; or, without `from`,
+/// `layers` × `multipliers`.
 fn settings(
     ctx: &Ctx<'_>,
     p: &DegradationParams,
     methods: &[String],
     n_layers: usize,
-) -> Result<BTreeMap<String, Vec<(i32, f64, bool)>>> {
-    let mut out: BTreeMap<String, Vec<(i32, f64, bool)>> = BTreeMap::new();
+) -> Result<BTreeMap<String, Vec<Setting>>> {
+    let mut out: BTreeMap<String, Vec<Setting>> = BTreeMap::new();
     let sweep_mults = p.multipliers.clone().unwrap_or_default();
+    let mut add = |method: &str, layer: i32, multiplier: f64, dataset: Option<&str>| {
+        let list = out.entry(method.to_string()).or_default();
+        match list
+            .iter_mut()
+            .find(|s| s.layer == layer && s.multiplier == multiplier)
+        {
+            Some(s) => s.chosen_for.extend(dataset.map(str::to_string)),
+            None => list.push(Setting {
+                layer,
+                multiplier,
+                chosen_for: dataset.map(str::to_string).into_iter().collect(),
+            }),
+        }
+    };
     if let Some(from) = &p.from {
         let df = crate::store::read_parquet(&ctx.input_dir(from)?.join("selection.parquet"))?;
+        let ds = read_str(&df, "dataset")?;
         let ms = read_str(&df, "method")?;
         let ls = read_i32(&df, "layer")?;
         let xs = read_f64(&df, "multiplier")?;
-        for i in 0..ms.len() {
-            // The first row per method (first dataset and position) sets the layer.
-            if out.contains_key(&ms[i]) || !methods.contains(&ms[i]) {
-                continue;
-            }
-            let mut v = vec![(ls[i], xs[i], true)];
+        for i in (0..ms.len()).filter(|&i| methods.contains(&ms[i])) {
+            add(&ms[i], ls[i], xs[i], Some(&ds[i]));
             for &m in &sweep_mults {
-                if m != xs[i] {
-                    v.push((ls[i], m, false));
-                }
+                add(&ms[i], ls[i], m, None);
             }
-            out.insert(ms[i].clone(), v);
         }
     } else {
         let layers: Vec<usize> = match p.layers.as_ref() {
@@ -190,13 +209,11 @@ fn settings(
             bail!("degradation without `from` needs `multipliers`");
         }
         for m in methods {
-            out.insert(
-                m.clone(),
-                layers
-                    .iter()
-                    .flat_map(|&l| sweep_mults.iter().map(move |&x| (l as i32, x, false)))
-                    .collect(),
-            );
+            for &l in &layers {
+                for &x in &sweep_mults {
+                    add(m, l as i32, x, None);
+                }
+            }
         }
     }
     Ok(out)
@@ -213,7 +230,7 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
         .values()
         .map(|v| {
             v.iter()
-                .map(|s| s.0)
+                .map(|s| s.layer)
                 .collect::<std::collections::BTreeSet<_>>()
                 .len()
         })
@@ -222,7 +239,7 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     progress.set_total((n_items * (1 + n_layer_groups)) as u64);
 
     let mut scores: Vec<Score> = Vec::new();
-    let mut set_rows: Vec<(String, i32, f64, bool)> = Vec::new();
+    let mut set_rows: Vec<(String, i32, f64, String)> = Vec::new();
     let row = |probe: &Probe, i: usize, method: &str, layer: i32, mult: f64, value: f64| Score {
         example_id: probe.ids[i].clone(),
         dataset: probe.dataset.clone(),
@@ -255,9 +272,9 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
             let Some(list) = plan.get(&s.method) else {
                 continue;
             };
-            let mut by_layer: BTreeMap<i32, Vec<(f64, bool)>> = BTreeMap::new();
-            for &(l, m, chosen) in list {
-                by_layer.entry(l).or_default().push((m, chosen));
+            let mut by_layer: BTreeMap<i32, Vec<f64>> = BTreeMap::new();
+            for st in list {
+                by_layer.entry(st.layer).or_default().push(st.multiplier);
             }
             for (layer, ms) in by_layer {
                 progress.set_message(format!(
@@ -266,11 +283,11 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
                     s.method
                 ));
                 let steer = s.steer(layer.max(0) as usize)?;
-                let alphas: Vec<f32> = ms.iter().map(|(m, _)| *m as f32).collect();
+                let alphas: Vec<f32> = ms.iter().map(|m| *m as f32).collect();
                 let vals = sweep(&lm.model, &probe.items, Some(&steer), &alphas, &opts, |n| {
                     progress.inc(n as u64)
                 })?;
-                for (a, (mult, _)) in ms.iter().enumerate() {
+                for (a, mult) in ms.iter().enumerate() {
                     for i in 0..probe.items.len() {
                         scores.push(row(
                             probe,
@@ -286,8 +303,13 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
         }
     }
     for (method, list) in &plan {
-        for &(l, m, chosen) in list {
-            set_rows.push((method.clone(), l, m, chosen));
+        for st in list {
+            set_rows.push((
+                method.clone(),
+                st.layer,
+                st.multiplier,
+                st.chosen_for.join(", "),
+            ));
         }
     }
     let mut df = scores_frame(&scores)?;
@@ -300,8 +322,12 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
         f64_col("multiplier", set_rows.iter().map(|r| r.2).collect()),
         polars::prelude::Column::new(
             "chosen".into(),
-            set_rows.iter().map(|r| r.3).collect::<Vec<bool>>(),
+            set_rows
+                .iter()
+                .map(|r| !r.3.is_empty())
+                .collect::<Vec<bool>>(),
         ),
+        str_col("chosen_for", set_rows.iter().map(|r| r.3.clone()).collect()),
     ])?;
     ctx.write_parquet("settings", &mut sdf)?;
     let mut out = StageOutputs::default();

@@ -1,7 +1,7 @@
 //! `evaluate`: steer over methods × layers × multipliers × positions and score every
 //! input on the same forward passes.
 //!
-//! Writes (schemas in docs/schemas.md):
+//! Writes (schemas in docs/outputs.md):
 //! - `scores.parquet`: tidy per-input rows (example_id, dataset, split, method, layer,
 //!   multiplier, position, metric, value);
 //! - `aggregates.parquet`: per (dataset, split, method, layer, multiplier, position,

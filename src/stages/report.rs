@@ -315,7 +315,7 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     let mut eval_aggs = Vec::new();
     let mut eval_scores = ScoreMap::new();
     let mut deg_aggs = Vec::new();
-    let mut settings: Vec<(String, i32, f64, bool)> = Vec::new();
+    let mut settings: Vec<(String, i32, f64, String)> = Vec::new();
     for f in folders.iter().filter(|f| inputs.contains(&f.dir)) {
         match f.manifest.kind.as_str() {
             "evaluate" => {
@@ -391,9 +391,9 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
                     read_i32(&df, "layer")?,
                     read_f64(&df, "multiplier")?,
                 );
-                let c = read_bool(&df, "chosen")?;
+                let c = read_str(&df, "chosen_for")?;
                 for i in 0..m.len() {
-                    settings.push((m[i].clone(), l[i], x[i], c[i]));
+                    settings.push((m[i].clone(), l[i], x[i], c[i].clone()));
                 }
             }
             _ => {}
@@ -615,8 +615,11 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
             kl: deg(method, *layer, *mult, "kl_unsteered"),
             mc_accuracy: deg(method, *layer, *mult, "mc_accuracy"),
         };
-        if *chosen {
-            data.degradation.at_chosen.push(row.clone());
+        if !chosen.is_empty() {
+            data.degradation.at_chosen.push(rep::DegradationRow {
+                dataset: Some(chosen.clone()),
+                ..row.clone()
+            });
         }
         data.degradation.sweep.push(row);
         // Pareto: effect on the reported split against KL at the same setting.
