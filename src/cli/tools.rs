@@ -200,10 +200,35 @@ pub fn generate(a: &PromptArgs, max_tokens: usize) -> Result<()> {
         max_new_tokens: max_tokens,
         ..Default::default()
     };
-    let out = lm.model.generate(&lm.tokenizer, &[ids], &opts, &hooks)?;
-    let text = lm.tokenizer.decode(&out[0])?;
+    // Stream: print what each new token adds to the decoded text (a token may end
+    // in the middle of a UTF-8 character, so decode the whole continuation).
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "{text}")?;
+    let (mut tokens, mut shown) = (Vec::new(), String::new());
+    let mut failure = None;
+    lm.model
+        .generate_streaming(&lm.tokenizer, &[ids], &opts, &hooks, &mut |_, t| {
+            tokens.push(t);
+            if let Ok(text) = lm.tokenizer.decode(&tokens) {
+                if let Some(new) = text
+                    .strip_prefix(shown.as_str())
+                    .filter(|n| !n.is_empty() && !n.ends_with('\u{fffd}'))
+                {
+                    if let Err(e) = write!(stdout, "{new}").and_then(|_| stdout.flush()) {
+                        failure = Some(e);
+                    }
+                    shown = text;
+                }
+            }
+        })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    let text = lm.tokenizer.decode(&tokens)?;
+    writeln!(
+        stdout,
+        "{}",
+        text.strip_prefix(shown.as_str()).unwrap_or("")
+    )?;
     Ok(())
 }
 

@@ -83,6 +83,19 @@ impl Model {
         opts: &GenerateOptions,
         hooks: &Hooks,
     ) -> Result<Vec<Vec<u32>>> {
+        self.generate_streaming(tok, prompts, opts, hooks, &mut |_, _| {})
+    }
+
+    /// [`Model::generate`], calling `on_token(row, token)` for each token as soon as
+    /// it is chosen (for printing a continuation while it is produced).
+    pub fn generate_streaming<T: Detokenizer + ?Sized>(
+        &self,
+        tok: &T,
+        prompts: &[Vec<u32>],
+        opts: &GenerateOptions,
+        hooks: &Hooks,
+        on_token: &mut dyn FnMut(usize, u32),
+    ) -> Result<Vec<Vec<u32>>> {
         if let Sampling::Sample {
             temperature, top_p, ..
         } = opts.sampling
@@ -118,7 +131,7 @@ impl Model {
             }
             let mut h = last_rows(&h.expect("non-empty prompt"))?;
             for step in 0.. {
-                let next = state.step(&self.logits(&h)?)?;
+                let next = state.step_emitting(&self.logits(&h)?, on_token)?;
                 if state.done() || step + 1 == opts.max_new_tokens {
                     break;
                 }
@@ -137,7 +150,7 @@ impl Model {
                 let mut l = BatchLayout::new(&seqs, self.config().vocab_size)?;
                 l.last = prompts.iter().map(|p| p.len() - 1).collect();
                 let h = last_rows(&self.run(&l, 0, None, &mut hooks)?)?;
-                let next = state.step(&self.logits(&h)?)?;
+                let next = state.step_emitting(&self.logits(&h)?, on_token)?;
                 if state.done() || step + 1 == opts.max_new_tokens {
                     break;
                 }
@@ -200,6 +213,22 @@ impl<'a, T: Detokenizer + ?Sized> Stepper<'a, T> {
     }
 
     /// Choose each unfinished row's next token from logits (b, vocab); returns the feed.
+    /// [`Stepper::step`], reporting every token it appended to a row.
+    fn step_emitting(
+        &mut self,
+        logits: &Tensor,
+        on_token: &mut dyn FnMut(usize, u32),
+    ) -> Result<Vec<u32>> {
+        let before: Vec<usize> = self.out.iter().map(Vec::len).collect();
+        let next = self.step(logits)?;
+        for (r, row) in self.out.iter().enumerate() {
+            for &t in &row[before[r]..] {
+                on_token(r, t);
+            }
+        }
+        Ok(next)
+    }
+
     fn step(&mut self, logits: &Tensor) -> Result<Vec<u32>> {
         let logits = logits.to_vec2::<f32>()?;
         for (r, row) in logits.iter().enumerate() {

@@ -176,3 +176,28 @@ fn eos_and_stop_strings_end_rows_independently() {
     assert!(out[1].len() <= 3 && Letters.decode(&out[1]).unwrap().contains(&stop));
     assert_eq!(out[1], free[1][..out[1].len()].to_vec());
 }
+
+#[test]
+fn streaming_reports_every_token_as_it_is_chosen() {
+    let m = tiny_llama(3);
+    let prompts = ragged_batch();
+    let hooks = steering(Positions::All);
+    for cache in [true, false] {
+        let mut seen: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        let out = m
+            .generate_streaming(
+                &EosOnly::default(),
+                &prompts,
+                &opts(9, cache),
+                &hooks,
+                &mut |r, t| seen[r].push(t),
+            )
+            .unwrap();
+        assert_eq!(seen, out);
+        assert_eq!(
+            out,
+            m.generate(&EosOnly::default(), &prompts, &opts(9, cache), &hooks)
+                .unwrap()
+        );
+    }
+}
