@@ -138,6 +138,32 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
         }
     }
 
+    // Every real output opens in polars, pandas and pyarrow with its manifest's
+    // rows and columns (skipped without them unless STEERBENCH_REQUIRE_PYTHON=1).
+    let have_python = Command::new("python3")
+        .args(["-c", "import polars, pandas, pyarrow"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if have_python {
+        let out = Command::new("python3")
+            .arg(repo().join("tests/python/check_parquet.py"))
+            .arg(&run)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("0 problem(s)"),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var("STEERBENCH_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "python3 with polars, pandas and pyarrow is required"
+        );
+    }
+
     // `steerbench report` re-renders the same markdown from the Parquet outputs alone.
     let again = tempfile::tempdir().unwrap();
     let out = bin()
