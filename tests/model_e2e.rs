@@ -151,3 +151,31 @@ fn steered_greedy_generation_is_identical_with_and_without_kv_cache() {
     );
     assert_ne!(steered_cached, plain, "steering changed nothing");
 }
+
+#[test]
+fn models_commands_list_info_and_a_second_pull_does_nothing() {
+    let run = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, out, _) = run(&["models", "pull", "smollm2-135m-instruct"]);
+    assert!(ok);
+    let (ok, out2, _) = run(&["models", "pull", "smollm2-135m-instruct"]);
+    assert!(ok && out2.contains("already cached"), "{out}\n{out2}");
+    let (ok, list, _) = run(&["models", "list"]);
+    assert!(ok && list.contains("smollm2-135m-instruct") && list.contains("cached at"));
+    let (ok, info, _) = run(&["models", "info", "smollm2-135m-instruct"]);
+    assert!(
+        ok && info.contains("layers:      30") && info.contains("hidden:      576"),
+        "{info}"
+    );
+    let (ok, _, err) = run(&["models", "info", "no-such-model"]);
+    assert!(
+        !ok && err.contains("smollm2-135m-instruct"),
+        "unknown names list the known ones: {err}"
+    );
+}
