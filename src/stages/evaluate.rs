@@ -761,30 +761,23 @@ fn select(scores: &[Score], seed: u64) -> Result<Vec<Selection>> {
         let ci = bootstrap_mean_ci(&diffs, &cfg).ok();
         let sv: Vec<f32> = steered.values().copied().collect();
         let uv: Vec<f32> = unsteered.values().copied().collect();
-        let slopes: Vec<f32> = scores
-            .iter()
-            .filter(|s| {
-                base_name(&s.dataset) == ds
-                    && s.split == rep_split
-                    && s.method == method
-                    && s.layer == layer
-                    && s.position == pos
-                    && s.metric == "steerability_slope"
-            })
-            .map(|s| s.value as f32)
-            .collect();
-        let r2s: Vec<f32> = scores
-            .iter()
-            .filter(|s| {
-                base_name(&s.dataset) == ds
-                    && s.split == rep_split
-                    && s.method == method
-                    && s.layer == layer
-                    && s.position == pos
-                    && s.metric == "steerability_r2"
-            })
-            .map(|s| s.value as f32)
-            .collect();
+        // Per-input rows of the chosen (layer, position) on the reported split.
+        let at_choice = |metric: &str| -> Vec<f32> {
+            scores
+                .iter()
+                .filter(|s| {
+                    base_name(&s.dataset) == ds
+                        && s.split == rep_split
+                        && s.method == method
+                        && s.layer == layer
+                        && s.position == pos
+                        && s.metric == metric
+                })
+                .map(|s| s.value as f32)
+                .collect()
+        };
+        let slopes = at_choice("steerability_slope");
+        let r2s = at_choice("steerability_r2");
         let (sm, ss) = mean_std(&slopes).unwrap_or((f32::NAN, f32::NAN));
         out.push(Selection {
             dataset: ds.clone(),
