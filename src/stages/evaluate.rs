@@ -808,43 +808,22 @@ fn select(scores: &[Score], seed: u64) -> Result<Vec<Selection>> {
 
 fn selection_frame(s: &[Selection]) -> Result<polars::prelude::DataFrame> {
     frame(vec![
-        str_col("dataset", s.iter().map(|x| x.dataset.clone()).collect()),
-        str_col("method", s.iter().map(|x| x.method.clone()).collect()),
-        str_col("position", s.iter().map(|x| x.position.clone()).collect()),
-        str_col(
-            "selected_on",
-            s.iter().map(|x| x.selected_on.clone()).collect(),
-        ),
-        str_col(
-            "reported_on",
-            s.iter().map(|x| x.reported_on.clone()).collect(),
-        ),
+        str_of("dataset", s, |x| x.dataset.clone()),
+        str_of("method", s, |x| x.method.clone()),
+        str_of("position", s, |x| x.position.clone()),
+        str_of("selected_on", s, |x| x.selected_on.clone()),
+        str_of("reported_on", s, |x| x.reported_on.clone()),
         i32_col("layer", s.iter().map(|x| x.layer).collect()),
-        f64_col("multiplier", s.iter().map(|x| x.multiplier).collect()),
-        f64_col("val_score", s.iter().map(|x| x.val_score).collect()),
-        f64_col("effect", s.iter().map(|x| x.effect).collect()),
-        f64_col("effect_ci_low", s.iter().map(|x| x.effect_ci_low).collect()),
-        f64_col(
-            "effect_ci_high",
-            s.iter().map(|x| x.effect_ci_high).collect(),
-        ),
-        f64_col(
-            "standardized_effect",
-            s.iter().map(|x| x.standardized_effect).collect(),
-        ),
-        f64_col(
-            "steerability_mean",
-            s.iter().map(|x| x.steerability_mean).collect(),
-        ),
-        f64_col(
-            "steerability_std",
-            s.iter().map(|x| x.steerability_std).collect(),
-        ),
-        f64_col(
-            "anti_steerable_fraction",
-            s.iter().map(|x| x.anti_steerable_fraction).collect(),
-        ),
-        f64_col("r2_mean", s.iter().map(|x| x.r2_mean).collect()),
+        f64_of("multiplier", s, |x| x.multiplier),
+        f64_of("val_score", s, |x| x.val_score),
+        f64_of("effect", s, |x| x.effect),
+        f64_of("effect_ci_low", s, |x| x.effect_ci_low),
+        f64_of("effect_ci_high", s, |x| x.effect_ci_high),
+        f64_of("standardized_effect", s, |x| x.standardized_effect),
+        f64_of("steerability_mean", s, |x| x.steerability_mean),
+        f64_of("steerability_std", s, |x| x.steerability_std),
+        f64_of("anti_steerable_fraction", s, |x| x.anti_steerable_fraction),
+        f64_of("r2_mean", s, |x| x.r2_mean),
         u32_col("n", s.iter().map(|x| x.n).collect()),
     ])
 }

@@ -32,6 +32,15 @@ pub fn f32_list_col(name: &str, rows: &[Vec<f32>]) -> Column {
     lc.into_series().with_name(name.into()).into_column()
 }
 
+/// A column with one value per row of `rows` (tables built from structs).
+pub fn f64_of<T>(name: &str, rows: &[T], f: impl Fn(&T) -> f64) -> Column {
+    f64_col(name, rows.iter().map(f).collect())
+}
+
+pub fn str_of<T>(name: &str, rows: &[T], f: impl Fn(&T) -> String) -> Column {
+    str_col(name, rows.iter().map(f).collect())
+}
+
 pub fn frame(cols: Vec<Column>) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(cols)?)
 }
