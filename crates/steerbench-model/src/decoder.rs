@@ -1,6 +1,8 @@
 //! The one shared forward loop: embeddings, blocks with hook sites, final norm, and the
 //! outputs computed from the final hidden states (never a full b × t × vocab tensor).
 
+use std::ops::Range;
+
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -191,6 +193,27 @@ impl Model {
         Ok(self.output(batch, lay, hidden))
     }
 
+    /// The residual stream entering block `stop_layer` (`ResidPre(stop_layer)`, before any
+    /// hook there), (b, t, d) in the batch's padded layout: the embedding and blocks
+    /// `0..stop_layer` only, no upper blocks and no LM head. Feed it to
+    /// [`Model::forward_from`]`(batch, stop_layer, ..)`; hooks at layers below
+    /// `stop_layer` run, those at or above it are left for `forward_from`.
+    pub fn forward_prefix(
+        &self,
+        batch: &[Sequence],
+        stop_layer: usize,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        if stop_layer >= self.cfg.n_layers {
+            return Err(ModelError::Input(format!(
+                "forward_prefix: layer {stop_layer} out of range (model has {})",
+                self.cfg.n_layers
+            )));
+        }
+        let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
+        self.run_layers(&lay, 0..stop_layer, None, hooks)
+    }
+
     /// Resume at block `layer` from its input residual `resid_pre` (b, t, d) in padded
     /// layout, e.g. captured at `HookPoint { layer, site: ResidPre }` by an earlier forward
     /// of the same batch. Hooks at `ResidPre(layer)` and above run; those below are unused.
@@ -264,11 +287,24 @@ impl Model {
         }
     }
 
-    /// Whole batch from `from_layer`, chunked through a KV cache when configured.
+    /// Whole batch from `from_layer` to the end (final-normed hidden states).
     pub(crate) fn run(
         &self,
         lay: &BatchLayout,
         from_layer: usize,
+        resid: Option<&Tensor>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        self.run_layers(lay, from_layer..self.cfg.n_layers, resid, hooks)
+    }
+
+    /// Whole batch through `layers`, chunked through a KV cache when configured. Returns
+    /// final-normed hidden states when `layers` reaches the last block, else the raw
+    /// residual entering `layers.end` (before its hooks).
+    fn run_layers(
+        &self,
+        lay: &BatchLayout,
+        layers: Range<usize>,
         resid: Option<&Tensor>,
         hooks: &mut Hooks,
     ) -> Result<Tensor> {
@@ -283,7 +319,7 @@ impl Model {
         };
         if chunk >= lay.t {
             let frame = lay.frame(0, lay.t);
-            return self.run_chunk(&frame, from_layer, input(0, lay.t)?, None, hooks);
+            return self.run_chunk(&frame, layers, input(0, lay.t)?, None, hooks);
         }
         let mut cache = KvCache::new(self.cfg.n_layers);
         let mut outs = Vec::new();
@@ -292,7 +328,7 @@ impl Model {
             let frame = lay.frame(start, t);
             outs.push(self.run_chunk(
                 &frame,
-                from_layer,
+                layers.clone(),
                 input(start, t)?,
                 Some(&mut cache),
                 hooks,
@@ -355,18 +391,23 @@ impl Model {
     }
 
     /// One chunk (padded positions [frame.start, frame.start + frame.t)) through blocks
-    /// `from_layer..`: returns final-normed hidden states (b, t, d). With a cache, it must
-    /// already hold positions [0, frame.start).
+    /// `layers`: returns final-normed hidden states (b, t, d) when `layers` ends at the last
+    /// block, else the residual entering block `layers.end`. With a cache, it must already
+    /// hold positions [0, frame.start).
     pub(crate) fn run_chunk(
         &self,
         frame: &Frame,
-        from_layer: usize,
+        layers: Range<usize>,
         mut xs: Tensor,
         mut cache: Option<&mut KvCache>,
         hooks: &mut Hooks,
     ) -> Result<Tensor> {
         let (b, t, d) = xs.dims3()?;
-        if frame.start > 0 && cache.as_ref().map(|c| c.len(from_layer)) != Some(frame.start) {
+        let from_layer = layers.start;
+        if frame.start > 0
+            && from_layer < layers.end
+            && cache.as_ref().map(|c| c.len(from_layer)) != Some(frame.start)
+        {
             return Err(ModelError::Other(format!(
                 "chunk starts at {} but the KV cache holds {:?} positions",
                 frame.start,
@@ -393,7 +434,8 @@ impl Model {
         let mask = self.mask(frame)?;
         let (nh, hd) = (self.cfg.n_heads, self.cfg.head_dim);
         let scale = 1.0 / (hd as f64).sqrt();
-        for (l, block) in self.parts.blocks.iter().enumerate().skip(from_layer) {
+        let (lo, hi) = (layers.start, layers.end.min(self.parts.blocks.len()));
+        for (l, block) in self.parts.blocks[..hi].iter().enumerate().skip(lo) {
             let at = |site| HookPoint { layer: l, site };
             xs = hooks.apply(at(Site::ResidPre), xs, frame)?;
             let (q, k, v) = block.qkv(&block.attn_norm(&xs)?, &pos)?;
@@ -411,6 +453,9 @@ impl Model {
             xs = hooks.apply(at(Site::ResidPost), (xs + m)?, frame)?;
         }
         debug_assert_eq!(xs.dims3()?, (b, t, d));
+        if hi < self.parts.blocks.len() {
+            return Ok(xs);
+        }
         self.parts.norm.forward(&xs)
     }
 

@@ -127,7 +127,13 @@ impl Model {
                 let t = chunk.min(lay.t - start);
                 let frame = gen_frame(&lay, start, t, 0);
                 let xs = self.embed(&lay.ids_chunk(start, t), &frame)?;
-                h = Some(self.run_chunk(&frame, 0, xs, Some(&mut cache), &mut hooks)?);
+                h = Some(self.run_chunk(
+                    &frame,
+                    0..self.config().n_layers,
+                    xs,
+                    Some(&mut cache),
+                    &mut hooks,
+                )?);
             }
             let mut h = last_rows(&h.expect("non-empty prompt"))?;
             for step in 0.. {
@@ -137,7 +143,13 @@ impl Model {
                 }
                 let frame = gen_frame(&lay, lay.t + step, 1, step + 1);
                 let xs = self.embed(&next, &frame)?;
-                h = last_rows(&self.run_chunk(&frame, 0, xs, Some(&mut cache), &mut hooks)?)?;
+                h = last_rows(&self.run_chunk(
+                    &frame,
+                    0..self.config().n_layers,
+                    xs,
+                    Some(&mut cache),
+                    &mut hooks,
+                )?)?;
             }
         } else {
             let mut rows: Vec<Vec<u32>> = prompts.to_vec();

@@ -466,3 +466,63 @@ fn model_new_names_tensor_and_shapes() {
     let e = Model::new(cfg, w.vb()).err().unwrap().to_string();
     assert!(e.contains("model.layers.2.mlp.up_proj.weight"), "{e}");
 }
+
+#[test]
+fn forward_prefix_then_forward_from_equals_forward() {
+    let batch = seqs(&ragged_batch());
+    let add = |h: &mut Hooks, at: HookPoint, seed: u64| {
+        h.write(
+            at,
+            Intervention::Add {
+                vector: vector(32, seed),
+                alpha: 2.0,
+            },
+            Positions::All,
+        );
+    };
+    // A write below the split (runs in the prefix) and one at it (runs in forward_from).
+    let below = |h: &mut Hooks, layer: usize| {
+        if layer > 0 {
+            add(h, hp(layer - 1, Site::ResidMid), 4);
+        }
+    };
+    let makers: [(&str, fn(u64) -> Model); 2] = [("llama", tiny_llama), ("gpt2", tiny_gpt2)];
+    for (name, make) in makers {
+        for chunk in [None, Some(4)] {
+            let mut m = make(6);
+            m.set_prefill_chunk(chunk);
+            let n = m.config().n_layers;
+            for layer in 0..n {
+                let what = format!("{name} layer {layer} chunk {chunk:?}");
+                let mut full_hooks = Hooks::new();
+                below(&mut full_hooks, layer);
+                add(&mut full_hooks, hp(layer, Site::ResidPre), 3);
+                let full = m.forward(&batch, &mut full_hooks).unwrap();
+
+                let mut pre_hooks = Hooks::new();
+                below(&mut pre_hooks, layer);
+                add(&mut pre_hooks, hp(layer, Site::ResidPre), 3);
+                let resid = m.forward_prefix(&batch, layer, &mut pre_hooks).unwrap();
+
+                // The prefix is ResidPre(layer) before the writes at that site.
+                let mut plain = Hooks::new();
+                below(&mut plain, layer);
+                plain.capture(hp(layer, Site::ResidPre));
+                m.forward(&batch, &mut plain).unwrap();
+                let want = plain.take(hp(layer, Site::ResidPre)).unwrap();
+                assert_eq!(resid.dims(), want.dims(), "{what}");
+                assert!(max_abs_diff(&resid, &want) <= 1e-5, "{what}");
+
+                let mut from_hooks = Hooks::new();
+                add(&mut from_hooks, hp(layer, Site::ResidPre), 3);
+                let out = m
+                    .forward_from(&batch, layer, &resid, &mut from_hooks)
+                    .unwrap();
+                assert!(max_abs_diff(full.hidden(), out.hidden()) <= 1e-5, "{what}");
+                let (a, b) = (full.last_logits().unwrap(), out.last_logits().unwrap());
+                assert!(max_abs_diff(&a, &b) <= 1e-5, "{what}");
+            }
+            assert!(m.forward_prefix(&batch, n, &mut Hooks::new()).is_err());
+        }
+    }
+}
