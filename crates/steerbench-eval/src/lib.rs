@@ -9,9 +9,12 @@
 //! - [`sweep`]: run items under a steering object at several strengths, reusing the
 //!   unsteered residual below the steered layer and batching strengths as rows.
 //! - [`capture`]: read residual-stream activations at declared layers and positions.
+//! - [`function_vector`]: per-head mean outputs, indirect effects by head patching, and
+//!   head contributions through the output projection (Function Vectors).
 
 pub mod capture;
 pub mod error;
+pub mod function_vector;
 pub mod prompt;
 pub mod steer;
 pub mod sweep;

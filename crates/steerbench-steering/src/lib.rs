@@ -18,7 +18,7 @@
 //! | (repeng exact) | [`pca_diff_centered(pos, neg)`](methods::pca::pca_diff_centered) | sklearn-style centred PCA of differences |
 //! | `probe` | [`probe(x, labels, &ProbeConfig)`](methods::probe::probe), [`probe_pairs`](methods::probe::probe_pairs) | L2 logistic regression (Newton), unit weight + train accuracy |
 //! | `icv` | [`icv(&[diffs per layer])`](methods::icv::icv), [`icv_apply(h, v, λ)`](methods::icv::icv_apply) | first PC per layer; h + λv rescaled to ‖h‖ |
-//! | `function_vector` | [`rank_heads(effects, heads)`](methods::function_vector::rank_heads), [`function_vector(ranking, k, mean_outputs, o_proj)`](methods::function_vector::function_vector) | Σ top-K heads' o_proj-projected mean outputs |
+//! | `function_vector` | [`rank_heads(effects, heads)`](methods::function_vector::rank_heads), [`project_head(o_proj, head, output)`](methods::function_vector::project_head), [`function_vector(ranking, k, contributions)`](methods::function_vector::function_vector) | Σ top-K heads' o_proj-projected mean outputs |
 //! | `ablation` | [`ablation_direction`](methods::ablation::ablation_direction), [`ablate(h, u)`](methods::ablation::ablate) | h − (h·û)û |
 //! | `affine` | [`mean_shift_projection(pos, neg, k)`](methods::affine::mean_shift_projection), [`gaussian_transport(pos, neg, Shrinkage)`](methods::affine::gaussian_transport) | [`AffineMap`](methods::affine::AffineMap) h ↦ Wh + b, `.interpolate(α)` |
 //! | `mlp` | [`train_mlp(pos, neg, &MlpConfig)`](methods::mlp::train_mlp) | [`MlpSteer`](methods::mlp::MlpSteer): `apply_rows(m, α)`, `apply_tensor(&Tensor, α)`, per-epoch `losses` |

@@ -9,7 +9,9 @@ use steerbench_steering::methods::affine::{
     gaussian_transport, mean_shift, mean_shift_projection, Shrinkage,
 };
 use steerbench_steering::methods::caa::{caa, shuffled_caa};
-use steerbench_steering::methods::function_vector::{function_vector, rank_heads, HeadId};
+use steerbench_steering::methods::function_vector::{
+    function_vector, project_head, rank_heads, HeadId,
+};
 use steerbench_steering::methods::icv::{icv, icv_apply, icv_direction};
 use steerbench_steering::methods::normalize::{median, normalize, resid_norm_stat, Normalize};
 use steerbench_steering::methods::pca::{pca_center, pca_diff, pca_diff_centered};
@@ -203,7 +205,7 @@ fn function_vector_hand_computed() {
     mean_out.insert(heads[1], vec![1.0, 2.0]);
     mean_out.insert(heads[2], vec![9.0, 9.0]);
     mean_out.insert(heads[3], vec![3.0, -1.0]);
-    let mut o_proj = BTreeMap::new();
+    let mut o_proj: BTreeMap<usize, Matrix> = BTreeMap::new();
     // d_model 3 × (2 heads · 2): columns 0..2 head 0, 2..4 head 1.
     o_proj.insert(
         0,
@@ -223,14 +225,28 @@ fn function_vector_hand_computed() {
         ])
         .unwrap(),
     );
-    let fv = function_vector(&ranking, 2, &mean_out, &o_proj).unwrap();
-    // layer0 head1: (1, 2, 3); layer1 head1: (6, -2, 4) → (7, 0, 7).
+    let contributions: BTreeMap<HeadId, Vec<f32>> = heads
+        .iter()
+        .map(|h| {
+            (
+                *h,
+                project_head(&o_proj[&h.layer], h.head, &mean_out[h]).unwrap(),
+            )
+        })
+        .collect();
+    // layer0 head1: (1, 2, 3); layer1 head1: (6, -2, 4).
+    assert_eq!(contributions[&heads[1]], vec![1.0, 2.0, 3.0]);
+    assert_eq!(contributions[&heads[3]], vec![6.0, -2.0, 4.0]);
+    let fv = function_vector(&ranking, 2, &contributions).unwrap();
     assert_eq!(fv.vector, vec![7.0, 0.0, 7.0]);
     assert_eq!(fv.heads.len(), 2);
-    assert!(function_vector(&ranking, 0, &mean_out, &o_proj).is_err());
-    assert!(function_vector(&ranking, 5, &mean_out, &o_proj).is_err());
-    o_proj.remove(&1);
-    assert!(function_vector(&ranking, 2, &mean_out, &o_proj).is_err());
+    assert!(function_vector(&ranking, 0, &contributions).is_err());
+    assert!(function_vector(&ranking, 5, &contributions).is_err());
+    // A head dimension that does not fit the projection is an error, not a panic.
+    assert!(project_head(&o_proj[&0], 2, &[1.0, 2.0]).is_err());
+    let mut missing = contributions.clone();
+    missing.remove(&heads[3]);
+    assert!(function_vector(&ranking, 2, &missing).is_err());
 }
 
 #[test]

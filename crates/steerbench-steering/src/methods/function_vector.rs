@@ -61,17 +61,37 @@ pub fn rank_heads(effects: &Matrix, heads: &[HeadId]) -> Result<Vec<HeadScore>> 
     Ok(scores)
 }
 
-/// FV = Σ over the top-`k` heads of `o_proj[layer][:, head·hd .. (head+1)·hd] · mean_output[head]`.
+/// One head's contribution to the residual stream: `o_proj[:, head·hd .. (head+1)·hd] · output`,
+/// with `o_proj` in Hugging Face layout, `d_model × (n_heads·head_dim)` (y = W·concat(heads)).
+pub fn project_head(o_proj: &Matrix, head: usize, output: &[f32]) -> Result<Vec<f32>> {
+    let hd = output.len();
+    if hd == 0 || (head + 1) * hd > o_proj.cols {
+        return Err(shape_err(
+            format!("o_proj columns for head {head} (head_dim {hd})"),
+            format!(">= {}", (head + 1) * hd),
+            o_proj.cols,
+        ));
+    }
+    Ok((0..o_proj.rows)
+        .map(|i| {
+            let row = &o_proj.row(i)[head * hd..(head + 1) * hd];
+            row.iter()
+                .zip(output)
+                .map(|(x, y)| *x as f64 * *y as f64)
+                .sum::<f64>() as f32
+        })
+        .collect())
+}
+
+/// FV = Σ over the top-`k` heads of their contributions to the residual stream (each head's
+/// mean output passed through its layer's output projection, see [`project_head`]).
 ///
 /// * `ranking`: output of [`rank_heads`] (best first).
-/// * `mean_outputs`: per-head mean output before the output projection (length `head_dim`).
-/// * `o_proj`: per layer, the output-projection weight in Hugging Face layout,
-///   `d_model × (n_heads·head_dim)` (y = W·concat(heads)).
+/// * `contributions`: per head, a `d_model` vector.
 pub fn function_vector(
     ranking: &[HeadScore],
     k: usize,
-    mean_outputs: &BTreeMap<HeadId, Vec<f32>>,
-    o_proj: &BTreeMap<usize, Matrix>,
+    contributions: &BTreeMap<HeadId, Vec<f32>>,
 ) -> Result<FunctionVector> {
     if k == 0 || k > ranking.len() {
         return Err(SteeringError::InvalidParameter(format!(
@@ -80,51 +100,37 @@ pub fn function_vector(
         )));
     }
     let top = &ranking[..k];
-    let mut fv: Option<Vec<f64>> = None;
+    let mut acc: Option<Vec<f64>> = None;
     for s in top {
         let h = s.head;
-        let out = mean_outputs.get(&h).ok_or_else(|| {
+        let c = contributions.get(&h).ok_or_else(|| {
             SteeringError::NotEnoughData(format!(
-                "no mean output for layer {} head {}",
+                "no contribution for layer {} head {}",
                 h.layer, h.head
             ))
         })?;
-        let w = o_proj.get(&h.layer).ok_or_else(|| {
-            SteeringError::NotEnoughData(format!("no output projection for layer {}", h.layer))
-        })?;
-        let hd = out.len();
-        if hd == 0 || (h.head + 1) * hd > w.cols {
+        let a = acc.get_or_insert_with(|| vec![0.0; c.len()]);
+        if a.len() != c.len() {
             return Err(shape_err(
-                format!(
-                    "o_proj columns for layer {} head {} (head_dim {hd})",
-                    h.layer, h.head
-                ),
-                format!(">= {}", (h.head + 1) * hd),
-                w.cols,
+                format!("contribution of layer {} head {}", h.layer, h.head),
+                a.len(),
+                c.len(),
             ));
         }
-        let acc = fv.get_or_insert_with(|| vec![0.0; w.rows]);
-        if acc.len() != w.rows {
-            return Err(shape_err(
-                format!("o_proj rows for layer {}", h.layer),
-                acc.len(),
-                w.rows,
-            ));
-        }
-        for (i, a) in acc.iter_mut().enumerate() {
-            let row = &w.row(i)[h.head * hd..(h.head + 1) * hd];
-            *a += row
-                .iter()
-                .zip(out)
-                .map(|(x, y)| *x as f64 * *y as f64)
-                .sum::<f64>();
+        for (a, x) in a.iter_mut().zip(c) {
+            *a += *x as f64;
         }
     }
-    let vector = fv
+    let vector: Vec<f32> = acc
         .unwrap_or_default()
         .into_iter()
         .map(|x| x as f32)
         .collect();
+    if vector.iter().any(|x| !x.is_finite()) {
+        return Err(SteeringError::NotEnoughData(
+            "function vector is not finite (NaN in head outputs)".into(),
+        ));
+    }
     Ok(FunctionVector {
         vector,
         heads: top.to_vec(),
