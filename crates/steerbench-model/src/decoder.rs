@@ -10,7 +10,7 @@ use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::hooks::{Frame, HookPoint, Hooks, Site};
 use crate::kv_cache::KvCache;
-use crate::layers::{rope_inv_freq, rope_tables, Norm};
+use crate::layers::{attention, rope_inv_freq, rope_tables, CausalPad, Norm};
 
 /// One row of a batch. `tokens[prompt_len..]` are the completion (or generated) tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,8 @@ pub(crate) struct PosCtx {
 /// An architecture's block, split where the shared loop places hook sites.
 pub(crate) trait DecoderBlock: Send + Sync {
     fn attn_norm(&self, xs: &Tensor) -> Result<Tensor>;
-    /// q (b, n_heads, t, hd) with positions applied; k, v (b, n_kv_heads, t, hd). Contiguous.
+    /// q (b, t, n_heads, hd) with positions applied; k, v (b, t, n_kv_heads, hd). Views
+    /// of any strides with a contiguous last dimension.
     fn qkv(&self, xs: &Tensor, pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)>;
     /// Output projection of the concatenated heads (b, t, n_heads * hd) -> (b, t, d).
     fn attn_out(&self, heads: &Tensor) -> Result<Tensor>;
@@ -365,31 +366,6 @@ impl Model {
         Ok(xs.reshape((b, t, self.cfg.hidden_size))?)
     }
 
-    /// Additive causal + padding mask (b, 1, t, start + t), or `None` when nothing is masked.
-    /// A padding query attends to itself only, so its softmax row never becomes NaN.
-    fn mask(&self, frame: &Frame) -> Result<Option<Tensor>> {
-        let (b, t, s) = (frame.pad.len(), frame.t, frame.start);
-        let total = s + t;
-        let mut m = vec![0f32; b * t * total];
-        let mut any = false;
-        for (r, &p) in frame.pad.iter().enumerate() {
-            for i in 0..t {
-                let q = s + i;
-                let row = &mut m[(r * t + i) * total..(r * t + i + 1) * total];
-                for (k, v) in row.iter_mut().enumerate() {
-                    if k > q || (k < p && k != q) {
-                        *v = f32::NEG_INFINITY;
-                        any = true;
-                    }
-                }
-            }
-        }
-        if !any {
-            return Ok(None);
-        }
-        Ok(Some(Tensor::from_vec(m, (b, 1, t, total), &self.device)?))
-    }
-
     /// One chunk (padded positions [frame.start, frame.start + frame.t)) through blocks
     /// `layers`: returns final-normed hidden states (b, t, d) when `layers` ends at the last
     /// block, else the residual entering block `layers.end`. With a cache, it must already
@@ -431,7 +407,10 @@ impl Model {
                 None => None,
             },
         };
-        let mask = self.mask(frame)?;
+        let mask = CausalPad {
+            pad: frame.pad.clone(),
+            start: frame.start,
+        };
         let (nh, hd) = (self.cfg.n_heads, self.cfg.head_dim);
         let scale = 1.0 / (hd as f64).sqrt();
         let (lo, hi) = (layers.start, layers.end.min(self.parts.blocks.len()));
@@ -443,7 +422,7 @@ impl Model {
                 Some(c) => c.append(l, k, v)?,
                 None => (k, v),
             };
-            let heads = attention(&q, &k, &v, mask.as_ref(), scale)?;
+            let heads = attention(&q, &k, &v, &mask, scale)?;
             let heads = hooks.apply(at(Site::HeadOut), heads, frame)?;
             let a = block.attn_out(&heads.reshape((b, t, nh * hd))?)?;
             let a = hooks.apply(at(Site::AttnOut), a, frame)?;
@@ -463,30 +442,6 @@ impl Model {
     pub(crate) fn logits(&self, h: &Tensor) -> Result<Tensor> {
         Ok(h.contiguous()?.matmul(&self.parts.lm_head.t()?)?)
     }
-}
-
-/// Scaled dot-product attention with grouped kv heads, without repeating k/v:
-/// q (b, nh, t, hd), k/v (b, nkv, s, hd) -> per-head outputs (b, t, nh, hd).
-fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: Option<&Tensor>,
-    scale: f64,
-) -> Result<Tensor> {
-    let (b, nh, t, hd) = q.dims4()?;
-    let (_, nkv, s, _) = k.dims4()?;
-    let g = nh / nkv;
-    // Heads sharing a kv head are adjacent, so (nh, t) regroups as (nkv, g * t).
-    let q = (q * scale)?.reshape((b, nkv, g * t, hd))?;
-    let att = q.matmul(&k.t()?)?.reshape((b, nh, t, s))?;
-    let att = match mask {
-        Some(m) => att.broadcast_add(m)?,
-        None => att,
-    };
-    let att = candle_nn::ops::softmax_last_dim(&att)?;
-    let out = att.reshape((b, nkv, g * t, s))?.matmul(v)?;
-    Ok(out.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?)
 }
 
 /// Final hidden states of a forward plus what is needed to read logits from them.

@@ -140,15 +140,10 @@ impl DecoderBlock for Gpt2Block {
 
     fn qkv(&self, xs: &Tensor, _pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = xs.dims3()?;
-        let d = self.n_heads * self.hd;
         let qkv = self.c_attn.forward(xs)?;
-        let head = |i: usize| -> Result<Tensor> {
-            Ok(qkv
-                .narrow(2, i * d, d)?
-                .reshape((b, t, self.n_heads, self.hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
+        let qkv = qkv.reshape((b, t, 3 * self.n_heads, self.hd))?;
+        let head =
+            |i: usize| -> Result<Tensor> { Ok(qkv.narrow(2, i * self.n_heads, self.n_heads)?) };
         Ok((head(0)?, head(1)?, head(2)?))
     }
 

@@ -1,7 +1,7 @@
 //! Building blocks shared by the architecture files: shape-checked weight lookup,
 //! linear layers in both storage layouts, norms, rotary frequencies.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{CpuStorage, DType, Layout, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::config::{RopeConfig, RopeScaling};
@@ -164,6 +164,256 @@ pub(crate) fn rope_tables(inv_freq: &Tensor, pos: &Tensor) -> Result<(Tensor, Te
         .unsqueeze(D::Minus1)?
         .broadcast_mul(inv_freq)?;
     Ok((freqs.cos()?.contiguous()?, freqs.sin()?.contiguous()?))
+}
+
+/// Which keys each query of a left-padded causal chunk may attend to: the chunk holds
+/// padded positions `[start, start + t)` and the keys are positions `[0, start + t)`.
+/// A padding query attends to itself only, so its softmax row is never empty.
+#[derive(Debug, Clone)]
+pub(crate) struct CausalPad {
+    /// Left padding of each batch row.
+    pub pad: Vec<usize>,
+    pub start: usize,
+}
+
+impl CausalPad {
+    /// The half-open key range query `i` of row `r` attends to.
+    fn keys(&self, r: usize, i: usize) -> (usize, usize) {
+        let q = self.start + i;
+        let p = self.pad[r];
+        if q < p {
+            (q, q + 1)
+        } else {
+            (p, q + 1)
+        }
+    }
+
+    /// The same mask as an additive tensor (b, 1, t, start + t), `None` when nothing is
+    /// masked; for devices without the CPU kernel.
+    fn additive(&self, t: usize, dev: &candle_core::Device) -> Result<Option<Tensor>> {
+        let b = self.pad.len();
+        let total = self.start + t;
+        let mut m = vec![0f32; b * t * total];
+        let mut any = false;
+        for r in 0..b {
+            for i in 0..t {
+                let (lo, hi) = self.keys(r, i);
+                let row = &mut m[(r * t + i) * total..(r * t + i + 1) * total];
+                for (k, v) in row.iter_mut().enumerate() {
+                    if k < lo || k >= hi {
+                        *v = f32::NEG_INFINITY;
+                        any = true;
+                    }
+                }
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(Tensor::from_vec(m, (b, 1, t, total), dev)?))
+    }
+}
+
+/// Scaled dot-product attention with grouped kv heads (heads sharing a kv head are
+/// adjacent): q (b, t, n_heads, hd), k/v (b, s, n_kv_heads, hd), any strides with a
+/// contiguous last dimension -> per-head outputs (b, t, n_heads, hd), contiguous.
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &CausalPad,
+    scale: f64,
+) -> Result<Tensor> {
+    if q.device().is_cpu() && q.dtype() == DType::F32 {
+        let op = CpuAttention {
+            mask: mask.clone(),
+            scale: scale as f32,
+        };
+        return Ok(q.apply_op3_no_bwd(k, v, &op)?);
+    }
+    // Generic path (other devices): heads first, grouped without repeating k/v.
+    let (b, t, nh, hd) = q.dims4()?;
+    let (_, s, nkv, _) = k.dims4()?;
+    let g = nh / nkv;
+    let q = q.transpose(1, 2)?.contiguous()?;
+    let k = k.transpose(1, 2)?.contiguous()?;
+    let v = v.transpose(1, 2)?.contiguous()?;
+    let q = (q * scale)?.reshape((b, nkv, g * t, hd))?;
+    let att = q.matmul(&k.t()?)?.reshape((b, nh, t, s))?;
+    let att = match mask.additive(t, q.device())? {
+        Some(m) => att.broadcast_add(&m)?,
+        None => att,
+    };
+    let att = candle_nn::ops::softmax_last_dim(&att)?;
+    let out = att.reshape((b, nkv, g * t, s))?.matmul(&v)?;
+    Ok(out.reshape((b, nh, t, hd))?.transpose(1, 2)?.contiguous()?)
+}
+
+/// The CPU attention kernel: one task per (batch row, head), each two small gemms on
+/// strided views (no transposes, no repeated kv heads, no mask tensor) with the masked
+/// softmax done in place between them.
+struct CpuAttention {
+    mask: CausalPad,
+    scale: f32,
+}
+
+/// A 4-D f32 view: data, offset of element 0, strides (last one must be 1).
+struct View<'a> {
+    data: &'a [f32],
+    off: usize,
+    st: [usize; 3],
+}
+
+impl<'a> View<'a> {
+    fn new(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<(Self, [usize; 4])> {
+        let CpuStorage::F32(data) = s else {
+            candle_core::bail!("attention: {what} must be f32")
+        };
+        let (d, st) = (l.dims(), l.stride());
+        if d.len() != 4 || st[3] != 1 {
+            candle_core::bail!("attention: {what} must be 4-D with a contiguous last dim")
+        }
+        let off = l.start_offset();
+        let last = off
+            + (0..4)
+                .map(|i| d[i].saturating_sub(1) * st[i])
+                .sum::<usize>();
+        if d.contains(&0) || last >= data.len() {
+            candle_core::bail!("attention: {what} view out of bounds or empty")
+        }
+        Ok((
+            Self {
+                data,
+                off,
+                st: [st[0], st[1], st[2]],
+            },
+            [d[0], d[1], d[2], d[3]],
+        ))
+    }
+
+    /// Pointer to element (b, 0, h, 0).
+    fn at(&self, b: usize, h: usize) -> *const f32 {
+        self.data[self.off + b * self.st[0] + h * self.st[2]..].as_ptr()
+    }
+}
+
+/// Raw output pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each task writes only its own (row, head) slots of the output.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl candle_core::CustomOp3 for CpuAttention {
+    fn name(&self) -> &'static str {
+        "steerbench-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (q, [b, t, nh, hd]) = View::new(qs, ql, "q")?;
+        let (k, [kb, s, nkv, khd]) = View::new(ks, kl, "k")?;
+        let (v, vd) = View::new(vs, vl, "v")?;
+        if kb != b || khd != hd || vd != [kb, s, nkv, khd] || nh % nkv != 0 {
+            candle_core::bail!(
+                "attention: shapes q {:?} k {:?} v {:?} do not fit",
+                ql.dims(),
+                kl.dims(),
+                vl.dims()
+            )
+        }
+        if self.mask.pad.len() != b || self.mask.start + t != s {
+            candle_core::bail!(
+                "attention: mask for {} rows, start {}, does not fit q {:?} k {:?}",
+                self.mask.pad.len(),
+                self.mask.start,
+                ql.dims(),
+                kl.dims()
+            )
+        }
+        let g = nh / nkv;
+        let mut out = vec![0f32; b * t * nh * hd];
+        let optr = OutPtr(out.as_mut_ptr());
+        (0..b * nh).into_par_iter().for_each_init(
+            || vec![0f32; t * s],
+            |scores, task| {
+                let (r, h) = (task / nh, task % nh);
+                let o = optr;
+                // SAFETY: every pointer below addresses elements inside the views checked
+                // by `View::new` (or inside `scores`/`out`, sized t*s and b*t*nh*hd), and
+                // this task writes only out[r, .., h, ..].
+                unsafe {
+                    gemm::gemm(
+                        t,
+                        s,
+                        hd,
+                        scores.as_mut_ptr(),
+                        1,
+                        s as isize,
+                        false,
+                        q.at(r, h),
+                        1,
+                        q.st[1] as isize,
+                        k.at(r, h / g),
+                        k.st[1] as isize,
+                        1,
+                        0.0,
+                        self.scale,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                for i in 0..t {
+                    let row = &mut scores[i * s..(i + 1) * s];
+                    let (lo, hi) = self.mask.keys(r, i);
+                    let max = row[lo..hi].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                    let mut sum = 0f32;
+                    for x in &mut row[lo..hi] {
+                        *x = (*x - max).exp();
+                        sum += *x;
+                    }
+                    let inv = 1.0 / sum;
+                    row[lo..hi].iter_mut().for_each(|x| *x *= inv);
+                    row[..lo].iter_mut().for_each(|x| *x = 0.0);
+                    row[hi..].iter_mut().for_each(|x| *x = 0.0);
+                }
+                unsafe {
+                    gemm::gemm(
+                        t,
+                        hd,
+                        s,
+                        o.0.add(r * t * nh * hd + h * hd),
+                        1,
+                        (nh * hd) as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        s as isize,
+                        v.at(r, h / g),
+                        1,
+                        v.st[1] as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((b, t, nh, hd))))
+    }
 }
 
 #[cfg(test)]

@@ -204,10 +204,10 @@ impl LlamaBlock {
     }
 }
 
-/// (b, t, n*hd) -> (b, n, t, hd), contiguous (rope and the cache need it).
+/// (b, t, n*hd) -> (b, t, n, hd), a free reshape.
 fn split_heads(xs: &Tensor, n: usize, hd: usize) -> Result<Tensor> {
     let (b, t, _) = xs.dims3()?;
-    Ok(xs.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+    Ok(xs.reshape((b, t, n, hd))?)
 }
 
 impl DecoderBlock for LlamaBlock {
@@ -223,8 +223,8 @@ impl DecoderBlock for LlamaBlock {
             .rope
             .as_ref()
             .ok_or_else(|| ModelError::Other("llama block run without rotary tables".into()))?;
-        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+        let q = candle_nn::rotary_emb::rope_thd(&q, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope_thd(&k, cos, sin)?;
         Ok((q, k, v))
     }
 
