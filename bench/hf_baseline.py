@@ -7,9 +7,10 @@ in the same sitting. Inputs (token ids, steering vector) come from the JSON
 file steerbench writes, so both sides see identical tokens.
 
     python3 bench/hf_baseline.py prefill  --gguf MODEL.gguf
-    python3 bench/hf_baseline.py caa-sweep --gguf MODEL.gguf --inputs runs/bench/caa_sweep_inputs.json
+    python3 bench/hf_baseline.py caa-sweep [--inputs target/bench/caa_sweep_inputs.json]
+    python3 bench/compare_caa_sweep.py
 
-Needs: pip install torch transformers gguf numpy
+Needs: pip install torch transformers gguf numpy (caa-sweep also: steering-vectors)
 """
 import argparse
 import json
@@ -62,16 +63,36 @@ def prefill(args):
 
 
 def caa_sweep(args):
+    """The CAA A/B sweep steerbench's `caa_sweep` bench runs, replayed from its inputs JSON.
+
+    Variants (all f32, torch threads = --threads, one process, same loaded model):
+      unbatched         one forward per (item, multiplier), forward hook on block `layer`
+      batched_mults     one forward per item: its multipliers as the rows of one batch
+                        (equal lengths, no padding), the hook adds alpha_row * v
+      batched_items     one forward per (multiplier, --batch items): left-padded batches
+                        with attention mask and position ids
+      steering_vectors  the steering-vectors library: SteeringVector({layer: v}).apply(
+                        model, multiplier=m) around one forward per (item, multiplier)
+    Every variant reads log p(A), log p(B) from the last position's logits.
+    """
     import torch
 
     spec = json.load(open(args.inputs))
-    model = load(args.gguf, args.threads)
-    layer = spec["layer"]  # vector added to the output of block `layer`
+    gguf = args.gguf or spec.get("gguf")
+    if not gguf:
+        raise SystemExit("no --gguf given and the inputs JSON names none")
+    model = load(gguf, args.threads)
+    layer = spec["layer"]  # vector added to the output of block `layer` (= input of layer+1)
+    assert spec.get("site", "resid_post") == "resid_post" and spec.get("positions", "all") == "all"
     vec = torch.tensor(spec["vector"], dtype=torch.float32)
-    mults = spec["multipliers"]
+    mults = [float(m) for m in spec["multipliers"]]
     a_id, b_id = spec["a_token"], spec["b_token"]
     items = spec["items"]
-    state = {"alpha": None}
+    variants = args.variants.split(",")
+    # `logits_to_keep=1` computes the LM head at the last position only (off by default: the
+    # plain call, as a user of transformers writes it).
+    extra = {"logits_to_keep": 1} if args.last_logits_only else {}
+    state = {"alpha": 0.0}
 
     def hook(_module, _inputs, output):
         hs = output[0] if isinstance(output, tuple) else output
@@ -82,41 +103,91 @@ def caa_sweep(args):
             hs = hs + alpha * vec
         return (hs,) + tuple(output[1:]) if isinstance(output, tuple) else hs
 
-    handle = model.model.layers[layer].register_forward_hook(hook)
-    results = {}
+    def read(logits):  # (b, vocab) -> [[lpA, lpB]] per row
+        lp = torch.log_softmax(logits.float(), -1)
+        return [[float(lp[r, a_id]), float(lp[r, b_id])] for r in range(lp.shape[0])]
+
+    def empty():
+        return [[None] * len(mults) for _ in items]
+
+    def unbatched():
+        lp = empty()
+        handle = model.model.layers[layer].register_forward_hook(hook)
+        try:
+            for k, m in enumerate(mults):
+                state["alpha"] = m
+                for i, ids in enumerate(items):
+                    lp[i][k] = read(model(torch.tensor([ids]), **extra).logits[:, -1])[0]
+        finally:
+            handle.remove()
+        return lp
+
+    def batched_mults():
+        lp = empty()
+        state["alpha"] = torch.tensor(mults)
+        handle = model.model.layers[layer].register_forward_hook(hook)
+        try:
+            for i, ids in enumerate(items):
+                batch = torch.tensor([ids] * len(mults))
+                for k, row in enumerate(read(model(batch, **extra).logits[:, -1])):
+                    lp[i][k] = row
+        finally:
+            handle.remove()
+        return lp
+
+    def batched_items():
+        lp = empty()
+        pad = model.config.pad_token_id
+        if pad is None:
+            pad = model.config.eos_token_id if isinstance(model.config.eos_token_id, int) else 0
+        handle = model.model.layers[layer].register_forward_hook(hook)
+        try:
+            for k, m in enumerate(mults):
+                state["alpha"] = m
+                for s in range(0, len(items), args.batch):
+                    chunk = items[s:s + args.batch]
+                    width = max(len(x) for x in chunk)
+                    ids = torch.tensor([[pad] * (width - len(x)) + x for x in chunk])
+                    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in chunk])
+                    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                    out = model(ids, attention_mask=mask, position_ids=pos, **extra).logits[:, -1]
+                    for r, row in enumerate(read(out)):
+                        lp[s + r][k] = row
+        finally:
+            handle.remove()
+        return lp
+
+    def steering_vectors():
+        from steering_vectors import SteeringVector
+
+        # layer_type "decoder_block" matches model.model.layers[i]; the library adds
+        # multiplier * v to that block's output at every position (min_token_index=0).
+        sv = SteeringVector(layer_activations={layer: vec}, layer_type="decoder_block")
+        lp = empty()
+        for k, m in enumerate(mults):
+            with sv.apply(model, multiplier=m):
+                for i, ids in enumerate(items):
+                    lp[i][k] = read(model(torch.tensor([ids]), **extra).logits[:, -1])[0]
+        return lp
+
+    runs = {"unbatched": unbatched, "batched_mults": batched_mults,
+            "batched_items": batched_items, "steering_vectors": steering_vectors}
+    unknown = [v for v in variants if v not in runs]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {sorted(runs)}")
+    results = {"impl": "transformers", "torch": torch.__version__, "threads": args.threads,
+               "n_items": len(items), "multipliers": mults, "batch": args.batch,
+               "last_logits_only": args.last_logits_only, "variants": {}}
     with torch.no_grad():
-        # unbatched: one forward per (item, multiplier)
-        t0 = time.perf_counter()
-        unbatched = []
-        for m in mults:
-            state["alpha"] = float(m)
-            for ids in items:
-                logits = model(torch.tensor([ids])).logits[0, -1]
-                lp = torch.log_softmax(logits, -1)
-                unbatched.append([m, float(lp[a_id]), float(lp[b_id])])
-        results["unbatched_s"] = time.perf_counter() - t0
-        # hand-batched: all items of one multiplier in a left-padded batch
-        t0 = time.perf_counter()
-        batched = []
-        pad = model.config.eos_token_id if model.config.pad_token_id is None else model.config.pad_token_id
-        width = max(len(x) for x in items)
-        ids = torch.tensor([[pad] * (width - len(x)) + x for x in items])
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in items])
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        for m in mults:
-            state["alpha"] = float(m)
-            for s in range(0, len(items), args.batch):
-                out = model(ids[s:s + args.batch], attention_mask=mask[s:s + args.batch],
-                            position_ids=pos[s:s + args.batch]).logits[:, -1]
-                lp = torch.log_softmax(out, -1)
-                for r in range(lp.shape[0]):
-                    batched.append([m, float(lp[r, a_id]), float(lp[r, b_id])])
-        results["batched_s"] = time.perf_counter() - t0
-    handle.remove()
-    results.update({"impl": "transformers", "threads": args.threads, "n_items": len(items),
-                    "multipliers": mults, "unbatched": unbatched, "batched": batched})
+        model(torch.tensor([items[0][:16]]))  # warm-up
+        for v in variants:
+            t0 = time.perf_counter()
+            lp = runs[v]()
+            wall = time.perf_counter() - t0
+            results["variants"][v] = {"wall_s": wall, "lp": lp}
+            print(json.dumps({"variant": v, "wall_s": round(wall, 2)}), flush=True)
     json.dump(results, open(args.out, "w"))
-    print(json.dumps({k: v for k, v in results.items() if k not in ("unbatched", "batched")}))
+    print(f"wrote {args.out}")
 
 
 def main():
@@ -130,11 +201,14 @@ def main():
     a.add_argument("--repeats", type=int, default=3)
     a.add_argument("--decode-tokens", type=int, default=64)
     b = sub.add_parser("caa-sweep")
-    b.add_argument("--gguf", required=True)
-    b.add_argument("--inputs", required=True)
+    b.add_argument("--inputs", default="target/bench/caa_sweep_inputs.json")
+    b.add_argument("--gguf", help="model file (default: the one the inputs JSON names)")
     b.add_argument("--threads", type=int, default=2)
-    b.add_argument("--batch", type=int, default=10)
-    b.add_argument("--out", default="hf_caa_sweep.json")
+    b.add_argument("--batch", type=int, default=10, help="items per batch in batched_items")
+    b.add_argument("--variants", default="unbatched,batched_mults,batched_items,steering_vectors")
+    b.add_argument("--last-logits-only", action="store_true",
+                   help="pass logits_to_keep=1 (LM head at the last position only)")
+    b.add_argument("--out", default="target/bench/caa_sweep_transformers.json")
     args = p.parse_args()
     {"prefill": prefill, "caa-sweep": caa_sweep}[args.cmd](args)
 

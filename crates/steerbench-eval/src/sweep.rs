@@ -1,10 +1,13 @@
 //! Steered sweeps: many items × many strengths with as few forward passes as possible.
 //!
-//! For steering that starts at block L, the residual entering block L is computed once
-//! per item (the unsteered model below L cannot depend on the strength) and every
-//! strength resumes from it with `forward_from`. Additive steering also batches the
-//! strengths as rows (one per-row vector `alpha * v`), so a 7-multiplier sweep costs one
-//! prefix pass plus one batched suffix pass per chunk of items.
+//! For steering that writes at the output of block L, blocks `0..=L` are the unsteered
+//! model whatever the strength, so they run once per item (`Model::forward_prefix`) and
+//! every strength resumes at block L+1 from that residual (`Model::forward_from`).
+//! Additive steering batches the strengths as rows (one per-row vector `alpha * v`, the
+//! unsteered model as a zero row), so a 7-multiplier sweep costs one prefix pass plus
+//! one batched suffix pass per chunk of items. Items are chunked in length order so a
+//! chunk needs little padding, and logits are computed at the last position only (or
+//! at the completion tokens) by [`read_values`].
 
 use candle_core::{Tensor, D};
 use steerbench_model::{HookPoint, Hooks, Intervention, Model, Positions, Sequence, Site};
@@ -79,18 +82,27 @@ pub fn sweep(
 ) -> Result<Vec<Vec<Value>>> {
     match steer {
         None => {
-            let mut out: Vec<Vec<Value>> = vec![Vec::with_capacity(items.len()); alphas.len()];
+            let mut out: Vec<Vec<Option<Value>>> = vec![vec![None; items.len()]; alphas.len()];
             let mut progress = progress;
-            for chunk in items.chunks(opts.batch_items.max(1)) {
-                let seqs: Vec<Sequence> = chunk.iter().map(|it| it.seq.clone()).collect();
-                let reads: Vec<&Read> = chunk.iter().map(|it| &it.read).collect();
+            for chunk in by_length(items).chunks(opts.batch_items.max(1)) {
+                let seqs: Vec<Sequence> = chunk.iter().map(|&i| items[i].seq.clone()).collect();
+                let reads: Vec<&Read> = chunk.iter().map(|&i| &items[i].read).collect();
                 let vals = forward_read(model, &seqs, &reads, &mut Hooks::new())?;
                 for o in out.iter_mut() {
-                    o.extend(vals.iter().cloned());
+                    for (&i, v) in chunk.iter().zip(&vals) {
+                        o[i] = Some(v.clone());
+                    }
                 }
                 progress(chunk.len());
             }
-            Ok(out)
+            Ok(out
+                .into_iter()
+                .map(|vals| {
+                    vals.into_iter()
+                        .map(|v| v.expect("every item read"))
+                        .collect()
+                })
+                .collect())
         }
         Some(s) => Ok(sweep_many(model, items, &[s], alphas, opts, progress)?.remove(0)),
     }
@@ -117,20 +129,49 @@ pub fn sweep_many(
             )));
         }
     }
-    let mut out: Vec<Vec<Vec<Value>>> =
-        vec![vec![Vec::with_capacity(items.len()); alphas.len()]; steers.len()];
-    for chunk in items.chunks(opts.batch_items.max(1)) {
-        let seqs: Vec<Sequence> = chunk.iter().map(|it| it.seq.clone()).collect();
-        let reads: Vec<&Read> = chunk.iter().map(|it| &it.read).collect();
+    let mut out: Vec<Vec<Vec<Option<Value>>>> =
+        vec![vec![vec![None; items.len()]; alphas.len()]; steers.len()];
+    for chunk in by_length(items).chunks(opts.batch_items.max(1)) {
+        let seqs: Vec<Sequence> = chunk.iter().map(|&i| items[i].seq.clone()).collect();
+        let reads: Vec<&Read> = chunk.iter().map(|&i| &items[i].read).collect();
         let per_steer = sweep_chunk(model, &seqs, &reads, steers, alphas, opts)?;
         for (s, per_alpha) in per_steer.into_iter().enumerate() {
             for (a, vals) in per_alpha.into_iter().enumerate() {
-                out[s][a].extend(vals);
+                for (&i, v) in chunk.iter().zip(vals) {
+                    out[s][a][i] = Some(v);
+                }
             }
         }
         progress(chunk.len() * steers.len());
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|per_alpha| {
+            per_alpha
+                .into_iter()
+                .map(|vals| {
+                    vals.into_iter()
+                        .map(|v| v.expect("every item read"))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Item indices ordered by sequence length (stable), so a chunk of neighbours needs
+/// little left padding; results are put back in the caller's order.
+fn by_length(items: &[Item]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items[i].seq.tokens.len());
+    order
+}
+
+/// The block whose output every steering writes first, when they all share one
+/// (`ResidPost(L)`): blocks `0..=L` are then the unsteered model for all of them.
+fn shared_block(steers: &[&Steer]) -> Option<usize> {
+    let p = steers.first()?.first_point();
+    (p.site == Site::ResidPost && steers.iter().all(|s| s.first_point() == p)).then_some(p.layer)
 }
 
 /// `out[s][a]`: the chunk's values under steering `s` at strength `a`.
@@ -142,106 +183,176 @@ fn sweep_chunk(
     alphas: &[f32],
     opts: &SweepOptions,
 ) -> Result<Vec<Vec<Vec<Value>>>> {
+    let Some(block) = shared_block(steers) else {
+        return sweep_chunk_plain(model, seqs, reads, steers, alphas, opts);
+    };
     let cfg = model.config();
     let dev = model.device().clone();
     let n = seqs.len();
     let mut results: Vec<Vec<Option<Vec<Value>>>> = vec![vec![None; alphas.len()]; steers.len()];
-    // One unsteered pass serves every alpha == 0 and, when all steerings write at the
-    // output of the same block L > 0, gives the residual entering L to resume from.
-    let start = steers.first().map(|s| s.first_point());
-    let shared = start.filter(|p| {
-        p.site == Site::ResidPost && p.layer > 0 && steers.iter().all(|s| s.first_point() == *p)
-    });
-    let mut h = Hooks::new();
-    if let Some(p) = shared {
-        h.capture(HookPoint::new(p.layer, Site::ResidPre));
-    }
-    let base_out = model.forward(seqs, &mut h)?;
-    let zero_vals = read_values(&base_out, reads)?;
-    let resid = match shared {
-        Some(p) => Some(
-            h.take(HookPoint::new(p.layer, Site::ResidPre))
-                .ok_or_else(|| EvalError::Input("residual capture missing".into()))?,
-        ),
-        None => None,
+
+    // Additive steering on the output of block L equals adding at the input of block L+1,
+    // so blocks 0..=L run once (unsteered) and the strengths resume at L+1. After the last
+    // block there is no L+1: resume at L itself and write at its output.
+    let resume = if block + 1 < cfg.n_layers {
+        block + 1
+    } else {
+        block
     };
-    for row in results.iter_mut() {
-        for (a, &alpha) in alphas.iter().enumerate() {
-            if alpha == 0.0 {
-                row[a] = Some(zero_vals.clone());
-            }
-        }
+    let add_at = if resume > block {
+        HookPoint::new(resume, Site::ResidPre)
+    } else {
+        HookPoint::new(block, Site::ResidPost)
+    };
+    // Other steerings (affine, MLP) install at ResidPost(L) and resume at L.
+    let any_map = steers.iter().any(|s| !matches!(s, Steer::Add { .. }));
+    let mut h = Hooks::new();
+    if any_map && resume > block {
+        h.capture(HookPoint::new(block, Site::ResidPre));
     }
-    // Additive steerings resuming from the shared residual: (steer, alpha) combos as rows.
-    let mut combos = Vec::new();
+    let resid = model.forward_prefix(seqs, resume, &mut h)?;
+    let resid_block = if resume > block {
+        match h.take(HookPoint::new(block, Site::ResidPre)) {
+            Some(r) => Some(r),
+            None if any_map => {
+                return Err(EvalError::Input("residual capture missing".into()));
+            }
+            None => None,
+        }
+    } else {
+        Some(resid.clone())
+    };
+
+    // Rows resumed from the shared residual, one per (row kind, item): the unsteered model
+    // (read once for every alpha == 0) and each (additive steering, alpha != 0).
+    #[derive(Clone, Copy)]
+    enum Row {
+        Unsteered,
+        Add(usize, usize),
+    }
+    let mut kinds = Vec::new();
+    if alphas.contains(&0.0) {
+        kinds.push(Row::Unsteered);
+    }
     for (si, s) in steers.iter().enumerate() {
-        if let (Steer::Add { .. }, Some(_)) = (s, &resid) {
-            for (a, &alpha) in alphas.iter().enumerate() {
-                if alpha != 0.0 {
-                    combos.push((si, a));
-                }
-            }
-        }
-    }
-    if let (Some(resid), Some(p)) = (&resid, shared) {
-        let per_pass = (opts.max_rows / n.max(1)).max(1);
-        for group in combos.chunks(per_pass) {
-            let mut rows = Vec::with_capacity(group.len() * n);
-            let mut idx = Vec::with_capacity(group.len() * n);
-            let mut deltas: Vec<f32> = Vec::with_capacity(group.len() * n * cfg.hidden_size);
-            for &(si, a) in group {
-                let Steer::Add { vector, .. } = steers[si] else {
-                    unreachable!("only additive combos")
-                };
-                for (i, s) in seqs.iter().enumerate() {
-                    rows.push(s.clone());
-                    idx.push(i as u32);
-                    deltas.extend(vector.iter().map(|x| x * alphas[a]));
-                }
-            }
-            let idx_t = Tensor::from_vec(idx.clone(), idx.len(), &dev)?;
-            let resid_rep = resid.index_select(&idx_t, 0)?;
-            let per_row = Tensor::from_vec(deltas, (rows.len(), cfg.hidden_size), &dev)?;
-            let mut h = Hooks::new();
-            h.write(
-                HookPoint::new(p.layer, Site::ResidPost),
-                Intervention::Add {
-                    vector: per_row,
-                    alpha: 1.0,
-                },
-                opts.positions.clone(),
+        if matches!(s, Steer::Add { .. }) {
+            kinds.extend(
+                (0..alphas.len())
+                    .filter(|&a| alphas[a] != 0.0)
+                    .map(|a| Row::Add(si, a)),
             );
-            let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
-            let out = model.forward_from(&rows, p.layer, &resid_rep, &mut h)?;
-            let vals = read_values(&out, &rep_reads)?;
-            for (g, &(si, a)) in group.iter().enumerate() {
-                results[si][a] = Some(vals[g * n..(g + 1) * n].to_vec());
+        }
+    }
+    let mut zero_vals = None;
+    let per_pass = (opts.max_rows / n.max(1)).max(1);
+    for group in kinds.chunks(per_pass) {
+        let mut rows = Vec::with_capacity(group.len() * n);
+        let mut idx = Vec::with_capacity(group.len() * n);
+        let mut deltas: Vec<f32> = Vec::with_capacity(group.len() * n * cfg.hidden_size);
+        for &kind in group {
+            for (i, s) in seqs.iter().enumerate() {
+                rows.push(s.clone());
+                idx.push(i as u32);
+                match kind {
+                    Row::Unsteered => deltas.extend(std::iter::repeat_n(0.0, cfg.hidden_size)),
+                    Row::Add(si, a) => {
+                        let Steer::Add { vector, .. } = steers[si] else {
+                            unreachable!("only additive rows")
+                        };
+                        deltas.extend(vector.iter().map(|x| x * alphas[a]));
+                    }
+                }
+            }
+        }
+        let rep = if group.len() == 1 {
+            resid.clone()
+        } else {
+            resid.index_select(&Tensor::from_vec(idx.clone(), idx.len(), &dev)?, 0)?
+        };
+        let mut h = Hooks::new();
+        if group.iter().any(|k| matches!(k, Row::Add(..))) {
+            let per_row = Tensor::from_vec(deltas, (rows.len(), cfg.hidden_size), &dev)?;
+            let what = Intervention::Add {
+                vector: per_row,
+                alpha: 1.0,
+            };
+            h.write(add_at, what, opts.positions.clone());
+        }
+        let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
+        let out = model.forward_from(&rows, resume, &rep, &mut h)?;
+        let vals = read_values(&out, &rep_reads)?;
+        for (g, &kind) in group.iter().enumerate() {
+            let v = vals[g * n..(g + 1) * n].to_vec();
+            match kind {
+                Row::Unsteered => zero_vals = Some(v),
+                Row::Add(si, a) => results[si][a] = Some(v),
             }
         }
     }
-    // Everything else: one steered pass per (steering, alpha).
+    for (a, &alpha) in alphas.iter().enumerate() {
+        if alpha == 0.0 {
+            for row in results.iter_mut() {
+                row[a] = zero_vals.clone();
+            }
+        }
+    }
+    // Other steerings: one pass per (steering, alpha != 0) from the input of block L.
     for (si, s) in steers.iter().enumerate() {
         for a in 0..alphas.len() {
             if results[si][a].is_some() {
                 continue;
             }
+            let r = resid_block.as_ref().expect("captured for map steerings");
             let mut h = Hooks::new();
             s.install(&mut h, alphas[a], &opts.positions, cfg.n_layers, &dev)?;
-            let out = match (&resid, shared) {
-                (Some(r), Some(p)) => model.forward_from(seqs, p.layer, r, &mut h)?,
-                _ => model.forward(seqs, &mut h)?,
-            };
+            let out = model.forward_from(seqs, block, r, &mut h)?;
             results[si][a] = Some(read_values(&out, reads)?);
         }
     }
-    Ok(results
+    Ok(unwrap_all(results))
+}
+
+/// Steerings without a shared start block (ablation, ICV, mixed): one unsteered pass for
+/// every alpha == 0 and one full steered pass per (steering, alpha != 0).
+fn sweep_chunk_plain(
+    model: &Model,
+    seqs: &[Sequence],
+    reads: &[&Read],
+    steers: &[&Steer],
+    alphas: &[f32],
+    opts: &SweepOptions,
+) -> Result<Vec<Vec<Vec<Value>>>> {
+    let cfg = model.config();
+    let dev = model.device().clone();
+    let zero_vals = if alphas.contains(&0.0) {
+        Some(forward_read(model, seqs, reads, &mut Hooks::new())?)
+    } else {
+        None
+    };
+    let mut results: Vec<Vec<Option<Vec<Value>>>> = vec![vec![None; alphas.len()]; steers.len()];
+    for (si, s) in steers.iter().enumerate() {
+        for (a, &alpha) in alphas.iter().enumerate() {
+            results[si][a] = if alpha == 0.0 {
+                zero_vals.clone()
+            } else {
+                let mut h = Hooks::new();
+                s.install(&mut h, alpha, &opts.positions, cfg.n_layers, &dev)?;
+                Some(forward_read(model, seqs, reads, &mut h)?)
+            };
+        }
+    }
+    Ok(unwrap_all(results))
+}
+
+fn unwrap_all(results: Vec<Vec<Option<Vec<Value>>>>) -> Vec<Vec<Vec<Value>>> {
+    results
         .into_iter()
         .map(|r| {
             r.into_iter()
                 .map(|v| v.expect("every alpha computed"))
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 fn forward_read(
