@@ -269,3 +269,49 @@ fn many_steerings_share_the_prefix_and_match_one_by_one() {
         );
     }
 }
+
+/// The sweep resumes at block L+1 (or, steering the last block, at L itself) and reads
+/// the unsteered model from a zero row; with or without alpha 0 among the strengths and
+/// for items chunked out of their given order, it must equal plain forwards.
+#[test]
+fn additive_sweep_at_first_and_last_block_matches_plain_forwards() {
+    let model = tiny_llama();
+    let mut items = items();
+    items.push(Item {
+        seq: Sequence::prompt(vec![4, 8, 15, 16]),
+        read: Read::NextToken(vec![1, 2, 3]),
+    });
+    for layer in [0, 2] {
+        let add = Steer::Add {
+            layer,
+            vector: (0..16).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect(),
+        };
+        let mut m = Matrix::identity(16);
+        m.data[17] = -0.4;
+        let affine = Steer::Affine {
+            layer,
+            map: AffineMap::new(m, vec![-0.1; 16]).unwrap(),
+        };
+        for alphas in [&[-1.5f32, 2.0][..], &[0.0, -1.0, 0.5][..]] {
+            let opts = SweepOptions {
+                positions: Positions::All,
+                batch_items: 2,
+                max_rows: 5,
+            };
+            let many = steerbench_eval::sweep::sweep_many(
+                &model,
+                &items,
+                &[&add, &affine],
+                alphas,
+                &opts,
+                |_| {},
+            )
+            .unwrap();
+            for (k, s) in [&add, &affine].into_iter().enumerate() {
+                assert_close(&many[k], &naive(&model, &items, s, alphas, &Positions::All));
+            }
+            let one = sweep(&model, &items, Some(&add), alphas, &opts, |_| {}).unwrap();
+            assert_close(&one, &naive(&model, &items, &add, alphas, &Positions::All));
+        }
+    }
+}
