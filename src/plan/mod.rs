@@ -37,6 +37,9 @@ pub struct DatasetInput {
     pub split: spec::SplitFractions,
     pub limit: Option<usize>,
     pub window_tokens: Option<usize>,
+    /// icl_task datasets only (absent otherwise, so other fingerprints are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<steerbench_data::IclTemplate>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -264,6 +267,7 @@ pub fn build(
                     split: rd.dataset.spec.split,
                     limit: rd.dataset.spec.limit,
                     window_tokens: rd.dataset.window_tokens(),
+                    template: rd.dataset.icl_template(),
                 },
             );
         }
@@ -345,13 +349,18 @@ fn check_layers(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnost
         StageSpec::Vectors(p) => {
             for (i, meth) in p.methods.iter().enumerate() {
                 if let Method::FunctionVector(fv) = meth {
-                    if fv.layer >= m.n_layers {
-                        let path = at
-                            .key("methods")
-                            .index(i)
-                            .key("function_vector")
-                            .key("layer");
-                        diags.push(spec.diagnostic(path, layer_message(fv.layer, m)));
+                    for (j, &l) in fv.layer.0.iter().enumerate() {
+                        if l >= m.n_layers {
+                            let mut path = at
+                                .key("methods")
+                                .index(i)
+                                .key("function_vector")
+                                .key("layer");
+                            if fv.layer.0.len() > 1 {
+                                path = path.index(j);
+                            }
+                            diags.push(spec.diagnostic(path, layer_message(l, m)));
+                        }
                     }
                 }
             }

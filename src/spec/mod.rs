@@ -37,6 +37,14 @@ impl Dataset {
             _ => None,
         }
     }
+
+    /// The k-shot template of an icl_task dataset (the default when none is given).
+    pub fn icl_template(&self) -> Option<steerbench_data::IclTemplate> {
+        match self.spec.format {
+            DatasetFormat::IclTask => Some(self.spec.template.clone().unwrap_or_default()),
+            _ => None,
+        }
+    }
 }
 
 /// A named stage of the spec.
@@ -490,6 +498,23 @@ impl Cx<'_> {
                     root,
                     at.key("window_tokens"),
                     format!("window_tokens applies to format `text` only, not `{f}`"),
+                );
+                ok = false;
+            }
+        }
+        match (&spec.format, &spec.template) {
+            (_, None) => {}
+            (DatasetFormat::IclTask, Some(t)) => {
+                if let Err(message) = t.validate() {
+                    self.at(root, at.key("template"), message);
+                    ok = false;
+                }
+            }
+            (f, Some(_)) => {
+                self.at(
+                    root,
+                    at.key("template"),
+                    format!("template applies to format `icl_task` only, not `{f}`"),
                 );
                 ok = false;
             }

@@ -75,6 +75,11 @@ pub struct DatasetSpec {
     /// `text` format only: length of each token window for perplexity. Default 256.
     #[serde(default)]
     pub window_tokens: Option<usize>,
+    /// `icl_task` format only: how a demonstration (`{input}`, `{output}`) and the query
+    /// (`{input}`) are written. Default `demo: "Q: {input}\nA: {output}\n\n"`,
+    /// `query: "Q: {input}\nA:"`.
+    #[serde(default)]
+    pub template: Option<steerbench_data::IclTemplate>,
 }
 
 pub const DATASET_FIELDS: &[&str] = &[
@@ -84,6 +89,7 @@ pub const DATASET_FIELDS: &[&str] = &[
     "split",
     "limit",
     "window_tokens",
+    "template",
 ];
 
 /// Where a dataset comes from.
@@ -682,14 +688,24 @@ pub struct IcvParams {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionVectorParams {
-    /// Layer at which the function vector is added.
-    pub layer: usize,
+    /// Layer(s) at whose output the function vector is added (one number or a list;
+    /// `layers:` is accepted too). The vector is the same; each layer is evaluated.
+    #[serde(alias = "layers")]
+    pub layer: OneOrMany<usize>,
+    /// icl_task dataset split whose k-shot prompts give the mean head outputs and the head ranking.
+    pub dataset: DatasetRef,
     /// Number of top heads (by average indirect effect) summed. Default 10.
     #[serde(default = "ten")]
     pub top_k: usize,
-    /// icl_task dataset split used to rank heads. Default: the extract stage's dataset.
+    /// Demonstrations per ICL prompt. Default 10.
+    #[serde(default = "ten")]
+    pub shots: usize,
+    /// ICL prompts used for the mean head outputs and, with shuffled labels, the indirect effects. Default 16.
+    #[serde(default = "sixteen")]
+    pub prompts: usize,
+    /// Layers whose heads are ranked. Default `all`.
     #[serde(default)]
-    pub dataset: Option<DatasetRef>,
+    pub head_layers: Layers,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -928,6 +944,9 @@ fn lr_default() -> f64 {
 }
 fn four() -> usize {
     4
+}
+fn sixteen() -> usize {
+    16
 }
 fn ten() -> usize {
     10

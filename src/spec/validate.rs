@@ -95,13 +95,13 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
             .iter()
             .enumerate()
             .filter_map(|(i, m)| match m {
-                Method::FunctionVector(fv) => fv.dataset.as_ref().map(|r| DataRef {
+                Method::FunctionVector(fv) => Some(DataRef {
                     path: at
                         .key("methods")
                         .index(i)
                         .key("function_vector")
                         .key("dataset"),
-                    r,
+                    r: &fv.dataset,
                     formats: &[DatasetFormat::IclTask],
                 }),
                 _ => None,
@@ -266,8 +266,20 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     Method::Icv(ip) if !ip.strength.is_finite() => {
                         err(here.key("strength"), "strength must be finite".into())
                     }
-                    Method::FunctionVector(fv) if fv.top_k == 0 => {
-                        err(here.key("top_k"), "top_k must be at least 1".into())
+                    Method::FunctionVector(fv) => {
+                        if fv.top_k == 0 {
+                            err(here.key("top_k"), "top_k must be at least 1".into());
+                        }
+                        if fv.shots < 2 {
+                            err(
+                                here.key("shots"),
+                                "shots must be at least 2 (shuffled labels need two demonstrations)"
+                                    .into(),
+                            );
+                        }
+                        if fv.prompts == 0 {
+                            err(here.key("prompts"), "prompts must be at least 1".into());
+                        }
                     }
                     Method::Mlp(mp) => {
                         if mp.hidden == 0 {

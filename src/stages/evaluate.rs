@@ -28,6 +28,7 @@ use steerbench_steering::metrics::stats::{
 use steerbench_steering::metrics::steerability::fit_line;
 
 use super::common::{self, Ctx};
+use super::icl;
 use super::table::*;
 use super::vectors::load_stored;
 use crate::exec::{StageOutputs, StageRunner};
@@ -80,6 +81,25 @@ enum UnitKind {
     Ab(Vec<usize>),
     /// Items 2i (positive / matching) and 2i+1 (negative / not matching).
     Pair { open_ended: bool },
+    /// ICL queries: the first token of each correct answer.
+    Icl(Vec<u32>),
+}
+
+/// ICL queries as items that read the full next-token distribution (top-1 and the
+/// correct token's log-probability).
+fn icl_units(lm: &LoadedModel, queries: &[data::Icl], how: &icl::IclPrompts<'_>) -> Result<Units> {
+    let items = icl::icl_items(lm, queries, how)?;
+    Ok(Units {
+        ids: items.iter().map(|x| x.id.clone()).collect(),
+        kind: UnitKind::Icl(items.iter().map(|x| x.target).collect()),
+        items: items
+            .into_iter()
+            .map(|x| Item {
+                seq: x.prompt,
+                read: Read::NextDist,
+            })
+            .collect(),
+    })
 }
 
 fn shots_for(records: &data::Records, k: usize) -> Vec<(String, String)> {
@@ -200,8 +220,35 @@ impl Units {
                 }
                 v
             }
+            UnitKind::Icl(targets) => {
+                let lp = vals[r].as_slice();
+                let t = targets[r] as usize;
+                let Some(&target_lp) = lp.get(t) else {
+                    bail!(
+                        "ICL target token {t} is outside the vocabulary ({})",
+                        lp.len()
+                    );
+                };
+                let top = lp
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(usize::MAX, |(i, _)| i);
+                vec![
+                    ("icl_accuracy", (top == t) as u8 as f64),
+                    // For ICL items the propensity is log p(correct first answer token).
+                    ("propensity", target_lp as f64),
+                ]
+            }
         })
     }
+}
+
+fn icl_template(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<data::IclTemplate> {
+    ctx.dataset(r)?
+        .dataset
+        .icl_template()
+        .ok_or_else(|| anyhow::anyhow!("dataset `{r}` is not icl_task"))
 }
 
 fn positions(sel: &PositionSel) -> Result<Positions> {
@@ -225,6 +272,7 @@ fn wanted(p: &EvaluateParams, metric: &str) -> bool {
         "ab_probability" | "p_a_share" => has(Metric::AbProbability),
         "propensity" => true, // steerability, selection and baselines are defined on it
         "propensity_norm" => has(Metric::Propensity),
+        "icl_accuracy" => has(Metric::IclAccuracy),
         "loglik_matching_minus_not" | "open_ended_likelihood" => has(Metric::OpenEndedLikelihood),
         _ => true,
     }
@@ -232,7 +280,7 @@ fn wanted(p: &EvaluateParams, metric: &str) -> bool {
 
 fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
     for m in &p.metrics {
-        if matches!(m, Metric::IclAccuracy | Metric::Generation) {
+        if matches!(m, Metric::Generation) {
             bail!("metric `{m:?}` is not implemented by the evaluate stage yet; remove it from `metrics`");
         }
     }
@@ -257,12 +305,33 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
     let mut datasets = Vec::new();
     for r in p.datasets.0.iter() {
         let records = common::records(ctx, r)?;
-        let u = units(lm, &records, style, None, &[])?;
+        let u = match &records {
+            data::Records::IclTask(queries) => {
+                // Zero-shot: the vectors have to supply the task.
+                let template = icl_template(ctx, r)?;
+                let how = icl::IclPrompts {
+                    pool: queries,
+                    shots: 0,
+                    shuffle_labels: false,
+                    template: &template,
+                    style,
+                    seed: ctx.seed(),
+                };
+                icl_units(lm, queries, &how)?
+            }
+            _ => units(lm, &records, style, None, &[])?,
+        };
         datasets.push((r.clone(), records, u));
     }
     let passes: usize = stored
         .iter()
-        .map(|s| if s.per_layer() { layers.len() } else { 1 })
+        .map(|s| {
+            if s.per_layer() {
+                layers.len()
+            } else {
+                s.fixed_layers().len()
+            }
+        })
         .sum::<usize>()
         * p.positions.0.len()
         + 1;
@@ -331,7 +400,9 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
                 })
                 .collect();
             for k in (0..stored.len()).filter(|&k| !stored[k].per_layer()) {
-                groups.push((None, vec![k]));
+                for l in stored[k].fixed_layers() {
+                    groups.push((l, vec![k]));
+                }
             }
             for (layer, members) in groups {
                 if members.is_empty() {
@@ -383,6 +454,8 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
         // Prompting baselines (unsteered model, different prompts).
         for b in &p.baselines {
             match b {
+                // A system prompt cannot state an ICL task's answer; few-shot is its baseline.
+                Baseline::SystemPrompt(_) if matches!(records, data::Records::IclTask(_)) => {}
                 Baseline::SystemPrompt(sp) => {
                     for (name, text) in [
                         ("system_prompt_positive", &sp.positive),
@@ -412,8 +485,21 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
                             split: Some(SplitName::Train),
                         },
                     )?;
-                    let shots = shots_for(&train, fs.k);
-                    let bu = units(lm, records, style, None, &shots)?;
+                    let bu = match (records, &train) {
+                        (data::Records::IclTask(queries), data::Records::IclTask(pool)) => {
+                            let template = icl_template(ctx, r)?;
+                            let how = icl::IclPrompts {
+                                pool,
+                                shots: fs.k,
+                                shuffle_labels: false,
+                                template: &template,
+                                style,
+                                seed: ctx.seed(),
+                            };
+                            icl_units(lm, queries, &how)?
+                        }
+                        _ => units(lm, records, style, None, &shots_for(&train, fs.k))?,
+                    };
                     let vals = sweep(
                         &lm.model,
                         &bu.items,

@@ -72,8 +72,19 @@ pub fn pairs(
                 out.push(Pair { id: it.id.clone(), pos: cont(&parts, &m)?.1, neg: cont(&parts, &n)?.1 });
             }
         }
+        data::Records::IclTask(items) => {
+            // In-Context Vectors (Liu et al.): the latent of a demonstration's output versus
+            // that of its input, each run on its own.
+            for it in items {
+                let enc = |text: &str| -> Result<Sequence> {
+                    let p = data::PromptParts { system: None, user: text.to_string(), assistant_prefix: String::new() };
+                    Ok(Sequence::prompt(common::encode(lm, &common::to_prompt(&p), style)?))
+                };
+                out.push(Pair { id: it.id.clone(), pos: enc(&it.output)?, neg: enc(&it.input)? });
+            }
+        }
         other => bail!(
-            "extract reads contrastive datasets (contrastive_ab, contrastive_completion, open_ended with references), not {}",
+            "extract reads contrastive datasets (contrastive_ab, contrastive_completion, open_ended with references) or icl_task, not {}",
             other.format().name()
         ),
     }
@@ -83,7 +94,7 @@ pub fn pairs(
 pub fn read_at(pos: &ReadPosition, records: &data::Records) -> ReadAt {
     match pos {
         ReadPosition::Answer => match records {
-            data::Records::ContrastiveAb(_) => ReadAt::Last,
+            data::Records::ContrastiveAb(_) | data::Records::IclTask(_) => ReadAt::Last,
             _ => ReadAt::FirstCompletion,
         },
         ReadPosition::LastPrompt => ReadAt::LastPrompt,

@@ -231,6 +231,51 @@ fn paired_effect(
 }
 
 /// The report's data from the given stage folders (evaluate and degradation stages).
+/// ICL rows: per chosen (dataset, method, position) of an icl_task dataset, top-1 accuracy
+/// on the reported split zero-shot (unsteered), few-shot, and zero-shot with the vector
+/// at the validation-chosen setting.
+fn icl_rows(selection: &polars::prelude::DataFrame, aggs: &[AggRow]) -> Result<Vec<rep::IclRow>> {
+    let (ds, m, pos, l, x, rep_on) = (
+        read_str(selection, "dataset")?,
+        read_str(selection, "method")?,
+        read_str(selection, "position")?,
+        read_i32(selection, "layer")?,
+        read_f64(selection, "multiplier")?,
+        read_str(selection, "reported_on")?,
+    );
+    let find = |dataset: &str, method: &str, pred: &dyn Fn(&AggRow) -> bool| {
+        aggs.iter()
+            .find(|a| {
+                a.dataset == dataset && a.method == method && a.metric == "icl_accuracy" && pred(a)
+            })
+            .map(|a| (est(a.mean, a.ci_low, a.ci_high), a.n as usize))
+    };
+    let mut out = Vec::new();
+    for i in 0..ds.len() {
+        let split_ds = format!("{}.{}", ds[i], rep_on[i]);
+        let Some((vector, n)) = find(&split_ds, &m[i], &|a| {
+            a.layer == l[i] && a.multiplier == x[i] && a.position == pos[i]
+        }) else {
+            continue;
+        };
+        let task = if pos[i] == "all" {
+            ds[i].clone()
+        } else {
+            format!("{} ({})", ds[i], pos[i])
+        };
+        out.push(rep::IclRow {
+            task,
+            method: m[i].clone(),
+            layer: opt_layer(l[i]),
+            zero_shot: find(&split_ds, "unsteered", &|_| true).map(|e| e.0),
+            few_shot: find(&split_ds, "few_shot", &|_| true).map(|e| e.0),
+            zero_shot_vector: Some(vector),
+            n: Some(n),
+        });
+    }
+    Ok(out)
+}
+
 pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     let folders = lineage(inputs)?;
     let first = folders
@@ -319,9 +364,17 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     for f in folders.iter().filter(|f| inputs.contains(&f.dir)) {
         match f.manifest.kind.as_str() {
             "evaluate" => {
-                eval_aggs.extend(read_aggs(&f.dir.join("aggregates.parquet"))?);
+                let aggs = read_aggs(&f.dir.join("aggregates.parquet"))?;
                 eval_scores.extend(read_scores(&f.dir.join("scores.parquet"))?);
                 let df = crate::store::read_parquet(&f.dir.join("selection.parquet"))?;
+                data.icl.extend(icl_rows(&df, &aggs)?);
+                // ICL datasets are selected on log p(correct first answer token).
+                let icl_sets: BTreeSet<String> = aggs
+                    .iter()
+                    .filter(|a| a.metric == "icl_accuracy")
+                    .map(|a| a.dataset.split('.').next().unwrap_or("").to_string())
+                    .collect();
+                eval_aggs.extend(aggs);
                 let (ds, m, pos, l, x) = (
                     read_str(&df, "dataset")?,
                     read_str(&df, "method")?,
@@ -373,10 +426,15 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
                             metrics: metrics.clone(),
                         });
                     }
+                    let metric = if icl_sets.contains(&ds[i]) {
+                        "log p(answer)"
+                    } else {
+                        "propensity"
+                    };
                     data.main.push(rep::MainRow {
                         dataset: label,
                         method: m[i].clone(),
-                        metric: "propensity".into(),
+                        metric: metric.into(),
                         best_layer: opt_layer(l[i]),
                         best_multiplier: Some(x[i]),
                         metrics,

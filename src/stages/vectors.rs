@@ -5,17 +5,22 @@
 //! Writes `vectors.parquet` (method, layer, kind, params_hash, norm_raw, norm, vector,
 //! info), `maps.safetensors` (affine matrices and MLP weights, which are too large for
 //! a table), `vectors.safetensors` and one llama.cpp control vector per additive
-//! method under `control_vectors/<method>.gguf`.
+//! method under `control_vectors/<method>.gguf`; with `function_vector`, also
+//! `fv_heads.parquet` (rank, layer, head, mean_indirect_effect), the full head ranking.
+//! `function_vector` is the one method that runs the model here (ICL prompts and head
+//! patching); the others are pure functions of the extract stage's activations.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{Device, Tensor};
 use steerbench_steering::interop::safetensors::{write_vectors_safetensors, NamedVector};
+use steerbench_steering::methods::function_vector as fv;
 use steerbench_steering::methods::{affine, caa, icv, mlp, normalize, pca, probe, random};
 use steerbench_steering::{ControlVector, Matrix, ModelFingerprint};
 
 use super::common::{self, Ctx};
+use super::icl;
 use super::table::*;
 use crate::exec::{StageOutputs, StageRunner};
 use crate::plan::fingerprint::fingerprint_of;
@@ -36,6 +41,8 @@ pub enum Kind {
     Affine,
     /// An MLP at its layer (weights in maps.safetensors).
     Mlp,
+    /// Added at the one layer it was built for (function vectors): no layer sweep.
+    FixedAdditive,
 }
 
 impl Kind {
@@ -46,6 +53,7 @@ impl Kind {
             Kind::Icv => "icv",
             Kind::Affine => "affine",
             Kind::Mlp => "mlp",
+            Kind::FixedAdditive => "fixed_additive",
         }
     }
     pub fn parse(s: &str) -> Result<Kind> {
@@ -55,6 +63,7 @@ impl Kind {
             "icv" => Kind::Icv,
             "affine" => Kind::Affine,
             "mlp" => Kind::Mlp,
+            "fixed_additive" => Kind::FixedAdditive,
             other => bail!("unknown vector kind `{other}`"),
         })
     }
@@ -177,57 +186,145 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
             }
             continue;
         }
+        if let Method::FunctionVector(fp) = method {
+            let (fv_rows, heads) = function_vector(ctx, fp, &name, &params_hash)
+                .context("method `function_vector`")?;
+            let mut hdf = frame(vec![
+                u32_col("rank", (1..=heads.len() as u32).collect()),
+                u32_col("layer", heads.iter().map(|h| h.head.layer as u32).collect()),
+                u32_col("head", heads.iter().map(|h| h.head.head as u32).collect()),
+                f32_col(
+                    "mean_indirect_effect",
+                    heads.iter().map(|h| h.mean_indirect_effect).collect(),
+                ),
+            ])?;
+            ctx.write_parquet("fv_heads", &mut hdf)?;
+            rows.extend(fv_rows);
+            progress.inc(acts.len() as u64);
+            continue;
+        }
         for (&l, a) in &acts {
             let (kind, vector, info) = match method {
-                Method::Caa => (Kind::Additive, caa::caa(&a.pos, &a.neg)?, serde_json::json!({})),
+                Method::Caa => (
+                    Kind::Additive,
+                    caa::caa(&a.pos, &a.neg)?,
+                    serde_json::json!({}),
+                ),
                 Method::Pca => {
                     let d = pca::pca_diff(&a.pos, &a.neg)?;
-                    (Kind::Additive, d.direction, serde_json::json!({ "explained": d.explained }))
+                    (
+                        Kind::Additive,
+                        d.direction,
+                        serde_json::json!({ "explained": d.explained }),
+                    )
                 }
                 Method::PcaCenter => {
                     let d = pca::pca_center(&a.pos, &a.neg)?;
-                    (Kind::Additive, d.direction, serde_json::json!({ "explained": d.explained }))
+                    (
+                        Kind::Additive,
+                        d.direction,
+                        serde_json::json!({ "explained": d.explained }),
+                    )
                 }
                 Method::Probe(pp) => {
-                    let cfg = probe::ProbeConfig { l2: pp.l2, ..Default::default() };
+                    let cfg = probe::ProbeConfig {
+                        l2: pp.l2,
+                        ..Default::default()
+                    };
                     let r = probe::probe_pairs(&a.pos, &a.neg, &cfg)?;
-                    (Kind::Additive, r.direction, serde_json::json!({ "train_accuracy": r.train_accuracy }))
+                    (
+                        Kind::Additive,
+                        r.direction,
+                        serde_json::json!({ "train_accuracy": r.train_accuracy }),
+                    )
                 }
                 Method::Random(s) => {
                     let target = steerbench_steering::norm(&caa::caa(&a.pos, &a.neg)?);
                     let seed = s.seed.wrapping_mul(1_000_003).wrapping_add(l as u64);
-                    (Kind::Additive, random::random_direction(a.pos.cols, target, seed)?, serde_json::json!({ "seed": seed }))
+                    (
+                        Kind::Additive,
+                        random::random_direction(a.pos.cols, target, seed)?,
+                        serde_json::json!({ "seed": seed }),
+                    )
                 }
                 Method::Shuffled(s) => {
                     let seed = s.seed.wrapping_mul(1_000_003).wrapping_add(l as u64);
-                    (Kind::Additive, caa::shuffled_caa(&a.pos, &a.neg, seed)?, serde_json::json!({ "seed": seed }))
+                    (
+                        Kind::Additive,
+                        caa::shuffled_caa(&a.pos, &a.neg, seed)?,
+                        serde_json::json!({ "seed": seed }),
+                    )
                 }
-                Method::Ablation => (Kind::Ablation, caa::caa(&a.pos, &a.neg)?, serde_json::json!({})),
+                Method::Ablation => (
+                    Kind::Ablation,
+                    caa::caa(&a.pos, &a.neg)?,
+                    serde_json::json!({}),
+                ),
                 Method::Affine(ap) => {
                     let map = match ap.kind {
-                        AffineKind::MeanShiftProjection => affine::mean_shift_projection(&a.pos, &a.neg, 1)?,
-                        AffineKind::GaussianTransport => affine::gaussian_transport(&a.pos, &a.neg, affine::Shrinkage::LedoitWolf)?,
+                        AffineKind::MeanShiftProjection => {
+                            affine::mean_shift_projection(&a.pos, &a.neg, 1)?
+                        }
+                        AffineKind::GaussianTransport => affine::gaussian_transport(
+                            &a.pos,
+                            &a.neg,
+                            affine::Shrinkage::LedoitWolf,
+                        )?,
                     };
                     let d = map.dim();
-                    maps.insert(format!("{name}.layer{l}.matrix"), Tensor::from_vec(map.matrix.data.clone(), (d, d), &Device::Cpu)?);
-                    maps.insert(format!("{name}.layer{l}.bias"), Tensor::from_vec(map.bias.clone(), d, &Device::Cpu)?);
+                    maps.insert(
+                        format!("{name}.layer{l}.matrix"),
+                        Tensor::from_vec(map.matrix.data.clone(), (d, d), &Device::Cpu)?,
+                    );
+                    maps.insert(
+                        format!("{name}.layer{l}.bias"),
+                        Tensor::from_vec(map.bias.clone(), d, &Device::Cpu)?,
+                    );
                     // The vector column holds the map's effect on the negative-class mean.
                     let mean_neg = a.neg.col_mean()?;
                     let moved = map.apply(&mean_neg)?;
                     let shift: Vec<f32> = moved.iter().zip(&mean_neg).map(|(x, y)| x - y).collect();
-                    (Kind::Affine, shift, serde_json::json!({ "kind": format!("{:?}", ap.kind) }))
+                    (
+                        Kind::Affine,
+                        shift,
+                        serde_json::json!({ "kind": format!("{:?}", ap.kind) }),
+                    )
                 }
                 Method::Mlp(mp) => {
-                    let cfg = mlp::MlpConfig { hidden: mp.hidden, epochs: mp.epochs, lr: mp.lr, seed: mp.seed, ..Default::default() };
+                    let cfg = mlp::MlpConfig {
+                        hidden: mp.hidden,
+                        epochs: mp.epochs,
+                        lr: mp.lr,
+                        seed: mp.seed,
+                        ..Default::default()
+                    };
                     let m = mlp::train_mlp(&a.pos, &a.neg, &cfg)?;
                     let d = m.dim;
-                    maps.insert(format!("{name}.layer{l}.w1"), Tensor::from_vec(m.w1.data.clone(), (m.hidden, d), &Device::Cpu)?);
-                    maps.insert(format!("{name}.layer{l}.w2"), Tensor::from_vec(m.w2.data.clone(), (d, m.hidden), &Device::Cpu)?);
-                    maps.insert(format!("{name}.layer{l}.b1"), Tensor::from_vec(m.b1.clone(), m.hidden, &Device::Cpu)?);
-                    maps.insert(format!("{name}.layer{l}.b2"), Tensor::from_vec(m.b2.clone(), d, &Device::Cpu)?);
-                    maps.insert(format!("{name}.layer{l}.in_mean"), Tensor::from_vec(m.in_mean.clone(), d, &Device::Cpu)?);
+                    maps.insert(
+                        format!("{name}.layer{l}.w1"),
+                        Tensor::from_vec(m.w1.data.clone(), (m.hidden, d), &Device::Cpu)?,
+                    );
+                    maps.insert(
+                        format!("{name}.layer{l}.w2"),
+                        Tensor::from_vec(m.w2.data.clone(), (d, m.hidden), &Device::Cpu)?,
+                    );
+                    maps.insert(
+                        format!("{name}.layer{l}.b1"),
+                        Tensor::from_vec(m.b1.clone(), m.hidden, &Device::Cpu)?,
+                    );
+                    maps.insert(
+                        format!("{name}.layer{l}.b2"),
+                        Tensor::from_vec(m.b2.clone(), d, &Device::Cpu)?,
+                    );
+                    maps.insert(
+                        format!("{name}.layer{l}.in_mean"),
+                        Tensor::from_vec(m.in_mean.clone(), d, &Device::Cpu)?,
+                    );
                     let final_loss = *m.losses.last().unwrap_or(&f32::NAN);
-                    summary.summary.insert(format!("{name}_layer{l}_final_loss"), serde_json::json!(final_loss));
+                    summary.summary.insert(
+                        format!("{name}_layer{l}_final_loss"),
+                        serde_json::json!(final_loss),
+                    );
                     let mean_neg = a.neg.col_mean()?;
                     let shift = m.delta(&mean_neg)?;
                     let info = serde_json::json!({
@@ -236,10 +333,7 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
                     });
                     (Kind::Mlp, shift, info)
                 }
-                Method::Icv(_) => unreachable!("handled above"),
-                Method::FunctionVector(_) => bail!(
-                    "method `function_vector` needs ICL prompts and head patching, which this stage does not run yet"
-                ),
+                Method::Icv(_) | Method::FunctionVector(_) => unreachable!("handled above"),
             };
             let norm_raw = steerbench_steering::norm(&vector);
             rows.push(Row {
@@ -317,7 +411,7 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
     let named: Vec<NamedVector> = rows
         .iter()
         .zip(&out_vecs)
-        .filter(|(r, _)| r.kind == Kind::Additive)
+        .filter(|(r, _)| matches!(r.kind, Kind::Additive | Kind::FixedAdditive))
         .map(|(r, v)| NamedVector {
             method: r.method.clone(),
             layer: r.layer as usize,
@@ -349,6 +443,83 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
     }
     summary.summary.insert("rows".into(), rows.len().into());
     Ok(summary)
+}
+
+/// Function Vectors (Todd et al.): mean head outputs over clean k-shot prompts, heads
+/// ranked by the average indirect effect of patching their mean into shuffled-label
+/// prompts, and the top-K heads' contributions summed. Returns one vector row per layer
+/// it is added at (the same vector) and the full head ranking (best first).
+fn function_vector(
+    ctx: &Ctx<'_>,
+    fp: &crate::spec::FunctionVectorParams,
+    name: &str,
+    params_hash: &str,
+) -> Result<(Vec<Row>, Vec<fv::HeadScore>)> {
+    use steerbench_eval::function_vector as fve;
+    let lm = common::model(ctx)?;
+    let n_layers = lm.model.config().n_layers;
+    let head_layers: Vec<usize> = match &fp.head_layers {
+        crate::spec::Layers::All => (0..n_layers).collect(),
+        crate::spec::Layers::List(v) => v.clone(),
+    };
+    if let Some(bad) = head_layers.iter().find(|&&l| l >= n_layers) {
+        bail!("head_layers: layer {bad} does not exist (the model has {n_layers})");
+    }
+    let pool = icl::icl_records(common::records(ctx, &fp.dataset)?, "function_vector")?;
+    let template = ctx
+        .dataset(&fp.dataset)?
+        .dataset
+        .icl_template()
+        .ok_or_else(|| anyhow!("dataset `{}` is not icl_task", fp.dataset))?;
+    let queries = &pool[..fp.prompts.min(pool.len())];
+    let how = |shuffle_labels| icl::IclPrompts {
+        pool: &pool,
+        shots: fp.shots,
+        shuffle_labels,
+        template: &template,
+        style: common::style(ctx),
+        seed: ctx.seed(),
+    };
+    let clean = icl::icl_items(lm, queries, &how(false))?;
+    let corrupted = icl::icl_items(lm, queries, &how(true))?;
+    let progress = ctx.progress();
+    progress.set_message(format!(
+        "{name}: mean head outputs over {} prompts",
+        clean.len()
+    ));
+    let seqs: Vec<_> = clean.iter().map(|c| c.prompt.clone()).collect();
+    let means = fve::mean_head_outputs(&lm.model, &seqs, &head_layers, 8, |_| {})?;
+    progress.set_message(format!(
+        "{name}: indirect effects of {} heads on {} shuffled-label prompts",
+        means.len(),
+        corrupted.len()
+    ));
+    let pairs: Vec<_> = corrupted
+        .iter()
+        .map(|c| (c.prompt.clone(), c.target))
+        .collect();
+    let (heads, effects) = fve::indirect_effects(&lm.model, &pairs, &means, &head_layers, |_| {})?;
+    let ranking = fv::rank_heads(&effects, &heads)?;
+    let k = fp.top_k.min(ranking.len());
+    let top: Vec<fv::HeadId> = ranking[..k].iter().map(|s| s.head).collect();
+    let contributions = fve::head_contributions(&lm.model, &top, &means, seqs[0].tokens[0])?;
+    let v = fv::function_vector(&ranking, k, &contributions)?;
+    let rows = fp.layer.0.iter().map(|&layer| Row {
+        method: name.to_string(),
+        layer: layer as u32,
+        kind: Kind::FixedAdditive,
+        params_hash: params_hash.to_string(),
+        norm_raw: steerbench_steering::norm(&v.vector),
+        vector: v.vector.clone(),
+        info: serde_json::json!({
+            "prompts": clean.len(),
+            "shots": fp.shots,
+            "heads": v.heads.iter().map(|h| serde_json::json!({
+                "layer": h.head.layer, "head": h.head.head, "aie": h.mean_indirect_effect,
+            })).collect::<Vec<_>>(),
+        }),
+    });
+    Ok((rows.collect(), ranking))
 }
 
 fn method_params_json(m: &Method) -> serde_json::Value {
@@ -416,7 +587,16 @@ impl Stored {
     /// Whether the layer sweep applies. ICV acts on all layers at once; ablation
     /// removes the direction found at the swept layer from every layer.
     pub fn per_layer(&self) -> bool {
-        !matches!(self.kind, Kind::Icv)
+        !matches!(self.kind, Kind::Icv | Kind::FixedAdditive)
+    }
+
+    /// Where a method that is not swept over the evaluate stage's layers runs: its own
+    /// layers for function vectors; `[None]` (all layers at once) for ICV.
+    pub fn fixed_layers(&self) -> Vec<Option<usize>> {
+        match self.kind {
+            Kind::FixedAdditive => self.vectors.keys().map(|&l| Some(l)).collect(),
+            _ => vec![None],
+        }
     }
 
     /// The steering object at `layer` (ignored for ICV).
@@ -438,7 +618,7 @@ impl Stored {
                 .ok_or_else(|| anyhow!("maps.safetensors lacks `{key}`"))
         };
         Ok(match self.kind {
-            Kind::Additive => Steer::Add {
+            Kind::Additive | Kind::FixedAdditive => Steer::Add {
                 layer,
                 vector: vec_at(layer)?,
             },

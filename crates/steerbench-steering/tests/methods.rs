@@ -167,8 +167,14 @@ fn icv_direction_and_norm_preserving_apply() {
     let diffs = p.pos.sub(&p.neg).unwrap();
     let v = icv_direction(&diffs).unwrap();
     assert!(cosine(&v, &p.u) > 0.99);
-    let all = icv(&[diffs.clone(), diffs]).unwrap();
+    let all = icv(&[diffs.clone(), diffs.clone()]).unwrap();
     assert_eq!(all.len(), 2);
+    // Scaled to the mean projection of the differences: direction × mean(diff·v).
+    let mean_proj: f32 =
+        diffs.iter_rows().map(|r| steerbench_steering::dot(r, &v)).sum::<f32>() / diffs.rows as f32;
+    assert!(mean_proj > 0.5);
+    assert!(close(norm(&all[0]), mean_proj, 1e-3 * mean_proj));
+    assert!(cosine(&all[0], &v) > 0.9999);
     let h = vec![3.0, 4.0, 0.0];
     let out = icv_apply(&h, &[0.0, 0.0, 1.0], 5.0).unwrap();
     assert!(close(norm(&out), 5.0, 1e-5));

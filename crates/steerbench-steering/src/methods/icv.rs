@@ -20,14 +20,25 @@ pub fn icv_direction(diffs: &Matrix) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// ICV directions for all layers: `per_layer[l]` is layer l's `n × d` differences.
+/// ICV vectors for all layers: `per_layer[l]` is layer l's `n × d` differences. Each is
+/// the layer's direction scaled by the mean projection of the differences on it, so a
+/// strength of 1 moves a latent by one typical demonstration difference (as Liu et al.'s
+/// ICV carries the differences' scale, not a unit norm).
 pub fn icv(per_layer: &[Matrix]) -> Result<Vec<Vec<f32>>> {
     if per_layer.is_empty() {
         return Err(SteeringError::NotEnoughData(
             "ICV needs at least one layer".into(),
         ));
     }
-    per_layer.iter().map(icv_direction).collect()
+    per_layer
+        .iter()
+        .map(|diffs| {
+            let v = icv_direction(diffs)?;
+            let scale = diffs.iter_rows().map(|r| dot(r, &v) as f64).sum::<f64>()
+                / diffs.rows.max(1) as f64;
+            Ok(v.into_iter().map(|x| x * scale as f32).collect())
+        })
+        .collect()
 }
 
 /// ICV application rule: h' = h + λ·v, then rescaled to ‖h‖ (the norm is
