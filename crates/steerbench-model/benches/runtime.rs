@@ -4,6 +4,8 @@
 //!   STEERBENCH_BENCH_MODEL=<dir | x.gguf | registry name> cargo bench -p steerbench-model --bench runtime
 //!
 //! Without the variable it runs a tiny random Llama (numbers then only compare builds).
+//! `STEERBENCH_BENCH_QUANTIZED=1` loads a GGUF model with its linear layers kept quantized
+//! (`LoadOptions { quantized: true }`).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,7 +16,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use steerbench_model::source::{resolve, ModelSource};
 use steerbench_model::weights::load_hf_dir;
-use steerbench_model::{EosOnly, GenerateOptions, Hooks, Model, ModelConfig, Sequence};
+use steerbench_model::{
+    EosOnly, GenerateOptions, Hooks, LoadOptions, Model, ModelConfig, Sequence,
+};
 
 fn tiny_random_llama() -> Model {
     let cfg = ModelConfig::from_hf_config(&serde_json::json!({
@@ -90,6 +94,8 @@ fn tokens(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
 }
 
 fn main() {
+    let quantized = std::env::var("STEERBENCH_BENCH_QUANTIZED").is_ok_and(|v| v == "1");
+    let load_opts = LoadOptions { quantized };
     let (name, model) = match std::env::var("STEERBENCH_BENCH_MODEL") {
         Ok(s) => {
             let t = Instant::now();
@@ -99,11 +105,16 @@ fn main() {
                 load_hf_dir(dir, &Device::Cpu)
             } else {
                 resolve(&ModelSource::parse(&s))
-                    .and_then(|r| r.load(&Device::Cpu))
+                    .and_then(|r| r.load_with(&Device::Cpu, &load_opts))
                     .map(|l| l.model)
             };
             let model = model.unwrap_or_else(|e| panic!("loading {s}: {e}"));
             eprintln!("loaded {s} in {:.1}s", t.elapsed().as_secs_f64());
+            let s = if model.is_quantized() {
+                format!("{s} (quantized)")
+            } else {
+                s
+            };
             (s, model)
         }
         Err(_) => ("tiny random llama".to_string(), tiny_random_llama()),

@@ -10,7 +10,9 @@ use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::hooks::{Frame, HookPoint, Hooks, Site};
 use crate::kv_cache::KvCache;
-use crate::layers::{attention, rope_inv_freq, rope_tables, CausalPad, Norm};
+use crate::layers::{
+    attention, rope_inv_freq, rope_tables, CausalPad, Linear, Norm, QuantWeights, Src,
+};
 
 /// One row of a batch. `tokens[prompt_len..]` are the completion (or generated) tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +57,8 @@ pub(crate) struct Parts {
     pub wpe: Option<Tensor>,
     pub blocks: Vec<Box<dyn DecoderBlock>>,
     pub norm: Norm,
-    /// (vocab, d)
-    pub lm_head: Tensor,
+    /// d -> vocab
+    pub lm_head: Linear,
 }
 
 /// A causal LM with hook sites. Knows token ids only; text is the tokenizer's business.
@@ -146,12 +148,19 @@ impl BatchLayout {
 impl Model {
     /// Build from Hugging Face tensor names (see `llama.rs` / `gpt2.rs`). Weights are f32.
     pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Model> {
+        Self::new_quantized(cfg, vb, &QuantWeights::new())
+    }
+
+    /// [`Model::new`], with the linear layers (and a tied LM head) whose weight is in
+    /// `quant` multiplied quantized (candle's `QMatMul`); all other tensors come from `vb`.
+    pub fn new_quantized(cfg: ModelConfig, vb: VarBuilder, quant: &QuantWeights) -> Result<Model> {
         cfg.check_implemented()?;
-        let vb = vb.set_dtype(DType::F32);
+        let src = Src::new(vb.set_dtype(DType::F32), Some(quant));
         let parts = match cfg.arch {
-            Arch::Llama => crate::llama::load(&cfg, &vb)?,
-            Arch::Gpt2 => crate::gpt2::load(&cfg, &vb)?,
+            Arch::Llama => crate::llama::load(&cfg, &src)?,
+            Arch::Gpt2 => crate::gpt2::load(&cfg, &src)?,
         };
+        let vb = &src.vb;
         let device = vb.device().clone();
         let inv_freq = match &cfg.rope {
             Some(r) => {
@@ -171,6 +180,11 @@ impl Model {
 
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
+    }
+
+    /// Whether the LM head multiplies quantized weights (see [`Model::new_quantized`]).
+    pub fn is_quantized(&self) -> bool {
+        self.parts.lm_head.is_quantized()
     }
 
     pub fn device(&self) -> &Device {
@@ -440,7 +454,7 @@ impl Model {
 
     /// Logits (n, vocab) of final hidden rows (n, d).
     pub(crate) fn logits(&self, h: &Tensor) -> Result<Tensor> {
-        Ok(h.contiguous()?.matmul(&self.parts.lm_head.t()?)?)
+        self.parts.lm_head.forward(h)
     }
 }
 
@@ -449,7 +463,7 @@ impl Model {
 pub struct ForwardOutput {
     /// Final-normed hidden states (b, t, d), left-padded.
     hidden: Tensor,
-    lm_head: Tensor,
+    lm_head: Linear,
     tokens: Vec<Vec<u32>>,
     pad: Vec<usize>,
     lens: Vec<usize>,
@@ -478,7 +492,7 @@ impl ForwardOutput {
     pub fn last_logits(&self) -> Result<Tensor> {
         let (b, t, d) = self.hidden.dims3()?;
         let h = self.hidden.narrow(1, t - 1, 1)?.reshape((b, d))?;
-        Ok(h.contiguous()?.matmul(&self.lm_head.t()?)?)
+        self.lm_head.forward(&h)
     }
 
     /// Logits (vocab) at unpadded position `pos` of `row`.
@@ -489,7 +503,7 @@ impl ForwardOutput {
             .get(row)?
             .get(self.pad[row] + pos)?
             .unsqueeze(0)?;
-        Ok(h.matmul(&self.lm_head.t()?)?.squeeze(0)?)
+        Ok(self.lm_head.forward(&h)?.squeeze(0)?)
     }
 
     /// `log p(tokens[i] | tokens[..i])` for i in `prompt_len..len` of `row`.
@@ -537,7 +551,7 @@ impl ForwardOutput {
         for (ix, tg) in idx.chunks(LOGPROB_CHUNK).zip(targets.chunks(LOGPROB_CHUNK)) {
             let n = ix.len();
             let h = flat.index_select(&Tensor::from_vec(ix.to_vec(), n, dev)?, 0)?;
-            let lsm = candle_nn::ops::log_softmax(&h.matmul(&self.lm_head.t()?)?, D::Minus1)?;
+            let lsm = candle_nn::ops::log_softmax(&self.lm_head.forward(&h)?, D::Minus1)?;
             let tg = Tensor::from_vec(tg.to_vec(), (n, 1), dev)?;
             out.extend(lsm.gather(&tg, 1)?.squeeze(1)?.to_vec1::<f32>()?);
         }

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::QTensor;
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use serde_json::json;
 
@@ -173,6 +173,32 @@ impl GgufFile {
             out.insert(hf, q);
         }
         Ok(out)
+    }
+}
+
+impl GgufFile {
+    /// The tensors for a quantized load: every quantized matrix kept quantized (for
+    /// `QMatMul`), and f32 tensors for everything else plus the token embedding (its rows
+    /// are looked up, and an f32 table keeps them exactly the dequantized loader's).
+    pub fn hf_quantized_split(
+        &self,
+        device: &Device,
+    ) -> Result<(HashMap<String, Tensor>, crate::layers::QuantWeights)> {
+        let mut dense = HashMap::new();
+        let mut quant = crate::layers::QuantWeights::new();
+        for (name, q) in self.hf_qtensors(device)? {
+            let quantized = !matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+            if !quantized || name == "model.embed_tokens.weight" {
+                let t = q
+                    .dequantize(device)
+                    .map_err(|e| gguf_err(&self.path, format!("tensor `{name}`: {e}")))?;
+                dense.insert(name.clone(), t);
+            }
+            if quantized {
+                quant.insert(name, std::sync::Arc::new(q));
+            }
+        }
+        Ok((dense, quant))
     }
 }
 

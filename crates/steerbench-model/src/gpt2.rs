@@ -2,13 +2,12 @@
 //! stored (in, out), gelu_new MLP, learned positions, tied head).
 
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::config::{parse_wire, token_ids, Activation, Arch, ModelConfig, NormKind};
 use crate::decoder::{DecoderBlock, Parts, PosCtx};
 use crate::error::{ModelError, Result};
-use crate::layers::{get, Linear, Norm};
+use crate::layers::{get, Linear, Norm, Src};
 
 #[derive(Debug, Deserialize)]
 struct Gpt2Wire {
@@ -82,15 +81,15 @@ pub(crate) fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
 }
 
 /// Names `wte`, `wpe`, `h.N.*`, `ln_f`, with or without the `transformer.` prefix.
-pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
-    let m = if vb.contains_tensor("transformer.wte.weight") {
-        vb.pp("transformer")
+pub(crate) fn load(cfg: &ModelConfig, src: &Src) -> Result<Parts> {
+    let m = if src.vb.contains_tensor("transformer.wte.weight") {
+        src.pp("transformer")
     } else {
-        vb.clone()
+        src.clone()
     };
     let (d, v) = (cfg.hidden_size, cfg.vocab_size);
-    let wte = get(&m, &[v, d], "wte.weight")?;
-    let wpe = get(&m, &[cfg.max_position_embeddings, d], "wpe.weight")?;
+    let wte = get(&m.vb, &[v, d], "wte.weight")?;
+    let wpe = get(&m.vb, &[cfg.max_position_embeddings, d], "wpe.weight")?;
     let blocks = (0..cfg.n_layers)
         .map(|i| {
             Ok(Box::new(Gpt2Block::load(cfg, &m.pp(format!("h.{i}")))?) as Box<dyn DecoderBlock>)
@@ -98,7 +97,7 @@ pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
         .collect::<Result<Vec<_>>>()?;
     let norm = Norm::layer(&m, "ln_f", d, cfg.norm_eps)?;
     Ok(Parts {
-        lm_head: wte.clone(),
+        lm_head: Linear::tied(&m, "wte.weight", &wte)?,
         wte,
         wpe: Some(wpe),
         blocks,
@@ -118,7 +117,7 @@ pub(crate) struct Gpt2Block {
 }
 
 impl Gpt2Block {
-    fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Self> {
+    fn load(cfg: &ModelConfig, vb: &Src) -> Result<Self> {
         let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             ln1: Norm::layer(vb, "ln_1", d, cfg.norm_eps)?,

@@ -1,7 +1,11 @@
 //! Building blocks shared by the architecture files: shape-checked weight lookup,
 //! linear layers in both storage layouts, norms, rotary frequencies.
 
-use candle_core::{CpuStorage, DType, Layout, Shape, Tensor, D};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{CpuStorage, DType, Layout, Module, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::config::{RopeConfig, RopeScaling};
@@ -33,43 +37,107 @@ pub(crate) fn full_name(vb: &VarBuilder, name: &str) -> String {
     }
 }
 
-/// A dense layer. `w` is stored as (out, in) (`nn.Linear`) or (in, out) (GPT-2 `Conv1D`);
-/// both multiply without a copy, since the matmul kernel takes strides.
+/// Where an architecture file reads its weights: f32 tensors by Hugging Face name, plus,
+/// when a model is loaded quantized, quantized matrices by the same names (used for the
+/// linear layers and the LM head; everything else stays f32).
+#[derive(Clone)]
+pub(crate) struct Src<'a> {
+    pub vb: VarBuilder<'a>,
+    quant: Option<&'a QuantWeights>,
+}
+
+/// Quantized matrices by Hugging Face tensor name.
+pub type QuantWeights = HashMap<String, Arc<QTensor>>;
+
+impl<'a> Src<'a> {
+    pub(crate) fn new(vb: VarBuilder<'a>, quant: Option<&'a QuantWeights>) -> Self {
+        Self { vb, quant }
+    }
+
+    pub(crate) fn pp(&self, s: impl ToString) -> Self {
+        Self {
+            vb: self.vb.pp(s),
+            quant: self.quant,
+        }
+    }
+
+    /// The quantized matrix `name` (under this prefix), shape-checked, if there is one.
+    fn quantized(&self, name: &str, shape: &[usize]) -> Result<Option<QMatMul>> {
+        let full = full_name(&self.vb, name);
+        let Some(q) = self.quant.and_then(|m| m.get(&full)) else {
+            return Ok(None);
+        };
+        if q.shape().dims() != shape {
+            return Err(ModelError::Shape {
+                name: full,
+                expected: shape.to_vec(),
+                found: q.shape().dims().to_vec(),
+            });
+        }
+        Ok(Some(QMatMul::from_arc(q.clone())?))
+    }
+}
+
+/// A linear layer's weight: f32, or quantized blocks multiplied by candle's `QMatMul`.
+#[derive(Debug, Clone)]
+enum Weight {
+    /// (in, out): stored (out, in) (`nn.Linear`) and viewed transposed, or (in, out)
+    /// (GPT-2 `Conv1D`); both multiply without a copy, since the matmul kernel takes strides.
+    Dense(Tensor),
+    /// (out, in) quantized.
+    Quant(QMatMul),
+}
+
+/// A dense layer `x W^T + b`.
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
-    w_in_out: Tensor,
+    w: Weight,
     b: Option<Tensor>,
 }
 
 impl Linear {
-    /// `nn.Linear`: weight (out, in).
+    /// `nn.Linear`: weight (out, in); quantized when the source has it quantized.
     pub(crate) fn torch(
-        vb: &VarBuilder,
+        src: &Src,
         name: &str,
         d_in: usize,
         d_out: usize,
         bias: bool,
     ) -> Result<Self> {
-        let w = get(vb, &[d_out, d_in], &format!("{name}.weight"))?;
+        let wname = format!("{name}.weight");
+        let w = match src.quantized(&wname, &[d_out, d_in])? {
+            Some(q) => Weight::Quant(q),
+            None => Weight::Dense(get(&src.vb, &[d_out, d_in], &wname)?.t()?),
+        };
         let b = if bias {
-            Some(get(vb, &[d_out], &format!("{name}.bias"))?)
+            Some(get(&src.vb, &[d_out], &format!("{name}.bias"))?)
         } else {
             None
         };
-        Ok(Self {
-            w_in_out: w.t()?,
-            b,
-        })
+        Ok(Self { w, b })
+    }
+
+    /// An LM head tied to the embedding `name` ((vocab, d), already read as `dense`).
+    pub(crate) fn tied(src: &Src, name: &str, dense: &Tensor) -> Result<Self> {
+        let w = match src.quantized(name, dense.dims())? {
+            Some(q) => Weight::Quant(q),
+            None => Weight::Dense(dense.t()?),
+        };
+        Ok(Self { w, b: None })
     }
 
     /// GPT-2 `Conv1D`: weight (in, out), always with bias.
-    pub(crate) fn conv1d(vb: &VarBuilder, name: &str, d_in: usize, d_out: usize) -> Result<Self> {
-        let w = get(vb, &[d_in, d_out], &format!("{name}.weight"))?;
-        let b = get(vb, &[d_out], &format!("{name}.bias"))?;
+    pub(crate) fn conv1d(src: &Src, name: &str, d_in: usize, d_out: usize) -> Result<Self> {
+        let w = get(&src.vb, &[d_in, d_out], &format!("{name}.weight"))?;
+        let b = get(&src.vb, &[d_out], &format!("{name}.bias"))?;
         Ok(Self {
-            w_in_out: w,
+            w: Weight::Dense(w),
             b: Some(b),
         })
+    }
+
+    pub(crate) fn is_quantized(&self) -> bool {
+        matches!(self.w, Weight::Quant(_))
     }
 
     /// (.., in) -> (.., out); flattens leading dims so one 2-D matmul runs.
@@ -77,7 +145,11 @@ impl Linear {
         let dims = xs.dims().to_vec();
         let d_in = *dims.last().unwrap_or(&0);
         let n = xs.elem_count() / d_in.max(1);
-        let ys = xs.reshape((n, d_in))?.matmul(&self.w_in_out)?;
+        let xs = xs.reshape((n, d_in))?;
+        let ys = match &self.w {
+            Weight::Dense(w) => xs.matmul(w)?,
+            Weight::Quant(q) => q.forward(&xs.contiguous()?)?,
+        };
         let ys = match &self.b {
             Some(b) => ys.broadcast_add(b)?,
             None => ys,
@@ -96,17 +168,17 @@ pub(crate) enum Norm {
 }
 
 impl Norm {
-    pub(crate) fn rms(vb: &VarBuilder, name: &str, d: usize, eps: f64) -> Result<Self> {
+    pub(crate) fn rms(src: &Src, name: &str, d: usize, eps: f64) -> Result<Self> {
         Ok(Norm::Rms {
-            w: get(vb, &[d], &format!("{name}.weight"))?,
+            w: get(&src.vb, &[d], &format!("{name}.weight"))?,
             eps: eps as f32,
         })
     }
 
-    pub(crate) fn layer(vb: &VarBuilder, name: &str, d: usize, eps: f64) -> Result<Self> {
+    pub(crate) fn layer(src: &Src, name: &str, d: usize, eps: f64) -> Result<Self> {
         Ok(Norm::Layer {
-            w: get(vb, &[d], &format!("{name}.weight"))?,
-            b: get(vb, &[d], &format!("{name}.bias"))?,
+            w: get(&src.vb, &[d], &format!("{name}.weight"))?,
+            b: get(&src.vb, &[d], &format!("{name}.bias"))?,
             eps: eps as f32,
         })
     }

@@ -31,9 +31,10 @@ pub use fetch::{pull, Pulled, WheelSource};
 pub use generate::{Detokenizer, EosOnly, GenerateOptions, Sampling};
 pub use hooks::{HookPoint, Hooks, Intervention, MapFn, Positions, Site};
 pub use kv_cache::KvCache;
+pub use layers::QuantWeights;
 pub use registry::{list, lookup, registry, steerbench_home, ModelStatus, RegistryEntry};
 pub use source::{
-    model_info, resolve, resolve_with, LoadedModel, ModelFormat, ModelInfo, ModelSource,
-    ResolveOptions, ResolvedModel,
+    model_info, resolve, resolve_with, LoadOptions, LoadedModel, ModelFormat, ModelInfo,
+    ModelSource, ResolveOptions, ResolvedModel,
 };
 pub use tokenizer::Tokenizer;

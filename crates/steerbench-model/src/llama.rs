@@ -2,7 +2,6 @@
 //! Covers Llama 1/2/3 (llama3 rope scaling), SmolLM/SmolLM2, TinyLlama, Mistral.
 
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::config::{
@@ -10,7 +9,7 @@ use crate::config::{
 };
 use crate::decoder::{DecoderBlock, Parts, PosCtx};
 use crate::error::{ModelError, Result};
-use crate::layers::{get, Linear, Norm};
+use crate::layers::{get, Linear, Norm, Src};
 
 /// The fields of a Hugging Face Llama/Mistral `config.json` we read (others are ignored).
 #[derive(Debug, Deserialize)]
@@ -137,10 +136,10 @@ fn rope_from_hf(model_type: &str, w: &LlamaWire) -> Result<RopeConfig> {
 }
 
 /// Hugging Face tensor names: `model.embed_tokens`, `model.layers.N.*`, `model.norm`, `lm_head`.
-pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
-    let m = vb.pp("model");
+pub(crate) fn load(cfg: &ModelConfig, src: &Src) -> Result<Parts> {
+    let m = src.pp("model");
     let (d, v) = (cfg.hidden_size, cfg.vocab_size);
-    let wte = get(&m, &[v, d], "embed_tokens.weight")?;
+    let wte = get(&m.vb, &[v, d], "embed_tokens.weight")?;
     let blocks = (0..cfg.n_layers)
         .map(|i| {
             Ok(
@@ -152,9 +151,9 @@ pub(crate) fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Parts> {
     let norm = Norm::rms(&m, "norm", d, cfg.norm_eps)?;
     // Some checkpoints store a copy of the tied head; when tied, the embedding is the truth.
     let lm_head = if cfg.tie_word_embeddings {
-        wte.clone()
+        Linear::tied(&m, "embed_tokens.weight", &wte)?
     } else {
-        get(vb, &[v, d], "lm_head.weight")?
+        Linear::torch(src, "lm_head", d, v, false)?
     };
     Ok(Parts {
         wte,
@@ -181,7 +180,7 @@ pub(crate) struct LlamaBlock {
 }
 
 impl LlamaBlock {
-    fn load(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Self> {
+    fn load(cfg: &ModelConfig, vb: &Src) -> Result<Self> {
         let (d, hd, i) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
         let (nh, nkv) = (cfg.n_heads, cfg.n_kv_heads);
         let a = vb.pp("self_attn");

@@ -100,6 +100,16 @@ pub struct ResolvedModel {
     pub format: ModelFormat,
 }
 
+/// How [`ResolvedModel::load_with`] builds the model; `Default` is the f32 runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// GGUF only: multiply the linear layers and the LM head with their stored quantized
+    /// blocks (candle's `QMatMul`, which quantizes activations to 8 bits on CPU) instead of
+    /// dequantizing them to f32. Faster and smaller, not bit-identical: greedy tokens
+    /// usually agree, logits differ slightly. Norms and the embedding table stay f32.
+    pub quantized: bool,
+}
+
 pub struct LoadedModel {
     pub model: Model,
     pub tokenizer: Tokenizer,
@@ -203,14 +213,31 @@ impl ResolvedModel {
 
     /// Weights (f32) and tokenizer.
     pub fn load(&self, device: &Device) -> Result<LoadedModel> {
+        self.load_with(device, &LoadOptions::default())
+    }
+
+    /// Weights and tokenizer, with [`LoadOptions`].
+    pub fn load_with(&self, device: &Device, opts: &LoadOptions) -> Result<LoadedModel> {
         let (model, tokenizer) = match &self.format {
             ModelFormat::Gguf(p) => {
                 let file = GgufFile::open(p)?;
                 let tokenizer = Tokenizer::from_gguf(&file)?;
                 let cfg = ModelConfig::from_hf_config(&file.hf_config_json()?)?;
-                let tensors = file.hf_tensors(device)?;
-                let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-                (Model::new(cfg, vb)?, tokenizer)
+                let model = if opts.quantized {
+                    let (dense, quant) = file.hf_quantized_split(device)?;
+                    let vb = VarBuilder::from_tensors(dense, DType::F32, device);
+                    Model::new_quantized(cfg, vb, &quant)?
+                } else {
+                    let tensors = file.hf_tensors(device)?;
+                    Model::new(cfg, VarBuilder::from_tensors(tensors, DType::F32, device))?
+                };
+                (model, tokenizer)
+            }
+            ModelFormat::HfDir(_) if opts.quantized => {
+                return Err(ModelError::Input(format!(
+                    "{}: quantized loading needs a GGUF model (safetensors weights load as f32)",
+                    self.id
+                )))
             }
             ModelFormat::HfDir(d) => {
                 let tokenizer = Tokenizer::from_hf_dir(d)?;

@@ -486,7 +486,8 @@ fn forward_prefix_then_forward_from_equals_forward() {
             add(h, hp(layer - 1, Site::ResidMid), 4);
         }
     };
-    let makers: [(&str, fn(u64) -> Model); 2] = [("llama", tiny_llama), ("gpt2", tiny_gpt2)];
+    type Maker = fn(u64) -> Model;
+    let makers: [(&str, Maker); 2] = [("llama", tiny_llama), ("gpt2", tiny_gpt2)];
     for (name, make) in makers {
         for chunk in [None, Some(4)] {
             let mut m = make(6);
