@@ -180,6 +180,9 @@ impl GgufFile {
     /// The tensors for a quantized load: every quantized matrix kept quantized (for
     /// `QMatMul`), and f32 tensors for everything else plus the token embedding (its rows
     /// are looked up, and an f32 table keeps them exactly the dequantized loader's).
+    /// Block types without a SIMD CPU kernel in candle (Q4_1, Q5_0, Q5_1: scalar code, ~10x
+    /// slower than f32) are re-quantized to Q8_0, which has one; that adds a rounding of at
+    /// most half a Q8_0 step (max |w| of the block / 254) to each weight.
     pub fn hf_quantized_split(
         &self,
         device: &Device,
@@ -187,19 +190,30 @@ impl GgufFile {
         let mut dense = HashMap::new();
         let mut quant = crate::layers::QuantWeights::new();
         for (name, q) in self.hf_qtensors(device)? {
+            let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
             let quantized = !matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
             if !quantized || name == "model.embed_tokens.weight" {
-                let t = q
-                    .dequantize(device)
-                    .map_err(|e| gguf_err(&self.path, format!("tensor `{name}`: {e}")))?;
+                let t = q.dequantize(device).map_err(ctx)?;
                 dense.insert(name.clone(), t);
             }
             if quantized {
+                let q = if fast_cpu_kernel(q.dtype()) || !device.is_cpu() {
+                    q
+                } else {
+                    let t = q.dequantize(device).map_err(ctx)?;
+                    QTensor::quantize(&t, GgmlDType::Q8_0).map_err(ctx)?
+                };
                 quant.insert(name, std::sync::Arc::new(q));
             }
         }
         Ok((dense, quant))
     }
+}
+
+/// Block types candle multiplies with SIMD kernels on x86/ARM CPUs.
+fn fast_cpu_kernel(dt: GgmlDType) -> bool {
+    use GgmlDType::*;
+    matches!(dt, Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K)
 }
 
 /// For each output row, the input row it comes from when undoing llama.cpp's permutation

@@ -88,6 +88,18 @@ enum Weight {
     Quant(QMatMul),
 }
 
+/// The f32 (out, in) weight of a quantized matmul.
+fn dequantize(q: &QMatMul) -> Result<Tensor> {
+    Ok(match q {
+        QMatMul::QTensor(t) => t.dequantize(&t.device())?,
+        QMatMul::Tensor(w) => w.clone(),
+        QMatMul::TensorF16(w) => w.to_dtype(DType::F32)?,
+    })
+}
+
+/// Rows from which a quantized layer multiplies dequantized f32 weights instead.
+const QUANT_MAX_ROWS: usize = 32;
+
 /// A dense layer `x W^T + b`.
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
@@ -148,7 +160,11 @@ impl Linear {
         let xs = xs.reshape((n, d_in))?;
         let ys = match &self.w {
             Weight::Dense(w) => xs.matmul(w)?,
-            Weight::Quant(q) => q.forward(&xs.contiguous()?)?,
+            // candle's quantized kernels win when memory bound (few rows: decoding) but lose
+            // to the f32 gemm on many rows (prefill), where the weight is dequantized once
+            // per call instead (a few percent of that gemm's time).
+            Weight::Quant(q) if n < QUANT_MAX_ROWS => q.forward(&xs.contiguous()?)?,
+            Weight::Quant(q) => xs.matmul(&dequantize(q)?.t()?)?,
         };
         let ys = match &self.b {
             Some(b) => ys.broadcast_add(b)?,
