@@ -14,6 +14,7 @@ use crate::spec::{DatasetRef, PromptFormat, SplitName};
 #[derive(Default)]
 pub struct Services {
     model: Lazy<LoadedModel>,
+    embedder: Lazy<steerbench_embed::SentenceEmbedder>,
 }
 
 impl Services {
@@ -30,6 +31,21 @@ impl Services {
                 .load(&Device::Cpu)
                 .with_context(|| format!("cannot load model `{name}`"))?;
             Ok(lm)
+        })
+    }
+}
+
+impl Services {
+    /// The sentence embedder of the `generation` metric (fetched into the cache when missing).
+    pub fn embedder(&self) -> Result<&steerbench_embed::SentenceEmbedder> {
+        self.embedder.get_or_try_init(|| {
+            let home = steerbench_model::registry::steerbench_home()?;
+            steerbench_embed::SentenceEmbedder::from_registry(&home, &Device::Cpu).with_context(|| {
+                format!(
+                    "cannot load the sentence embedder `{}` (steerbench models pull {0})",
+                    steerbench_embed::REGISTRY_NAME
+                )
+            })
         })
     }
 }

@@ -28,7 +28,7 @@ use steerbench_steering::metrics::stats::{
 use steerbench_steering::metrics::steerability::fit_line;
 
 use super::common::{self, Ctx};
-use super::icl;
+use super::{generation, icl};
 use super::table::*;
 use super::vectors::load_stored;
 use crate::exec::{StageOutputs, StageRunner};
@@ -279,11 +279,6 @@ fn wanted(p: &EvaluateParams, metric: &str) -> bool {
 }
 
 fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
-    for m in &p.metrics {
-        if matches!(m, Metric::Generation) {
-            bail!("metric `{m:?}` is not implemented by the evaluate stage yet; remove it from `metrics`");
-        }
-    }
     let lm = common::model(ctx)?;
     let style = common::style(ctx);
     let stored = load_stored(ctx.input_dir(&p.vectors)?)?;
@@ -535,17 +530,128 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
         }
     }
 
+    let sel = select(&scores, ctx.seed())?;
+    if p.metrics.contains(&Metric::Generation) {
+        let gens = generations(ctx, lm, p, &datasets, &sel, &stored, &mut scores)?;
+        let mut gdf = generations_frame(&gens)?;
+        ctx.write_parquet("generations", &mut gdf)?;
+    }
     let mut df = scores_frame(&scores)?;
     ctx.write_parquet("scores", &mut df)?;
     let aggs = aggregate(&scores, ctx.seed());
     let mut adf = aggregates_frame(&aggs)?;
     ctx.write_parquet("aggregates", &mut adf)?;
-    let sel = select(&scores, ctx.seed())?;
     let mut sdf = selection_frame(&sel)?;
     ctx.write_parquet("selection", &mut sdf)?;
     let mut out = StageOutputs::default();
     out.summary.insert("score_rows".into(), scores.len().into());
     Ok(out)
+}
+
+/// A continuation with the dataset split it was generated on.
+pub struct GenRow {
+    pub dataset: String,
+    pub split: String,
+    pub g: generation::Generation,
+}
+
+/// The `generation` metric on each evaluated split that a selection is reported on:
+/// continuations unsteered and at every method's chosen setting, their scores appended
+/// to `scores`.
+fn generations(
+    ctx: &Ctx<'_>,
+    lm: &LoadedModel,
+    p: &EvaluateParams,
+    datasets: &[(DatasetRef, data::Records, Units)],
+    sel: &[Selection],
+    stored: &[super::vectors::Stored],
+    scores: &mut Vec<Score>,
+) -> Result<Vec<GenRow>> {
+    let progress = ctx.progress();
+    let mut out = Vec::new();
+    for (r, records, _) in datasets {
+        let split = r.split.map_or("all", SplitName::name).to_string();
+        let chosen: Vec<&Selection> = sel
+            .iter()
+            .filter(|s| s.dataset == r.dataset && s.reported_on == split)
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let prompts = generation::prompts(lm, records, common::style(ctx), p.generation.limit)?;
+        if prompts.is_empty() {
+            continue;
+        }
+        let mut steers = Vec::new();
+        for s in &chosen {
+            let st = stored
+                .iter()
+                .find(|x| x.method == s.method)
+                .ok_or_else(|| anyhow::anyhow!("no stored vector for `{}`", s.method))?;
+            let sel = p
+                .positions
+                .0
+                .iter()
+                .find(|x| x.name() == s.position)
+                .unwrap_or(&PositionSel::All);
+            steers.push((st.steer(s.layer.max(0) as usize)?, positions(sel)?, *s));
+        }
+        let mut settings = vec![generation::Setting {
+            method: "unsteered".into(),
+            layer: NO_LAYER,
+            multiplier: 0.0,
+            position: "none".into(),
+            steer: None,
+        }];
+        for (st, pos, s) in &steers {
+            settings.push(generation::Setting {
+                method: s.method.clone(),
+                layer: s.layer,
+                multiplier: s.multiplier,
+                position: s.position.clone(),
+                steer: Some((st, pos.clone())),
+            });
+        }
+        for setting in &settings {
+            progress.set_message(format!("{r}: generating ({})", setting.method));
+            for g in generation::generate_and_score(ctx, lm, &prompts, setting, &p.generation)? {
+                for (metric, value) in &g.scores {
+                    scores.push(Score {
+                        example_id: g.example_id.clone(),
+                        dataset: r.to_string(),
+                        split: split.clone(),
+                        method: g.method.clone(),
+                        layer: g.layer,
+                        multiplier: g.multiplier,
+                        position: g.position.clone(),
+                        metric,
+                        value: *value,
+                    });
+                }
+                out.push(GenRow {
+                    dataset: r.to_string(),
+                    split: split.clone(),
+                    g,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn generations_frame(rows: &[GenRow]) -> Result<polars::prelude::DataFrame> {
+    frame(vec![
+        str_of("dataset", rows, |x| x.dataset.clone()),
+        str_of("split", rows, |x| x.split.clone()),
+        str_of("example_id", rows, |x| x.g.example_id.clone()),
+        str_of("method", rows, |x| x.g.method.clone()),
+        i32_col("layer", rows.iter().map(|x| x.g.layer).collect()),
+        f64_of("multiplier", rows, |x| x.g.multiplier),
+        str_of("position", rows, |x| x.g.position.clone()),
+        str_of("prompt", rows, |x| x.g.prompt.clone()),
+        str_of("text", rows, |x| x.g.text.clone()),
+        u32_col("n_tokens", rows.iter().map(|x| x.g.n_tokens).collect()),
+    ])
 }
 
 /// Rows derived from a finished sweep of one (method, layer, position): the

@@ -5,6 +5,7 @@ pub mod common;
 pub mod degradation;
 pub mod evaluate;
 pub mod extract;
+pub mod generation;
 pub mod icl;
 pub mod report;
 pub mod table;

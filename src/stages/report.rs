@@ -231,6 +231,102 @@ fn paired_effect(
 }
 
 /// The report's data from the given stage folders (evaluate and degradation stages).
+/// Mean generation scores per (dataset split, condition).
+fn generation_quality(aggs: &[AggRow]) -> Vec<rep::GenerationQualityRow> {
+    let mut groups: BTreeMap<(String, String, i32, u64, String), rep::GenerationQualityRow> =
+        BTreeMap::new();
+    for a in aggs.iter().filter(|a| a.metric.starts_with("gen_")) {
+        let key = (
+            a.dataset.clone(),
+            a.method.clone(),
+            a.layer,
+            a.multiplier.to_bits(),
+            a.position.clone(),
+        );
+        let row = groups.entry(key).or_insert_with(|| rep::GenerationQualityRow {
+            dataset: if a.position == "all" || a.position == "none" {
+                a.dataset.clone()
+            } else {
+                format!("{} ({})", a.dataset, a.position)
+            },
+            method: a.method.clone(),
+            layer: opt_layer(a.layer),
+            multiplier: (a.method != "unsteered").then_some(a.multiplier),
+            concept_similarity: None,
+            fluency_ppl: None,
+            distinct_2: None,
+            n: None,
+        });
+        let e = Some(est(a.mean, a.ci_low, a.ci_high));
+        match a.metric.as_str() {
+            "gen_concept_similarity" => row.concept_similarity = e,
+            "gen_fluency_ppl" => {
+                row.fluency_ppl = e;
+                row.n = Some(a.n as usize);
+            }
+            "gen_distinct_2" => row.distinct_2 = e,
+            _ => {}
+        }
+    }
+    groups.into_values().collect()
+}
+
+/// Side-by-side continuations: per dataset split, the first `k` prompts unsteered and
+/// under the method with the largest chosen effect.
+fn generation_examples(
+    path: &Path,
+    selection: &polars::prelude::DataFrame,
+    k: usize,
+) -> Result<Vec<rep::GenerationRow>> {
+    let df = crate::store::read_parquet(path)?;
+    let (ds, id, m, l, x, pos, prompt, text) = (
+        read_str(&df, "dataset")?,
+        read_str(&df, "example_id")?,
+        read_str(&df, "method")?,
+        read_i32(&df, "layer")?,
+        read_f64(&df, "multiplier")?,
+        read_str(&df, "position")?,
+        read_str(&df, "prompt")?,
+        read_str(&df, "text")?,
+    );
+    let (sd, sm, sp, se) = (
+        read_str(selection, "dataset")?,
+        read_str(selection, "method")?,
+        read_str(selection, "position")?,
+        read_f64(selection, "effect")?,
+    );
+    let mut datasets: Vec<&String> = ds.iter().collect();
+    datasets.dedup();
+    let mut out = Vec::new();
+    for d in datasets {
+        let base = d.split('.').next().unwrap_or(d);
+        let best = (0..sd.len())
+            .filter(|&i| sd[i] == base && se[i].is_finite())
+            .filter(|&i| (0..m.len()).any(|j| &ds[j] == d && m[j] == sm[i] && pos[j] == sp[i]))
+            .max_by(|&a, &b| se[a].total_cmp(&se[b]));
+        let Some(b) = best else { continue };
+        let unsteered: BTreeMap<&str, &str> = (0..m.len())
+            .filter(|&j| &ds[j] == d && m[j] == "unsteered")
+            .map(|j| (id[j].as_str(), text[j].as_str()))
+            .collect();
+        for j in (0..m.len())
+            .filter(|&j| &ds[j] == d && m[j] == sm[b] && pos[j] == sp[b])
+            .take(k)
+        {
+            out.push(rep::GenerationRow {
+                dataset: Some(d.clone()),
+                prompt: prompt[j].clone(),
+                unsteered: unsteered.get(id[j].as_str()).unwrap_or(&"").to_string(),
+                steered: text[j].clone(),
+                method: m[j].clone(),
+                layer: opt_layer(l[j]),
+                multiplier: x[j],
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// ICL rows: per chosen (dataset, method, position) of an icl_task dataset, top-1 accuracy
 /// on the reported split zero-shot (unsteered), few-shot, and zero-shot with the vector
 /// at the validation-chosen setting.
@@ -343,6 +439,7 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         letter_bias: vec![],
         icl: vec![],
         generations: vec![],
+        generation_quality: vec![],
         curves: vec![],
         heatmap: vec![],
         slopes: vec![],
@@ -368,6 +465,11 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
                 eval_scores.extend(read_scores(&f.dir.join("scores.parquet"))?);
                 let df = crate::store::read_parquet(&f.dir.join("selection.parquet"))?;
                 data.icl.extend(icl_rows(&df, &aggs)?);
+                let gen_path = f.dir.join("generations.parquet");
+                if gen_path.exists() {
+                    data.generation_quality.extend(generation_quality(&aggs));
+                    data.generations.extend(generation_examples(&gen_path, &df, 3)?);
+                }
                 // ICL datasets are selected on log p(correct first answer token).
                 let icl_sets: BTreeSet<String> = aggs
                     .iter()

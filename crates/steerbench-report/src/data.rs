@@ -62,6 +62,9 @@ pub struct ReportData {
     /// Empty: no generations were sampled (the section is left out).
     #[serde(default)]
     pub generations: Vec<GenerationRow>,
+    /// Scores of the sampled generations per (dataset, method); empty without generations.
+    #[serde(default)]
+    pub generation_quality: Vec<GenerationQualityRow>,
     #[serde(default)]
     pub curves: Vec<Curve>,
     #[serde(default)]
@@ -278,6 +281,26 @@ pub struct IclRow {
     pub zero_shot: Option<Estimate>,
     pub few_shot: Option<Estimate>,
     pub zero_shot_vector: Option<Estimate>,
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+/// Mean scores of one condition's generations on one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationQualityRow {
+    pub dataset: String,
+    /// `unsteered` or a method at its chosen setting.
+    pub method: String,
+    #[serde(default)]
+    pub layer: Option<usize>,
+    #[serde(default)]
+    pub multiplier: Option<f64>,
+    /// cos(generation, positive reference) − cos(generation, negative reference).
+    pub concept_similarity: Option<Estimate>,
+    /// Perplexity of the generation under the unsteered model.
+    pub fluency_ppl: Option<Estimate>,
+    pub distinct_2: Option<Estimate>,
     #[serde(default)]
     pub n: Option<usize>,
 }

@@ -32,6 +32,7 @@ pub fn all(data: &ReportData) -> Result<Vec<NamedTable>> {
         degradation_sweep(&data.degradation)?,
         letter_bias(&data.letter_bias)?,
         icl(&data.icl)?,
+        generation_quality(&data.generation_quality)?,
     ];
     Ok(tables
         .into_iter()
@@ -392,6 +393,64 @@ pub fn letter_bias(rows: &[LetterBiasRow]) -> Result<NamedTable> {
     Ok(NamedTable {
         name: "letter_bias",
         caption: "A/B letter bias: share of p(A) with the original and the swapped answer order",
+        display,
+        raw,
+    })
+}
+
+pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<NamedTable> {
+    let mut display = Table::new(&[
+        ("Dataset", L),
+        ("Method", L),
+        ("Layer", R),
+        ("Mult.", R),
+        ("Concept similarity", R),
+        ("Fluency (PPL)", R),
+        ("Distinct-2", R),
+        ("n", R),
+    ]);
+    let mut raw = Table::plain(&[
+        "dataset",
+        "method",
+        "layer",
+        "multiplier",
+        "concept_similarity",
+        "concept_similarity_ci_low",
+        "concept_similarity_ci_high",
+        "fluency_ppl",
+        "fluency_ppl_ci_low",
+        "fluency_ppl_ci_high",
+        "distinct_2",
+        "distinct_2_ci_low",
+        "distinct_2_ci_high",
+        "n",
+    ]);
+    for r in rows {
+        display.push(vec![
+            r.dataset.clone(),
+            r.method.clone(),
+            opt_layer(r.layer),
+            opt_mult(r.multiplier),
+            f::estimate(r.concept_similarity.as_ref(), 2),
+            f::estimate(r.fluency_ppl.as_ref(), 3),
+            f::estimate(r.distinct_2.as_ref(), 2),
+            f::opt_int(r.n),
+        ])?;
+        let mut w = vec![
+            r.dataset.clone(),
+            r.method.clone(),
+            r.layer.map_or_else(String::new, |l| l.to_string()),
+            f::raw(r.multiplier),
+        ];
+        w.extend(est_raw(r.concept_similarity.as_ref()));
+        w.extend(est_raw(r.fluency_ppl.as_ref()));
+        w.extend(est_raw(r.distinct_2.as_ref()));
+        w.push(r.n.map_or_else(String::new, |n| n.to_string()));
+        raw.push(w)?;
+    }
+    Ok(NamedTable {
+        name: "generation_quality",
+        caption: "Generations: concept similarity (cosine to the positive minus the negative reference, MiniLM), fluency (perplexity under the unsteered model) and distinct bigrams",
         display,
         raw,
     })

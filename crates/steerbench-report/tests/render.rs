@@ -67,9 +67,13 @@ fn full_report_has_every_section_in_order() {
             "degradation",
             "degradation_sweep",
             "letter_bias",
-            "icl"
+            "icl",
+            "generation_quality"
         ]
     );
+    // Generation scores: one row per condition, CIs shown.
+    assert!(md.contains("| sentiment | caa "), "{md}");
+    assert!(md.contains("Concept similarity"));
     // The generation table is aligned and its pipe is escaped.
     assert!(
         md.contains("| What a glorious, sunny day \\| full of joy!<br>Truly lovely. |"),
@@ -186,6 +190,7 @@ fn absent_sections_say_so() {
     data.letter_bias.clear();
     data.icl.clear();
     data.generations.clear();
+    data.generation_quality.clear();
     data.curves.clear();
     data.heatmap.clear();
     data.slopes.clear();

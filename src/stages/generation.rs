@@ -1,0 +1,188 @@
+//! The `generation` metric: continuations of a dataset's prompts, unsteered and at each
+//! method's validation-chosen setting, scored per input by
+//! - `gen_concept_similarity`: cos(continuation, positive reference) − cos(continuation,
+//!   negative reference) in MiniLM sentence-embedding space (when the data has both);
+//! - `gen_fluency_ppl`: perplexity of the continuation under the unsteered model, given
+//!   its prompt;
+//! - `gen_distinct_1`, `gen_distinct_2`: distinct unigrams / bigrams over its tokens.
+
+use anyhow::{Context, Result};
+use steerbench_data as data;
+use steerbench_embed::cosine;
+use steerbench_eval::steer::Steer;
+use steerbench_model::{GenerateOptions, Hooks, LoadedModel, Positions, Sampling, Sequence};
+use steerbench_steering::metrics::lm::distinct_n;
+
+use super::common::{self, Ctx};
+use crate::spec::GenerationParams;
+
+/// Where a batch of continuations comes from.
+pub struct Setting<'a> {
+    pub method: String,
+    pub layer: i32,
+    pub multiplier: f64,
+    pub position: String,
+    /// `None`: the unsteered model.
+    pub steer: Option<(&'a Steer, Positions)>,
+}
+
+/// One prompt of a dataset with its optional reference continuations.
+pub struct GenPrompt {
+    pub id: String,
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub positive: Option<String>,
+    pub negative: Option<String>,
+}
+
+/// One continuation and its scores.
+pub struct Generation {
+    pub example_id: String,
+    pub method: String,
+    pub layer: i32,
+    pub multiplier: f64,
+    pub position: String,
+    pub prompt: String,
+    pub text: String,
+    pub n_tokens: u32,
+    pub scores: Vec<(&'static str, f64)>,
+}
+
+/// The prompts of a completion or open-ended dataset (other formats have no free text to
+/// continue and give none), at most `limit`.
+pub fn prompts(
+    lm: &LoadedModel,
+    records: &data::Records,
+    style: steerbench_eval::prompt::PromptStyle,
+    limit: Option<usize>,
+) -> Result<Vec<GenPrompt>> {
+    let items: Vec<(String, data::PromptParts, Option<String>, Option<String>)> = match records {
+        data::Records::ContrastiveCompletion(v) => v
+            .iter()
+            .map(|it| {
+                let (parts, p, n) = data::completion_parts(it, None);
+                (it.id.clone(), parts, Some(p), Some(n))
+            })
+            .collect(),
+        data::Records::OpenEnded(v) => v
+            .iter()
+            .map(|it| {
+                let (parts, m, n) = data::open_ended_parts(it, None);
+                (it.id.clone(), parts, m, n)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|(id, parts, positive, negative)| {
+            let p = common::to_prompt(&parts);
+            Ok(GenPrompt {
+                tokens: common::encode(lm, &p, style)?,
+                text: parts.user.clone(),
+                id,
+                positive,
+                negative,
+            })
+        })
+        .collect()
+}
+
+fn options(g: &GenerationParams, seed: u64, eos: bool) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens: g.max_new_tokens,
+        sampling: if g.temperature > 0.0 {
+            Sampling::Sample {
+                temperature: g.temperature as f32,
+                top_k: None,
+                top_p: (g.top_p < 1.0).then_some(g.top_p as f32),
+                seed,
+            }
+        } else {
+            Sampling::Greedy
+        },
+        stop_strings: Vec::new(),
+        stop_at_eos: eos,
+        use_kv_cache: true,
+    }
+}
+
+/// Continuations of `prompts` under `setting`, scored.
+pub fn generate_and_score(
+    ctx: &Ctx<'_>,
+    lm: &LoadedModel,
+    prompts: &[GenPrompt],
+    setting: &Setting<'_>,
+    g: &GenerationParams,
+) -> Result<Vec<Generation>> {
+    let model = &lm.model;
+    let mut hooks = Hooks::new();
+    if let Some((steer, pos)) = &setting.steer {
+        steer.install(
+            &mut hooks,
+            setting.multiplier as f32,
+            pos,
+            model.config().n_layers,
+            model.device(),
+        )?;
+    }
+    let opts = options(g, ctx.seed(), true);
+    let mut out = Vec::with_capacity(prompts.len());
+    let embedder = ctx.services().embedder()?;
+    for chunk in prompts.chunks(8) {
+        let ids: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens.clone()).collect();
+        let gens = model
+            .generate(&lm.tokenizer, &ids, &opts, &hooks)
+            .with_context(|| format!("generating with {}", setting.method))?;
+        // Fluency: the unsteered model's log-probs of each continuation given its prompt.
+        let seqs: Vec<Sequence> = chunk
+            .iter()
+            .zip(&gens)
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(p, g)| Sequence::new([p.tokens.clone(), g.clone()].concat(), p.tokens.len()))
+            .collect();
+        let fwd = if seqs.is_empty() {
+            None
+        } else {
+            Some(model.forward(&seqs, &mut Hooks::new())?)
+        };
+        let texts: Vec<String> = gens
+            .iter()
+            .map(|g| lm.tokenizer.decode(g))
+            .collect::<std::result::Result<_, _>>()?;
+        let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let emb = embedder.embed(&text_refs)?;
+        let mut row = 0;
+        for (k, (p, gen)) in chunk.iter().zip(&gens).enumerate() {
+            let mut scores = Vec::new();
+            if let (Some(pos), Some(neg), false) = (&p.positive, &p.negative, gen.is_empty()) {
+                let refs = embedder.embed(&[pos.as_str(), neg.as_str()])?;
+                let sim = cosine(&emb[k], &refs[0])? - cosine(&emb[k], &refs[1])?;
+                scores.push(("gen_concept_similarity", sim as f64));
+            }
+            if !gen.is_empty() {
+                let lp = fwd.as_ref().expect("a forward when any continuation").completion_logprobs(row)?;
+                row += 1;
+                let mean = lp.iter().map(|x| *x as f64).sum::<f64>() / lp.len() as f64;
+                scores.push(("gen_fluency_ppl", (-mean).exp()));
+                scores.push(("gen_distinct_1", distinct_n(std::slice::from_ref(gen), 1)? as f64));
+                if gen.len() >= 2 {
+                    scores.push(("gen_distinct_2", distinct_n(std::slice::from_ref(gen), 2)? as f64));
+                }
+            }
+            out.push(Generation {
+                example_id: p.id.clone(),
+                method: setting.method.clone(),
+                layer: setting.layer,
+                multiplier: setting.multiplier,
+                position: setting.position.clone(),
+                prompt: p.text.clone(),
+                text: texts[k].clone(),
+                n_tokens: gen.len() as u32,
+                scores,
+            });
+        }
+    }
+    Ok(out)
+}
