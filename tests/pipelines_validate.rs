@@ -1,5 +1,4 @@
-//! Every shipped pipeline validates (no model needed) and names only stage kinds,
-//! methods and metrics the stages implement.
+//! Every shipped pipeline validates (no model needed) and is documented at its top.
 
 use std::path::PathBuf;
 
@@ -20,13 +19,6 @@ fn every_shipped_pipeline_validates() {
             "{} must be documented at its top",
             path.display()
         );
-        for unimplemented in ["generation"] {
-            assert!(
-                !text.contains(unimplemented),
-                "{} uses {unimplemented}, which the stages do not run yet",
-                path.display()
-            );
-        }
         assert!(!spec.stages.is_empty());
         n += 1;
     }

@@ -69,6 +69,9 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
         "propensity_norm",
         "steerability_slope",
         "p_a_share",
+        "gen_concept_similarity",
+        "gen_fluency_ppl",
+        "gen_distinct_2",
     ] {
         assert!(metrics.iter().any(|x| x == m), "scores lack {m}");
     }
@@ -105,6 +108,14 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     assert!(column_strings(&sel, "selected_on")
         .iter()
         .all(|s| s == "val"));
+    // Generations: 3 prompts of the completion test split, unsteered and per method.
+    let gens =
+        steerbench::store::read_parquet(&stage_dir(&run, "effect").join("generations.parquet"))
+            .unwrap();
+    let gm = column_strings(&gens, "method");
+    assert_eq!(gm.iter().filter(|m| *m == "unsteered").count(), 3);
+    assert!(gm.iter().any(|m| m == "caa"));
+    assert!(column_strings(&gens, "text").iter().any(|t| !t.trim().is_empty()));
     let deg =
         steerbench::store::read_parquet(&stage_dir(&run, "damage").join("scores.parquet")).unwrap();
     let dm = column_strings(&deg, "metric");
@@ -122,6 +133,7 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
         "## Baselines",
         "## Degradation",
         "## A/B letter bias",
+        "## Generations",
         "## Plots",
         "## How to reproduce",
     ] {
