@@ -36,6 +36,11 @@ fn column_strings(df: &DataFrame, name: &str) -> Vec<String> {
         .collect()
 }
 
+fn column_f64(df: &DataFrame, name: &str) -> Vec<f64> {
+    let c = df.column(name).unwrap().cast(&DataType::Float64).unwrap();
+    c.f64().unwrap().iter().map(|v| v.unwrap_or(f64::NAN)).collect()
+}
+
 #[test]
 fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     // STEERBENCH_E2E_RUNS keeps the run (e.g. to refresh reports/examples/quickstart).
@@ -108,6 +113,64 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     assert!(column_strings(&sel, "selected_on")
         .iter()
         .all(|s| s == "val"));
+    // Issue acceptance: CAA moves propensity monotonically with the multiplier at some
+    // layer, and the damage grows with |multiplier| (numbers printed for the notes).
+    let (ad, am, al, ax, ak, amean) = (
+        column_strings(&aggs, "dataset"),
+        column_strings(&aggs, "method"),
+        column_f64(&aggs, "layer"),
+        column_f64(&aggs, "multiplier"),
+        column_strings(&aggs, "metric"),
+        column_f64(&aggs, "mean"),
+    );
+    let curve = |dataset: &str, metric: &str, layer: f64| -> Vec<(f64, f64)> {
+        let mut v: Vec<(f64, f64)> = (0..ad.len())
+            .filter(|&i| ad[i] == dataset && am[i] == "caa" && ak[i] == metric && al[i] == layer)
+            .map(|i| (ax[i], amean[i]))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    let mut monotonic_layers = Vec::new();
+    for layer in [6.0, 12.0] {
+        let prop = curve("sentiment_completion.test", "propensity", layer);
+        let ab = curve("sentiment_ab.test", "ab_probability", layer);
+        eprintln!("caa L{layer}: completion propensity {prop:?}; A/B ab_probability {ab:?}");
+        assert_eq!(prop.len(), 5);
+        if prop.windows(2).all(|w| w[1].1 > w[0].1) {
+            monotonic_layers.push(layer);
+        }
+    }
+    assert!(!monotonic_layers.is_empty(), "propensity is monotonic in the multiplier at no layer");
+    let deg_aggs =
+        steerbench::store::read_parquet(&stage_dir(&run, "damage").join("aggregates.parquet"))
+            .unwrap();
+    let (dm2, dl, dx, dk, dmean) = (
+        column_strings(&deg_aggs, "method"),
+        column_f64(&deg_aggs, "layer"),
+        column_f64(&deg_aggs, "multiplier"),
+        column_strings(&deg_aggs, "metric"),
+        column_f64(&deg_aggs, "mean"),
+    );
+    let deg_at = |metric: &str, method: &str, mult: f64| -> Vec<(f64, f64)> {
+        (0..dm2.len())
+            .filter(|&i| dk[i] == metric && dm2[i] == method && (method == "unsteered" || dx[i] == mult))
+            .map(|i| (dl[i], dmean[i]))
+            .collect()
+    };
+    let ppl0 = deg_at("perplexity", "unsteered", 0.0)[0].1;
+    for mult in [-0.2, 0.2] {
+        for (layer, ppl) in deg_at("perplexity", "caa", mult) {
+            let kl = deg_at("kl_unsteered", "caa", mult)
+                .into_iter()
+                .find(|x| x.0 == layer)
+                .map_or(f64::NAN, |x| x.1);
+            eprintln!("caa L{layer} x{mult}: perplexity {ppl:.3} (unsteered {ppl0:.3}), KL {kl:.4}");
+            assert!(ppl > ppl0, "steering at x{mult} must cost perplexity");
+            assert!(kl > 0.0);
+        }
+    }
+
     // Generations: 3 prompts of the completion test split, unsteered and per method.
     let gens =
         steerbench::store::read_parquet(&stage_dir(&run, "effect").join("generations.parquet"))
