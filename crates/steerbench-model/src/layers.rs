@@ -88,6 +88,96 @@ enum Weight {
     Quant(QMatMul),
 }
 
+/// (n, k) x (k, m) for a linear layer. On CPU it calls the gemm kernel directly: candle's
+/// matmul asks for the core count on every call, which on Linux parses /proc/cpuinfo (tens
+/// of microseconds, ~200 times per decoded token).
+fn matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if xs.device().is_cpu() && xs.dtype() == DType::F32 && w.dtype() == DType::F32 {
+        Ok(xs.apply_op2_no_bwd(w, &CpuMatmul)?)
+    } else {
+        Ok(xs.matmul(w)?)
+    }
+}
+
+/// 2-D f32 matmul on strided operands, straight into gemm.
+struct CpuMatmul;
+
+impl candle_core::CustomOp2 for CpuMatmul {
+    fn name(&self) -> &'static str {
+        "steerbench-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ls: &CpuStorage,
+        ll: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(l), CpuStorage::F32(r)) = (ls, rs) else {
+            candle_core::bail!("matmul: f32 operands expected")
+        };
+        let ([n, k], [k2, m]) = (ll.dims(), rl.dims()) else {
+            candle_core::bail!(
+                "matmul: 2-D operands expected, found {:?} and {:?}",
+                ll.dims(),
+                rl.dims()
+            )
+        };
+        let (n, k, m) = (*n, *k, *m);
+        if *k2 != k {
+            candle_core::bail!(
+                "matmul: inner dims differ: {:?} x {:?}",
+                ll.dims(),
+                rl.dims()
+            )
+        }
+        let (lst, rst) = (ll.stride(), rl.stride());
+        let end =
+            |off: usize, d: [usize; 2], st: &[usize]| off + (d[0] - 1) * st[0] + (d[1] - 1) * st[1];
+        if n == 0 || k == 0 || m == 0 {
+            return Ok((CpuStorage::F32(vec![0f32; n * m]), Shape::from((n, m))));
+        }
+        if end(ll.start_offset(), [n, k], lst) >= l.len()
+            || end(rl.start_offset(), [k, m], rst) >= r.len()
+        {
+            candle_core::bail!("matmul: operand view out of bounds")
+        }
+        let mut dst = vec![0f32; n * m];
+        let threads = rayon::current_num_threads();
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: both views were checked to lie inside their slices; dst is n x m.
+        unsafe {
+            gemm::gemm(
+                n,
+                m,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                m as isize,
+                false,
+                l[ll.start_offset()..].as_ptr(),
+                lst[1] as isize,
+                lst[0] as isize,
+                r[rl.start_offset()..].as_ptr(),
+                rst[1] as isize,
+                rst[0] as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((n, m))))
+    }
+}
+
 /// The f32 (out, in) weight of a quantized matmul.
 fn dequantize(q: &QMatMul) -> Result<Tensor> {
     Ok(match q {
@@ -159,12 +249,12 @@ impl Linear {
         let n = xs.elem_count() / d_in.max(1);
         let xs = xs.reshape((n, d_in))?;
         let ys = match &self.w {
-            Weight::Dense(w) => xs.matmul(w)?,
+            Weight::Dense(w) => matmul(&xs, w)?,
             // candle's quantized kernels win when memory bound (few rows: decoding) but lose
             // to the f32 gemm on many rows (prefill), where the weight is dequantized once
             // per call instead (a few percent of that gemm's time).
             Weight::Quant(q) if n < QUANT_MAX_ROWS => q.forward(&xs.contiguous()?)?,
-            Weight::Quant(q) => xs.matmul(&dequantize(q)?.t()?)?,
+            Weight::Quant(q) => matmul(&xs, &dequantize(q)?.t()?)?,
         };
         let ys = match &self.b {
             Some(b) => ys.broadcast_add(b)?,
