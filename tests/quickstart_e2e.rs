@@ -38,7 +38,11 @@ fn column_strings(df: &DataFrame, name: &str) -> Vec<String> {
 
 fn column_f64(df: &DataFrame, name: &str) -> Vec<f64> {
     let c = df.column(name).unwrap().cast(&DataType::Float64).unwrap();
-    c.f64().unwrap().iter().map(|v| v.unwrap_or(f64::NAN)).collect()
+    c.f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect()
 }
 
 #[test]
@@ -141,7 +145,10 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
             monotonic_layers.push(layer);
         }
     }
-    assert!(!monotonic_layers.is_empty(), "propensity is monotonic in the multiplier at no layer");
+    assert!(
+        !monotonic_layers.is_empty(),
+        "propensity is monotonic in the multiplier at no layer"
+    );
     let deg_aggs =
         steerbench::store::read_parquet(&stage_dir(&run, "damage").join("aggregates.parquet"))
             .unwrap();
@@ -154,7 +161,9 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     );
     let deg_at = |metric: &str, method: &str, mult: f64| -> Vec<(f64, f64)> {
         (0..dm2.len())
-            .filter(|&i| dk[i] == metric && dm2[i] == method && (method == "unsteered" || dx[i] == mult))
+            .filter(|&i| {
+                dk[i] == metric && dm2[i] == method && (method == "unsteered" || dx[i] == mult)
+            })
             .map(|i| (dl[i], dmean[i]))
             .collect()
     };
@@ -165,7 +174,9 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
                 .into_iter()
                 .find(|x| x.0 == layer)
                 .map_or(f64::NAN, |x| x.1);
-            eprintln!("caa L{layer} x{mult}: perplexity {ppl:.3} (unsteered {ppl0:.3}), KL {kl:.4}");
+            eprintln!(
+                "caa L{layer} x{mult}: perplexity {ppl:.3} (unsteered {ppl0:.3}), KL {kl:.4}"
+            );
             assert!(ppl > ppl0, "steering at x{mult} must cost perplexity");
             assert!(kl > 0.0);
         }
@@ -178,7 +189,9 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     let gm = column_strings(&gens, "method");
     assert_eq!(gm.iter().filter(|m| *m == "unsteered").count(), 3);
     assert!(gm.iter().any(|m| m == "caa"));
-    assert!(column_strings(&gens, "text").iter().any(|t| !t.trim().is_empty()));
+    assert!(column_strings(&gens, "text")
+        .iter()
+        .any(|t| !t.trim().is_empty()));
     let deg =
         steerbench::store::read_parquet(&stage_dir(&run, "damage").join("scores.parquet")).unwrap();
     let dm = column_strings(&deg, "metric");

@@ -162,3 +162,67 @@ fn json_schema_describes_every_stage_kind_and_method() {
         serde_json::json!(["model", "name", "stages"])
     );
 }
+
+#[test]
+fn icl_template_and_function_vector_parameters_are_checked() {
+    let text = r#"
+name: icl
+model: smollm2-135m-instruct
+datasets:
+  ant:
+    source: builtin:icl_antonyms
+    format: icl_task
+    template: { demo: "Q: {input}\n", query: "Q: {input}\nA:" }
+  sent:
+    source: builtin:sentiment_completion
+    format: contrastive_completion
+    template: { demo: "{input} {output}", query: "{input}" }
+stages:
+  acts:
+    extract: { dataset: sent }
+  vectors:
+    vectors:
+      activations: acts
+      methods:
+        - function_vector: { layer: [3, 4], dataset: sent, shots: 1, prompts: 0 }
+"#;
+    let e = errors(text);
+    assert!(e.contains("must contain {input} and {output}"), "{e}");
+    assert!(
+        e.contains("template applies to format `icl_task` only, not `contrastive_completion`"),
+        "{e}"
+    );
+    assert!(e.contains("shots must be at least 2"), "{e}");
+    assert!(e.contains("prompts must be at least 1"), "{e}");
+    assert!(
+        e.contains("icl_task"),
+        "a contrastive dataset for a function vector: {e}"
+    );
+    // A valid ICL spec: the default template, one layer given as a bare number.
+    let ok = r#"
+name: icl
+model: smollm2-135m-instruct
+datasets:
+  ant: { source: "builtin:icl_antonyms", format: icl_task }
+stages:
+  acts:
+    extract: { dataset: ant }
+  vectors:
+    vectors:
+      activations: acts
+      methods: [icv, { function_vector: { layer: 9, dataset: ant } }]
+"#;
+    let spec = spec::parse_str(ok, "ok.yaml", Path::new(".")).unwrap();
+    let spec::StageSpec::Vectors(v) = &spec.stages[1].spec else {
+        panic!("vectors stage")
+    };
+    let spec::Method::FunctionVector(fv) = &v.methods[1] else {
+        panic!("function_vector")
+    };
+    assert_eq!(fv.layer.0, vec![9]);
+    assert_eq!((fv.top_k, fv.shots, fv.prompts), (10, 10, 16));
+    assert_eq!(
+        spec.datasets[0].icl_template().unwrap(),
+        steerbench_data::IclTemplate::default()
+    );
+}

@@ -669,7 +669,7 @@ named_choice! {
         "pca_center" => PcaCenter: "first principal component of class-centred activations",
         "probe" => Probe(ProbeParams): "L2-regularised logistic regression; the direction is the normalised weight",
         "icv" => Icv(IcvParams): "In-Context Vectors: PCA of demonstration-pair differences at the last token, all layers",
-        "function_vector" => FunctionVector(FunctionVectorParams): "Function Vectors: sum of the top-K heads' mean outputs, added at one layer",
+        "function_vector" => FunctionVector(FunctionVectorParams): "Function Vectors: sum of the top-K heads' mean outputs (ranked by indirect effect on ICL prompts), added at its layer(s)",
         "ablation" => Ablation: "directional ablation of the CAA direction at all layers and positions",
         "affine" => Affine(AffineParams): "affine map: shift the class mean and apply a projection or Gaussian transport",
         "mlp" => Mlp(MlpParams): "a small MLP trained to map negative activations toward positive ones",
