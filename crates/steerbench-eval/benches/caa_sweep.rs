@@ -7,6 +7,8 @@
 //! Env: STEERBENCH_BENCH_MODEL (registry name, dir or .gguf; default smollm2-135m-instruct),
 //! STEERBENCH_BENCH_OUT (output folder; default <workspace>/target/bench),
 //! CAA_SWEEP_REPEATS (timed runs, the minimum is reported; default 1),
+//! CAA_SWEEP_ITEMS (fewer items, for quick tuning runs only; default 50),
+//! CAA_SWEEP_TUNE (e.g. "1x7,2x14,8x32": time these ITEMSxROWS batchings instead; no output),
 //! CAA_SWEEP_BATCH_ITEMS / CAA_SWEEP_MAX_ROWS (sweep batching; default: SweepOptions::default()).
 //!
 //! Writes `caa_sweep_inputs.json` (token ids, vector, layer, multipliers, letter ids: what
@@ -100,6 +102,59 @@ fn env_usize(name: &str) -> Result<Option<usize>> {
     }
 }
 
+/// Tuning only: times the sweep under each `ITEMSxROWS` batching of `spec` (e.g.
+/// "1x7,2x14,8x32"), the configurations interleaved `repeats` times so drift in the
+/// machine's load hits all of them alike; prints the minimum of each and writes nothing.
+fn tune(
+    model: &steerbench_model::Model,
+    items: &[Item],
+    steer: &Steer,
+    spec: &str,
+    repeats: usize,
+) -> Result<()> {
+    let mut configs = Vec::new();
+    for c in spec.split(',') {
+        let (b, r) = c
+            .split_once('x')
+            .with_context(|| format!("CAA_SWEEP_TUNE entry {c:?} is not ITEMSxROWS"))?;
+        configs.push(SweepOptions {
+            positions: Positions::All,
+            batch_items: b.trim().parse()?,
+            max_rows: r.trim().parse()?,
+        });
+    }
+    sweep(
+        model,
+        &items[..1],
+        Some(steer),
+        &MULTIPLIERS,
+        &configs[0],
+        |_| {},
+    )?;
+    let mut best = vec![f64::INFINITY; configs.len()];
+    for round in 0..repeats {
+        for (k, opts) in configs.iter().enumerate() {
+            let t = Instant::now();
+            sweep(model, items, Some(steer), &MULTIPLIERS, opts, |_| {})?;
+            let s = t.elapsed().as_secs_f64();
+            best[k] = best[k].min(s);
+            println!(
+                "round {round} batch_items {:2} max_rows {:3}: {s:.2} s",
+                opts.batch_items, opts.max_rows
+            );
+        }
+    }
+    for (opts, s) in configs.iter().zip(&best) {
+        println!(
+            "best batch_items {:2} max_rows {:3}: {s:.2} s ({:.3} s/item)",
+            opts.batch_items,
+            opts.max_rows,
+            s / items.len() as f64
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let name =
         std::env::var("STEERBENCH_BENCH_MODEL").unwrap_or_else(|_| "smollm2-135m-instruct".into());
@@ -118,7 +173,8 @@ fn main() -> Result<()> {
 
     // Items: chat template, fixed system prompt, assistant prefix "(" so the next token is
     // the letter; both letters are read from the same logits.
-    let records: Vec<AbItem> = ab_items()?.into_iter().take(N_ITEMS).collect();
+    let n_items = env_usize("CAA_SWEEP_ITEMS")?.unwrap_or(N_ITEMS);
+    let records: Vec<AbItem> = ab_items()?.into_iter().take(n_items).collect();
     let letters = [
         single_token(&lm.tokenizer, "A")?,
         single_token(&lm.tokenizer, "B")?,
@@ -200,6 +256,9 @@ fn main() -> Result<()> {
         opts.max_rows = r;
     }
     let repeats = env_usize("CAA_SWEEP_REPEATS")?.unwrap_or(1).max(1);
+    if let Ok(spec) = std::env::var("CAA_SWEEP_TUNE") {
+        return tune(model, &items, &steer, &spec, repeats);
+    }
 
     // Warm-up (allocator, thread pool) on one item, then the timed sweeps.
     sweep(
