@@ -177,12 +177,9 @@ impl GgufFile {
 }
 
 impl GgufFile {
-    /// The tensors for a quantized load: every quantized matrix kept quantized (for
-    /// `QMatMul`), and f32 tensors for everything else plus the token embedding (its rows
+    /// The tensors for a quantized load: every quantized matrix kept quantized (the model
+    /// turns them into its 8-bit blocks), and f32 tensors for everything else plus the token embedding (its rows
     /// are looked up, and an f32 table keeps them exactly the dequantized loader's).
-    /// Block types without a SIMD CPU kernel in candle (Q4_1, Q5_0, Q5_1: scalar code, ~10x
-    /// slower than f32) are re-quantized to Q8_0, which has one; that adds a rounding of at
-    /// most half a Q8_0 step (max |w| of the block / 254) to each weight.
     pub fn hf_quantized_split(
         &self,
         device: &Device,
@@ -197,23 +194,11 @@ impl GgufFile {
                 dense.insert(name.clone(), t);
             }
             if quantized {
-                let q = if fast_cpu_kernel(q.dtype()) || !device.is_cpu() {
-                    q
-                } else {
-                    let t = q.dequantize(device).map_err(ctx)?;
-                    QTensor::quantize(&t, GgmlDType::Q8_0).map_err(ctx)?
-                };
                 quant.insert(name, std::sync::Arc::new(q));
             }
         }
         Ok((dense, quant))
     }
-}
-
-/// Block types candle multiplies with SIMD kernels on x86/ARM CPUs.
-fn fast_cpu_kernel(dt: GgmlDType) -> bool {
-    use GgmlDType::*;
-    matches!(dt, Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K)
 }
 
 /// For each output row, the input row it comes from when undoing llama.cpp's permutation

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{CpuStorage, DType, Layout, Module, Shape, Tensor, D};
+use candle_core::quantized::QTensor;
+use candle_core::{CpuStorage, DType, Layout, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::config::{RopeConfig, RopeScaling};
@@ -61,8 +61,9 @@ impl<'a> Src<'a> {
         }
     }
 
-    /// The quantized matrix `name` (under this prefix), shape-checked, if there is one.
-    fn quantized(&self, name: &str, shape: &[usize]) -> Result<Option<QMatMul>> {
+    /// The quantized matrix `name` (under this prefix), shape-checked, as 8-bit blocks, if
+    /// there is one (and its rows split into whole blocks).
+    fn quantized(&self, name: &str, shape: &[usize]) -> Result<Option<Q8Matrix>> {
         let full = full_name(&self.vb, name);
         let Some(q) = self.quant.and_then(|m| m.get(&full)) else {
             return Ok(None);
@@ -74,18 +75,21 @@ impl<'a> Src<'a> {
                 found: q.shape().dims().to_vec(),
             });
         }
-        Ok(Some(QMatMul::from_arc(q.clone())?))
+        if shape[1] % Q8_BLOCK != 0 || !q.device().is_cpu() {
+            return Ok(None);
+        }
+        Ok(Some(Q8Matrix::from_f32(&q.dequantize(&q.device())?)?))
     }
 }
 
-/// A linear layer's weight: f32, or quantized blocks multiplied by candle's `QMatMul`.
+/// A linear layer's weight: f32, or 8-bit blocks.
 #[derive(Debug, Clone)]
 enum Weight {
     /// (in, out): stored (out, in) (`nn.Linear`) and viewed transposed, or (in, out)
     /// (GPT-2 `Conv1D`); both multiply without a copy, since the matmul kernel takes strides.
     Dense(Tensor),
-    /// (out, in) quantized.
-    Quant(QMatMul),
+    /// (out, in) in 8-bit blocks.
+    Quant(Q8Matrix),
 }
 
 /// (n, k) x (k, m) for a linear layer. On CPU it calls the gemm kernel directly: candle's
@@ -178,13 +182,156 @@ impl candle_core::CustomOp2 for CpuMatmul {
     }
 }
 
-/// The f32 (out, in) weight of a quantized matmul.
-fn dequantize(q: &QMatMul) -> Result<Tensor> {
-    Ok(match q {
-        QMatMul::QTensor(t) => t.dequantize(&t.device())?,
-        QMatMul::Tensor(w) => w.clone(),
-        QMatMul::TensorF16(w) => w.to_dtype(DType::F32)?,
-    })
+/// Weights per 8-bit block (one f32 scale each), along the input dimension.
+const Q8_BLOCK: usize = 32;
+
+/// A weight matrix (out, in) in 8-bit blocks: `w[o, i] = scale[o, i / 32] * q[o, i]`, with
+/// `scale = max |w| / 127` per block (llama.cpp's Q8_0 with an f32 scale, so Q8_0 weights
+/// convert exactly). Multiplied against f32 activations: decoding reads a quarter of the
+/// f32 bytes, and the activations are not rounded.
+#[derive(Clone)]
+pub(crate) struct Q8Matrix {
+    out: usize,
+    inp: usize,
+    q: Arc<Vec<i8>>,
+    scale: Arc<Vec<f32>>,
+}
+
+impl std::fmt::Debug for Q8Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Q8Matrix({}, {})", self.out, self.inp)
+    }
+}
+
+impl Q8Matrix {
+    /// Quantize an f32 (out, in) matrix; `in` must be a multiple of 32.
+    pub(crate) fn from_f32(w: &Tensor) -> Result<Self> {
+        let (out, inp) = w.dims2()?;
+        if inp % Q8_BLOCK != 0 {
+            return Err(ModelError::Other(format!(
+                "8-bit blocks need rows of a multiple of {Q8_BLOCK}, found {inp}"
+            )));
+        }
+        let data = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut q = vec![0i8; out * inp];
+        let mut scale = vec![0f32; out * inp / Q8_BLOCK];
+        for ((blk, qb), s) in data
+            .chunks_exact(Q8_BLOCK)
+            .zip(q.chunks_exact_mut(Q8_BLOCK))
+            .zip(scale.iter_mut())
+        {
+            let amax = blk.iter().fold(0f32, |m, x| m.max(x.abs()));
+            *s = amax / 127.0;
+            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+            for (qv, x) in qb.iter_mut().zip(blk) {
+                *qv = (x * inv).round().clamp(-127.0, 127.0) as i8;
+            }
+        }
+        Ok(Self {
+            out,
+            inp,
+            q: Arc::new(q),
+            scale: Arc::new(scale),
+        })
+    }
+
+    /// The f32 matrix (out, in).
+    pub(crate) fn dequantize(&self, dev: &candle_core::Device) -> Result<Tensor> {
+        use rayon::prelude::*;
+        let mut w = vec![0f32; self.out * self.inp];
+        w.par_chunks_mut(self.inp)
+            .zip(self.q.par_chunks(self.inp))
+            .zip(self.scale.par_chunks(self.inp / Q8_BLOCK))
+            .for_each(|((w, q), s)| {
+                for ((wb, qb), s) in w
+                    .chunks_exact_mut(Q8_BLOCK)
+                    .zip(q.chunks_exact(Q8_BLOCK))
+                    .zip(s)
+                {
+                    for (x, &qv) in wb.iter_mut().zip(qb) {
+                        *x = *s * qv as f32;
+                    }
+                }
+            });
+        Ok(Tensor::from_vec(w, (self.out, self.inp), dev)?)
+    }
+
+    /// x (m, in), contiguous f32 -> x W^T (m, out). Output rows are split over rayon's
+    /// threads (work stealing, so a busy core slows it down gracefully).
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        use rayon::prelude::*;
+        let (m, k) = xs.dims2()?;
+        if k != self.inp {
+            return Err(ModelError::Other(format!(
+                "8-bit matmul: input has {k} features, the weight {}",
+                self.inp
+            )));
+        }
+        let x = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        const ROWS: usize = 16;
+        let mut tmp = vec![0f32; self.out * m];
+        tmp.par_chunks_mut(ROWS * m)
+            .enumerate()
+            .for_each(|(c, dst)| {
+                let o0 = c * ROWS;
+                let n = dst.len() / m;
+                let q = &self.q[o0 * k..(o0 + n) * k];
+                let s = &self.scale[o0 * k / Q8_BLOCK..(o0 + n) * k / Q8_BLOCK];
+                q8_rows(q, s, &x, k, m, dst);
+            });
+        // tmp is (out, m); transpose to (m, out).
+        let mut y = vec![0f32; m * self.out];
+        for (o, row) in tmp.chunks_exact(m).enumerate() {
+            for (r, v) in row.iter().enumerate() {
+                y[r * self.out + o] = *v;
+            }
+        }
+        Ok(Tensor::from_vec(y, (m, self.out), xs.device())?)
+    }
+}
+
+/// dst[o * m + r] = sum_i w[o, i] * x[r, i] for the weight rows in `q`/`s`.
+fn q8_rows(q: &[i8], s: &[f32], x: &[f32], k: usize, m: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features this copy is compiled for.
+            return unsafe { q8_rows_avx2(q, s, x, k, m, dst) };
+        }
+    }
+    q8_rows_generic(q, s, x, k, m, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn q8_rows_avx2(q: &[i8], s: &[f32], x: &[f32], k: usize, m: usize, dst: &mut [f32]) {
+    q8_rows_generic(q, s, x, k, m, dst)
+}
+
+/// Sixteen lanes of partial sums per block so the compiler vectorizes across them.
+#[inline(always)]
+fn q8_rows_generic(q: &[i8], s: &[f32], x: &[f32], k: usize, m: usize, dst: &mut [f32]) {
+    let nb = k / Q8_BLOCK;
+    for (o, (qrow, srow)) in q.chunks_exact(k).zip(s.chunks_exact(nb)).enumerate() {
+        for r in 0..m {
+            let xrow = &x[r * k..(r + 1) * k];
+            let mut acc = [0f32; 16];
+            for ((qb, xb), &sc) in qrow
+                .chunks_exact(Q8_BLOCK)
+                .zip(xrow.chunks_exact(Q8_BLOCK))
+                .zip(srow)
+            {
+                let mut b = [0f32; 16];
+                for l in 0..16 {
+                    b[l] = qb[l] as f32 * xb[l] + qb[16 + l] as f32 * xb[16 + l];
+                }
+                for l in 0..16 {
+                    acc[l] += sc * b[l];
+                }
+            }
+            dst[o * m + r] = acc.iter().sum();
+        }
+    }
 }
 
 /// Rows from which a quantized layer multiplies dequantized f32 weights instead.
@@ -250,11 +397,11 @@ impl Linear {
         let xs = xs.reshape((n, d_in))?;
         let ys = match &self.w {
             Weight::Dense(w) => matmul(&xs, w)?,
-            // candle's quantized kernels win when memory bound (few rows: decoding) but lose
-            // to the f32 gemm on many rows (prefill), where the weight is dequantized once
-            // per call instead (a few percent of that gemm's time).
+            // The 8-bit kernel wins when memory bound (few rows: decoding) but loses to the
+            // f32 gemm on many rows (prefill), where the weight is dequantized once per call
+            // instead (a few percent of that gemm's time).
             Weight::Quant(q) if n < QUANT_MAX_ROWS => q.forward(&xs.contiguous()?)?,
-            Weight::Quant(q) => matmul(&xs, &dequantize(q)?.t()?)?,
+            Weight::Quant(q) => matmul(&xs, &q.dequantize(xs.device())?.t()?)?,
         };
         let ys = match &self.b {
             Some(b) => ys.broadcast_add(b)?,
