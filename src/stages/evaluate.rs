@@ -28,9 +28,9 @@ use steerbench_steering::metrics::stats::{
 use steerbench_steering::metrics::steerability::fit_line;
 
 use super::common::{self, Ctx};
-use super::{generation, icl};
 use super::table::*;
 use super::vectors::load_stored;
+use super::{generation, icl};
 use crate::exec::{StageOutputs, StageRunner};
 use crate::spec::{
     Baseline, DatasetRef, EvaluateParams, Layers, Metric, PositionSel, SplitName, StageSpec,
@@ -578,7 +578,7 @@ fn generations(
         if chosen.is_empty() {
             continue;
         }
-        let prompts = generation::prompts(lm, records, common::style(ctx), p.generation.limit)?;
+        let prompts = generation::prompts(ctx, lm, records, p.generation.limit)?;
         if prompts.is_empty() {
             continue;
         }

@@ -26,13 +26,13 @@ pub struct Setting<'a> {
     pub steer: Option<(&'a Steer, Positions)>,
 }
 
-/// One prompt of a dataset with its optional reference continuations.
+/// One prompt of a dataset with the embeddings of its positive and negative reference
+/// continuations, when it has both.
 pub struct GenPrompt {
     pub id: String,
     pub text: String,
     pub tokens: Vec<u32>,
-    pub positive: Option<String>,
-    pub negative: Option<String>,
+    pub references: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// One continuation and its scores.
@@ -51,11 +51,12 @@ pub struct Generation {
 /// The prompts of a completion or open-ended dataset (other formats have no free text to
 /// continue and give none), at most `limit`.
 pub fn prompts(
+    ctx: &Ctx<'_>,
     lm: &LoadedModel,
     records: &data::Records,
-    style: steerbench_eval::prompt::PromptStyle,
     limit: Option<usize>,
 ) -> Result<Vec<GenPrompt>> {
+    let style = common::style(ctx);
     let items: Vec<(String, data::PromptParts, Option<String>, Option<String>)> = match records {
         data::Records::ContrastiveCompletion(v) => v
             .iter()
@@ -78,12 +79,22 @@ pub fn prompts(
         .take(limit.unwrap_or(usize::MAX))
         .map(|(id, parts, positive, negative)| {
             let p = common::to_prompt(&parts);
+            let references = match (positive, negative) {
+                (Some(pos), Some(neg)) => {
+                    let mut e = ctx
+                        .services()
+                        .embedder()?
+                        .embed(&[pos.as_str(), neg.as_str()])?;
+                    let neg = e.pop().expect("two embeddings");
+                    Some((e.pop().expect("two embeddings"), neg))
+                }
+                _ => None,
+            };
             Ok(GenPrompt {
                 tokens: common::encode(lm, &p, style)?,
                 text: parts.user.clone(),
                 id,
-                positive,
-                negative,
+                references,
             })
         })
         .collect()
@@ -156,19 +167,27 @@ pub fn generate_and_score(
         let mut row = 0;
         for (k, (p, gen)) in chunk.iter().zip(&gens).enumerate() {
             let mut scores = Vec::new();
-            if let (Some(pos), Some(neg), false) = (&p.positive, &p.negative, gen.is_empty()) {
-                let refs = embedder.embed(&[pos.as_str(), neg.as_str()])?;
-                let sim = cosine(&emb[k], &refs[0])? - cosine(&emb[k], &refs[1])?;
+            if let (Some((pos, neg)), false) = (&p.references, gen.is_empty()) {
+                let sim = cosine(&emb[k], pos)? - cosine(&emb[k], neg)?;
                 scores.push(("gen_concept_similarity", sim as f64));
             }
             if !gen.is_empty() {
-                let lp = fwd.as_ref().expect("a forward when any continuation").completion_logprobs(row)?;
+                let lp = fwd
+                    .as_ref()
+                    .expect("a forward when any continuation")
+                    .completion_logprobs(row)?;
                 row += 1;
                 let mean = lp.iter().map(|x| *x as f64).sum::<f64>() / lp.len() as f64;
                 scores.push(("gen_fluency_ppl", (-mean).exp()));
-                scores.push(("gen_distinct_1", distinct_n(std::slice::from_ref(gen), 1)? as f64));
+                scores.push((
+                    "gen_distinct_1",
+                    distinct_n(std::slice::from_ref(gen), 1)? as f64,
+                ));
                 if gen.len() >= 2 {
-                    scores.push(("gen_distinct_2", distinct_n(std::slice::from_ref(gen), 2)? as f64));
+                    scores.push((
+                        "gen_distinct_2",
+                        distinct_n(std::slice::from_ref(gen), 2)? as f64,
+                    ));
                 }
             }
             out.push(Generation {
