@@ -746,6 +746,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn q8_matrix_multiplies_like_its_dequantized_weight() {
+        let dev = candle_core::Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 64), &dev).unwrap();
+        let q = Q8Matrix::from_f32(&w).unwrap();
+        let wd = q.dequantize(&dev).unwrap();
+        // Rounding is at most half a step (max |w| of the block / 254).
+        let err = (&wd - &w).unwrap().abs().unwrap().max_all().unwrap();
+        let amax = w.abs().unwrap().max_all().unwrap();
+        assert!(err.to_scalar::<f32>().unwrap() <= amax.to_scalar::<f32>().unwrap() / 254.0 + 1e-6);
+        // Re-blocking an already 8-bit matrix is exact.
+        let again = Q8Matrix::from_f32(&wd).unwrap().dequantize(&dev).unwrap();
+        let d = (&again - &wd).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() <= 1e-6);
+        for m in [1, 3, 40] {
+            let x = Tensor::randn(0f32, 1.0, (m, 64), &dev).unwrap();
+            let want = x.matmul(&wd.t().unwrap()).unwrap();
+            let got = q.forward(&x).unwrap();
+            assert_eq!(got.dims(), &[m, 37]);
+            let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(d.to_scalar::<f32>().unwrap() < 1e-4, "m={m}");
+        }
+        assert!(Q8Matrix::from_f32(&Tensor::zeros((2, 33), DType::F32, &dev).unwrap()).is_err());
+    }
+
+    #[test]
     fn llama3_scaling_keeps_high_and_divides_low_frequencies() {
         let cfg = RopeConfig {
             theta: 500000.0,
