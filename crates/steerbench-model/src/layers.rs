@@ -80,6 +80,12 @@ impl<'a> Src<'a> {
         }
         Ok(Some(Q8Matrix::from_f32(&q.dequantize(&q.device())?)?))
     }
+
+    /// Whether `name` (under this prefix) is held quantized.
+    fn has_quantized(&self, name: &str) -> bool {
+        let full = full_name(&self.vb, name);
+        self.quant.is_some_and(|m| m.contains_key(&full))
+    }
 }
 
 /// A linear layer's weight: f32, or 8-bit blocks.
@@ -212,20 +218,20 @@ impl Q8Matrix {
                 "8-bit blocks need rows of a multiple of {Q8_BLOCK}, found {inp}"
             )));
         }
-        let data = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let mut q = vec![0i8; out * inp];
         let mut scale = vec![0f32; out * inp / Q8_BLOCK];
-        for ((blk, qb), s) in data
-            .chunks_exact(Q8_BLOCK)
-            .zip(q.chunks_exact_mut(Q8_BLOCK))
-            .zip(scale.iter_mut())
-        {
-            let amax = blk.iter().fold(0f32, |m, x| m.max(x.abs()));
-            *s = amax / 127.0;
-            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            for (qv, x) in qb.iter_mut().zip(blk) {
-                *qv = (x * inv).round().clamp(-127.0, 127.0) as i8;
-            }
+        // A few rows at a time, so a large table is never copied whole.
+        const ROWS: usize = 256;
+        for r0 in (0..out).step_by(ROWS) {
+            let n = ROWS.min(out - r0);
+            let data = w
+                .narrow(0, r0, n)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let qs = &mut q[r0 * inp..(r0 + n) * inp];
+            let ss = &mut scale[r0 * inp / Q8_BLOCK..(r0 + n) * inp / Q8_BLOCK];
+            quantize_blocks(&data, qs, ss);
         }
         Ok(Self {
             out,
@@ -287,6 +293,22 @@ impl Q8Matrix {
             }
         }
         Ok(Tensor::from_vec(y, (m, self.out), xs.device())?)
+    }
+}
+
+/// Blocks of 32 values -> 8-bit values and one scale each (max |w| / 127).
+fn quantize_blocks(data: &[f32], q: &mut [i8], scale: &mut [f32]) {
+    for ((blk, qb), s) in data
+        .chunks_exact(Q8_BLOCK)
+        .zip(q.chunks_exact_mut(Q8_BLOCK))
+        .zip(scale.iter_mut())
+    {
+        let amax = blk.iter().fold(0f32, |m, x| m.max(x.abs()));
+        *s = amax / 127.0;
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        for (qv, x) in qb.iter_mut().zip(blk) {
+            *qv = (x * inv).round().clamp(-127.0, 127.0) as i8;
+        }
     }
 }
 
@@ -366,11 +388,14 @@ impl Linear {
         Ok(Self { w, b })
     }
 
-    /// An LM head tied to the embedding `name` ((vocab, d), already read as `dense`).
+    /// An LM head tied to the embedding `name` ((vocab, d), already read as `dense`, which
+    /// is the quantized table's exact dequantization when the source holds it quantized).
     pub(crate) fn tied(src: &Src, name: &str, dense: &Tensor) -> Result<Self> {
-        let w = match src.quantized(name, dense.dims())? {
-            Some(q) => Weight::Quant(q),
-            None => Weight::Dense(dense.t()?),
+        let blocks = dense.dims2()?.1 % Q8_BLOCK == 0 && dense.device().is_cpu();
+        let w = if blocks && src.has_quantized(name) {
+            Weight::Quant(Q8Matrix::from_f32(dense)?)
+        } else {
+            Weight::Dense(dense.t()?)
         };
         Ok(Self { w, b: None })
     }
