@@ -193,7 +193,7 @@ def caa_sweep(args):
             wall = time.perf_counter() - t0
             results["variants"][v] = {"wall_s": wall, "lp": lp}
             print(json.dumps({"variant": v, "wall_s": round(wall, 2)}), flush=True)
-    json.dump(results, open(args.out, "w"))
+            json.dump(results, open(args.out, "w"))  # after each variant: partial runs count
     print(f"wrote {args.out}")
 
 
