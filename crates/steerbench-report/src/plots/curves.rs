@@ -69,7 +69,9 @@ where
     for (panel, area) in panels.iter().zip(&areas) {
         let mut chart = ChartBuilder::on(area)
             .caption(
-                format!("layer {}", panel.layer),
+                panel
+                    .layer
+                    .map_or_else(|| "all layers".to_string(), |l| format!("layer {l}")),
                 font(style::PANEL_TITLE_SIZE),
             )
             .margin(10)

@@ -67,7 +67,8 @@ pub(crate) enum Body {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CurvePanel {
-    pub layer: usize,
+    /// `None`: all-layer methods.
+    pub layer: Option<usize>,
     /// (method, points sorted by multiplier)
     pub series: Vec<(String, Vec<CurvePoint>)>,
 }
@@ -165,8 +166,9 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
     for ((dataset, metric), curves) in
         groups(&data.curves, |c| (c.dataset.clone(), c.metric.clone()))
     {
-        let mut layers: Vec<usize> = curves.iter().map(|c| c.layer).collect();
-        layers.sort_unstable();
+        let mut layers: Vec<Option<usize>> = curves.iter().map(|c| c.layer).collect();
+        // Per-layer panels in order, the all-layer panel last.
+        layers.sort_unstable_by_key(|l| l.map_or(usize::MAX, |x| x));
         layers.dedup();
         let panels = layers
             .iter()

@@ -97,7 +97,7 @@ pub fn sample() -> ReportData {
                 curves.push(Curve {
                     dataset: dataset.to_string(),
                     method: method.to_string(),
-                    layer,
+                    layer: Some(layer),
                     metric: metric.into(),
                     points: MULTS
                         .iter()
@@ -385,7 +385,7 @@ pub fn sample_large() -> ReportData {
             data.curves.push(Curve {
                 dataset: "sentiment".into(),
                 method: method.to_string(),
-                layer,
+                layer: Some(layer),
                 metric: "propensity".into(),
                 points: mults
                     .iter()
