@@ -40,12 +40,14 @@ impl Services {
     pub fn embedder(&self) -> Result<&steerbench_embed::SentenceEmbedder> {
         self.embedder.get_or_try_init(|| {
             let home = steerbench_model::registry::steerbench_home()?;
-            steerbench_embed::SentenceEmbedder::from_registry(&home, &Device::Cpu).with_context(|| {
-                format!(
-                    "cannot load the sentence embedder `{}` (steerbench models pull {0})",
-                    steerbench_embed::REGISTRY_NAME
-                )
-            })
+            steerbench_embed::SentenceEmbedder::from_registry(&home, &Device::Cpu).with_context(
+                || {
+                    format!(
+                        "cannot load the sentence embedder `{}` (steerbench models pull {0})",
+                        steerbench_embed::REGISTRY_NAME
+                    )
+                },
+            )
         })
     }
 }

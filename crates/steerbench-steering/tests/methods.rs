@@ -170,8 +170,11 @@ fn icv_direction_and_norm_preserving_apply() {
     let all = icv(&[diffs.clone(), diffs.clone()]).unwrap();
     assert_eq!(all.len(), 2);
     // Scaled to the mean projection of the differences: direction × mean(diff·v).
-    let mean_proj: f32 =
-        diffs.iter_rows().map(|r| steerbench_steering::dot(r, &v)).sum::<f32>() / diffs.rows as f32;
+    let mean_proj: f32 = diffs
+        .iter_rows()
+        .map(|r| steerbench_steering::dot(r, &v))
+        .sum::<f32>()
+        / diffs.rows as f32;
     assert!(mean_proj > 0.5);
     assert!(close(norm(&all[0]), mean_proj, 1e-3 * mean_proj));
     assert!(cosine(&all[0], &v) > 0.9999);
