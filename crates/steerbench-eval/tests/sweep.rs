@@ -1,16 +1,13 @@
 //! The sweep's shortcuts (shared prefix, strengths batched as rows) must give exactly
 //! what one plain steered forward per strength gives.
 
-use std::collections::HashMap;
+mod common;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use candle_core::Device;
 use steerbench_eval::capture::{capture, ReadAt};
 use steerbench_eval::steer::Steer;
 use steerbench_eval::sweep::{read_values, sweep, Item, Read, SweepOptions, Value};
-use steerbench_model::{HookPoint, Hooks, Model, ModelConfig, Positions, Sequence, Site};
+use steerbench_model::{HookPoint, Hooks, Model, Positions, Sequence, Site};
 
 fn pts(layers: &[usize]) -> Vec<HookPoint> {
     layers
@@ -22,36 +19,7 @@ use steerbench_steering::methods::affine::AffineMap;
 use steerbench_steering::Matrix;
 
 fn tiny_llama() -> Model {
-    let cfg = ModelConfig::from_hf_config(&serde_json::json!({
-        "model_type": "llama", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 3,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 50, "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0, "tie_word_embeddings": true
-    }))
-    .unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut map = HashMap::new();
-    let mut put = |name: String, shape: &[usize], center: f32| {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| center + 0.3 * rng.gen_range(-1.0f32..1.0))
-            .collect();
-        map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
-    };
-    put("model.embed_tokens.weight".into(), &[50, 16], 0.0);
-    for l in 0..3 {
-        let p = format!("model.layers.{l}");
-        put(format!("{p}.input_layernorm.weight"), &[16], 1.0);
-        put(format!("{p}.post_attention_layernorm.weight"), &[16], 1.0);
-        put(format!("{p}.self_attn.q_proj.weight"), &[16, 16], 0.0);
-        put(format!("{p}.self_attn.k_proj.weight"), &[8, 16], 0.0);
-        put(format!("{p}.self_attn.v_proj.weight"), &[8, 16], 0.0);
-        put(format!("{p}.self_attn.o_proj.weight"), &[16, 16], 0.0);
-        put(format!("{p}.mlp.gate_proj.weight"), &[32, 16], 0.0);
-        put(format!("{p}.mlp.up_proj.weight"), &[32, 16], 0.0);
-        put(format!("{p}.mlp.down_proj.weight"), &[16, 32], 0.0);
-    }
-    put("model.norm.weight".into(), &[16], 1.0);
-    Model::new(cfg, VarBuilder::from_tensors(map, DType::F32, &Device::Cpu)).unwrap()
+    common::tiny_llama_with_weights(7).0
 }
 
 fn items() -> Vec<Item> {
