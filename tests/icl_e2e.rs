@@ -4,9 +4,12 @@
 //! correct answer's log-probability are scored zero-shot with and without each vector
 //! and few-shot, and the report shows the ICL table.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+mod outputs;
+
+use outputs::{numbers, stage_dir, strings};
 use polars::prelude::*;
 
 const SPEC: &str = r#"# ICL end-to-end test: small settings of pipelines/icl_vectors.yaml.
@@ -42,40 +45,18 @@ stages:
     report: { inputs: [effect] }
 "#;
 
-fn stage_dir(run: &Path, stage: &str) -> PathBuf {
-    std::fs::read_dir(run.join(stage))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.join("manifest.json").exists())
-        .unwrap_or_else(|| panic!("no finished folder for {stage}"))
-}
-
 fn read(path: &Path) -> DataFrame {
     let f = std::fs::File::open(path).unwrap();
     ParquetReader::new(f).finish().unwrap()
 }
 
-fn strs(df: &DataFrame, name: &str) -> Vec<String> {
-    let c = df.column(name).unwrap().str().unwrap().clone();
-    c.iter().map(|s| s.unwrap_or("").to_string()).collect()
-}
-
-fn nums(df: &DataFrame, name: &str) -> Vec<f64> {
-    let c = df.column(name).unwrap().cast(&DataType::Float64).unwrap();
-    c.f64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect()
-}
-
 /// Mean of `metric` over the rows of `method` (and `multiplier` when given).
 fn mean_of(scores: &DataFrame, method: &str, mult: Option<f64>, metric: &str) -> f64 {
     let (m, k, x, v) = (
-        strs(scores, "method"),
-        strs(scores, "metric"),
-        nums(scores, "multiplier"),
-        nums(scores, "value"),
+        strings(scores, "method"),
+        strings(scores, "metric"),
+        numbers(scores, "multiplier"),
+        numbers(scores, "value"),
     );
     let vals: Vec<f64> = (0..m.len())
         .filter(|&i| m[i] == method && k[i] == metric && mult.map_or(true, |y| x[i] == y))
@@ -109,26 +90,26 @@ fn function_vectors_rank_heads_and_raise_the_answer_zero_shot() {
     let vdir = stage_dir(&run, "vectors");
     let heads = read(&vdir.join("fv_heads.parquet"));
     assert_eq!(heads.height(), 7 * 9);
-    let aie = nums(&heads, "mean_indirect_effect");
+    let aie = numbers(&heads, "mean_indirect_effect");
     assert!(aie.windows(2).all(|w| w[0] >= w[1]), "ranked best first");
     assert!(aie.iter().all(|x| x.is_finite()));
-    let layers = nums(&heads, "layer");
+    let layers = numbers(&heads, "layer");
     assert!(layers.iter().all(|&l| (3.0..=11.0).contains(&l)));
 
     // The vector: one fixed-layer row at layer 9, from the top 10 heads.
     let vecs = read(&vdir.join("vectors.parquet"));
     let (methods, kinds, infos) = (
-        strs(&vecs, "method"),
-        strs(&vecs, "kind"),
-        strs(&vecs, "info"),
+        strings(&vecs, "method"),
+        strings(&vecs, "kind"),
+        strings(&vecs, "info"),
     );
     let fv: Vec<usize> = (0..methods.len())
         .filter(|&i| methods[i] == "function_vector")
         .collect();
     assert_eq!(fv.len(), 1);
     assert_eq!(kinds[fv[0]], "fixed_additive");
-    assert_eq!(nums(&vecs, "layer")[fv[0]], 9.0);
-    assert!(nums(&vecs, "norm")[fv[0]] > 0.0);
+    assert_eq!(numbers(&vecs, "layer")[fv[0]], 9.0);
+    assert!(numbers(&vecs, "norm")[fv[0]] > 0.0);
     let info: serde_json::Value = serde_json::from_str(&infos[fv[0]]).unwrap();
     assert_eq!(info["heads"].as_array().unwrap().len(), 10);
     // ICV: one vector per layer of the model.

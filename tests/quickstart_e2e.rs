@@ -3,10 +3,12 @@
 //! and baseline, the report has every section with real numbers, `steerbench report`
 //! reproduces it byte for byte without the model, and a second run executes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use polars::prelude::*;
+mod outputs;
+
+use outputs::{numbers, stage_dir, strings};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_steerbench"))
@@ -14,35 +16,6 @@ fn bin() -> Command {
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stage_dir(run: &Path, stage: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(run.join(stage))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("manifest.json").exists())
-        .collect();
-    assert_eq!(dirs.len(), 1, "one complete folder for {stage}: {dirs:?}");
-    dirs.pop().unwrap()
-}
-
-fn column_strings(df: &DataFrame, name: &str) -> Vec<String> {
-    df.column(name)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|s| s.unwrap_or("").to_string())
-        .collect()
-}
-
-fn column_f64(df: &DataFrame, name: &str) -> Vec<f64> {
-    let c = df.column(name).unwrap().cast(&DataType::Float64).unwrap();
-    c.f64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect()
 }
 
 #[test]
@@ -71,7 +44,7 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     // Scores: every metric and baseline of the spec, real numbers.
     let scores =
         steerbench::store::read_parquet(&stage_dir(&run, "effect").join("scores.parquet")).unwrap();
-    let metrics = column_strings(&scores, "metric");
+    let metrics = strings(&scores, "metric");
     for m in [
         "ab_probability",
         "propensity",
@@ -84,7 +57,7 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     ] {
         assert!(metrics.iter().any(|x| x == m), "scores lack {m}");
     }
-    let methods = column_strings(&scores, "method");
+    let methods = strings(&scores, "method");
     for m in [
         "caa",
         "pca",
@@ -114,18 +87,16 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     assert!(aggs.column("ci_low").is_ok() && aggs.height() > 0);
     let sel = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("selection.parquet"))
         .unwrap();
-    assert!(column_strings(&sel, "selected_on")
-        .iter()
-        .all(|s| s == "val"));
+    assert!(strings(&sel, "selected_on").iter().all(|s| s == "val"));
     // Issue acceptance: CAA moves propensity monotonically with the multiplier at some
     // layer, and the damage grows with |multiplier| (numbers printed for the notes).
     let (ad, am, al, ax, ak, amean) = (
-        column_strings(&aggs, "dataset"),
-        column_strings(&aggs, "method"),
-        column_f64(&aggs, "layer"),
-        column_f64(&aggs, "multiplier"),
-        column_strings(&aggs, "metric"),
-        column_f64(&aggs, "mean"),
+        strings(&aggs, "dataset"),
+        strings(&aggs, "method"),
+        numbers(&aggs, "layer"),
+        numbers(&aggs, "multiplier"),
+        strings(&aggs, "metric"),
+        numbers(&aggs, "mean"),
     );
     let curve = |dataset: &str, metric: &str, layer: f64| -> Vec<(f64, f64)> {
         let mut v: Vec<(f64, f64)> = (0..ad.len())
@@ -153,11 +124,11 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
         steerbench::store::read_parquet(&stage_dir(&run, "damage").join("aggregates.parquet"))
             .unwrap();
     let (dm2, dl, dx, dk, dmean) = (
-        column_strings(&deg_aggs, "method"),
-        column_f64(&deg_aggs, "layer"),
-        column_f64(&deg_aggs, "multiplier"),
-        column_strings(&deg_aggs, "metric"),
-        column_f64(&deg_aggs, "mean"),
+        strings(&deg_aggs, "method"),
+        numbers(&deg_aggs, "layer"),
+        numbers(&deg_aggs, "multiplier"),
+        strings(&deg_aggs, "metric"),
+        numbers(&deg_aggs, "mean"),
     );
     let deg_at = |metric: &str, method: &str, mult: f64| -> Vec<(f64, f64)> {
         (0..dm2.len())
@@ -186,15 +157,13 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     let gens =
         steerbench::store::read_parquet(&stage_dir(&run, "effect").join("generations.parquet"))
             .unwrap();
-    let gm = column_strings(&gens, "method");
+    let gm = strings(&gens, "method");
     assert_eq!(gm.iter().filter(|m| *m == "unsteered").count(), 3);
     assert!(gm.iter().any(|m| m == "caa"));
-    assert!(column_strings(&gens, "text")
-        .iter()
-        .any(|t| !t.trim().is_empty()));
+    assert!(strings(&gens, "text").iter().any(|t| !t.trim().is_empty()));
     let deg =
         steerbench::store::read_parquet(&stage_dir(&run, "damage").join("scores.parquet")).unwrap();
-    let dm = column_strings(&deg, "metric");
+    let dm = strings(&deg, "metric");
     for m in ["perplexity", "kl_unsteered", "mc_accuracy"] {
         assert!(dm.iter().any(|x| x == m), "degradation lacks {m}");
     }
