@@ -85,10 +85,26 @@ enum UnitKind {
     Icl(Vec<u32>),
 }
 
-/// ICL queries as items that read the full next-token distribution (top-1 and the
-/// correct token's log-probability).
-fn icl_units(lm: &LoadedModel, queries: &[data::Icl], how: &icl::IclPrompts<'_>) -> Result<Units> {
-    let items = icl::icl_items(lm, queries, how)?;
+/// ICL queries of dataset `r` with `shots` demonstrations drawn from `pool`, as items that
+/// read the full next-token distribution (top-1 and the correct token's log-probability).
+fn icl_units(
+    ctx: &Ctx<'_>,
+    lm: &LoadedModel,
+    r: &DatasetRef,
+    queries: &[data::Icl],
+    pool: &[data::Icl],
+    shots: usize,
+) -> Result<Units> {
+    let template = icl_template(ctx, r)?;
+    let how = icl::IclPrompts {
+        pool,
+        shots,
+        shuffle_labels: false,
+        template: &template,
+        style: common::style(ctx),
+        seed: ctx.seed(),
+    };
+    let items = icl::icl_items(lm, queries, &how)?;
     Ok(Units {
         ids: items.iter().map(|x| x.id.clone()).collect(),
         kind: UnitKind::Icl(items.iter().map(|x| x.target).collect()),
@@ -301,19 +317,8 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
     for r in p.datasets.0.iter() {
         let records = common::records(ctx, r)?;
         let u = match &records {
-            data::Records::IclTask(queries) => {
-                // Zero-shot: the vectors have to supply the task.
-                let template = icl_template(ctx, r)?;
-                let how = icl::IclPrompts {
-                    pool: queries,
-                    shots: 0,
-                    shuffle_labels: false,
-                    template: &template,
-                    style,
-                    seed: ctx.seed(),
-                };
-                icl_units(lm, queries, &how)?
-            }
+            // Zero-shot: the vectors have to supply the task.
+            data::Records::IclTask(queries) => icl_units(ctx, lm, r, queries, queries, 0)?,
             _ => units(lm, &records, style, None, &[])?,
         };
         datasets.push((r.clone(), records, u));
@@ -482,16 +487,7 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
                     )?;
                     let bu = match (records, &train) {
                         (data::Records::IclTask(queries), data::Records::IclTask(pool)) => {
-                            let template = icl_template(ctx, r)?;
-                            let how = icl::IclPrompts {
-                                pool,
-                                shots: fs.k,
-                                shuffle_labels: false,
-                                template: &template,
-                                style,
-                                seed: ctx.seed(),
-                            };
-                            icl_units(lm, queries, &how)?
+                            icl_units(ctx, lm, r, queries, pool, fs.k)?
                         }
                         _ => units(lm, records, style, None, &shots_for(&train, fs.k))?,
                     };

@@ -297,8 +297,13 @@ fn generation_examples(
         read_str(selection, "position")?,
         read_f64(selection, "effect")?,
     );
-    let mut datasets: Vec<&String> = ds.iter().collect();
-    datasets.dedup();
+    // Distinct dataset splits in first-seen order (rows need not be grouped).
+    let mut datasets: Vec<&String> = Vec::new();
+    for d in &ds {
+        if !datasets.contains(&d) {
+            datasets.push(d);
+        }
+    }
     let mut out = Vec::new();
     for d in datasets {
         let base = d.split('.').next().unwrap_or(d);
