@@ -309,6 +309,7 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
             positions: positions(sel)?,
             batch_items: 8,
             max_rows: 40,
+            ..SweepOptions::default()
         })
     };
 

@@ -24,7 +24,7 @@ use serde_json::{json, Value as Json};
 use steerbench_eval::capture::{capture, ReadAt};
 use steerbench_eval::prompt::{encode, single_token, Prompt, PromptStyle};
 use steerbench_eval::steer::Steer;
-use steerbench_eval::sweep::{sweep, Item, Read, SweepOptions, Value};
+use steerbench_eval::sweep::{common_prefix, sweep, Item, Read, SweepOptions, Value};
 use steerbench_model::source::{resolve, ModelSource};
 use steerbench_model::{HookPoint, Positions, Sequence, Site};
 
@@ -121,6 +121,7 @@ fn tune(
             positions: Positions::All,
             batch_items: b.trim().parse()?,
             max_rows: r.trim().parse()?,
+            ..SweepOptions::default()
         });
     }
     sweep(
@@ -277,6 +278,38 @@ fn main() -> Result<()> {
         times.push(t.elapsed().as_secs_f64());
     }
     let wall = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    // The same sweep with every item run whole: what the shared prefix saves.
+    let shared = common_prefix(&items).map_or(0, |p| p.len());
+    let whole_opts = SweepOptions {
+        share_prefix: false,
+        ..opts.clone()
+    };
+    let mut whole_times = Vec::with_capacity(repeats);
+    let mut whole_vals = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        whole_vals = sweep(
+            model,
+            &items,
+            Some(&steer),
+            &MULTIPLIERS,
+            &whole_opts,
+            |_| {},
+        )?;
+        whole_times.push(t.elapsed().as_secs_f64());
+    }
+    let wall_whole = whole_times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max_lp_diff = vals
+        .iter()
+        .flatten()
+        .zip(whole_vals.iter().flatten())
+        .flat_map(|(a, b)| {
+            a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .map(|(x, y)| (x - y).abs())
+        })
+        .fold(0f32, f32::max);
 
     // lp[item][multiplier] = [log p(A), log p(B)]; p(match) = p(matching) / (p(A) + p(B)).
     let mut lp = vec![Vec::with_capacity(MULTIPLIERS.len()); items.len()];
@@ -296,6 +329,10 @@ fn main() -> Result<()> {
     println!(
         "sweep: {wall:.2} s (runs: {times:.2?}), threads {threads}, batch_items {}, max_rows {}",
         opts.batch_items, opts.max_rows
+    );
+    println!(
+        "  shared prefix {shared} tokens run once; every item run whole instead: \
+         {wall_whole:.2} s (runs: {whole_times:.2?}), max |Δ log p| {max_lp_diff:.2e}"
     );
     let zero = MULTIPLIERS.iter().position(|&m| m == 0.0);
     for (a, m) in MULTIPLIERS.iter().enumerate() {
@@ -332,6 +369,10 @@ fn main() -> Result<()> {
         "threads": threads,
         "wall_s": wall,
         "runs_s": times,
+        "shared_prefix_tokens": shared,
+        "wall_whole_items_s": wall_whole,
+        "runs_whole_items_s": whole_times,
+        "max_logp_diff_whole_items": max_lp_diff,
         "batch_items": opts.batch_items,
         "max_rows": opts.max_rows,
         "multipliers": MULTIPLIERS,

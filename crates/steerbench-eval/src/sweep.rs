@@ -8,9 +8,16 @@
 //! one batched suffix pass per chunk of items. Items are chunked in length order so a
 //! chunk needs little padding, and logits are computed at the last position only (or
 //! at the completion tokens) by [`read_values`].
+//!
+//! Items that all start with the same tokens (a chat header, a system prompt, shared
+//! instructions) share that prefix: it runs once per steering configuration
+//! (`Model::shared_prefix`; for batched strengths, one prefix row per strength) and every
+//! item runs only its own tokens, attending to the prefix's cached keys and values.
 
 use candle_core::{Tensor, D};
-use steerbench_model::{HookPoint, Hooks, Intervention, Model, Positions, Sequence, Site};
+use steerbench_model::{
+    HookPoint, Hooks, Intervention, Model, Positions, Sequence, SharedPrefix, Site,
+};
 
 use crate::error::{EvalError, Result};
 use crate::steer::Steer;
@@ -58,6 +65,9 @@ pub struct SweepOptions {
     pub batch_items: usize,
     /// Upper bound on rows of one forward pass (items × strengths).
     pub max_rows: usize,
+    /// Run the token prefix common to all items once (see the module docs) when it is at
+    /// least [`MIN_SHARED_PREFIX`] tokens long. Off: every item runs whole.
+    pub share_prefix: bool,
 }
 
 impl Default for SweepOptions {
@@ -66,8 +76,39 @@ impl Default for SweepOptions {
             positions: Positions::All,
             batch_items: 8,
             max_rows: 32,
+            share_prefix: true,
         }
     }
+}
+
+/// Shorter common prefixes are not worth a separate pass.
+pub const MIN_SHARED_PREFIX: usize = 8;
+
+/// The longest token prefix all items start with that leaves every item at least one
+/// token of its own before what it reads (a completion's first token needs a prompt
+/// token of the item itself), if at least [`MIN_SHARED_PREFIX`] long.
+pub fn common_prefix(items: &[Item]) -> Option<Vec<u32>> {
+    let first = &items.first()?.seq.tokens;
+    let mut n = first.len();
+    for it in items {
+        let own_min = match it.read {
+            Read::Completion => it.seq.prompt_len.saturating_sub(1),
+            Read::NextToken(_) | Read::NextDist => it.seq.tokens.len().saturating_sub(1),
+        };
+        n = n.min(own_min);
+        n = first[..n]
+            .iter()
+            .zip(&it.seq.tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+    }
+    (n >= MIN_SHARED_PREFIX).then(|| first[..n].to_vec())
+}
+
+/// `seq` with the shared prefix of `p` tokens cut off (prompt length counted on the
+/// rest), or whole when `p == 0`.
+fn own_part(seq: &Sequence, p: usize) -> Sequence {
+    Sequence::new(seq.tokens[p..].to_vec(), seq.prompt_len - p)
 }
 
 /// Values for every strength and item: `out[a][i]` is item `i` under `alphas[a]`.
@@ -82,12 +123,19 @@ pub fn sweep(
 ) -> Result<Vec<Vec<Value>>> {
     match steer {
         None => {
+            let prefix = shared_tokens(items, opts);
+            let p = prefix.as_ref().map_or(0, Vec::len);
+            let kv = match &prefix {
+                Some(t) => Some(full_prefix(model, t, &mut Hooks::new())?),
+                None => None,
+            };
             let mut out: Vec<Vec<Option<Value>>> = vec![vec![None; items.len()]; alphas.len()];
             let mut progress = progress;
-            for chunk in chunks(items, opts.batch_items, 1) {
-                let seqs: Vec<Sequence> = chunk.iter().map(|&i| items[i].seq.clone()).collect();
+            for chunk in chunks(items, opts.batch_items, 1, p) {
+                let seqs: Vec<Sequence> =
+                    chunk.iter().map(|&i| own_part(&items[i].seq, p)).collect();
                 let reads: Vec<&Read> = chunk.iter().map(|&i| &items[i].read).collect();
-                let vals = forward_read(model, &seqs, &reads, &mut Hooks::new())?;
+                let vals = forward_read(model, &seqs, &reads, kv.as_ref(), &mut Hooks::new())?;
                 for o in out.iter_mut() {
                     for (&i, v) in chunk.iter().zip(&vals) {
                         o[i] = Some(v.clone());
@@ -131,22 +179,36 @@ pub fn sweep_many(
     }
     let mut out: Vec<Vec<Vec<Option<Value>>>> =
         vec![vec![vec![None; items.len()]; alphas.len()]; steers.len()];
-    // Rows one item contributes to a pass: the batched strengths (see `sweep_chunk`).
-    let n_add = steers
-        .iter()
-        .filter(|s| matches!(s, Steer::Add { .. }))
-        .count();
-    let kinds =
-        usize::from(alphas.contains(&0.0)) + n_add * alphas.iter().filter(|&&a| a != 0.0).count();
-    let rows_per_item = if shared_block(steers).is_some() {
-        kinds.clamp(1, opts.max_rows.max(1))
-    } else {
-        1
+    let prefix = shared_tokens(items, opts);
+    let plan = match shared_block(steers) {
+        Some(block) => Plan::Block(BlockPlan::new(
+            model,
+            steers,
+            alphas,
+            block,
+            opts,
+            prefix.as_deref(),
+        )?),
+        None => Plan::Plain(PlainPlan::new(
+            model,
+            steers,
+            alphas,
+            opts,
+            prefix.as_deref(),
+        )?),
     };
-    for chunk in chunks(items, opts.batch_items, rows_per_item) {
-        let seqs: Vec<Sequence> = chunk.iter().map(|&i| items[i].seq.clone()).collect();
+    // Rows one item contributes to a pass: the batched strengths.
+    let (p, rows_per_item) = match &plan {
+        Plan::Block(b) => (b.shared_len(), b.kinds.len().clamp(1, opts.max_rows.max(1))),
+        Plan::Plain(pl) => (pl.shared_len(), 1),
+    };
+    for chunk in chunks(items, opts.batch_items, rows_per_item, p) {
+        let seqs: Vec<Sequence> = chunk.iter().map(|&i| own_part(&items[i].seq, p)).collect();
         let reads: Vec<&Read> = chunk.iter().map(|&i| &items[i].read).collect();
-        let per_steer = sweep_chunk(model, &seqs, &reads, steers, alphas, opts)?;
+        let per_steer = match &plan {
+            Plan::Block(b) => b.run(model, &seqs, &reads, steers, alphas, opts)?,
+            Plan::Plain(pl) => pl.run(model, &seqs, &reads, steers, alphas, opts)?,
+        };
         for (s, per_alpha) in per_steer.into_iter().enumerate() {
             for (a, vals) in per_alpha.into_iter().enumerate() {
                 for (&i, v) in chunk.iter().zip(vals) {
@@ -171,6 +233,17 @@ pub fn sweep_many(
         .collect())
 }
 
+/// The items' common prefix when the options allow sharing it.
+fn shared_tokens(items: &[Item], opts: &SweepOptions) -> Option<Vec<u32>> {
+    opts.share_prefix.then(|| common_prefix(items)).flatten()
+}
+
+/// The prefix through the whole model (for passes that run every block).
+fn full_prefix(model: &Model, tokens: &[u32], hooks: &mut Hooks) -> Result<SharedPrefix> {
+    let n = model.config().n_layers;
+    Ok(model.shared_prefix(tokens, 0..n, 1, None, hooks)?.0)
+}
+
 /// Padded tokens (rows × length) one forward pass may hold when chunking items. Measured
 /// on the CAA bench (2 cores, ~160-token items × 7 strengths): one item per pass (7 rows)
 /// beat 2, 4 and 8 items per pass by ~15%; short items still batch up to `batch_items`.
@@ -178,14 +251,19 @@ const TOKENS_PER_PASS: usize = 2048;
 
 /// Chunks of item indices, in length order (stable) so neighbours need little left
 /// padding, each at most `batch_items` items and, beyond its first item, at most
-/// `TOKENS_PER_PASS` padded tokens over `rows_per_item` rows per item. Callers put the
-/// results back in their own order.
-fn chunks(items: &[Item], batch_items: usize, rows_per_item: usize) -> Vec<Vec<usize>> {
+/// `TOKENS_PER_PASS` padded own tokens (after the `shared` prefix) over `rows_per_item`
+/// rows per item. Callers put the results back in their own order.
+fn chunks(
+    items: &[Item],
+    batch_items: usize,
+    rows_per_item: usize,
+    shared: usize,
+) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| items[i].seq.tokens.len());
     let mut out: Vec<Vec<usize>> = Vec::new();
     for i in order {
-        let len = items[i].seq.tokens.len();
+        let len = items[i].seq.tokens.len() - shared;
         match out.last_mut() {
             Some(c)
                 if c.len() < batch_items.max(1)
@@ -206,174 +284,370 @@ fn shared_block(steers: &[&Steer]) -> Option<usize> {
     (p.site == Site::ResidPost && steers.iter().all(|s| s.first_point() == p)).then_some(p.layer)
 }
 
-/// `out[s][a]`: the chunk's values under steering `s` at strength `a`.
-fn sweep_chunk(
-    model: &Model,
-    seqs: &[Sequence],
-    reads: &[&Read],
-    steers: &[&Steer],
-    alphas: &[f32],
-    opts: &SweepOptions,
-) -> Result<Vec<Vec<Vec<Value>>>> {
-    let Some(block) = shared_block(steers) else {
-        return sweep_chunk_plain(model, seqs, reads, steers, alphas, opts);
-    };
-    let cfg = model.config();
-    let dev = model.device().clone();
-    let n = seqs.len();
-    let mut results: Vec<Vec<Option<Vec<Value>>>> = vec![vec![None; alphas.len()]; steers.len()];
+enum Plan {
+    Block(BlockPlan),
+    Plain(PlainPlan),
+}
 
-    // Additive steering on the output of block L equals adding at the input of block L+1,
-    // so blocks 0..=L run once (unsteered) and the strengths resume at L+1. After the last
-    // block there is no L+1: resume at L itself and write at its output.
-    let resume = if block + 1 < cfg.n_layers {
-        block + 1
-    } else {
-        block
-    };
-    let add_at = if resume > block {
-        HookPoint::new(resume, Site::ResidPre)
-    } else {
-        HookPoint::new(block, Site::ResidPost)
-    };
-    // Other steerings (affine, MLP) install at ResidPost(L) and resume at L.
-    let any_map = steers.iter().any(|s| !matches!(s, Steer::Add { .. }));
-    let mut h = Hooks::new();
-    if any_map && resume > block {
-        h.capture(HookPoint::new(block, Site::ResidPre));
-    }
-    let resid = model.forward_prefix(seqs, resume, &mut h)?;
-    let resid_block = if resume > block {
-        match h.take(HookPoint::new(block, Site::ResidPre)) {
-            Some(r) => Some(r),
-            None if any_map => {
-                return Err(EvalError::Input("residual capture missing".into()));
-            }
-            None => None,
+/// A row kind resumed from the shared residual: the unsteered model (read once for every
+/// alpha == 0) or (additive steering, alpha index) with alpha != 0.
+#[derive(Clone, Copy)]
+enum Row {
+    Unsteered,
+    Add(usize, usize),
+}
+
+/// Steerings that all write first at the output of one block L: blocks `0..resume` run
+/// once per item unsteered, additive strengths resume as rows of one batch, other
+/// steerings (affine, MLP) resume at L one pass each.
+struct BlockPlan {
+    block: usize,
+    resume: usize,
+    add_at: HookPoint,
+    any_map: bool,
+    kinds: Vec<Row>,
+    /// The items' shared prefix through blocks `0..resume` (one row).
+    lower: Option<SharedPrefix>,
+    /// The prefix through blocks `resume..`, one row per kind (its strength's writes).
+    upper: Option<SharedPrefix>,
+    /// `[steering][alpha]`: the prefix through blocks `block..` under a map steering.
+    maps: Vec<Vec<Option<SharedPrefix>>>,
+}
+
+impl BlockPlan {
+    fn new(
+        model: &Model,
+        steers: &[&Steer],
+        alphas: &[f32],
+        block: usize,
+        opts: &SweepOptions,
+        prefix: Option<&[u32]>,
+    ) -> Result<Self> {
+        let cfg = model.config();
+        // Additive steering on the output of block L equals adding at the input of block
+        // L+1, so blocks 0..=L run once (unsteered) and the strengths resume at L+1. After
+        // the last block there is no L+1: resume at L itself and write at its output.
+        let resume = if block + 1 < cfg.n_layers {
+            block + 1
+        } else {
+            block
+        };
+        let add_at = if resume > block {
+            HookPoint::new(resume, Site::ResidPre)
+        } else {
+            HookPoint::new(block, Site::ResidPost)
+        };
+        let any_map = steers.iter().any(|s| !matches!(s, Steer::Add { .. }));
+        let mut kinds = Vec::new();
+        if alphas.contains(&0.0) {
+            kinds.push(Row::Unsteered);
         }
-    } else {
-        Some(resid.clone())
-    };
-
-    // Rows resumed from the shared residual, one per (row kind, item): the unsteered model
-    // (read once for every alpha == 0) and each (additive steering, alpha != 0).
-    #[derive(Clone, Copy)]
-    enum Row {
-        Unsteered,
-        Add(usize, usize),
-    }
-    let mut kinds = Vec::new();
-    if alphas.contains(&0.0) {
-        kinds.push(Row::Unsteered);
-    }
-    for (si, s) in steers.iter().enumerate() {
-        if matches!(s, Steer::Add { .. }) {
-            kinds.extend(
-                (0..alphas.len())
-                    .filter(|&a| alphas[a] != 0.0)
-                    .map(|a| Row::Add(si, a)),
+        for (si, s) in steers.iter().enumerate() {
+            if matches!(s, Steer::Add { .. }) {
+                kinds.extend(
+                    (0..alphas.len())
+                        .filter(|&a| alphas[a] != 0.0)
+                        .map(|a| Row::Add(si, a)),
+                );
+            }
+        }
+        let mut plan = BlockPlan {
+            block,
+            resume,
+            add_at,
+            any_map,
+            kinds,
+            lower: None,
+            upper: None,
+            maps: vec![vec![None; alphas.len()]; steers.len()],
+        };
+        let Some(tokens) = prefix.filter(|_| resume > 0) else {
+            return Ok(plan);
+        };
+        let mut h = plan.capture_hooks();
+        let (lower, resid) = model.shared_prefix(tokens, 0..resume, 1, None, &mut h)?;
+        if !plan.kinds.is_empty() {
+            let k = plan.kinds.len();
+            let rep = resid
+                .broadcast_as((k, tokens.len(), cfg.hidden_size))?
+                .contiguous()?;
+            let mut h = Hooks::new();
+            plan.add_rows(&mut h, &plan.kinds, steers, alphas, opts, model)?;
+            let n = cfg.n_layers;
+            plan.upper = Some(
+                model
+                    .shared_prefix(tokens, resume..n, k, Some(&rep), &mut h)?
+                    .0,
             );
         }
-    }
-    let mut zero_vals = None;
-    let per_pass = (opts.max_rows / n.max(1)).max(1);
-    for group in kinds.chunks(per_pass) {
-        let mut rows = Vec::with_capacity(group.len() * n);
-        let mut idx = Vec::with_capacity(group.len() * n);
-        let mut deltas: Vec<f32> = Vec::with_capacity(group.len() * n * cfg.hidden_size);
-        for &kind in group {
-            for (i, s) in seqs.iter().enumerate() {
-                rows.push(s.clone());
-                idx.push(i as u32);
-                match kind {
-                    Row::Unsteered => deltas.extend(std::iter::repeat_n(0.0, cfg.hidden_size)),
-                    Row::Add(si, a) => {
-                        let Steer::Add { vector, .. } = steers[si] else {
-                            unreachable!("only additive rows")
-                        };
-                        deltas.extend(vector.iter().map(|x| x * alphas[a]));
+        if any_map {
+            let r = plan.block_input(&mut h, &resid)?;
+            for (si, s) in steers.iter().enumerate() {
+                if matches!(s, Steer::Add { .. }) {
+                    continue;
+                }
+                for (a, &alpha) in alphas.iter().enumerate() {
+                    if alpha == 0.0 {
+                        continue;
                     }
+                    let mut h = Hooks::new();
+                    s.install(&mut h, alpha, &opts.positions, cfg.n_layers, model.device())?;
+                    let n = cfg.n_layers;
+                    plan.maps[si][a] = Some(
+                        model
+                            .shared_prefix(tokens, block..n, 1, Some(&r), &mut h)?
+                            .0,
+                    );
                 }
             }
         }
-        let rep = if group.len() == 1 {
-            resid.clone()
-        } else {
-            resid.index_select(&Tensor::from_vec(idx.clone(), idx.len(), &dev)?, 0)?
-        };
+        plan.lower = Some(lower);
+        Ok(plan)
+    }
+
+    fn shared_len(&self) -> usize {
+        self.lower.as_ref().map_or(0, SharedPrefix::len)
+    }
+
+    /// Hooks for the unsteered lower pass: capture the input of block L when map
+    /// steerings resume there.
+    fn capture_hooks(&self) -> Hooks {
         let mut h = Hooks::new();
-        if group.iter().any(|k| matches!(k, Row::Add(..))) {
-            let per_row = Tensor::from_vec(deltas, (rows.len(), cfg.hidden_size), &dev)?;
-            let what = Intervention::Add {
-                vector: per_row,
-                alpha: 1.0,
-            };
-            h.write(add_at, what, opts.positions.clone());
+        if self.any_map && self.resume > self.block {
+            h.capture(HookPoint::new(self.block, Site::ResidPre));
         }
-        let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
-        let out = model.forward_from(&rows, resume, &rep, &mut h)?;
-        let vals = read_values(&out, &rep_reads)?;
-        for (g, &kind) in group.iter().enumerate() {
-            let v = vals[g * n..(g + 1) * n].to_vec();
+        h
+    }
+
+    /// The residual entering block L, from the lower pass's hooks and output.
+    fn block_input(&self, h: &mut Hooks, resid: &Tensor) -> Result<Tensor> {
+        if self.resume == self.block {
+            return Ok(resid.clone());
+        }
+        h.take(HookPoint::new(self.block, Site::ResidPre))
+            .ok_or_else(|| EvalError::Input("residual capture missing".into()))
+    }
+
+    /// Write each row's `alpha * v` (zero for the unsteered kind), rows `kinds[r]`.
+    fn add_rows(
+        &self,
+        h: &mut Hooks,
+        kinds: &[Row],
+        steers: &[&Steer],
+        alphas: &[f32],
+        opts: &SweepOptions,
+        model: &Model,
+    ) -> Result<()> {
+        if !kinds.iter().any(|k| matches!(k, Row::Add(..))) {
+            return Ok(());
+        }
+        let d = model.config().hidden_size;
+        let mut deltas: Vec<f32> = Vec::with_capacity(kinds.len() * d);
+        for &kind in kinds {
             match kind {
-                Row::Unsteered => zero_vals = Some(v),
-                Row::Add(si, a) => results[si][a] = Some(v),
+                Row::Unsteered => deltas.extend(std::iter::repeat_n(0.0, d)),
+                Row::Add(si, a) => {
+                    let Steer::Add { vector, .. } = steers[si] else {
+                        unreachable!("only additive rows")
+                    };
+                    deltas.extend(vector.iter().map(|x| x * alphas[a]));
+                }
             }
         }
+        let per_row = Tensor::from_vec(deltas, (kinds.len(), d), model.device())?;
+        let what = Intervention::Add {
+            vector: per_row,
+            alpha: 1.0,
+        };
+        h.write(self.add_at, what, opts.positions.clone());
+        Ok(())
     }
-    for (a, &alpha) in alphas.iter().enumerate() {
-        if alpha == 0.0 {
-            for row in results.iter_mut() {
-                row[a] = zero_vals.clone();
+
+    /// `out[s][a]`: the chunk's values under steering `s` at strength `a`.
+    fn run(
+        &self,
+        model: &Model,
+        seqs: &[Sequence],
+        reads: &[&Read],
+        steers: &[&Steer],
+        alphas: &[f32],
+        opts: &SweepOptions,
+    ) -> Result<Vec<Vec<Vec<Value>>>> {
+        let cfg = model.config();
+        let dev = model.device().clone();
+        let n = seqs.len();
+        let zeros = vec![0usize; n];
+        let mut results: Vec<Vec<Option<Vec<Value>>>> =
+            vec![vec![None; alphas.len()]; steers.len()];
+        let mut h = self.capture_hooks();
+        let resid = match &self.lower {
+            Some(kv) => model.forward_prefix_shared(seqs, self.resume, kv, &zeros, &mut h)?,
+            None => model.forward_prefix(seqs, self.resume, &mut h)?,
+        };
+        let resid_block = if self.any_map {
+            Some(self.block_input(&mut h, &resid)?)
+        } else {
+            None
+        };
+
+        // Rows resumed from the shared residual, one per (row kind, item), kind-major.
+        let mut zero_vals = None;
+        let per_pass = (opts.max_rows / n.max(1)).max(1);
+        for (g0, group) in (0..self.kinds.len())
+            .step_by(per_pass)
+            .map(|g0| (g0, &self.kinds[g0..(g0 + per_pass).min(self.kinds.len())]))
+        {
+            let mut rows = Vec::with_capacity(group.len() * n);
+            let mut idx = Vec::with_capacity(group.len() * n);
+            let mut row_kinds = Vec::with_capacity(group.len() * n);
+            let mut row_of = Vec::with_capacity(group.len() * n);
+            for (gk, &kind) in group.iter().enumerate() {
+                for (i, s) in seqs.iter().enumerate() {
+                    rows.push(s.clone());
+                    idx.push(i as u32);
+                    row_kinds.push(kind);
+                    row_of.push(g0 + gk);
+                }
             }
-        }
-    }
-    // Other steerings: one pass per (steering, alpha != 0) from the input of block L.
-    for (si, s) in steers.iter().enumerate() {
-        for a in 0..alphas.len() {
-            if results[si][a].is_some() {
-                continue;
-            }
-            let r = resid_block.as_ref().expect("captured for map steerings");
+            let rep = if group.len() == 1 {
+                resid.clone()
+            } else {
+                resid.index_select(&Tensor::from_vec(idx.clone(), idx.len(), &dev)?, 0)?
+            };
             let mut h = Hooks::new();
-            s.install(&mut h, alphas[a], &opts.positions, cfg.n_layers, &dev)?;
-            let out = model.forward_from(seqs, block, r, &mut h)?;
-            results[si][a] = Some(read_values(&out, reads)?);
+            self.add_rows(&mut h, &row_kinds, steers, alphas, opts, model)?;
+            let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
+            let out = match &self.upper {
+                Some(kv) => {
+                    model.forward_from_shared(&rows, self.resume, &rep, kv, &row_of, &mut h)?
+                }
+                None => model.forward_from(&rows, self.resume, &rep, &mut h)?,
+            };
+            let vals = read_values(&out, &rep_reads)?;
+            for (g, &kind) in group.iter().enumerate() {
+                let v = vals[g * n..(g + 1) * n].to_vec();
+                match kind {
+                    Row::Unsteered => zero_vals = Some(v),
+                    Row::Add(si, a) => results[si][a] = Some(v),
+                }
+            }
         }
+        for (a, &alpha) in alphas.iter().enumerate() {
+            if alpha == 0.0 {
+                for row in results.iter_mut() {
+                    row[a] = zero_vals.clone();
+                }
+            }
+        }
+        // Other steerings: one pass per (steering, alpha != 0) from the input of block L.
+        for (si, s) in steers.iter().enumerate() {
+            for a in 0..alphas.len() {
+                if results[si][a].is_some() {
+                    continue;
+                }
+                let r = resid_block.as_ref().expect("captured for map steerings");
+                let mut h = Hooks::new();
+                s.install(&mut h, alphas[a], &opts.positions, cfg.n_layers, &dev)?;
+                let out = match &self.maps[si][a] {
+                    Some(kv) => {
+                        model.forward_from_shared(seqs, self.block, r, kv, &zeros, &mut h)?
+                    }
+                    None => model.forward_from(seqs, self.block, r, &mut h)?,
+                };
+                results[si][a] = Some(read_values(&out, reads)?);
+            }
+        }
+        Ok(unwrap_all(results))
     }
-    Ok(unwrap_all(results))
 }
 
 /// Steerings without a shared start block (ablation, ICV, mixed): one unsteered pass for
 /// every alpha == 0 and one full steered pass per (steering, alpha != 0).
-fn sweep_chunk_plain(
-    model: &Model,
-    seqs: &[Sequence],
-    reads: &[&Read],
-    steers: &[&Steer],
-    alphas: &[f32],
-    opts: &SweepOptions,
-) -> Result<Vec<Vec<Vec<Value>>>> {
-    let cfg = model.config();
-    let dev = model.device().clone();
-    let zero_vals = if alphas.contains(&0.0) {
-        Some(forward_read(model, seqs, reads, &mut Hooks::new())?)
-    } else {
-        None
-    };
-    let mut results: Vec<Vec<Option<Vec<Value>>>> = vec![vec![None; alphas.len()]; steers.len()];
-    for (si, s) in steers.iter().enumerate() {
-        for (a, &alpha) in alphas.iter().enumerate() {
-            results[si][a] = if alpha == 0.0 {
-                zero_vals.clone()
-            } else {
-                let mut h = Hooks::new();
-                s.install(&mut h, alpha, &opts.positions, cfg.n_layers, &dev)?;
-                Some(forward_read(model, seqs, reads, &mut h)?)
-            };
+struct PlainPlan {
+    /// The items' shared prefix through the unsteered model.
+    unsteered: Option<SharedPrefix>,
+    /// `[steering][alpha]`: the prefix under that steering and strength.
+    steered: Vec<Vec<Option<SharedPrefix>>>,
+}
+
+impl PlainPlan {
+    fn new(
+        model: &Model,
+        steers: &[&Steer],
+        alphas: &[f32],
+        opts: &SweepOptions,
+        prefix: Option<&[u32]>,
+    ) -> Result<Self> {
+        let mut plan = PlainPlan {
+            unsteered: None,
+            steered: vec![vec![None; alphas.len()]; steers.len()],
+        };
+        let Some(tokens) = prefix else {
+            return Ok(plan);
+        };
+        let cfg = model.config();
+        if alphas.contains(&0.0) {
+            plan.unsteered = Some(full_prefix(model, tokens, &mut Hooks::new())?);
         }
+        for (si, s) in steers.iter().enumerate() {
+            for (a, &alpha) in alphas.iter().enumerate() {
+                if alpha != 0.0 {
+                    let mut h = Hooks::new();
+                    s.install(&mut h, alpha, &opts.positions, cfg.n_layers, model.device())?;
+                    plan.steered[si][a] = Some(full_prefix(model, tokens, &mut h)?);
+                }
+            }
+        }
+        Ok(plan)
     }
-    Ok(unwrap_all(results))
+
+    fn shared_len(&self) -> usize {
+        self.unsteered
+            .iter()
+            .chain(self.steered.iter().flatten().flatten())
+            .map(SharedPrefix::len)
+            .next()
+            .unwrap_or(0)
+    }
+
+    fn run(
+        &self,
+        model: &Model,
+        seqs: &[Sequence],
+        reads: &[&Read],
+        steers: &[&Steer],
+        alphas: &[f32],
+        opts: &SweepOptions,
+    ) -> Result<Vec<Vec<Vec<Value>>>> {
+        let cfg = model.config();
+        let dev = model.device().clone();
+        let zero_vals = if alphas.contains(&0.0) {
+            Some(forward_read(
+                model,
+                seqs,
+                reads,
+                self.unsteered.as_ref(),
+                &mut Hooks::new(),
+            )?)
+        } else {
+            None
+        };
+        let mut results: Vec<Vec<Option<Vec<Value>>>> =
+            vec![vec![None; alphas.len()]; steers.len()];
+        for (si, s) in steers.iter().enumerate() {
+            for (a, &alpha) in alphas.iter().enumerate() {
+                results[si][a] = if alpha == 0.0 {
+                    zero_vals.clone()
+                } else {
+                    let mut h = Hooks::new();
+                    s.install(&mut h, alpha, &opts.positions, cfg.n_layers, &dev)?;
+                    let kv = self.steered[si][a].as_ref();
+                    Some(forward_read(model, seqs, reads, kv, &mut h)?)
+                };
+            }
+        }
+        Ok(unwrap_all(results))
+    }
 }
 
 fn unwrap_all(results: Vec<Vec<Option<Vec<Value>>>>) -> Vec<Vec<Vec<Value>>> {
@@ -387,13 +661,18 @@ fn unwrap_all(results: Vec<Vec<Option<Vec<Value>>>>) -> Vec<Vec<Vec<Value>>> {
         .collect()
 }
 
+/// One forward of `seqs` (continuing `prefix` when given) and the reads from it.
 fn forward_read(
     model: &Model,
     seqs: &[Sequence],
     reads: &[&Read],
+    prefix: Option<&SharedPrefix>,
     hooks: &mut Hooks,
 ) -> Result<Vec<Value>> {
-    let out = model.forward(seqs, hooks)?;
+    let out = match prefix {
+        Some(kv) => model.forward_shared(seqs, kv, &vec![0; seqs.len()], hooks)?,
+        None => model.forward(seqs, hooks)?,
+    };
     read_values(&out, reads)
 }
 

@@ -92,6 +92,7 @@ fn additive_sweep_matches_plain_forwards() {
             positions: positions.clone(),
             batch_items: 2,
             max_rows: 5,
+            ..SweepOptions::default()
         };
         let fast = sweep(&model, &items(), Some(&steer), &alphas, &opts, |_| {}).unwrap();
         assert_close(&fast, &naive(&model, &items(), &steer, &alphas, &positions));
@@ -126,6 +127,7 @@ fn map_steerings_match_plain_forwards() {
             positions: Positions::All,
             batch_items: 3,
             max_rows: 8,
+            ..SweepOptions::default()
         };
         let fast = sweep(&model, &items(), Some(&steer), &alphas, &opts, |_| {}).unwrap();
         assert_close(
@@ -226,6 +228,7 @@ fn many_steerings_share_the_prefix_and_match_one_by_one() {
         positions: Positions::All,
         batch_items: 2,
         max_rows: 7,
+        ..SweepOptions::default()
     };
     let many =
         steerbench_eval::sweep::sweep_many(&model, &items(), &[&a, &b, &c], &alphas, &opts, |_| {})
@@ -265,6 +268,7 @@ fn additive_sweep_at_first_and_last_block_matches_plain_forwards() {
                 positions: Positions::All,
                 batch_items: 2,
                 max_rows: 5,
+                ..SweepOptions::default()
             };
             let many = steerbench_eval::sweep::sweep_many(
                 &model,
@@ -282,4 +286,109 @@ fn additive_sweep_at_first_and_last_block_matches_plain_forwards() {
             assert_close(&one, &naive(&model, &items, &add, alphas, &Positions::All));
         }
     }
+}
+
+/// Items that start with the same tokens (a chat header, a system prompt): with the
+/// common prefix run once per steering configuration the sweep must still equal plain
+/// whole-sequence forwards, for every kind of steering, position selector and read.
+#[test]
+fn shared_prefix_sweeps_match_plain_forwards() {
+    use steerbench_eval::sweep::{common_prefix, sweep_many, MIN_SHARED_PREFIX};
+    let model = tiny_llama();
+    let head: Vec<u32> = vec![1, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+    let with_head = |own: &[u32], prompt_own: usize, read: Read| Item {
+        seq: Sequence::new(
+            [head.clone(), own.to_vec()].concat(),
+            head.len() + prompt_own,
+        ),
+        read,
+    };
+    let items = vec![
+        with_head(&[5, 9, 14, 22, 3], 5, Read::NextToken(vec![7, 8])),
+        with_head(&[30, 31, 32, 33], 2, Read::Completion),
+        with_head(&[40], 1, Read::NextDist),
+        with_head(&[41, 42, 43, 44, 45, 46, 47], 4, Read::Completion),
+    ];
+    assert_eq!(common_prefix(&items), Some(head.clone()));
+    // Every item keeps a token of its own before what it reads.
+    let mut short = items.clone();
+    short.push(with_head(&[], 0, Read::NextToken(vec![1])));
+    assert_eq!(common_prefix(&short).map(|p| p.len()), Some(head.len() - 1));
+    short.push(Item {
+        seq: Sequence::prompt(head[..MIN_SHARED_PREFIX - 1].to_vec()),
+        read: Read::NextDist,
+    });
+    assert_eq!(common_prefix(&short), None);
+
+    let add = Steer::Add {
+        layer: 1,
+        vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect(),
+    };
+    let add2 = Steer::Add {
+        layer: 1,
+        vector: (0..16).map(|i| ((i * 3 % 5) as f32) / 2.0).collect(),
+    };
+    let mut m = Matrix::identity(16);
+    m.data[5] = 0.6;
+    let affine = Steer::Affine {
+        layer: 1,
+        map: AffineMap::new(m, vec![0.1; 16]).unwrap(),
+    };
+    let ablate = Steer::Ablate {
+        direction: (0..16).map(|i| i as f32).collect(),
+    };
+    let icv = Steer::Icv {
+        vectors: vec![vec![0.5; 16]; 3],
+    };
+    let alphas = [-1.5f32, 0.0, 2.0];
+    let selectors = [
+        Positions::All,
+        Positions::Last,
+        Positions::Prompt,
+        Positions::Indices(vec![3, 12]),
+    ];
+    for positions in selectors {
+        let opts = SweepOptions {
+            positions: positions.clone(),
+            batch_items: 3,
+            max_rows: 6,
+            ..SweepOptions::default()
+        };
+        let block = sweep_many(
+            &model,
+            &items,
+            &[&add, &add2, &affine],
+            &alphas,
+            &opts,
+            |_| {},
+        )
+        .unwrap();
+        for (k, s) in [&add, &add2, &affine].into_iter().enumerate() {
+            assert_close(&block[k], &naive(&model, &items, s, &alphas, &positions));
+        }
+        let plain = sweep_many(&model, &items, &[&ablate, &icv], &alphas, &opts, |_| {}).unwrap();
+        for (k, s) in [&ablate, &icv].into_iter().enumerate() {
+            assert_close(&plain[k], &naive(&model, &items, s, &alphas, &positions));
+        }
+        // Sharing off gives the same values.
+        let whole = SweepOptions {
+            share_prefix: false,
+            ..opts.clone()
+        };
+        let off = sweep(&model, &items, Some(&add), &alphas, &whole, |_| {}).unwrap();
+        assert_close(&off, &block[0]);
+    }
+    let unsteered = sweep(
+        &model,
+        &items,
+        None,
+        &[0.0],
+        &SweepOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_close(
+        &unsteered,
+        &naive(&model, &items, &add, &[0.0], &Positions::All),
+    );
 }

@@ -70,9 +70,51 @@ pub struct Model {
     prefill_chunk: Option<usize>,
 }
 
+/// Keys and values of a token prefix that the rows of later batches all start with (a
+/// system prompt, a chat header, shared instructions): computed once by
+/// [`Model::shared_prefix`] and attended to by every row of
+/// [`Model::forward_shared`] & co. instead of being recomputed per row. It may hold
+/// several rows (e.g. one per steering strength when the steering also writes in the
+/// prefix) and a range of blocks (the rest of the model being run without it).
+#[derive(Debug, Clone)]
+pub struct SharedPrefix {
+    len: usize,
+    rows: usize,
+    layers: Range<usize>,
+    /// (rows, len, n_kv_heads, head_dim) per block in `layers`.
+    cache: KvCache,
+}
+
+impl SharedPrefix {
+    /// Tokens in the prefix.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Rows (variants) of the prefix.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Blocks whose keys and values it holds.
+    pub fn layers(&self) -> Range<usize> {
+        self.layers.clone()
+    }
+}
+
 /// A batch in padded layout: rows left-padded to a common length `t`.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchLayout {
+    /// Length of a shared token prefix before every row (held in a KV cache; 0: none).
+    /// Padded position j of a row is `shared + j` in attention and hook coordinates.
+    pub shared: usize,
+    /// The rows are themselves a shared prefix of longer sequences: `Positions::Last`
+    /// names none of their tokens.
+    pub open_ended: bool,
     pub pad: Vec<usize>,
     pub lens: Vec<usize>,
     pub prompt_lens: Vec<usize>,
@@ -113,6 +155,8 @@ impl BatchLayout {
             last.push(n - 1);
         }
         Ok(Self {
+            shared: 0,
+            open_ended: false,
             pad,
             lens,
             prompt_lens,
@@ -122,13 +166,21 @@ impl BatchLayout {
         })
     }
 
+    /// Hook and mask bookkeeping of the rows' own padded positions `[start, start + t)`.
     pub(crate) fn frame(&self, start: usize, t: usize) -> Frame {
+        let p = self.shared;
+        let shift = |v: &[usize]| v.iter().map(|x| x + p).collect::<Vec<_>>();
         Frame {
             pad: self.pad.clone(),
-            lens: self.lens.clone(),
-            prompt_lens: self.prompt_lens.clone(),
-            last: self.last.clone(),
-            start,
+            lens: shift(&self.lens),
+            prompt_lens: shift(&self.prompt_lens),
+            last: if self.open_ended {
+                vec![usize::MAX; self.pad.len()]
+            } else {
+                shift(&self.last)
+            },
+            shared: p,
+            start: p + start,
             t,
         }
     }
@@ -203,8 +255,32 @@ impl Model {
 
     /// Forward the batch (left-padded internally), running `hooks`.
     pub fn forward(&self, batch: &[Sequence], hooks: &mut Hooks) -> Result<ForwardOutput> {
-        let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
-        let hidden = self.run(&lay, 0, None, hooks)?;
+        self.forward_impl(batch, None, hooks)
+    }
+
+    /// [`Model::forward`] of rows that continue a [`SharedPrefix`]: row r is the prefix's
+    /// row `row_of[r]` followed by `batch[r]` (whose positions, `prompt_len` and hook
+    /// positions count from the prefix's end as in the whole sequence). The output covers
+    /// the rows' own tokens only; the prefix must hold every block.
+    pub fn forward_shared(
+        &self,
+        batch: &[Sequence],
+        prefix: &SharedPrefix,
+        row_of: &[usize],
+        hooks: &mut Hooks,
+    ) -> Result<ForwardOutput> {
+        self.forward_impl(batch, Some((prefix, row_of)), hooks)
+    }
+
+    fn forward_impl(
+        &self,
+        batch: &[Sequence],
+        shared: Option<(&SharedPrefix, &[usize])>,
+        hooks: &mut Hooks,
+    ) -> Result<ForwardOutput> {
+        let layers = 0..self.cfg.n_layers;
+        let (lay, cache) = self.layout(batch, shared, &layers)?;
+        let (hidden, _) = self.run_layers(&lay, layers, None, hooks, cache)?;
         Ok(self.output(batch, lay, hidden))
     }
 
@@ -219,14 +295,38 @@ impl Model {
         stop_layer: usize,
         hooks: &mut Hooks,
     ) -> Result<Tensor> {
+        self.forward_prefix_impl(batch, stop_layer, None, hooks)
+    }
+
+    /// [`Model::forward_prefix`] of rows continuing a [`SharedPrefix`] (see
+    /// [`Model::forward_shared`]); the prefix must hold blocks `0..stop_layer`.
+    pub fn forward_prefix_shared(
+        &self,
+        batch: &[Sequence],
+        stop_layer: usize,
+        prefix: &SharedPrefix,
+        row_of: &[usize],
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
+        self.forward_prefix_impl(batch, stop_layer, Some((prefix, row_of)), hooks)
+    }
+
+    fn forward_prefix_impl(
+        &self,
+        batch: &[Sequence],
+        stop_layer: usize,
+        shared: Option<(&SharedPrefix, &[usize])>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
         if stop_layer >= self.cfg.n_layers {
             return Err(ModelError::Input(format!(
                 "forward_prefix: layer {stop_layer} out of range (model has {})",
                 self.cfg.n_layers
             )));
         }
-        let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
-        self.run_layers(&lay, 0..stop_layer, None, hooks)
+        let layers = 0..stop_layer;
+        let (lay, cache) = self.layout(batch, shared, &layers)?;
+        Ok(self.run_layers(&lay, layers, None, hooks, cache)?.0)
     }
 
     /// Resume at block `layer` from its input residual `resid_pre` (b, t, d) in padded
@@ -239,13 +339,40 @@ impl Model {
         resid_pre: &Tensor,
         hooks: &mut Hooks,
     ) -> Result<ForwardOutput> {
-        let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
+        self.forward_from_impl(batch, layer, resid_pre, None, hooks)
+    }
+
+    /// [`Model::forward_from`] of rows continuing a [`SharedPrefix`] (see
+    /// [`Model::forward_shared`]); `resid_pre` covers the rows' own tokens and the prefix
+    /// must hold blocks `layer..`.
+    pub fn forward_from_shared(
+        &self,
+        batch: &[Sequence],
+        layer: usize,
+        resid_pre: &Tensor,
+        prefix: &SharedPrefix,
+        row_of: &[usize],
+        hooks: &mut Hooks,
+    ) -> Result<ForwardOutput> {
+        self.forward_from_impl(batch, layer, resid_pre, Some((prefix, row_of)), hooks)
+    }
+
+    fn forward_from_impl(
+        &self,
+        batch: &[Sequence],
+        layer: usize,
+        resid_pre: &Tensor,
+        shared: Option<(&SharedPrefix, &[usize])>,
+        hooks: &mut Hooks,
+    ) -> Result<ForwardOutput> {
         if layer >= self.cfg.n_layers {
             return Err(ModelError::Input(format!(
                 "layer {layer} out of range (model has {})",
                 self.cfg.n_layers
             )));
         }
+        let layers = layer..self.cfg.n_layers;
+        let (lay, cache) = self.layout(batch, shared, &layers)?;
         let want = [batch.len(), lay.t, self.cfg.hidden_size];
         if resid_pre.dims() != want {
             return Err(ModelError::Input(format!(
@@ -253,8 +380,100 @@ impl Model {
                 resid_pre.dims()
             )));
         }
-        let hidden = self.run(&lay, layer, Some(resid_pre), hooks)?;
+        let (hidden, _) = self.run_layers(&lay, layers, Some(resid_pre), hooks, cache)?;
         Ok(self.output(batch, lay, hidden))
+    }
+
+    /// Run a token prefix that later batches share (a system prompt, a chat header, common
+    /// instructions) through blocks `layers`, as `rows` rows that may differ by their
+    /// hooks (e.g. one row per steering strength, with per-row `Add` vectors). The input is
+    /// the embedding when `resid` is `None` (then `layers` must start at 0), else `resid`
+    /// (rows, len, d), the residual entering `layers.start`. Hooks see the rows as the
+    /// prompt of longer sequences (`Positions::Last` selects none of them). Returns the
+    /// prefix's keys and values and the residual leaving `layers` (final-normed hidden
+    /// states when `layers` reaches the last block).
+    pub fn shared_prefix(
+        &self,
+        tokens: &[u32],
+        layers: Range<usize>,
+        rows: usize,
+        resid: Option<&Tensor>,
+        hooks: &mut Hooks,
+    ) -> Result<(SharedPrefix, Tensor)> {
+        if tokens.is_empty() || rows == 0 {
+            return Err(ModelError::Input(
+                "shared prefix: needs at least one token and one row".into(),
+            ));
+        }
+        if layers.start >= layers.end || layers.end > self.cfg.n_layers {
+            return Err(ModelError::Input(format!(
+                "shared prefix: blocks {layers:?} out of range (model has {})",
+                self.cfg.n_layers
+            )));
+        }
+        if resid.is_none() && layers.start != 0 {
+            return Err(ModelError::Input(format!(
+                "shared prefix: starting at block {} needs the residual entering it",
+                layers.start
+            )));
+        }
+        let batch = vec![Sequence::prompt(tokens.to_vec()); rows];
+        let mut lay = BatchLayout::new(&batch, self.cfg.vocab_size)?;
+        lay.open_ended = true;
+        if let Some(r) = resid {
+            let want = [rows, tokens.len(), self.cfg.hidden_size];
+            if r.dims() != want {
+                return Err(ModelError::Input(format!(
+                    "shared prefix: resid has shape {:?}, expected {want:?}",
+                    r.dims()
+                )));
+            }
+        }
+        let cache = KvCache::new(self.cfg.n_layers);
+        let (out, cache) = self.run_layers(&lay, layers.clone(), resid, hooks, Some(cache))?;
+        let prefix = SharedPrefix {
+            len: tokens.len(),
+            rows,
+            layers,
+            cache: cache.expect("run with a cache"),
+        };
+        Ok((prefix, out))
+    }
+
+    /// The layout of `batch`, and the KV cache its rows start from when they continue a
+    /// shared prefix (checked to cover `layers`).
+    fn layout(
+        &self,
+        batch: &[Sequence],
+        shared: Option<(&SharedPrefix, &[usize])>,
+        layers: &Range<usize>,
+    ) -> Result<(BatchLayout, Option<KvCache>)> {
+        let mut lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
+        let Some((prefix, row_of)) = shared else {
+            return Ok((lay, None));
+        };
+        if row_of.len() != batch.len() {
+            return Err(ModelError::Input(format!(
+                "shared prefix: {} row indices for a batch of {}",
+                row_of.len(),
+                batch.len()
+            )));
+        }
+        if let Some(&r) = row_of.iter().find(|&&r| r >= prefix.rows) {
+            return Err(ModelError::Input(format!(
+                "shared prefix: row {r} out of range (the prefix has {} rows)",
+                prefix.rows
+            )));
+        }
+        if layers.start < prefix.layers.start || layers.end > prefix.layers.end {
+            return Err(ModelError::Input(format!(
+                "shared prefix holds blocks {:?}, the pass needs {layers:?}",
+                prefix.layers
+            )));
+        }
+        lay.shared = prefix.len;
+        let cache = prefix.cache.select_rows(row_of, lay.t)?;
+        Ok((lay, Some(cache)))
     }
 
     /// `log p(tokens[i] | tokens[..i])` for i >= 1, per row (length len - 1). Logits are
@@ -310,19 +529,24 @@ impl Model {
         resid: Option<&Tensor>,
         hooks: &mut Hooks,
     ) -> Result<Tensor> {
-        self.run_layers(lay, from_layer..self.cfg.n_layers, resid, hooks)
+        Ok(self
+            .run_layers(lay, from_layer..self.cfg.n_layers, resid, hooks, None)?
+            .0)
     }
 
     /// Whole batch through `layers`, chunked through a KV cache when configured. Returns
     /// final-normed hidden states when `layers` reaches the last block, else the raw
-    /// residual entering `layers.end` (before its hooks).
+    /// residual entering `layers.end` (before its hooks), and the KV cache when one was
+    /// used. `cache`, when given, holds the shared prefix (`lay.shared` positions) or is
+    /// empty; it is then filled with this batch's keys and values too.
     fn run_layers(
         &self,
         lay: &BatchLayout,
         layers: Range<usize>,
         resid: Option<&Tensor>,
         hooks: &mut Hooks,
-    ) -> Result<Tensor> {
+        cache: Option<KvCache>,
+    ) -> Result<(Tensor, Option<KvCache>)> {
         self.check_hooks(hooks)?;
         hooks.reset_captures();
         let chunk = self.prefill_chunk.unwrap_or(lay.t).max(1);
@@ -332,11 +556,12 @@ impl Model {
                 None => self.embed(&lay.ids_chunk(start, t), &lay.frame(start, t)),
             }
         };
-        if chunk >= lay.t {
+        if chunk >= lay.t && cache.is_none() {
             let frame = lay.frame(0, lay.t);
-            return self.run_chunk(&frame, layers, input(0, lay.t)?, None, hooks);
+            let out = self.run_chunk(&frame, layers, input(0, lay.t)?, None, hooks)?;
+            return Ok((out, None));
         }
-        let mut cache = KvCache::new(self.cfg.n_layers);
+        let mut cache = cache.unwrap_or_else(|| KvCache::new(self.cfg.n_layers));
         let mut outs = Vec::new();
         for start in (0..lay.t).step_by(chunk) {
             let t = chunk.min(lay.t - start);
@@ -349,14 +574,22 @@ impl Model {
                 hooks,
             )?);
         }
-        Ok(Tensor::cat(&outs, 1)?)
+        let out = if outs.len() == 1 {
+            outs.remove(0)
+        } else {
+            Tensor::cat(&outs, 1)?
+        };
+        Ok((out, Some(cache)))
     }
 
-    /// Position ids (b, t) of the chunk: counted from each row's first real token.
+    /// Position ids (b, t) of the chunk: unpadded indices (0 at padding).
     fn positions(frame: &Frame) -> Vec<u32> {
         let mut pos = Vec::with_capacity(frame.pad.len() * frame.t);
-        for &p in &frame.pad {
-            pos.extend((frame.start..frame.start + frame.t).map(|j| j.saturating_sub(p) as u32));
+        for r in 0..frame.pad.len() {
+            pos.extend(
+                (frame.start..frame.start + frame.t)
+                    .map(|j| frame.unpadded(r, j).unwrap_or(0) as u32),
+            );
         }
         pos
     }
@@ -423,6 +656,7 @@ impl Model {
         };
         let mask = CausalPad {
             pad: frame.pad.clone(),
+            shared: frame.shared,
             start: frame.start,
         };
         let (nh, hd) = (self.cfg.n_heads, self.cfg.head_dim);

@@ -190,52 +190,55 @@ impl Hooks {
 }
 
 /// Padding and position bookkeeping of the chunk being run: padded positions
-/// `[start, start + t)` of a left-padded batch.
+/// `[start, start + t)` of a batch whose rows are laid out as `[shared][pad][own tokens]`:
+/// a token prefix of `shared` positions common to every row (held in a KV cache, see
+/// [`crate::SharedPrefix`]; 0 without one), the row's left padding, then its own tokens.
 #[derive(Debug, Clone)]
 pub(crate) struct Frame {
     pub pad: Vec<usize>,
-    /// Unpadded length of each row as of this chunk's end.
+    /// Unpadded length of each row as of this chunk's end (shared prefix included).
     pub lens: Vec<usize>,
     pub prompt_lens: Vec<usize>,
-    /// Unpadded index that `Positions::Last` names, per row.
+    /// Unpadded index that `Positions::Last` names, per row (`usize::MAX`: none).
     pub last: Vec<usize>,
+    pub shared: usize,
     pub start: usize,
     pub t: usize,
 }
 
 impl Frame {
+    /// Unpadded index of padded position `j` of row `r`, `None` at padding.
+    pub(crate) fn unpadded(&self, r: usize, j: usize) -> Option<usize> {
+        if j < self.shared {
+            Some(j)
+        } else if j < self.shared + self.pad[r] {
+            None
+        } else {
+            Some(j - self.pad[r])
+        }
+    }
+
     /// Flat row indices (into (b*t)) and batch rows of the positions `sel` selects.
     fn select(&self, sel: &Positions) -> (Vec<u32>, Vec<u32>) {
         let mut flat = Vec::new();
         let mut rows = Vec::new();
         for r in 0..self.pad.len() {
-            // Unpadded indices of this chunk's real tokens.
-            let lo = self.start.max(self.pad[r]) - self.pad[r];
-            let hi = (self.start + self.t)
-                .saturating_sub(self.pad[r])
-                .min(self.lens[r]);
-            let mut push = |i: usize| {
-                flat.push((r * self.t + self.pad[r] + i - self.start) as u32);
-                rows.push(r as u32);
-            };
-            match sel {
-                Positions::All => (lo..hi).for_each(&mut push),
-                Positions::Prompt => (lo..hi.min(self.prompt_lens[r])).for_each(&mut push),
-                Positions::Generated => (lo.max(self.prompt_lens[r])..hi).for_each(&mut push),
-                Positions::Last => {
-                    if (lo..hi).contains(&self.last[r]) {
-                        push(self.last[r])
-                    }
+            let picked = |u: usize| -> bool {
+                match sel {
+                    Positions::All => true,
+                    Positions::Prompt => u < self.prompt_lens[r],
+                    Positions::Generated => u >= self.prompt_lens[r],
+                    Positions::Last => u == self.last[r],
+                    Positions::Indices(ix) => ix.contains(&u),
                 }
-                Positions::Indices(ix) => {
-                    let mut ix: Vec<usize> = ix
-                        .iter()
-                        .copied()
-                        .filter(|i| (lo..hi).contains(i))
-                        .collect();
-                    ix.sort_unstable();
-                    ix.dedup();
-                    ix.into_iter().for_each(&mut push)
+            };
+            for j in self.start..self.start + self.t {
+                match self.unpadded(r, j) {
+                    Some(u) if u < self.lens[r] && picked(u) => {
+                        flat.push((r * self.t + j - self.start) as u32);
+                        rows.push(r as u32);
+                    }
+                    _ => {}
                 }
             }
         }

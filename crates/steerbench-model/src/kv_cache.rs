@@ -80,4 +80,34 @@ impl KvCache {
         self.layers[layer] = Some(Slot { len, ..slot });
         Ok(out)
     }
+
+    /// A cache for a new batch whose row r starts from this cache's row `rows[r]`, with
+    /// room for `spare` more positions per layer.
+    pub(crate) fn select_rows(&self, rows: &[usize], spare: usize) -> Result<KvCache> {
+        let mut out = KvCache::new(self.layers.len());
+        for (slot_out, slot) in out.layers.iter_mut().zip(&self.layers) {
+            let Some(s) = slot else { continue };
+            let ix = Tensor::from_vec(
+                rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+                rows.len(),
+                s.k.device(),
+            )?;
+            let pick = |x: &Tensor| -> Result<Tensor> {
+                let (_, _, h, d) = x.dims4()?;
+                let buf = Tensor::zeros((rows.len(), s.len + spare, h, d), x.dtype(), x.device())?;
+                buf.slice_set(
+                    &x.narrow(1, 0, s.len)?.contiguous()?.index_select(&ix, 0)?,
+                    1,
+                    0,
+                )?;
+                Ok(buf)
+            };
+            *slot_out = Some(Slot {
+                k: pick(&s.k)?,
+                v: pick(&s.v)?,
+                len: s.len,
+            });
+        }
+        Ok(out)
+    }
 }

@@ -517,24 +517,32 @@ pub(crate) fn rope_tables(inv_freq: &Tensor, pos: &Tensor) -> Result<(Tensor, Te
 }
 
 /// Which keys each query of a left-padded causal chunk may attend to: the chunk holds
-/// padded positions `[start, start + t)` and the keys are positions `[0, start + t)`.
-/// A padding query attends to itself only, so its softmax row is never empty.
+/// padded positions `[start, start + t)` and the keys are positions `[0, start + t)`. Rows
+/// are laid out `[shared][pad][own tokens]` (see `hooks::Frame`): keys at a row's padding
+/// are masked. A padding query attends to itself only, so its softmax row is never empty.
 #[derive(Debug, Clone)]
 pub(crate) struct CausalPad {
-    /// Left padding of each batch row.
+    /// Left padding of each batch row (after the shared prefix).
     pub pad: Vec<usize>,
+    /// Length of the token prefix every row shares (0: none).
+    pub shared: usize,
     pub start: usize,
 }
 
 impl CausalPad {
-    /// The half-open key range query `i` of row `r` attends to.
-    fn keys(&self, r: usize, i: usize) -> (usize, usize) {
+    /// Query `i` of row `r` attends to keys `[lo, hi)` except the masked gap `[gap.0,
+    /// gap.1)` (empty when `gap.0 == gap.1`): `(lo, hi, gap)`.
+    fn keys(&self, r: usize, i: usize) -> (usize, usize, (usize, usize)) {
         let q = self.start + i;
-        let p = self.pad[r];
-        if q < p {
-            (q, q + 1)
+        let (p0, p1) = (self.shared, self.shared + self.pad[r]);
+        if (p0..p1).contains(&q) {
+            (q, q + 1, (q, q))
+        } else if q < p0 {
+            (0, q + 1, (0, 0))
+        } else if p0 == 0 {
+            (p1, q + 1, (0, 0))
         } else {
-            (p, q + 1)
+            (0, q + 1, (p0, p1))
         }
     }
 
@@ -547,10 +555,10 @@ impl CausalPad {
         let mut any = false;
         for r in 0..b {
             for i in 0..t {
-                let (lo, hi) = self.keys(r, i);
+                let (lo, hi, gap) = self.keys(r, i);
                 let row = &mut m[(r * t + i) * total..(r * t + i + 1) * total];
                 for (k, v) in row.iter_mut().enumerate() {
-                    if k < lo || k >= hi {
+                    if k < lo || k >= hi || (gap.0..gap.1).contains(&k) {
                         *v = f32::NEG_INFINITY;
                         any = true;
                     }
@@ -725,7 +733,10 @@ impl candle_core::CustomOp3 for CpuAttention {
                 }
                 for i in 0..t {
                     let row = &mut scores[i * s..(i + 1) * s];
-                    let (lo, hi) = self.mask.keys(r, i);
+                    let (lo, hi, gap) = self.mask.keys(r, i);
+                    row[gap.0..gap.1]
+                        .iter_mut()
+                        .for_each(|x| *x = f32::NEG_INFINITY);
                     let max = row[lo..hi].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
                     let mut sum = 0f32;
                     for x in &mut row[lo..hi] {
