@@ -16,7 +16,7 @@
 
 use candle_core::{Tensor, D};
 use steerbench_model::{
-    HookPoint, Hooks, Intervention, Model, Positions, Sequence, SharedPrefix, Site,
+    HookPoint, Hooks, Intervention, Model, Pass, Positions, Sequence, SharedPrefix, Site,
 };
 
 use crate::error::{EvalError, Result};
@@ -669,11 +669,18 @@ fn forward_read(
     prefix: Option<&SharedPrefix>,
     hooks: &mut Hooks,
 ) -> Result<Vec<Value>> {
-    let out = match prefix {
-        Some(kv) => model.forward_shared(seqs, kv, &vec![0; seqs.len()], hooks)?,
-        None => model.forward(seqs, hooks)?,
+    let zeros = vec![0; seqs.len()];
+    let pass = Pass {
+        from: None,
+        prefix: prefix.map(|kv| (kv, &zeros[..])),
+        last_only: last_only(reads),
     };
-    read_values(&out, reads)
+    read_values(&model.forward_pass(seqs, &pass, hooks)?, reads)
+}
+
+/// Whether every read is at the last position (so the final block can run there only).
+fn last_only(reads: &[&Read]) -> bool {
+    reads.iter().all(|r| !matches!(r, Read::Completion))
 }
 
 /// Read the requested values from a forward pass; logits are only computed where a

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use steerbench_model::source::{resolve, ModelSource};
 use steerbench_model::weights::load_hf_dir;
 use steerbench_model::{
-    EosOnly, GenerateOptions, Hooks, LoadOptions, Model, ModelConfig, Sequence,
+    EosOnly, GenerateOptions, Hooks, LoadOptions, Model, ModelConfig, Pass, Sequence,
 };
 
 fn tiny_random_llama() -> Model {
@@ -136,19 +136,27 @@ fn main() {
         .and_then(|o| o.last_logits())
         .expect("warmup");
     let reps = 3;
-    let t = Instant::now();
-    for _ in 0..reps {
-        model
-            .forward(&batch, &mut Hooks::new())
-            .and_then(|o| o.last_logits())
-            .expect("prefill");
+    // Hidden states kept at every position (what a caller reading completions needs),
+    // then the last position only (what generation's prefill and next-token reads run).
+    for (what, last_only) in [("all positions kept", false), ("last position only", true)] {
+        let pass = Pass {
+            last_only,
+            ..Pass::default()
+        };
+        let t = Instant::now();
+        for _ in 0..reps {
+            model
+                .forward_pass(&batch, &pass, &mut Hooks::new())
+                .and_then(|o| o.last_logits())
+                .expect("prefill");
+        }
+        let secs = t.elapsed().as_secs_f64() / reps as f64;
+        println!(
+            "prefill 8x128 ({what}): {:.3} s/batch, {:.0} tokens/s",
+            secs,
+            1024.0 / secs
+        );
     }
-    let secs = t.elapsed().as_secs_f64() / reps as f64;
-    println!(
-        "prefill 8x128: {:.3} s/batch, {:.0} tokens/s",
-        secs,
-        1024.0 / secs
-    );
 
     // Decode: 64 new tokens after a 32-token prompt (KV cache), batch 1 and 8.
     for b in [1usize, 8] {

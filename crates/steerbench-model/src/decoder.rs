@@ -106,6 +106,22 @@ impl SharedPrefix {
     }
 }
 
+/// How one forward pass runs: where it starts, what it continues, what it keeps.
+/// `Pass::default()` is a plain forward of whole sequences keeping every position.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pass<'a> {
+    /// Resume at this block from its input residual (b, t, d) in the batch's padded
+    /// layout (see [`Model::forward_from`]) instead of starting from the embedding.
+    pub from: Option<(usize, &'a Tensor)>,
+    /// The rows continue a [`SharedPrefix`]: row r continues the prefix's row
+    /// `row_of[r]` (see [`Model::forward_shared`]).
+    pub prefix: Option<(&'a SharedPrefix, &'a [usize])>,
+    /// Keep each row's last position only: the final block computes attention and MLP
+    /// there alone (keys and values everywhere), which is all next-token reads need.
+    /// Refused when hooks capture a site of the final block past its input.
+    pub last_only: bool,
+}
+
 /// A batch in padded layout: rows left-padded to a common length `t`.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchLayout {
@@ -278,10 +294,55 @@ impl Model {
         shared: Option<(&SharedPrefix, &[usize])>,
         hooks: &mut Hooks,
     ) -> Result<ForwardOutput> {
-        let layers = 0..self.cfg.n_layers;
-        let (lay, cache) = self.layout(batch, shared, &layers)?;
-        let (hidden, _) = self.run_layers(&lay, layers, None, hooks, cache)?;
-        Ok(self.output(batch, lay, hidden))
+        let pass = Pass {
+            prefix: shared,
+            ..Pass::default()
+        };
+        self.forward_pass(batch, &pass, hooks)
+    }
+
+    /// The general forward: [`Model::forward`], [`Model::forward_from`] and the shared
+    /// prefix variants are special cases of `pass`.
+    pub fn forward_pass(
+        &self,
+        batch: &[Sequence],
+        pass: &Pass,
+        hooks: &mut Hooks,
+    ) -> Result<ForwardOutput> {
+        let n = self.cfg.n_layers;
+        let layers = match pass.from {
+            Some((l, _)) if l >= n => {
+                return Err(ModelError::Input(format!(
+                    "layer {l} out of range (model has {n})"
+                )))
+            }
+            Some((l, _)) => l..n,
+            None => 0..n,
+        };
+        let (lay, cache) = self.layout(batch, pass.prefix, &layers)?;
+        let resid = match pass.from {
+            Some((_, r)) => {
+                let want = [batch.len(), lay.t, self.cfg.hidden_size];
+                if r.dims() != want {
+                    return Err(ModelError::Input(format!(
+                        "forward_from: resid_pre has shape {:?}, expected {want:?} (padded layout of this batch)",
+                        r.dims()
+                    )));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        if pass.last_only && hooks.captures_past_input(n - 1) {
+            return Err(ModelError::Input(format!(
+                "a last-position-only pass cannot capture sites of the final block {} past its input",
+                n - 1
+            )));
+        }
+        let out = self.run_layers(&lay, layers, resid, hooks, cache, pass.last_only)?;
+        let mut output = self.output(batch, lay, out.0);
+        output.last_only = pass.last_only;
+        Ok(output)
     }
 
     /// The residual stream entering block `stop_layer` (`ResidPre(stop_layer)`, before any
@@ -326,7 +387,7 @@ impl Model {
         }
         let layers = 0..stop_layer;
         let (lay, cache) = self.layout(batch, shared, &layers)?;
-        Ok(self.run_layers(&lay, layers, None, hooks, cache)?.0)
+        Ok(self.run_layers(&lay, layers, None, hooks, cache, false)?.0)
     }
 
     /// Resume at block `layer` from its input residual `resid_pre` (b, t, d) in padded
@@ -365,23 +426,12 @@ impl Model {
         shared: Option<(&SharedPrefix, &[usize])>,
         hooks: &mut Hooks,
     ) -> Result<ForwardOutput> {
-        if layer >= self.cfg.n_layers {
-            return Err(ModelError::Input(format!(
-                "layer {layer} out of range (model has {})",
-                self.cfg.n_layers
-            )));
-        }
-        let layers = layer..self.cfg.n_layers;
-        let (lay, cache) = self.layout(batch, shared, &layers)?;
-        let want = [batch.len(), lay.t, self.cfg.hidden_size];
-        if resid_pre.dims() != want {
-            return Err(ModelError::Input(format!(
-                "forward_from: resid_pre has shape {:?}, expected {want:?} (padded layout of this batch)",
-                resid_pre.dims()
-            )));
-        }
-        let (hidden, _) = self.run_layers(&lay, layers, Some(resid_pre), hooks, cache)?;
-        Ok(self.output(batch, lay, hidden))
+        let pass = Pass {
+            from: Some((layer, resid_pre)),
+            prefix: shared,
+            last_only: false,
+        };
+        self.forward_pass(batch, &pass, hooks)
     }
 
     /// Run a token prefix that later batches share (a system prompt, a chat header, common
@@ -430,7 +480,8 @@ impl Model {
             }
         }
         let cache = KvCache::new(self.cfg.n_layers);
-        let (out, cache) = self.run_layers(&lay, layers.clone(), resid, hooks, Some(cache))?;
+        let (out, cache) =
+            self.run_layers(&lay, layers.clone(), resid, hooks, Some(cache), false)?;
         let prefix = SharedPrefix {
             len: tokens.len(),
             rows,
@@ -502,6 +553,7 @@ impl Model {
     fn output(&self, batch: &[Sequence], lay: BatchLayout, hidden: Tensor) -> ForwardOutput {
         ForwardOutput {
             hidden,
+            last_only: false,
             lm_head: self.parts.lm_head.clone(),
             tokens: batch.iter().map(|s| s.tokens.clone()).collect(),
             pad: lay.pad,
@@ -530,7 +582,14 @@ impl Model {
         hooks: &mut Hooks,
     ) -> Result<Tensor> {
         Ok(self
-            .run_layers(lay, from_layer..self.cfg.n_layers, resid, hooks, None)?
+            .run_layers(
+                lay,
+                from_layer..self.cfg.n_layers,
+                resid,
+                hooks,
+                None,
+                false,
+            )?
             .0)
     }
 
@@ -538,7 +597,8 @@ impl Model {
     /// final-normed hidden states when `layers` reaches the last block, else the raw
     /// residual entering `layers.end` (before its hooks), and the KV cache when one was
     /// used. `cache`, when given, holds the shared prefix (`lay.shared` positions) or is
-    /// empty; it is then filled with this batch's keys and values too.
+    /// empty; it is then filled with this batch's keys and values too. `last_only`: the
+    /// output is each row's last position (b, 1, d), see [`Pass::last_only`].
     fn run_layers(
         &self,
         lay: &BatchLayout,
@@ -546,6 +606,7 @@ impl Model {
         resid: Option<&Tensor>,
         hooks: &mut Hooks,
         cache: Option<KvCache>,
+        last_only: bool,
     ) -> Result<(Tensor, Option<KvCache>)> {
         self.check_hooks(hooks)?;
         hooks.reset_captures();
@@ -558,7 +619,7 @@ impl Model {
         };
         if chunk >= lay.t && cache.is_none() {
             let frame = lay.frame(0, lay.t);
-            let out = self.run_chunk(&frame, layers, input(0, lay.t)?, None, hooks)?;
+            let out = self.run_chunk(&frame, layers, input(0, lay.t)?, None, hooks, last_only)?;
             return Ok((out, None));
         }
         let mut cache = cache.unwrap_or_else(|| KvCache::new(self.cfg.n_layers));
@@ -566,13 +627,18 @@ impl Model {
         for start in (0..lay.t).step_by(chunk) {
             let t = chunk.min(lay.t - start);
             let frame = lay.frame(start, t);
+            let final_chunk = start + t == lay.t;
             outs.push(self.run_chunk(
                 &frame,
                 layers.clone(),
                 input(start, t)?,
                 Some(&mut cache),
                 hooks,
+                last_only && final_chunk,
             )?);
+        }
+        if last_only {
+            outs = outs.split_off(outs.len() - 1);
         }
         let out = if outs.len() == 1 {
             outs.remove(0)
@@ -616,7 +682,9 @@ impl Model {
     /// One chunk (padded positions [frame.start, frame.start + frame.t)) through blocks
     /// `layers`: returns final-normed hidden states (b, t, d) when `layers` ends at the last
     /// block, else the residual entering block `layers.end`. With a cache, it must already
-    /// hold positions [0, frame.start).
+    /// hold positions [0, frame.start). `last_only`: the final block runs attention and
+    /// MLP at the chunk's last position only and that position alone is returned
+    /// (b, 1, d); its hooks past the block input see that position only.
     pub(crate) fn run_chunk(
         &self,
         frame: &Frame,
@@ -624,6 +692,7 @@ impl Model {
         mut xs: Tensor,
         mut cache: Option<&mut KvCache>,
         hooks: &mut Hooks,
+        last_only: bool,
     ) -> Result<Tensor> {
         let (b, t, d) = xs.dims3()?;
         let from_layer = layers.start;
@@ -662,25 +731,40 @@ impl Model {
         let (nh, hd) = (self.cfg.n_heads, self.cfg.head_dim);
         let scale = 1.0 / (hd as f64).sqrt();
         let (lo, hi) = (layers.start, layers.end.min(self.parts.blocks.len()));
+        let n_blocks = self.parts.blocks.len();
+        let mut frame = frame.clone();
+        let mut mask = mask;
         for (l, block) in self.parts.blocks[..hi].iter().enumerate().skip(lo) {
             let at = |site| HookPoint { layer: l, site };
-            xs = hooks.apply(at(Site::ResidPre), xs, frame)?;
+            xs = hooks.apply(at(Site::ResidPre), xs, &frame)?;
             let (q, k, v) = block.qkv(&block.attn_norm(&xs)?, &pos)?;
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => c.append(l, k, v)?,
                 None => (k, v),
             };
+            // Past the final block's input only the last position matters for the output.
+            let q = if last_only && l + 1 == n_blocks && frame.t > 1 {
+                let cut = frame.t - 1;
+                xs = xs.narrow(1, cut, 1)?;
+                frame.start += cut;
+                frame.t = 1;
+                mask.start += cut;
+                q.narrow(1, cut, 1)?
+            } else {
+                q
+            };
+            let tq = frame.t;
             let heads = attention(&q, &k, &v, &mask, scale)?;
-            let heads = hooks.apply(at(Site::HeadOut), heads, frame)?;
-            let a = block.attn_out(&heads.reshape((b, t, nh * hd))?)?;
-            let a = hooks.apply(at(Site::AttnOut), a, frame)?;
-            xs = hooks.apply(at(Site::ResidMid), (xs + a)?, frame)?;
+            let heads = hooks.apply(at(Site::HeadOut), heads, &frame)?;
+            let a = block.attn_out(&heads.reshape((b, tq, nh * hd))?)?;
+            let a = hooks.apply(at(Site::AttnOut), a, &frame)?;
+            xs = hooks.apply(at(Site::ResidMid), (xs + a)?, &frame)?;
             let m = block.mlp(&block.mlp_norm(&xs)?)?;
-            let m = hooks.apply(at(Site::MlpOut), m, frame)?;
-            xs = hooks.apply(at(Site::ResidPost), (xs + m)?, frame)?;
+            let m = hooks.apply(at(Site::MlpOut), m, &frame)?;
+            xs = hooks.apply(at(Site::ResidPost), (xs + m)?, &frame)?;
         }
-        debug_assert_eq!(xs.dims3()?, (b, t, d));
-        if hi < self.parts.blocks.len() {
+        debug_assert_eq!(xs.dims3()?, (b, frame.t, d));
+        if hi < n_blocks {
             return Ok(xs);
         }
         self.parts.norm.forward(&xs)
@@ -695,8 +779,10 @@ impl Model {
 /// Final hidden states of a forward plus what is needed to read logits from them.
 #[derive(Debug, Clone)]
 pub struct ForwardOutput {
-    /// Final-normed hidden states (b, t, d), left-padded.
+    /// Final-normed hidden states (b, t, d), left-padded; (b, 1, d) when `last_only`.
     hidden: Tensor,
+    /// Only each row's last position was computed (see [`Pass::last_only`]).
+    last_only: bool,
     lm_head: Linear,
     tokens: Vec<Vec<u32>>,
     pad: Vec<usize>,
@@ -708,7 +794,8 @@ pub struct ForwardOutput {
 const LOGPROB_CHUNK: usize = 256;
 
 impl ForwardOutput {
-    /// Final-normed hidden states (b, t, d) in padded layout.
+    /// Final-normed hidden states (b, t, d) in padded layout; (b, 1, d), the last
+    /// positions, after a [`Pass::last_only`] pass.
     pub fn hidden(&self) -> &Tensor {
         &self.hidden
     }
@@ -756,6 +843,11 @@ impl ForwardOutput {
     }
 
     fn check(&self, row: usize, pos: usize) -> Result<()> {
+        if self.last_only {
+            return Err(ModelError::Input(
+                "this pass kept the last positions only (Pass::last_only): read last_logits".into(),
+            ));
+        }
         if row >= self.pad.len() {
             return Err(ModelError::Input(format!(
                 "row {row} out of range (batch of {})",

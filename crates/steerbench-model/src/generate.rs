@@ -127,12 +127,14 @@ impl Model {
                 let t = chunk.min(lay.t - start);
                 let frame = gen_frame(&lay, start, t, 0);
                 let xs = self.embed(&lay.ids_chunk(start, t), &frame)?;
+                // Only the prompt's last position feeds the first token.
                 h = Some(self.run_chunk(
                     &frame,
                     0..self.config().n_layers,
                     xs,
                     Some(&mut cache),
                     &mut hooks,
+                    start + t == lay.t,
                 )?);
             }
             let mut h = last_rows(&h.expect("non-empty prompt"))?;
@@ -149,6 +151,7 @@ impl Model {
                     xs,
                     Some(&mut cache),
                     &mut hooks,
+                    true,
                 )?)?;
             }
         } else {

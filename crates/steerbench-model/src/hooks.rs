@@ -167,6 +167,13 @@ impl Hooks {
         }
     }
 
+    /// Whether a capture is registered at `layer` at a site past the block's input.
+    pub(crate) fn captures_past_input(&self, layer: usize) -> bool {
+        self.captures
+            .iter()
+            .any(|(p, _)| p.layer == layer && p.site != Site::ResidPre)
+    }
+
     /// Highest layer any hook touches (to validate against the model).
     pub(crate) fn max_layer(&self) -> Option<usize> {
         self.captures

@@ -26,7 +26,7 @@ pub mod weights;
 
 pub use chat::{ChatMessage, ChatTemplate};
 pub use config::{Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling};
-pub use decoder::{ForwardOutput, Model, Sequence, SharedPrefix};
+pub use decoder::{ForwardOutput, Model, Pass, Sequence, SharedPrefix};
 pub use fetch::{pull, Pulled, WheelSource};
 pub use generate::{Detokenizer, EosOnly, GenerateOptions, Sampling};
 pub use hooks::{HookPoint, Hooks, Intervention, MapFn, Positions, Site};

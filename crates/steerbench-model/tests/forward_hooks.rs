@@ -527,3 +527,89 @@ fn forward_prefix_then_forward_from_equals_forward() {
         }
     }
 }
+
+/// A last-position-only pass gives the full pass's last logits, with writes in the final
+/// block (which cannot reach the last position from elsewhere), chunked prefill and a
+/// resumed start; reads of other positions and captures it cannot serve are errors.
+#[test]
+fn last_only_pass_keeps_the_last_logits() {
+    use steerbench_model::Pass;
+    let mut m = tiny_llama(31);
+    let n = m.config().n_layers;
+    let d = m.config().hidden_size;
+    let batch = seqs(&ragged_batch());
+    let steer = |h: &mut Hooks| {
+        for (k, site) in [Site::ResidPre, Site::AttnOut, Site::MlpOut, Site::ResidPost]
+            .into_iter()
+            .enumerate()
+        {
+            h.write(
+                hp(n - 1, site),
+                Intervention::Add {
+                    vector: vector(d, 40 + k as u64),
+                    alpha: 0.8,
+                },
+                Positions::All,
+            );
+        }
+    };
+    for chunk in [None, Some(2)] {
+        m.set_prefill_chunk(chunk);
+        let mut h = Hooks::new();
+        steer(&mut h);
+        let full = m.forward(&batch, &mut h).unwrap();
+        let mut h = Hooks::new();
+        steer(&mut h);
+        let last_only = Pass {
+            last_only: true,
+            ..Pass::default()
+        };
+        let last = m.forward_pass(&batch, &last_only, &mut h).unwrap();
+        assert_eq!(last.hidden().dims(), &[3, 1, d]);
+        let diff = max_abs_diff(&full.last_logits().unwrap(), &last.last_logits().unwrap());
+        assert!(diff < 1e-5, "chunk {chunk:?}: {diff}");
+        assert!(last.logits_at(0, 0).is_err());
+        assert!(last.completion_logprobs(0).is_err());
+    }
+    m.set_prefill_chunk(None);
+    // Resumed at a block.
+    let mut h = Hooks::new();
+    h.capture(hp(1, Site::ResidPre));
+    let full = m.forward(&batch, &mut h).unwrap();
+    let resid = h.take(hp(1, Site::ResidPre)).unwrap();
+    let pass = Pass {
+        from: Some((1, &resid)),
+        last_only: true,
+        ..Pass::default()
+    };
+    let last = m.forward_pass(&batch, &pass, &mut Hooks::new()).unwrap();
+    let diff = max_abs_diff(&full.last_logits().unwrap(), &last.last_logits().unwrap());
+    assert!(diff < 1e-5, "resumed: {diff}");
+    // Captures in the final block past its input cannot be served; at its input they can.
+    let mut h = Hooks::new();
+    h.capture(hp(n - 1, Site::MlpOut));
+    let e = m
+        .forward_pass(
+            &batch,
+            &Pass {
+                last_only: true,
+                ..Pass::default()
+            },
+            &mut h,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("last-position-only"), "{e}");
+    let mut h = Hooks::new();
+    h.capture(hp(n - 1, Site::ResidPre));
+    m.forward_pass(
+        &batch,
+        &Pass {
+            last_only: true,
+            ..Pass::default()
+        },
+        &mut h,
+    )
+    .unwrap();
+    assert_eq!(h.take(hp(n - 1, Site::ResidPre)).unwrap().dims()[1], 9);
+}
