@@ -153,6 +153,15 @@ impl candle_core::CustomOp2 for CpuMatmul {
         {
             candle_core::bail!("matmul: operand view out of bounds")
         }
+        let (ro, lo) = (rl.start_offset(), ll.start_offset());
+        if n <= GEMV_MAX_ROWS && rst == [1, k] && lst[1] == 1 {
+            // Few rows against a row-major (m, k) weight: memory bound, dot products.
+            let x: Vec<f32> = (0..n)
+                .flat_map(|r| l[lo + r * lst[0]..lo + r * lst[0] + k].iter().copied())
+                .collect();
+            let dst = dense_rows(&r[ro..ro + m * k], &x, n, k, m);
+            return Ok((CpuStorage::F32(dst), Shape::from((n, m))));
+        }
         let mut dst = vec![0f32; n * m];
         let threads = rayon::current_num_threads();
         let par = if threads > 1 {
@@ -185,6 +194,71 @@ impl candle_core::CustomOp2 for CpuMatmul {
             );
         }
         Ok((CpuStorage::F32(dst), Shape::from((n, m))))
+    }
+}
+
+/// Rows of the input up to which a dense matmul against a row-major weight runs as
+/// dot products ([`dense_rows`]) instead of a gemm: decoding, where reading the weight
+/// is the cost and the gemm's packing does not pay.
+const GEMV_MAX_ROWS: usize = 8;
+
+/// y (n, m) = x (n, k) · w^T for a row-major weight w (m, k): each weight row is read
+/// once for all n input rows. Weight rows are split over rayon's threads.
+fn dense_rows(w: &[f32], x: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const ROWS: usize = 64;
+    let mut tmp = vec![0f32; m * n];
+    tmp.par_chunks_mut(ROWS * n)
+        .zip(w.par_chunks(ROWS * k))
+        .for_each(|(dst, w)| f32_rows(w, x, k, n, dst));
+    if n == 1 {
+        return tmp;
+    }
+    // tmp is (m, n); transpose to (n, m).
+    let mut y = vec![0f32; n * m];
+    for (o, row) in tmp.chunks_exact(n).enumerate() {
+        for (r, v) in row.iter().enumerate() {
+            y[r * m + o] = *v;
+        }
+    }
+    y
+}
+
+/// dst[o * n + r] = w[o, :] · x[r, :] for the weight rows in `w` (row-major, k wide).
+fn f32_rows(w: &[f32], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features this copy is compiled for.
+            return unsafe { f32_rows_avx2(w, x, k, n, dst) };
+        }
+    }
+    f32_rows_generic(w, x, k, n, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn f32_rows_avx2(w: &[f32], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    f32_rows_generic(w, x, k, n, dst)
+}
+
+/// Sixteen lanes of partial sums so the compiler vectorizes across them.
+#[inline(always)]
+fn f32_rows_generic(w: &[f32], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    for (o, wrow) in w.chunks_exact(k).enumerate() {
+        for r in 0..n {
+            let xrow = &x[r * k..(r + 1) * k];
+            let mut acc = [0f32; 16];
+            let (wc, xc) = (wrow.chunks_exact(16), xrow.chunks_exact(16));
+            let (wt, xt) = (wc.remainder(), xc.remainder());
+            for (wb, xb) in wc.zip(xc) {
+                for l in 0..16 {
+                    acc[l] = wb[l].mul_add(xb[l], acc[l]);
+                }
+            }
+            let tail: f32 = wt.iter().zip(xt).map(|(a, b)| a * b).sum();
+            dst[o * n + r] = acc.iter().sum::<f32>() + tail;
+        }
     }
 }
 
@@ -780,6 +854,32 @@ impl candle_core::CustomOp3 for CpuAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn few_row_matmul_runs_dot_products_equal_to_the_gemm() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let dev = candle_core::Device::Cpu;
+        // k not a multiple of 16 (the tail), m above one rayon chunk.
+        let (k, m) = (37, 150);
+        let w: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        let w = Tensor::from_vec(w, (m, k), &dev).unwrap();
+        for n in 1..=GEMV_MAX_ROWS + 1 {
+            let x: Vec<f32> = (0..n * k).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+            let x = Tensor::from_vec(x, (n, k), &dev).unwrap();
+            let ours = matmul(&x, &w.t().unwrap()).unwrap();
+            let reference = x.matmul(&w.t().unwrap().contiguous().unwrap()).unwrap();
+            let diff = (ours - reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-5, "{n} rows: {diff}");
+        }
+    }
 
     #[test]
     fn q8_matrix_multiplies_like_its_dequantized_weight() {
