@@ -164,38 +164,56 @@ impl candle_core::CustomOp2 for CpuMatmul {
         }
         let mut dst = vec![0f32; n * m];
         let threads = rayon::current_num_threads();
-        let par = if threads > 1 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
+        let lhs = l[lo..].as_ptr() as usize;
+        let rhs = r[ro..].as_ptr() as usize;
+        // One gemm over rows [r0, r0 + rows) of the output.
+        let run = |dst: &mut [f32], r0: usize, rows: usize, par: gemm::Parallelism| {
+            // SAFETY: both views were checked to lie inside their slices; `dst` is the
+            // (rows, m) block of output rows starting at r0, read from lhs rows r0...
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    m,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    m as isize,
+                    false,
+                    (lhs as *const f32).add(r0 * lst[0]),
+                    lst[1] as isize,
+                    lst[0] as isize,
+                    rhs as *const f32,
+                    rst[1] as isize,
+                    rst[0] as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
         };
-        // SAFETY: both views were checked to lie inside their slices; dst is n x m.
-        unsafe {
-            gemm::gemm(
-                n,
-                m,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                m as isize,
-                false,
-                l[ll.start_offset()..].as_ptr(),
-                lst[1] as isize,
-                lst[0] as isize,
-                r[rl.start_offset()..].as_ptr(),
-                rst[1] as isize,
-                rst[0] as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
+        if threads > 1 && n >= threads * SPLIT_MIN_ROWS {
+            // Many rows: each thread multiplies its own block of rows, one gemm each,
+            // with no synchronisation inside the gemm.
+            use rayon::prelude::*;
+            let per = n.div_ceil(threads);
+            dst.par_chunks_mut(per * m)
+                .enumerate()
+                .for_each(|(c, d)| run(d, c * per, d.len() / m, gemm::Parallelism::None));
+        } else if threads > 1 {
+            run(&mut dst, 0, n, gemm::Parallelism::Rayon(threads));
+        } else {
+            run(&mut dst, 0, n, gemm::Parallelism::None);
         }
         Ok((CpuStorage::F32(dst), Shape::from((n, m))))
     }
 }
+
+/// Output rows per thread from which a matmul is split into one single-threaded gemm per
+/// thread instead of one gemm parallelised inside.
+const SPLIT_MIN_ROWS: usize = 128;
 
 /// Rows of the input up to which a dense matmul against a row-major weight runs as
 /// dot products ([`dense_rows`]) instead of a gemm: decoding, where reading the weight
@@ -856,28 +874,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn few_row_matmul_runs_dot_products_equal_to_the_gemm() {
+    fn matmul_paths_equal_candles_matmul() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let dev = candle_core::Device::Cpu;
-        // k not a multiple of 16 (the tail), m above one rayon chunk.
+        // k not a multiple of 16 (the dot-product tail), m above one rayon chunk.
         let (k, m) = (37, 150);
         let w: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
         let w = Tensor::from_vec(w, (m, k), &dev).unwrap();
-        for n in 1..=GEMV_MAX_ROWS + 1 {
-            let x: Vec<f32> = (0..n * k).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-            let x = Tensor::from_vec(x, (n, k), &dev).unwrap();
-            let ours = matmul(&x, &w.t().unwrap()).unwrap();
-            let reference = x.matmul(&w.t().unwrap().contiguous().unwrap()).unwrap();
-            let diff = (ours - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(diff < 1e-5, "{n} rows: {diff}");
+        // Few rows (dot products), a gemm, and enough rows to split the gemm by rows
+        // over threads (uneven split included); the input as a strided view too.
+        let split = rayon::current_num_threads() * SPLIT_MIN_ROWS + 7;
+        for n in (1..=GEMV_MAX_ROWS + 1).chain([40, split]) {
+            let x: Vec<f32> = (0..n * (k + 3))
+                .map(|_| rng.gen_range(-1.0f32..1.0))
+                .collect();
+            let wide = Tensor::from_vec(x, (n, k + 3), &dev).unwrap();
+            for x in [
+                wide.narrow(1, 2, k).unwrap(),
+                wide.narrow(1, 0, k).unwrap().contiguous().unwrap(),
+            ] {
+                let ours = matmul(&x, &w.t().unwrap()).unwrap();
+                let reference = x
+                    .contiguous()
+                    .unwrap()
+                    .matmul(&w.t().unwrap().contiguous().unwrap())
+                    .unwrap();
+                let diff = (ours - reference)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(diff < 1e-5, "{n} rows: {diff}");
+            }
         }
     }
 
