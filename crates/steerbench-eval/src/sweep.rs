@@ -123,7 +123,7 @@ pub fn sweep(
 ) -> Result<Vec<Vec<Value>>> {
     match steer {
         None => {
-            let prefix = shared_tokens(items, opts);
+            let prefix = shared_tokens(model, items, opts, 1);
             let p = prefix.as_ref().map_or(0, Vec::len);
             let kv = match &prefix {
                 Some(t) => Some(full_prefix(model, t, &mut Hooks::new())?),
@@ -179,7 +179,9 @@ pub fn sweep_many(
     }
     let mut out: Vec<Vec<Vec<Option<Value>>>> =
         vec![vec![vec![None; items.len()]; alphas.len()]; steers.len()];
-    let prefix = shared_tokens(items, opts);
+    // Prefix variants at most: the unsteered model and every (steering, strength).
+    let variants = 1 + steers.len() * alphas.len();
+    let prefix = shared_tokens(model, items, opts, variants);
     let plan = match shared_block(steers) {
         Some(block) => Plan::Block(BlockPlan::new(
             model,
@@ -233,9 +235,23 @@ pub fn sweep_many(
         .collect())
 }
 
-/// The items' common prefix when the options allow sharing it.
-fn shared_tokens(items: &[Item], opts: &SweepOptions) -> Option<Vec<u32>> {
-    opts.share_prefix.then(|| common_prefix(items)).flatten()
+/// Bytes the cached keys and values of shared prefixes may take in one sweep; beyond,
+/// items run whole (a long shared prompt under many steering variants).
+const SHARED_PREFIX_BUDGET: usize = 1 << 30;
+
+/// The items' common prefix when the options allow sharing it and its keys and values
+/// for up to `variants` whole-model variants fit [`SHARED_PREFIX_BUDGET`].
+fn shared_tokens(
+    model: &Model,
+    items: &[Item],
+    opts: &SweepOptions,
+    variants: usize,
+) -> Option<Vec<u32>> {
+    let tokens = opts.share_prefix.then(|| common_prefix(items)).flatten()?;
+    let cfg = model.config();
+    let per_token = 2 * cfg.n_kv_heads * cfg.head_dim * std::mem::size_of::<f32>();
+    let bytes = tokens.len() * per_token * cfg.n_layers * variants;
+    (bytes <= SHARED_PREFIX_BUDGET).then_some(tokens)
 }
 
 /// The prefix through the whole model (for passes that run every block).
