@@ -211,7 +211,7 @@ fn shared_prefix_misuse_is_an_input_error() {
     let (lower, resid) = m.shared_prefix(&PREFIX, 0..2, 2, None, &mut h).unwrap();
     let items = own_batch();
     let err = |r: steerbench_model::Result<steerbench_model::ForwardOutput>| {
-        r.err().expect("an error").to_string()
+        r.expect_err("an error").to_string()
     };
     // Row map of the wrong length, a row the prefix lacks, blocks it does not hold.
     let e = err(m.forward_shared(&items, &lower, &[0, 0], &mut h));
