@@ -392,3 +392,60 @@ fn shared_prefix_sweeps_match_plain_forwards() {
         &naive(&model, &items, &add, &[0.0], &Positions::All),
     );
 }
+
+/// The shared prefix with steering at the first and the last block (the last resumes at
+/// the block itself and writes at its output).
+#[test]
+fn shared_prefix_sweeps_at_first_and_last_block() {
+    let model = tiny_llama();
+    let head: Vec<u32> = (20..32).collect();
+    let items: Vec<Item> = [
+        (vec![5u32, 9, 14], 2usize),
+        (vec![7, 8], 1),
+        (vec![3, 4, 5, 6, 7], 3),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (own, pl))| Item {
+        seq: Sequence::new([head.clone(), own].concat(), head.len() + pl),
+        read: if i == 1 {
+            Read::NextToken(vec![1, 2])
+        } else {
+            Read::Completion
+        },
+    })
+    .collect();
+    for layer in [0, 2] {
+        let add = Steer::Add {
+            layer,
+            vector: (0..16).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect(),
+        };
+        let mut m = Matrix::identity(16);
+        m.data[17] = -0.4;
+        let affine = Steer::Affine {
+            layer,
+            map: AffineMap::new(m, vec![-0.1; 16]).unwrap(),
+        };
+        let alphas = [0.0f32, -1.0, 0.5];
+        let opts = SweepOptions {
+            batch_items: 2,
+            max_rows: 4,
+            ..SweepOptions::default()
+        };
+        let many = steerbench_eval::sweep::sweep_many(
+            &model,
+            &items,
+            &[&add, &affine],
+            &alphas,
+            &opts,
+            |_| {},
+        )
+        .unwrap();
+        for (k, s) in [&add, &affine].into_iter().enumerate() {
+            assert_close(
+                &many[k],
+                &naive(&model, &items, s, &alphas, &Positions::All),
+            );
+        }
+    }
+}
