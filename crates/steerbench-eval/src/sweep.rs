@@ -84,16 +84,21 @@ impl Default for SweepOptions {
 /// Shorter common prefixes are not worth a separate pass.
 pub const MIN_SHARED_PREFIX: usize = 8;
 
-/// The longest token prefix all items start with that leaves every item at least one
-/// token of its own before what it reads (a completion's first token needs a prompt
-/// token of the item itself), if at least [`MIN_SHARED_PREFIX`] long.
+/// The longest token prefix all items start with that lies within every item's prompt
+/// and leaves every item at least one token of its own before what it reads (a
+/// completion's first token needs a prompt token of the item itself), if at least
+/// [`MIN_SHARED_PREFIX`] long.
 pub fn common_prefix(items: &[Item]) -> Option<Vec<u32>> {
     let first = &items.first()?.seq.tokens;
     let mut n = first.len();
     for it in items {
+        // The prefix stays within every prompt, so it is the same (all-prompt) context
+        // for every item, whatever a steering's position selector.
         let own_min = match it.read {
             Read::Completion => it.seq.prompt_len.saturating_sub(1),
-            Read::NextToken(_) | Read::NextDist => it.seq.tokens.len().saturating_sub(1),
+            Read::NextToken(_) | Read::NextDist => {
+                it.seq.prompt_len.min(it.seq.tokens.len().saturating_sub(1))
+            }
         };
         n = n.min(own_min);
         n = first[..n]

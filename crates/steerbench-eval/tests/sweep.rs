@@ -314,6 +314,16 @@ fn shared_prefix_sweeps_match_plain_forwards() {
     let mut short = items.clone();
     short.push(with_head(&[], 0, Read::NextToken(vec![1])));
     assert_eq!(common_prefix(&short).map(|p| p.len()), Some(head.len() - 1));
+    // ... and stays within every prompt (a next-token item with a completion part).
+    let mut partial = items.clone();
+    partial.push(Item {
+        seq: Sequence::new([head.clone(), vec![3, 4]].concat(), head.len() - 1),
+        read: Read::NextToken(vec![1]),
+    });
+    assert_eq!(
+        common_prefix(&partial).map(|p| p.len()),
+        Some(head.len() - 1)
+    );
     short.push(Item {
         seq: Sequence::prompt(head[..MIN_SHARED_PREFIX - 1].to_vec()),
         read: Read::NextDist,
@@ -345,6 +355,7 @@ fn shared_prefix_sweeps_match_plain_forwards() {
         Positions::All,
         Positions::Last,
         Positions::Prompt,
+        Positions::Generated,
         Positions::Indices(vec![3, 12]),
     ];
     for positions in selectors {
