@@ -7,7 +7,8 @@
 //! unsteered model as a zero row), so a 7-multiplier sweep costs one prefix pass plus
 //! one batched suffix pass per chunk of items. Items are chunked in length order so a
 //! chunk needs little padding, and logits are computed at the last position only (or
-//! at the completion tokens) by [`read_values`].
+//! at the completion tokens) by [`read_values`]; when every read is a next-token read,
+//! the final block itself runs at the last position only (`Pass::last_only`).
 //!
 //! Items that all start with the same tokens (a chat header, a system prompt, shared
 //! instructions) share that prefix: it runs once per steering configuration
@@ -305,6 +306,8 @@ fn shared_block(steers: &[&Steer]) -> Option<usize> {
     (p.site == Site::ResidPost && steers.iter().all(|s| s.first_point() == p)).then_some(p.layer)
 }
 
+/// How a sweep's passes run, fixed once per sweep (with the shared prefix's keys and
+/// values for every steering variant) and then applied to each chunk of items.
 enum Plan {
     Block(BlockPlan),
     Plain(PlainPlan),
