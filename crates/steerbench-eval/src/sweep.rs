@@ -127,39 +127,21 @@ pub fn sweep(
     opts: &SweepOptions,
     progress: impl FnMut(usize),
 ) -> Result<Vec<Vec<Value>>> {
-    match steer {
-        None => {
-            let prefix = shared_tokens(model, items, opts, 1);
-            let p = prefix.as_ref().map_or(0, Vec::len);
-            let kv = match &prefix {
-                Some(t) => Some(full_prefix(model, t, &mut Hooks::new())?),
-                None => None,
-            };
-            let mut out: Vec<Vec<Option<Value>>> = vec![vec![None; items.len()]; alphas.len()];
-            let mut progress = progress;
-            for chunk in chunks(items, opts.batch_items, 1, p) {
-                let seqs: Vec<Sequence> =
-                    chunk.iter().map(|&i| own_part(&items[i].seq, p)).collect();
-                let reads: Vec<&Read> = chunk.iter().map(|&i| &items[i].read).collect();
-                let vals = forward_read(model, &seqs, &reads, kv.as_ref(), &mut Hooks::new())?;
-                for o in out.iter_mut() {
-                    for (&i, v) in chunk.iter().zip(&vals) {
-                        o[i] = Some(v.clone());
-                    }
-                }
-                progress(chunk.len());
-            }
-            Ok(out
-                .into_iter()
-                .map(|vals| {
-                    vals.into_iter()
-                        .map(|v| v.expect("every item read"))
-                        .collect()
-                })
-                .collect())
-        }
-        Some(s) => Ok(sweep_many(model, items, &[s], alphas, opts, progress)?.remove(0)),
+    if let Some(s) = steer {
+        return Ok(sweep_many(model, items, &[s], alphas, opts, progress)?.remove(0));
     }
+    // Unsteered: one pass per chunk serves every strength.
+    let prefix = shared_tokens(model, items, opts, 1);
+    let kv = match &prefix {
+        Some(t) => Some(full_prefix(model, t, &mut Hooks::new())?),
+        None => None,
+    };
+    let p = prefix.map_or(0, |t| t.len());
+    let mut cols = over_chunks(items, opts.batch_items, 1, p, 1, progress, |seqs, reads| {
+        let vals = forward_read(model, seqs, reads, kv.as_ref(), &mut Hooks::new())?;
+        Ok(vec![vals])
+    })?;
+    Ok(vec![cols.remove(0); alphas.len()])
 }
 
 /// Several steering objects over the same items and strengths: `out[s][a][i]`.
@@ -183,59 +165,67 @@ pub fn sweep_many(
             )));
         }
     }
-    let mut out: Vec<Vec<Vec<Option<Value>>>> =
-        vec![vec![vec![None; items.len()]; alphas.len()]; steers.len()];
+    let cx = Ctx {
+        model,
+        steers,
+        alphas,
+        opts,
+    };
     // Prefix variants at most: the unsteered model and every (steering, strength).
     let variants = 1 + steers.len() * alphas.len();
     let prefix = shared_tokens(model, items, opts, variants);
     let plan = match shared_block(steers) {
-        Some(block) => Plan::Block(BlockPlan::new(
-            model,
-            steers,
-            alphas,
-            block,
-            opts,
-            prefix.as_deref(),
-        )?),
-        None => Plan::Plain(PlainPlan::new(
-            model,
-            steers,
-            alphas,
-            opts,
-            prefix.as_deref(),
-        )?),
+        Some(block) => Plan::Block(BlockPlan::new(cx, block, prefix.as_deref())?),
+        None => Plan::Plain(PlainPlan::new(cx, prefix.as_deref())?),
     };
-    // Rows one item contributes to a pass: the batched strengths.
-    let (p, rows_per_item) = match &plan {
-        Plan::Block(b) => (b.shared_len(), b.kinds.len().clamp(1, opts.max_rows.max(1))),
-        Plan::Plain(pl) => (pl.shared_len(), 1),
-    };
-    for chunk in chunks(items, opts.batch_items, rows_per_item, p) {
-        let seqs: Vec<Sequence> = chunk.iter().map(|&i| own_part(&items[i].seq, p)).collect();
+    // Columns: (steering, strength), steering-major.
+    let mut cols = over_chunks(
+        items,
+        opts.batch_items,
+        plan.rows_per_item(),
+        plan.shared_len(),
+        steers.len() * alphas.len(),
+        |n| progress(n * steers.len()),
+        |seqs, reads| Ok(plan.run(seqs, reads)?.into_iter().flatten().collect()),
+    )?
+    .into_iter();
+    Ok(steers
+        .iter()
+        .map(|_| cols.by_ref().take(alphas.len()).collect())
+        .collect())
+}
+
+/// Runs `run` on each chunk of items (their own tokens after the `shared` prefix) and
+/// puts the values back in item order: `run` returns `columns` lists of one value per
+/// item of the chunk, the result is `out[column][item]`. `progress` gets items done.
+fn over_chunks(
+    items: &[Item],
+    batch_items: usize,
+    rows_per_item: usize,
+    shared: usize,
+    columns: usize,
+    mut progress: impl FnMut(usize),
+    mut run: impl FnMut(&[Sequence], &[&Read]) -> Result<Vec<Vec<Value>>>,
+) -> Result<Vec<Vec<Value>>> {
+    let mut out: Vec<Vec<Option<Value>>> = vec![vec![None; items.len()]; columns];
+    for chunk in chunks(items, batch_items, rows_per_item, shared) {
+        let seqs: Vec<Sequence> = chunk
+            .iter()
+            .map(|&i| own_part(&items[i].seq, shared))
+            .collect();
         let reads: Vec<&Read> = chunk.iter().map(|&i| &items[i].read).collect();
-        let per_steer = match &plan {
-            Plan::Block(b) => b.run(model, &seqs, &reads, steers, alphas, opts)?,
-            Plan::Plain(pl) => pl.run(model, &seqs, &reads, steers, alphas, opts)?,
-        };
-        for (s, per_alpha) in per_steer.into_iter().enumerate() {
-            for (a, vals) in per_alpha.into_iter().enumerate() {
-                for (&i, v) in chunk.iter().zip(vals) {
-                    out[s][a][i] = Some(v);
-                }
+        for (col, vals) in out.iter_mut().zip(run(&seqs, &reads)?) {
+            for (&i, v) in chunk.iter().zip(vals) {
+                col[i] = Some(v);
             }
         }
-        progress(chunk.len() * steers.len());
+        progress(chunk.len());
     }
     Ok(out
         .into_iter()
-        .map(|per_alpha| {
-            per_alpha
-                .into_iter()
-                .map(|vals| {
-                    vals.into_iter()
-                        .map(|v| v.expect("every item read"))
-                        .collect()
-                })
+        .map(|col| {
+            col.into_iter()
+                .map(|v| v.expect("every item read"))
                 .collect()
         })
         .collect())
@@ -306,11 +296,56 @@ fn shared_block(steers: &[&Steer]) -> Option<usize> {
     (p.site == Site::ResidPost && steers.iter().all(|s| s.first_point() == p)).then_some(p.layer)
 }
 
+/// What a sweep is over: every plan's passes read these.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    model: &'a Model,
+    steers: &'a [&'a Steer],
+    alphas: &'a [f32],
+    opts: &'a SweepOptions,
+}
+
+impl Ctx<'_> {
+    /// Hooks of steering `si` at strength `alpha` (its own install).
+    fn install(&self, si: usize, alpha: f32) -> Result<Hooks> {
+        let mut h = Hooks::new();
+        let n = self.model.config().n_layers;
+        self.steers[si].install(&mut h, alpha, &self.opts.positions, n, self.model.device())?;
+        Ok(h)
+    }
+}
+
 /// How a sweep's passes run, fixed once per sweep (with the shared prefix's keys and
 /// values for every steering variant) and then applied to each chunk of items.
-enum Plan {
-    Block(BlockPlan),
-    Plain(PlainPlan),
+enum Plan<'a> {
+    Block(BlockPlan<'a>),
+    Plain(PlainPlan<'a>),
+}
+
+impl Plan<'_> {
+    /// `out[s][a]`: the chunk's values under steering `s` at strength `a`.
+    fn run(&self, seqs: &[Sequence], reads: &[&Read]) -> Result<Vec<Vec<Vec<Value>>>> {
+        match self {
+            Plan::Block(b) => b.run(seqs, reads),
+            Plan::Plain(p) => p.run(seqs, reads),
+        }
+    }
+
+    /// Tokens of the items' shared prefix that the plan runs once (0: none).
+    fn shared_len(&self) -> usize {
+        match self {
+            Plan::Block(b) => b.shared,
+            Plan::Plain(p) => p.shared,
+        }
+    }
+
+    /// Rows one item contributes to a pass: the batched strengths.
+    fn rows_per_item(&self) -> usize {
+        match self {
+            Plan::Block(b) => b.kinds.len().clamp(1, b.cx.opts.max_rows.max(1)),
+            Plan::Plain(_) => 1,
+        }
+    }
 }
 
 /// A row kind resumed from the shared residual: the unsteered model (read once for every
@@ -324,12 +359,15 @@ enum Row {
 /// Steerings that all write first at the output of one block L: blocks `0..resume` run
 /// once per item unsteered, additive strengths resume as rows of one batch, other
 /// steerings (affine, MLP) resume at L one pass each.
-struct BlockPlan {
+struct BlockPlan<'a> {
+    cx: Ctx<'a>,
     block: usize,
     resume: usize,
     add_at: HookPoint,
     any_map: bool,
     kinds: Vec<Row>,
+    /// Tokens of the shared prefix (0: none, and the three below are `None`).
+    shared: usize,
     /// The items' shared prefix through blocks `0..resume` (one row).
     lower: Option<SharedPrefix>,
     /// The prefix through blocks `resume..`, one row per kind (its strength's writes).
@@ -338,24 +376,15 @@ struct BlockPlan {
     maps: Vec<Vec<Option<SharedPrefix>>>,
 }
 
-impl BlockPlan {
-    fn new(
-        model: &Model,
-        steers: &[&Steer],
-        alphas: &[f32],
-        block: usize,
-        opts: &SweepOptions,
-        prefix: Option<&[u32]>,
-    ) -> Result<Self> {
+impl<'a> BlockPlan<'a> {
+    fn new(cx: Ctx<'a>, block: usize, prefix: Option<&[u32]>) -> Result<Self> {
+        let (model, steers, alphas) = (cx.model, cx.steers, cx.alphas);
         let cfg = model.config();
+        let n = cfg.n_layers;
         // Additive steering on the output of block L equals adding at the input of block
         // L+1, so blocks 0..=L run once (unsteered) and the strengths resume at L+1. After
         // the last block there is no L+1: resume at L itself and write at its output.
-        let resume = if block + 1 < cfg.n_layers {
-            block + 1
-        } else {
-            block
-        };
+        let resume = if block + 1 < n { block + 1 } else { block };
         let add_at = if resume > block {
             HookPoint::new(resume, Site::ResidPre)
         } else {
@@ -376,11 +405,13 @@ impl BlockPlan {
             }
         }
         let mut plan = BlockPlan {
+            cx,
             block,
             resume,
             add_at,
             any_map,
             kinds,
+            shared: 0,
             lower: None,
             upper: None,
             maps: vec![vec![None; alphas.len()]; steers.len()],
@@ -395,9 +426,7 @@ impl BlockPlan {
             let rep = resid
                 .broadcast_as((k, tokens.len(), cfg.hidden_size))?
                 .contiguous()?;
-            let mut h = Hooks::new();
-            plan.add_rows(&mut h, &plan.kinds, steers, alphas, opts, model)?;
-            let n = cfg.n_layers;
+            let mut h = plan.add_rows(&plan.kinds)?;
             plan.upper = Some(
                 model
                     .shared_prefix(tokens, resume..n, k, Some(&rep), &mut h)?
@@ -411,26 +440,20 @@ impl BlockPlan {
                     continue;
                 }
                 for (a, &alpha) in alphas.iter().enumerate() {
-                    if alpha == 0.0 {
-                        continue;
+                    if alpha != 0.0 {
+                        let mut h = cx.install(si, alpha)?;
+                        plan.maps[si][a] = Some(
+                            model
+                                .shared_prefix(tokens, block..n, 1, Some(&r), &mut h)?
+                                .0,
+                        );
                     }
-                    let mut h = Hooks::new();
-                    s.install(&mut h, alpha, &opts.positions, cfg.n_layers, model.device())?;
-                    let n = cfg.n_layers;
-                    plan.maps[si][a] = Some(
-                        model
-                            .shared_prefix(tokens, block..n, 1, Some(&r), &mut h)?
-                            .0,
-                    );
                 }
             }
         }
         plan.lower = Some(lower);
+        plan.shared = tokens.len();
         Ok(plan)
-    }
-
-    fn shared_len(&self) -> usize {
-        self.lower.as_ref().map_or(0, SharedPrefix::len)
     }
 
     /// Hooks for the unsteered lower pass: capture the input of block L when map
@@ -452,53 +475,41 @@ impl BlockPlan {
             .ok_or_else(|| EvalError::Input("residual capture missing".into()))
     }
 
-    /// Write each row's `alpha * v` (zero for the unsteered kind), rows `kinds[r]`.
-    fn add_rows(
-        &self,
-        h: &mut Hooks,
-        kinds: &[Row],
-        steers: &[&Steer],
-        alphas: &[f32],
-        opts: &SweepOptions,
-        model: &Model,
-    ) -> Result<()> {
+    /// Hooks writing each row's `alpha * v` (zero for the unsteered kind), rows `kinds[r]`.
+    fn add_rows(&self, kinds: &[Row]) -> Result<Hooks> {
+        let mut h = Hooks::new();
         if !kinds.iter().any(|k| matches!(k, Row::Add(..))) {
-            return Ok(());
+            return Ok(h);
         }
-        let d = model.config().hidden_size;
+        let d = self.cx.model.config().hidden_size;
         let mut deltas: Vec<f32> = Vec::with_capacity(kinds.len() * d);
         for &kind in kinds {
             match kind {
                 Row::Unsteered => deltas.extend(std::iter::repeat_n(0.0, d)),
                 Row::Add(si, a) => {
-                    let Steer::Add { vector, .. } = steers[si] else {
+                    let Steer::Add { vector, .. } = self.cx.steers[si] else {
                         unreachable!("only additive rows")
                     };
-                    deltas.extend(vector.iter().map(|x| x * alphas[a]));
+                    deltas.extend(vector.iter().map(|x| x * self.cx.alphas[a]));
                 }
             }
         }
-        let per_row = Tensor::from_vec(deltas, (kinds.len(), d), model.device())?;
+        let per_row = Tensor::from_vec(deltas, (kinds.len(), d), self.cx.model.device())?;
         let what = Intervention::Add {
             vector: per_row,
             alpha: 1.0,
         };
-        h.write(self.add_at, what, opts.positions.clone());
-        Ok(())
+        h.write(self.add_at, what, self.cx.opts.positions.clone());
+        Ok(h)
     }
 
-    /// `out[s][a]`: the chunk's values under steering `s` at strength `a`.
-    fn run(
-        &self,
-        model: &Model,
-        seqs: &[Sequence],
-        reads: &[&Read],
-        steers: &[&Steer],
-        alphas: &[f32],
-        opts: &SweepOptions,
-    ) -> Result<Vec<Vec<Vec<Value>>>> {
-        let cfg = model.config();
-        let dev = model.device().clone();
+    fn run(&self, seqs: &[Sequence], reads: &[&Read]) -> Result<Vec<Vec<Vec<Value>>>> {
+        let Ctx {
+            model,
+            steers,
+            alphas,
+            opts,
+        } = self.cx;
         let n = seqs.len();
         let zeros = vec![0usize; n];
         let mut results: Vec<Vec<Option<Vec<Value>>>> =
@@ -517,37 +528,27 @@ impl BlockPlan {
         // Rows resumed from the shared residual, one per (row kind, item), kind-major.
         let mut zero_vals = None;
         let per_pass = (opts.max_rows / n.max(1)).max(1);
-        for (g0, group) in (0..self.kinds.len())
-            .step_by(per_pass)
-            .map(|g0| (g0, &self.kinds[g0..(g0 + per_pass).min(self.kinds.len())]))
-        {
-            let mut rows = Vec::with_capacity(group.len() * n);
-            let mut idx = Vec::with_capacity(group.len() * n);
-            let mut row_kinds = Vec::with_capacity(group.len() * n);
-            let mut row_of = Vec::with_capacity(group.len() * n);
-            for (gk, &kind) in group.iter().enumerate() {
-                for (i, s) in seqs.iter().enumerate() {
-                    rows.push(s.clone());
-                    idx.push(i as u32);
-                    row_kinds.push(kind);
-                    row_of.push(g0 + gk);
-                }
-            }
+        for g0 in (0..self.kinds.len()).step_by(per_pass) {
+            let group = &self.kinds[g0..(g0 + per_pass).min(self.kinds.len())];
+            let rows: Vec<Sequence> = group.iter().flat_map(|_| seqs.iter().cloned()).collect();
+            let idx: Vec<u32> = group.iter().flat_map(|_| 0..n as u32).collect();
+            let row_kinds: Vec<Row> = group.iter().flat_map(|&k| vec![k; n]).collect();
+            // Row r continues the upper prefix's row of its kind.
+            let row_of: Vec<usize> = (g0..g0 + group.len()).flat_map(|k| vec![k; n]).collect();
             let rep = if group.len() == 1 {
                 resid.clone()
             } else {
-                resid.index_select(&Tensor::from_vec(idx.clone(), idx.len(), &dev)?, 0)?
+                let ix = Tensor::from_vec(idx.clone(), idx.len(), model.device())?;
+                resid.index_select(&ix, 0)?
             };
-            let mut h = Hooks::new();
-            self.add_rows(&mut h, &row_kinds, steers, alphas, opts, model)?;
+            let mut h = self.add_rows(&row_kinds)?;
             let rep_reads: Vec<&Read> = idx.iter().map(|&i| reads[i as usize]).collect();
-            let out = match &self.upper {
-                Some(kv) => {
-                    model.forward_from_shared(&rows, self.resume, &rep, kv, &row_of, &mut h)?
-                }
-                None => model.forward_from(&rows, self.resume, &rep, &mut h)?,
+            let pass = Pass {
+                from: Some((self.resume, &rep)),
+                prefix: self.upper.as_ref().map(|kv| (kv, &row_of[..])),
+                last_only: last_only(&rep_reads),
             };
-            let vals = read_values(&out, &rep_reads)?;
+            let vals = read_values(&model.forward_pass(&rows, &pass, &mut h)?, &rep_reads)?;
             for (g, &kind) in group.iter().enumerate() {
                 let v = vals[g * n..(g + 1) * n].to_vec();
                 match kind {
@@ -564,21 +565,20 @@ impl BlockPlan {
             }
         }
         // Other steerings: one pass per (steering, alpha != 0) from the input of block L.
-        for (si, s) in steers.iter().enumerate() {
-            for a in 0..alphas.len() {
-                if results[si][a].is_some() {
+        for (si, per_alpha) in results.iter_mut().enumerate() {
+            for (a, slot) in per_alpha.iter_mut().enumerate() {
+                if slot.is_some() {
                     continue;
                 }
                 let r = resid_block.as_ref().expect("captured for map steerings");
-                let mut h = Hooks::new();
-                s.install(&mut h, alphas[a], &opts.positions, cfg.n_layers, &dev)?;
-                let out = match &self.maps[si][a] {
-                    Some(kv) => {
-                        model.forward_from_shared(seqs, self.block, r, kv, &zeros, &mut h)?
-                    }
-                    None => model.forward_from(seqs, self.block, r, &mut h)?,
+                let mut h = self.cx.install(si, alphas[a])?;
+                let pass = Pass {
+                    from: Some((self.block, r)),
+                    prefix: self.maps[si][a].as_ref().map(|kv| (kv, &zeros[..])),
+                    last_only: last_only(reads),
                 };
-                results[si][a] = Some(read_values(&out, reads)?);
+                let out = model.forward_pass(seqs, &pass, &mut h)?;
+                *slot = Some(read_values(&out, reads)?);
             }
         }
         Ok(unwrap_all(results))
@@ -587,90 +587,71 @@ impl BlockPlan {
 
 /// Steerings without a shared start block (ablation, ICV, mixed): one unsteered pass for
 /// every alpha == 0 and one full steered pass per (steering, alpha != 0).
-struct PlainPlan {
+struct PlainPlan<'a> {
+    cx: Ctx<'a>,
+    /// Tokens of the shared prefix (0: none, and the prefixes below are `None`).
+    shared: usize,
     /// The items' shared prefix through the unsteered model.
     unsteered: Option<SharedPrefix>,
     /// `[steering][alpha]`: the prefix under that steering and strength.
     steered: Vec<Vec<Option<SharedPrefix>>>,
 }
 
-impl PlainPlan {
-    fn new(
-        model: &Model,
-        steers: &[&Steer],
-        alphas: &[f32],
-        opts: &SweepOptions,
-        prefix: Option<&[u32]>,
-    ) -> Result<Self> {
+impl<'a> PlainPlan<'a> {
+    fn new(cx: Ctx<'a>, prefix: Option<&[u32]>) -> Result<Self> {
         let mut plan = PlainPlan {
+            cx,
+            shared: 0,
             unsteered: None,
-            steered: vec![vec![None; alphas.len()]; steers.len()],
+            steered: vec![vec![None; cx.alphas.len()]; cx.steers.len()],
         };
         let Some(tokens) = prefix else {
             return Ok(plan);
         };
-        let cfg = model.config();
-        if alphas.contains(&0.0) {
-            plan.unsteered = Some(full_prefix(model, tokens, &mut Hooks::new())?);
+        if cx.alphas.contains(&0.0) {
+            plan.unsteered = Some(full_prefix(cx.model, tokens, &mut Hooks::new())?);
         }
-        for (si, s) in steers.iter().enumerate() {
-            for (a, &alpha) in alphas.iter().enumerate() {
+        for si in 0..cx.steers.len() {
+            for (a, &alpha) in cx.alphas.iter().enumerate() {
                 if alpha != 0.0 {
-                    let mut h = Hooks::new();
-                    s.install(&mut h, alpha, &opts.positions, cfg.n_layers, model.device())?;
-                    plan.steered[si][a] = Some(full_prefix(model, tokens, &mut h)?);
+                    let mut h = cx.install(si, alpha)?;
+                    plan.steered[si][a] = Some(full_prefix(cx.model, tokens, &mut h)?);
                 }
             }
         }
+        plan.shared = tokens.len();
         Ok(plan)
     }
 
-    fn shared_len(&self) -> usize {
-        self.unsteered
-            .iter()
-            .chain(self.steered.iter().flatten().flatten())
-            .map(SharedPrefix::len)
-            .next()
-            .unwrap_or(0)
-    }
-
-    fn run(
-        &self,
-        model: &Model,
-        seqs: &[Sequence],
-        reads: &[&Read],
-        steers: &[&Steer],
-        alphas: &[f32],
-        opts: &SweepOptions,
-    ) -> Result<Vec<Vec<Vec<Value>>>> {
-        let cfg = model.config();
-        let dev = model.device().clone();
+    fn run(&self, seqs: &[Sequence], reads: &[&Read]) -> Result<Vec<Vec<Vec<Value>>>> {
+        let Ctx {
+            model,
+            steers,
+            alphas,
+            ..
+        } = self.cx;
         let zero_vals = if alphas.contains(&0.0) {
-            Some(forward_read(
-                model,
-                seqs,
-                reads,
-                self.unsteered.as_ref(),
-                &mut Hooks::new(),
-            )?)
+            let kv = self.unsteered.as_ref();
+            Some(forward_read(model, seqs, reads, kv, &mut Hooks::new())?)
         } else {
             None
         };
-        let mut results: Vec<Vec<Option<Vec<Value>>>> =
-            vec![vec![None; alphas.len()]; steers.len()];
-        for (si, s) in steers.iter().enumerate() {
+        let mut results = Vec::with_capacity(steers.len());
+        for si in 0..steers.len() {
+            let mut per_alpha = Vec::with_capacity(alphas.len());
             for (a, &alpha) in alphas.iter().enumerate() {
-                results[si][a] = if alpha == 0.0 {
-                    zero_vals.clone()
-                } else {
-                    let mut h = Hooks::new();
-                    s.install(&mut h, alpha, &opts.positions, cfg.n_layers, &dev)?;
-                    let kv = self.steered[si][a].as_ref();
-                    Some(forward_read(model, seqs, reads, kv, &mut h)?)
-                };
+                per_alpha.push(match &zero_vals {
+                    Some(z) if alpha == 0.0 => z.clone(),
+                    _ => {
+                        let mut h = self.cx.install(si, alpha)?;
+                        let kv = self.steered[si][a].as_ref();
+                        forward_read(model, seqs, reads, kv, &mut h)?
+                    }
+                });
             }
+            results.push(per_alpha);
         }
-        Ok(unwrap_all(results))
+        Ok(results)
     }
 }
 

@@ -22,6 +22,24 @@ fn tiny_llama() -> Model {
     common::tiny_llama_with_weights(7).0
 }
 
+/// Additive steering at `layer` with the 16-wide vector `v(i)`.
+fn add_steer(layer: usize, v: impl Fn(usize) -> f32) -> Steer {
+    Steer::Add {
+        layer,
+        vector: (0..16).map(v).collect(),
+    }
+}
+
+/// Affine steering at `layer`: identity with one matrix entry set, and a constant bias.
+fn affine_steer(layer: usize, entry: usize, value: f32, bias: f32) -> Steer {
+    let mut m = Matrix::identity(16);
+    m.data[entry] = value;
+    Steer::Affine {
+        layer,
+        map: AffineMap::new(m, vec![bias; 16]).unwrap(),
+    }
+}
+
 fn items() -> Vec<Item> {
     vec![
         Item {
@@ -82,10 +100,7 @@ fn assert_close(a: &[Vec<Value>], b: &[Vec<Value>]) {
 #[test]
 fn additive_sweep_matches_plain_forwards() {
     let model = tiny_llama();
-    let steer = Steer::Add {
-        layer: 1,
-        vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect(),
-    };
+    let steer = add_steer(1, |i| (i as f32 - 8.0) / 4.0);
     let alphas = [-2.0, 0.0, 1.0, 3.0];
     for positions in [Positions::All, Positions::Last, Positions::Generated] {
         let opts = SweepOptions {
@@ -209,20 +224,9 @@ fn capture_reads_last_and_completion_mean() {
 #[test]
 fn many_steerings_share_the_prefix_and_match_one_by_one() {
     let model = tiny_llama();
-    let a = Steer::Add {
-        layer: 1,
-        vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect(),
-    };
-    let b = Steer::Add {
-        layer: 1,
-        vector: (0..16).map(|i| ((i * 7 % 5) as f32) / 3.0).collect(),
-    };
-    let mut m = Matrix::identity(16);
-    m.data[3] = 0.7;
-    let c = Steer::Affine {
-        layer: 1,
-        map: AffineMap::new(m, vec![0.2; 16]).unwrap(),
-    };
+    let a = add_steer(1, |i| (i as f32 - 8.0) / 4.0);
+    let b = add_steer(1, |i| ((i * 7 % 5) as f32) / 3.0);
+    let c = affine_steer(1, 3, 0.7, 0.2);
     let alphas = [-1.0, 0.0, 2.0];
     let opts = SweepOptions {
         positions: Positions::All,
@@ -253,16 +257,8 @@ fn additive_sweep_at_first_and_last_block_matches_plain_forwards() {
         read: Read::NextToken(vec![1, 2, 3]),
     });
     for layer in [0, 2] {
-        let add = Steer::Add {
-            layer,
-            vector: (0..16).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect(),
-        };
-        let mut m = Matrix::identity(16);
-        m.data[17] = -0.4;
-        let affine = Steer::Affine {
-            layer,
-            map: AffineMap::new(m, vec![-0.1; 16]).unwrap(),
-        };
+        let add = add_steer(layer, |i| ((i * 5 % 7) as f32 - 3.0) / 2.0);
+        let affine = affine_steer(layer, 17, -0.4, -0.1);
         for alphas in [&[-1.5f32, 2.0][..], &[0.0, -1.0, 0.5][..]] {
             let opts = SweepOptions {
                 positions: Positions::All,
@@ -330,20 +326,9 @@ fn shared_prefix_sweeps_match_plain_forwards() {
     });
     assert_eq!(common_prefix(&short), None);
 
-    let add = Steer::Add {
-        layer: 1,
-        vector: (0..16).map(|i| (i as f32 - 8.0) / 4.0).collect(),
-    };
-    let add2 = Steer::Add {
-        layer: 1,
-        vector: (0..16).map(|i| ((i * 3 % 5) as f32) / 2.0).collect(),
-    };
-    let mut m = Matrix::identity(16);
-    m.data[5] = 0.6;
-    let affine = Steer::Affine {
-        layer: 1,
-        map: AffineMap::new(m, vec![0.1; 16]).unwrap(),
-    };
+    let add = add_steer(1, |i| (i as f32 - 8.0) / 4.0);
+    let add2 = add_steer(1, |i| ((i * 3 % 5) as f32) / 2.0);
+    let affine = affine_steer(1, 5, 0.6, 0.1);
     let ablate = Steer::Ablate {
         direction: (0..16).map(|i| i as f32).collect(),
     };
@@ -427,16 +412,8 @@ fn shared_prefix_sweeps_at_first_and_last_block() {
     })
     .collect();
     for layer in [0, 2] {
-        let add = Steer::Add {
-            layer,
-            vector: (0..16).map(|i| ((i * 5 % 7) as f32 - 3.0) / 2.0).collect(),
-        };
-        let mut m = Matrix::identity(16);
-        m.data[17] = -0.4;
-        let affine = Steer::Affine {
-            layer,
-            map: AffineMap::new(m, vec![-0.1; 16]).unwrap(),
-        };
+        let add = add_steer(layer, |i| ((i * 5 % 7) as f32 - 3.0) / 2.0);
+        let affine = affine_steer(layer, 17, -0.4, -0.1);
         let alphas = [0.0f32, -1.0, 0.5];
         let opts = SweepOptions {
             batch_items: 2,

@@ -72,8 +72,8 @@ pub struct Model {
 
 /// Keys and values of a token prefix that the rows of later batches all start with (a
 /// system prompt, a chat header, shared instructions): computed once by
-/// [`Model::shared_prefix`] and attended to by every row of
-/// [`Model::forward_shared`] & co. instead of being recomputed per row. It may hold
+/// [`Model::shared_prefix`] and attended to by every row of a pass that continues it
+/// ([`Pass::prefix`], [`Model::forward_prefix_shared`]) instead of being recomputed. It may hold
 /// several rows (e.g. one per steering strength when the steering also writes in the
 /// prefix) and a range of blocks (the rest of the model being run without it).
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub struct Pass<'a> {
     /// layout (see [`Model::forward_from`]) instead of starting from the embedding.
     pub from: Option<(usize, &'a Tensor)>,
     /// The rows continue a [`SharedPrefix`]: row r continues the prefix's row
-    /// `row_of[r]` (see [`Model::forward_shared`]).
+    /// `row_of[r]` (see [`Model::forward_pass`]).
     pub prefix: Option<(&'a SharedPrefix, &'a [usize])>,
     /// Keep each row's last position only: the final block computes attention and MLP
     /// there alone (keys and values everywhere), which is all next-token reads need.
@@ -271,38 +271,13 @@ impl Model {
 
     /// Forward the batch (left-padded internally), running `hooks`.
     pub fn forward(&self, batch: &[Sequence], hooks: &mut Hooks) -> Result<ForwardOutput> {
-        self.forward_impl(batch, None, hooks)
+        self.forward_pass(batch, &Pass::default(), hooks)
     }
 
-    /// [`Model::forward`] of rows that continue a [`SharedPrefix`]: row r is the prefix's
-    /// row `row_of[r]` followed by `batch[r]` (whose positions, `prompt_len` and hook
-    /// positions count from the prefix's end as in the whole sequence). The output covers
-    /// the rows' own tokens only; the prefix must hold every block.
-    pub fn forward_shared(
-        &self,
-        batch: &[Sequence],
-        prefix: &SharedPrefix,
-        row_of: &[usize],
-        hooks: &mut Hooks,
-    ) -> Result<ForwardOutput> {
-        self.forward_impl(batch, Some((prefix, row_of)), hooks)
-    }
-
-    fn forward_impl(
-        &self,
-        batch: &[Sequence],
-        shared: Option<(&SharedPrefix, &[usize])>,
-        hooks: &mut Hooks,
-    ) -> Result<ForwardOutput> {
-        let pass = Pass {
-            prefix: shared,
-            ..Pass::default()
-        };
-        self.forward_pass(batch, &pass, hooks)
-    }
-
-    /// The general forward: [`Model::forward`], [`Model::forward_from`] and the shared
-    /// prefix variants are special cases of `pass`.
+    /// The general forward: [`Model::forward`] and [`Model::forward_from`] are special
+    /// cases of `pass`. With `pass.prefix`, row r is the prefix's row `row_of[r]` followed
+    /// by `batch[r]` (whose `prompt_len` counts its own tokens; hook positions count from
+    /// the start of the whole sequence), and the output covers the rows' own tokens only.
     pub fn forward_pass(
         &self,
         batch: &[Sequence],
@@ -323,12 +298,11 @@ impl Model {
         let resid = match pass.from {
             Some((_, r)) => {
                 let want = [batch.len(), lay.t, self.cfg.hidden_size];
-                if r.dims() != want {
-                    return Err(ModelError::Input(format!(
-                        "forward_from: resid_pre has shape {:?}, expected {want:?} (padded layout of this batch)",
-                        r.dims()
-                    )));
-                }
+                check_shape(
+                    r,
+                    want,
+                    "forward_from: resid_pre (padded layout of this batch)",
+                )?;
                 Some(r)
             }
             None => None,
@@ -360,7 +334,7 @@ impl Model {
     }
 
     /// [`Model::forward_prefix`] of rows continuing a [`SharedPrefix`] (see
-    /// [`Model::forward_shared`]); the prefix must hold blocks `0..stop_layer`.
+    /// [`Pass::prefix`]); the prefix must hold blocks `0..stop_layer`.
     pub fn forward_prefix_shared(
         &self,
         batch: &[Sequence],
@@ -400,36 +374,9 @@ impl Model {
         resid_pre: &Tensor,
         hooks: &mut Hooks,
     ) -> Result<ForwardOutput> {
-        self.forward_from_impl(batch, layer, resid_pre, None, hooks)
-    }
-
-    /// [`Model::forward_from`] of rows continuing a [`SharedPrefix`] (see
-    /// [`Model::forward_shared`]); `resid_pre` covers the rows' own tokens and the prefix
-    /// must hold blocks `layer..`.
-    pub fn forward_from_shared(
-        &self,
-        batch: &[Sequence],
-        layer: usize,
-        resid_pre: &Tensor,
-        prefix: &SharedPrefix,
-        row_of: &[usize],
-        hooks: &mut Hooks,
-    ) -> Result<ForwardOutput> {
-        self.forward_from_impl(batch, layer, resid_pre, Some((prefix, row_of)), hooks)
-    }
-
-    fn forward_from_impl(
-        &self,
-        batch: &[Sequence],
-        layer: usize,
-        resid_pre: &Tensor,
-        shared: Option<(&SharedPrefix, &[usize])>,
-        hooks: &mut Hooks,
-    ) -> Result<ForwardOutput> {
         let pass = Pass {
             from: Some((layer, resid_pre)),
-            prefix: shared,
-            last_only: false,
+            ..Pass::default()
         };
         self.forward_pass(batch, &pass, hooks)
     }
@@ -471,13 +418,11 @@ impl Model {
         let mut lay = BatchLayout::new(&batch, self.cfg.vocab_size)?;
         lay.open_ended = true;
         if let Some(r) = resid {
-            let want = [rows, tokens.len(), self.cfg.hidden_size];
-            if r.dims() != want {
-                return Err(ModelError::Input(format!(
-                    "shared prefix: resid has shape {:?}, expected {want:?}",
-                    r.dims()
-                )));
-            }
+            check_shape(
+                r,
+                [rows, tokens.len(), self.cfg.hidden_size],
+                "shared prefix: resid",
+            )?;
         }
         let cache = KvCache::new(self.cfg.n_layers);
         let (out, cache) =
@@ -774,6 +719,17 @@ impl Model {
     pub(crate) fn logits(&self, h: &Tensor) -> Result<Tensor> {
         self.parts.lm_head.forward(h)
     }
+}
+
+/// An input error unless `t` has shape `want`.
+fn check_shape(t: &Tensor, want: [usize; 3], what: &str) -> Result<()> {
+    if t.dims() != want {
+        return Err(ModelError::Input(format!(
+            "{what} has shape {:?}, expected {want:?}",
+            t.dims()
+        )));
+    }
+    Ok(())
 }
 
 /// Final hidden states of a forward plus what is needed to read logits from them.

@@ -178,8 +178,9 @@ impl GgufFile {
 
 impl GgufFile {
     /// The tensors for a quantized load: every quantized matrix kept quantized (the model
-    /// turns them into its 8-bit blocks), and f32 tensors for everything else plus the token embedding (its rows
-    /// are looked up, and an f32 table keeps them exactly the dequantized loader's).
+    /// turns them into its 8-bit blocks), and f32 tensors for everything else plus the
+    /// token embedding (its rows are looked up, and an f32 table keeps them exactly the
+    /// dequantized loader's).
     pub fn hf_quantized_split(
         &self,
         device: &Device,

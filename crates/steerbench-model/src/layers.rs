@@ -223,20 +223,34 @@ const GEMV_MAX_ROWS: usize = 8;
 /// y (n, m) = x (n, k) · w^T for a row-major weight w (m, k): each weight row is read
 /// once for all n input rows. Weight rows are split over rayon's threads.
 fn dense_rows(w: &[f32], x: &[f32], n: usize, k: usize, m: usize) -> Vec<f32> {
+    by_output_rows(m, n, 64, |o0, dst| {
+        let rows = dst.len() / n;
+        f32_rows(&w[o0 * k..(o0 + rows) * k], x, k, n, dst)
+    })
+}
+
+/// y (n, out) of a matmul computed by output rows (weight rows) for memory-bound
+/// kernels: `kernel(o0, dst)` fills `dst[o * n + r]` for output rows `o0 + o` of one
+/// task of up to `per_task` rows; tasks are split over rayon's threads (work stealing,
+/// so a busy core slows it down gracefully), then the (out, n) result is transposed.
+fn by_output_rows(
+    out: usize,
+    n: usize,
+    per_task: usize,
+    kernel: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
     use rayon::prelude::*;
-    const ROWS: usize = 64;
-    let mut tmp = vec![0f32; m * n];
-    tmp.par_chunks_mut(ROWS * n)
-        .zip(w.par_chunks(ROWS * k))
-        .for_each(|(dst, w)| f32_rows(w, x, k, n, dst));
+    let mut tmp = vec![0f32; out * n];
+    tmp.par_chunks_mut(per_task * n)
+        .enumerate()
+        .for_each(|(c, dst)| kernel(c * per_task, dst));
     if n == 1 {
         return tmp;
     }
-    // tmp is (m, n); transpose to (n, m).
-    let mut y = vec![0f32; n * m];
+    let mut y = vec![0f32; n * out];
     for (o, row) in tmp.chunks_exact(n).enumerate() {
         for (r, v) in row.iter().enumerate() {
-            y[r * m + o] = *v;
+            y[r * out + o] = *v;
         }
     }
     y
@@ -354,10 +368,8 @@ impl Q8Matrix {
         Ok(Tensor::from_vec(w, (self.out, self.inp), dev)?)
     }
 
-    /// x (m, in), contiguous f32 -> x W^T (m, out). Output rows are split over rayon's
-    /// threads (work stealing, so a busy core slows it down gracefully).
+    /// x (m, in), contiguous f32 -> x W^T (m, out), by output rows ([`by_output_rows`]).
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        use rayon::prelude::*;
         let (m, k) = xs.dims2()?;
         if k != self.inp {
             return Err(ModelError::Other(format!(
@@ -366,24 +378,12 @@ impl Q8Matrix {
             )));
         }
         let x = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        const ROWS: usize = 16;
-        let mut tmp = vec![0f32; self.out * m];
-        tmp.par_chunks_mut(ROWS * m)
-            .enumerate()
-            .for_each(|(c, dst)| {
-                let o0 = c * ROWS;
-                let n = dst.len() / m;
-                let q = &self.q[o0 * k..(o0 + n) * k];
-                let s = &self.scale[o0 * k / Q8_BLOCK..(o0 + n) * k / Q8_BLOCK];
-                q8_rows(q, s, &x, k, m, dst);
-            });
-        // tmp is (out, m); transpose to (m, out).
-        let mut y = vec![0f32; m * self.out];
-        for (o, row) in tmp.chunks_exact(m).enumerate() {
-            for (r, v) in row.iter().enumerate() {
-                y[r * self.out + o] = *v;
-            }
-        }
+        let y = by_output_rows(self.out, m, 16, |o0, dst| {
+            let rows = dst.len() / m;
+            let q = &self.q[o0 * k..(o0 + rows) * k];
+            let s = &self.scale[o0 * k / Q8_BLOCK..(o0 + rows) * k / Q8_BLOCK];
+            q8_rows(q, s, &x, k, m, dst);
+        });
         Ok(Tensor::from_vec(y, (m, self.out), xs.device())?)
     }
 }

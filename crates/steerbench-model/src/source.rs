@@ -335,11 +335,6 @@ mod tests {
             "hub:org/name@v1"
         );
     }
-}
-
-#[cfg(test)]
-mod kind_tests {
-    use super::*;
 
     #[test]
     fn the_sentence_embedder_cannot_be_loaded_as_a_language_model() {

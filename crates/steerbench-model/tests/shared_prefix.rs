@@ -5,7 +5,9 @@ mod common;
 
 use candle_core::Tensor;
 use common::*;
-use steerbench_model::{HookPoint, Hooks, Intervention, Model, Positions, Sequence, Site};
+use steerbench_model::{
+    ForwardOutput, HookPoint, Hooks, Intervention, Pass, Positions, Sequence, SharedPrefix, Site,
+};
 
 const PREFIX: [u32; 4] = [1, 5, 9, 14];
 
@@ -54,39 +56,31 @@ fn steer(h: &mut Hooks, d: usize, n_layers: usize) {
     h.write(hp(0, Site::MlpOut), add(7, 0.4), Positions::Generated);
 }
 
-fn check_equal(
-    m: &Model,
-    full: &steerbench_model::ForwardOutput,
-    own: &steerbench_model::ForwardOutput,
-) {
+/// Last logits and every row's completion log-probs agree.
+fn assert_same_reads(full: &ForwardOutput, own: &ForwardOutput) {
     let d = max_abs_diff(&full.last_logits().unwrap(), &own.last_logits().unwrap());
     assert!(d < 1e-4, "last logits differ by {d}");
-    for r in 0..full_batch().len() {
+    for r in 0..full.batch_size() {
         let a = full.completion_logprobs(r).unwrap();
         let b = own.completion_logprobs(r).unwrap();
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-4, "row {r}: {a:?} vs {b:?}");
         }
-        // Hidden states of the row's own tokens.
-        let n = continuations()[r].0.len();
-        let t_full = full.hidden().dims()[1];
-        let t_own = own.hidden().dims()[1];
-        let hf = full
-            .hidden()
-            .get(r)
-            .unwrap()
-            .narrow(0, t_full - n, n)
-            .unwrap();
-        let ho = own
-            .hidden()
-            .get(r)
-            .unwrap()
-            .narrow(0, t_own - n, n)
-            .unwrap();
-        assert!(max_abs_diff(&hf, &ho) < 1e-4, "row {r} hidden");
     }
-    let _ = m;
+}
+
+/// The final hidden states of row `r`'s last `n` tokens.
+fn last_hidden(out: &ForwardOutput, r: usize, n: usize) -> Tensor {
+    let t = out.hidden().dims()[1];
+    out.hidden().get(r).unwrap().narrow(0, t - n, n).unwrap()
+}
+
+fn shared<'a>(prefix: &'a SharedPrefix, row_of: &'a [usize]) -> Pass<'a> {
+    Pass {
+        prefix: Some((prefix, row_of)),
+        ..Pass::default()
+    }
 }
 
 #[test]
@@ -104,10 +98,18 @@ fn shared_prefix_forward_equals_whole_sequences_llama_and_gpt2() {
             let (prefix, _) = m.shared_prefix(&PREFIX, layers, 1, None, &mut h).unwrap();
             assert_eq!((prefix.len(), prefix.rows()), (4, 1));
             let own = m
-                .forward_shared(&own_batch(), &prefix, &[0, 0, 0], &mut h)
+                .forward_pass(&own_batch(), &shared(&prefix, &[0, 0, 0]), &mut h)
                 .unwrap();
             eprintln!("{name} chunk {chunk:?}");
-            check_equal(&m, &full, &own);
+            assert_same_reads(&full, &own);
+            // Hidden states of each row's own tokens.
+            for (r, (c, _)) in continuations().iter().enumerate() {
+                let (hf, ho) = (
+                    last_hidden(&full, r, c.len()),
+                    last_hidden(&own, r, c.len()),
+                );
+                assert!(max_abs_diff(&hf, &ho) < 1e-4, "row {r} hidden");
+            }
         }
     }
 }
@@ -182,25 +184,13 @@ fn per_row_steered_prefix_resumes_like_whole_sequences() {
     let rows: Vec<Sequence> = items_of.iter().map(|&i| items[i].clone()).collect();
     let mut h = Hooks::new();
     add_at(&mut h, &kinds);
-    let own = m
-        .forward_from_shared(
-            &rows,
-            resume,
-            &resid.index_select(&ix, 0).unwrap(),
-            &upper,
-            &kinds,
-            &mut h,
-        )
-        .unwrap();
-    let dl = max_abs_diff(&full.last_logits().unwrap(), &own.last_logits().unwrap());
-    assert!(dl < 1e-4, "last logits differ by {dl}");
-    for r in 0..rows.len() {
-        let a = full.completion_logprobs(r).unwrap();
-        let b = own.completion_logprobs(r).unwrap();
-        for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() < 1e-4, "row {r}: {a:?} vs {b:?}");
-        }
-    }
+    let rep = resid.index_select(&ix, 0).unwrap();
+    let pass = Pass {
+        from: Some((resume, &rep)),
+        ..shared(&upper, &kinds)
+    };
+    let own = m.forward_pass(&rows, &pass, &mut h).unwrap();
+    assert_same_reads(&full, &own);
 }
 
 #[test]
@@ -210,18 +200,16 @@ fn shared_prefix_misuse_is_an_input_error() {
     let mut h = Hooks::new();
     let (lower, resid) = m.shared_prefix(&PREFIX, 0..2, 2, None, &mut h).unwrap();
     let items = own_batch();
-    let err = |r: steerbench_model::Result<steerbench_model::ForwardOutput>| {
-        r.expect_err("an error").to_string()
-    };
+    let err = |r: steerbench_model::Result<ForwardOutput>| r.expect_err("an error").to_string();
     // Row map of the wrong length, a row the prefix lacks, blocks it does not hold.
-    let e = err(m.forward_shared(&items, &lower, &[0, 0], &mut h));
+    let e = err(m.forward_pass(&items, &shared(&lower, &[0, 0]), &mut h));
     assert!(e.contains("2 row indices for a batch of 3"), "{e}");
     assert!(m
         .forward_prefix_shared(&items, 2, &lower, &[0, 2, 0], &mut h)
         .unwrap_err()
         .to_string()
         .contains("row 2 out of range"));
-    let e = err(m.forward_shared(&items, &lower, &[0, 1, 0], &mut h));
+    let e = err(m.forward_pass(&items, &shared(&lower, &[0, 1, 0]), &mut h));
     assert!(e.contains("holds blocks 0..2"), "{e}");
     // Starting above block 0 needs the residual, of the right shape.
     assert!(m
