@@ -47,11 +47,19 @@ pub struct ReportData {
     pub title: String,
     pub provenance: Provenance,
     pub setup: Setup,
-    /// Per (dataset, method): the validation-chosen setting evaluated on test.
+    /// Per (dataset, method, direction): the validation-chosen setting evaluated on test,
+    /// with the vector controls evaluated at that same setting. `Toward` rows make the
+    /// headline table, `Away` rows a second table.
     #[serde(default)]
     pub main: Vec<MainRow>,
+    /// Reference conditions without a steering vector of their own: the unsteered model and
+    /// prompting. The random and shuffled vector controls live in `MainRow::controls`.
     #[serde(default)]
     pub baselines: Vec<BaselineRow>,
+    /// Metrics that stayed at chance for every evaluated setting, so they cannot tell
+    /// methods apart; each is noted beside that metric's table and its cells are marked `†`.
+    #[serde(default)]
+    pub cautions: Vec<Caution>,
     #[serde(default)]
     pub degradation: Degradation,
     #[serde(default)]
@@ -160,6 +168,54 @@ pub struct EffectMetrics {
     pub n: Option<usize>,
 }
 
+/// Which way a setting steers: the sign of its multiplier and of the effect it was chosen for.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Toward the behaviour: positive multipliers, chosen for the largest increase of the
+    /// metric. The headline direction.
+    #[default]
+    Toward,
+    /// Away from the behaviour: negative multipliers, chosen for the largest decrease.
+    Away,
+}
+
+impl Direction {
+    /// `toward` / `away`, as in the serde form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Toward => "toward",
+            Self::Away => "away",
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A vector control evaluated at exactly the (layer, multiplier) chosen for the method it
+/// controls (norm-matched to that method's vector), on the same test inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlEffect {
+    /// `Random` or `Shuffled`.
+    pub kind: BaselineKind,
+    /// The control's effect: steered minus unsteered mean of the row's metric (the same sign
+    /// convention as `MainRow::metrics.effect`), with its bootstrap CI.
+    #[serde(default)]
+    pub effect: Option<Estimate>,
+    /// The method's effect minus this control's effect, with a paired bootstrap CI over
+    /// inputs. A `Toward` row beats its control when the margin is positive, an `Away` row
+    /// when it is negative.
+    #[serde(default)]
+    pub margin: Option<Estimate>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MainRow {
@@ -167,24 +223,72 @@ pub struct MainRow {
     pub method: String,
     /// The metric the effect is measured in (`propensity`, `ab_probability`, ...).
     pub metric: String,
-    /// Chosen on the validation split.
+    /// `Toward`: selected over positive multipliers for the largest increase; `Away`: over
+    /// negative multipliers for the largest decrease. `metrics.effect` is steered minus
+    /// unsteered either way, so a successful `Away` row has a negative effect.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Chosen on the validation split, within `direction`.
     pub best_layer: Option<usize>,
     pub best_multiplier: Option<f64>,
     #[serde(default)]
     pub metrics: EffectMetrics,
+    /// The vector controls (random, shuffled) at this row's own (layer, multiplier), with the
+    /// method's margin over each. Empty: no controls were evaluated (the table shows `—`).
+    #[serde(default)]
+    pub controls: Vec<ControlEffect>,
 }
 
-/// The controls every results table carries.
+impl MainRow {
+    /// The control of `kind`, if evaluated (the first one when listed twice).
+    pub fn control(&self, kind: BaselineKind) -> Option<&ControlEffect> {
+        self.controls.iter().find(|c| c.kind == kind)
+    }
+
+    /// The margin that says least for the method: the smallest margin of a `Toward` row,
+    /// the largest of an `Away` row. `None` without margins.
+    pub fn weakest_margin(&self) -> Option<(BaselineKind, Estimate)> {
+        let sign = match self.direction {
+            Direction::Toward => 1.0,
+            Direction::Away => -1.0,
+        };
+        self.controls
+            .iter()
+            .filter_map(|c| Some((c.kind, c.margin?)))
+            .filter(|(_, m)| !m.value.is_nan())
+            .min_by(|a, b| (sign * a.1.value).total_cmp(&(sign * b.1.value)))
+    }
+
+    /// True when the row has at least one control and, for every control, a margin whose
+    /// 95% CI lies entirely on the row's side of zero (above for `Toward`, below for `Away`).
+    pub fn beats_every_control(&self) -> bool {
+        !self.controls.is_empty()
+            && self.controls.iter().all(|c| {
+                c.margin.is_some_and(|m| match (m.ci_low, m.ci_high) {
+                    (Some(lo), Some(hi)) => match self.direction {
+                        Direction::Toward => lo > 0.0,
+                        Direction::Away => hi < 0.0,
+                    },
+                    _ => false,
+                })
+            })
+    }
+}
+
+/// Reference conditions and vector controls. `Unsteered` and the prompting kinds are
+/// `BaselineRow`s; `Random` and `Shuffled` are `ControlEffect`s of a `MainRow` (a
+/// `BaselineRow` of those kinds still renders, but the pipeline no longer emits one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BaselineKind {
     Unsteered,
+    /// A random vector, norm-matched to the method's vector.
     Random,
+    /// A vector extracted like the method's from label-shuffled pairs (a null).
     Shuffled,
     SystemPromptPositive,
     SystemPromptNegative,
     FewShotPositive,
-    FewShotNegative,
 }
 
 impl BaselineKind {
@@ -196,7 +300,18 @@ impl BaselineKind {
             Self::SystemPromptPositive => "system prompt (+)",
             Self::SystemPromptNegative => "system prompt (-)",
             Self::FewShotPositive => "few-shot (+)",
-            Self::FewShotNegative => "few-shot (-)",
+        }
+    }
+
+    /// The serde name (`random`, `system_prompt_positive`, ...), as in the CSV exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unsteered => "unsteered",
+            Self::Random => "random",
+            Self::Shuffled => "shuffled",
+            Self::SystemPromptPositive => "system_prompt_positive",
+            Self::SystemPromptNegative => "system_prompt_negative",
+            Self::FewShotPositive => "few_shot_positive",
         }
     }
 }
@@ -207,7 +322,8 @@ pub struct BaselineRow {
     pub dataset: String,
     pub baseline: BaselineKind,
     pub metric: String,
-    /// Only for vector baselines (random, shuffled).
+    /// Only for vector kinds (random, shuffled), which the pipeline now reports as
+    /// `MainRow::controls` instead.
     #[serde(default)]
     pub layer: Option<usize>,
     #[serde(default)]
@@ -254,6 +370,26 @@ pub struct DegradationRow {
     pub kl: Option<Estimate>,
     /// Accuracy in [0, 1] on the multiple-choice benchmark.
     pub mc_accuracy: Option<Estimate>,
+}
+
+/// A metric that stayed within its chance band for every evaluated setting (the pipeline
+/// decides the band), e.g. 4-choice accuracy at 25%: it cannot tell methods apart. The
+/// report notes it beside that metric's table and marks the column or cells with `†`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caution {
+    /// The metric's name as used elsewhere in `ReportData`: `mc_accuracy` (the degradation
+    /// tables' MC accuracy column) or a `MainRow`/`BaselineRow::metric` (`propensity`, ...).
+    pub metric: String,
+    /// The dataset it applies to; `None`: every dataset (and for `mc_accuracy`, the
+    /// multiple-choice benchmark itself).
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// The chance level, in the metric's units (a fraction for accuracies: 0.25).
+    pub chance: f64,
+    /// The lowest and highest value observed over every evaluated setting.
+    pub observed_low: f64,
+    pub observed_high: f64,
 }
 
 /// A/B answer-letter bias: share of p(A) / (p(A) + p(B)) with the original and the swapped letter order.

@@ -182,9 +182,81 @@ pub fn signed_pp(x: f64) -> String {
     }
 }
 
-/// A multiplier: `×2`, `×-1.5`, `×0.25`.
+/// A multiplier: `×2`, `×-1.5`, `×0.25` (its shortest decimal, see [`sweep_value`]).
 pub fn multiplier(m: f64) -> String {
-    format!("×{}", compact(m))
+    format!("×{}", sweep_value(m, m))
+}
+
+/// Relative size under which a difference counts as floating-point noise in a sweep value.
+const NOISE: f64 = 1e-12;
+
+/// The value a sweep setting stands for: 0 when |x| ≤ 1e-12 × `scale` (e.g. `-2.78e-17`
+/// from `-1 + 0.2 * 5` on a sweep reaching ±1), else the decimal with the fewest significant
+/// digits within 1e-12 relative of `x` (`0.30000000000000004` → `0.3`). `scale` is the
+/// largest |value| on the same axis; pass `x` itself when there is no axis.
+pub fn snap(x: f64, scale: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    let scale = if scale.is_finite() {
+        scale.abs().max(x.abs())
+    } else {
+        x.abs()
+    };
+    if x.abs() <= NOISE * scale {
+        return 0.0;
+    }
+    for digits in 1..=17usize {
+        let y: f64 = match format!("{:.*e}", digits - 1, x).parse() {
+            Ok(y) => y,
+            Err(_) => break,
+        };
+        if (y - x).abs() <= NOISE * x.abs() {
+            return y;
+        }
+    }
+    x
+}
+
+/// A sweep value (multiplier, setting) as a label: the shortest decimal that round-trips
+/// after [`snap`], never scientific between 1e-6 and 1e16: `-0.2`, `0`, `0.1`, `2`, `0.001`.
+pub fn sweep_value(x: f64, scale: f64) -> String {
+    if let Some(s) = non_finite(x) {
+        return s;
+    }
+    let y = snap(x, scale);
+    if y == 0.0 {
+        return "0".into();
+    }
+    if (1e-6..1e16).contains(&y.abs()) {
+        format!("{y}")
+    } else {
+        format!("{y:e}")
+    }
+}
+
+/// Largest finite |x| of an axis' values (0 when none): the `scale` of [`sweep_value`].
+pub fn sweep_scale(xs: impl IntoIterator<Item = f64>) -> f64 {
+    xs.into_iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// Labels of the values on one axis, each snapped relative to the largest |value|.
+pub fn sweep_values(xs: &[f64]) -> Vec<String> {
+    let scale = sweep_scale(xs.iter().copied());
+    xs.iter().map(|&x| sweep_value(x, scale)).collect()
+}
+
+/// A tick label on a continuous (measurement) axis spanning `lo..hi`: [`compact`], with
+/// values within 1e-9 of the span of zero printed as `0` (no `-2.78e-17` from tick arithmetic).
+pub fn axis_value(x: f64, lo: f64, hi: f64) -> String {
+    let span = (hi - lo).abs();
+    if span.is_finite() && x.abs() <= 1e-9 * span {
+        "0".into()
+    } else {
+        compact(x)
+    }
 }
 
 /// Wall-clock seconds: `0.84 s`, `12.3 s`, `4 min 05 s`, `1 h 02 min`.
@@ -314,5 +386,39 @@ mod tests {
         assert_eq!(raw(Some(0.1)), "0.1");
         assert_eq!(raw(Some(-0.0)), "0");
         assert_eq!(raw(None), "");
+    }
+
+    #[test]
+    fn sweep_values_print_the_decimal_meant() {
+        // Float noise around 0 on an axis reaching ±1 or ±2 is 0.
+        assert_eq!(sweep_value(-2.7755575615628914e-17, 2.0), "0");
+        assert_eq!(sweep_value(5.551115123125783e-17, 1.0), "0");
+        assert_eq!(sweep_value(-0.0, 1.0), "0");
+        // Sums of decimals print as the decimal.
+        assert_eq!(sweep_value(0.1 + 0.2, 2.0), "0.3");
+        assert_eq!(sweep_value(0.30000000000000004, 0.30000000000000004), "0.3");
+        assert_eq!(sweep_value(-0.2, 2.0), "-0.2");
+        assert_eq!(sweep_value(0.1, 2.0), "0.1");
+        assert_eq!(sweep_value(2.0, 2.0), "2");
+        assert_eq!(sweep_value(1e-3, 1e-3), "0.001");
+        assert_eq!(sweep_value(-12.5, 20.0), "-12.5");
+        // Exact settings keep every digit (not 3 significant ones).
+        assert_eq!(sweep_value(1.0625, 2.0), "1.0625");
+        // A value no short decimal meets is shown to 12 significant digits.
+        assert_eq!(sweep_value(1.0 / 3.0, 1.0), "0.333333333333");
+        // A lone tiny value is not noise of anything.
+        assert_eq!(sweep_value(1e-7, 1e-7), "1e-7");
+        assert_eq!(sweep_value(f64::NAN, 1.0), "NaN");
+        // -1 + 0.2 + 0.2 + 0.2 + 0.2 + 0.2 is -5.55e-17.
+        let noisy_zero = (0..5).fold(-1.0f64, |x, _| x + 0.2);
+        assert!(noisy_zero != 0.0);
+        assert_eq!(
+            sweep_values(&[-1.0, -0.8, noisy_zero, 0.1 * 3.0, 1.0]),
+            ["-1", "-0.8", "0", "0.3", "1"]
+        );
+        assert_eq!(snap(0.1 * 3.0, 1.0).to_bits(), 0.3f64.to_bits());
+        assert_eq!(multiplier(0.1 * 3.0), "×0.3");
+        assert_eq!(axis_value(-2.7755575615628914e-17, -2.0, 2.0), "0");
+        assert_eq!(axis_value(0.25, -2.0, 2.0), "0.25");
     }
 }

@@ -8,6 +8,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cautions;
 pub mod data;
 mod error;
 pub mod format;

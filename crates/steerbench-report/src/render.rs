@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::data::ReportData;
+use crate::cautions::{self, CautionNote};
+use crate::data::{BaselineKind, ReportData};
 use crate::error::{io_err, Result};
 use crate::plots::{self, Figure, PlotKind};
 use crate::summary::summary;
@@ -55,6 +56,12 @@ struct Context<'a> {
     /// Aligned markdown of each generation, index-aligned with `data.generations`.
     generation_tables: Vec<String>,
     plots: Vec<PlotRef<'a>>,
+    /// Control kinds (`random`, `shuffled`) that some main row carries, in table order.
+    controls: Vec<&'static str>,
+    /// True when a `BaselineRow` is a vector control (older pipelines).
+    vector_baselines: bool,
+    /// One note per `data.cautions` item, with the section it goes in.
+    cautions: Vec<CautionNote>,
 }
 
 /// The markdown alone, for the figures `plots::figures(data)` plans (pure apart from
@@ -80,9 +87,22 @@ fn markdown_for(data: &ReportData, figures: &[Figure], template: Option<&Path>) 
     for t in &exported {
         put(t.name, t.display.clone());
     }
+    let mut controls: Vec<BaselineKind> = data
+        .main
+        .iter()
+        .flat_map(|r| r.controls.iter().map(|c| c.kind))
+        .collect();
+    controls.sort_unstable();
+    controls.dedup();
     let ctx = Context {
         data,
         summary: summary(data),
+        controls: controls.into_iter().map(BaselineKind::as_str).collect(),
+        vector_baselines: data
+            .baselines
+            .iter()
+            .any(|b| matches!(b.baseline, BaselineKind::Random | BaselineKind::Shuffled)),
+        cautions: cautions::notes(data),
         tables: md,
         tables_exported: exported.iter().map(|t| t.name).collect(),
         generation_tables: data
@@ -156,7 +176,10 @@ pub fn render(
         let csv = tables_dir.join(format!("{}.csv", t.name));
         let tex = tables_dir.join(format!("{}.tex", t.name));
         write(&csv, t.raw.to_csv()?.as_bytes())?;
-        write(&tex, t.display.to_latex(t.caption, t.name).as_bytes())?;
+        write(
+            &tex,
+            t.display.to_latex(&t.full_caption(), t.name).as_bytes(),
+        )?;
         table_files.push(TableFiles {
             name: t.name.to_string(),
             csv,

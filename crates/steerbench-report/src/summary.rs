@@ -1,7 +1,9 @@
 //! The one-paragraph summary at the top of the report: plain sentences from the numbers,
-//! saying plainly when nothing moved.
+//! saying plainly when nothing moved. It is about steering *toward* the behaviour (the
+//! headline direction): the largest toward effect, its margin over the controls at the same
+//! setting, how many pairs beat every control, degradation there, and the anti-steerable range.
 
-use crate::data::{MainRow, ReportData};
+use crate::data::{BaselineKind, Direction, MainRow, ReportData};
 use crate::format as f;
 use crate::tables::perplexity_ratio;
 
@@ -28,13 +30,19 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Strength used to pick the headline row: |standardised effect|, else |effect|.
+/// Strength used to pick the headline row: the standardised effect, else the effect (signed:
+/// a toward row that lowered its metric is not a large effect toward the behaviour).
 fn strength(r: &MainRow) -> Option<f64> {
     let m = &r.metrics;
     m.standardized_effect
         .or(m.effect)
-        .map(|e| e.value.abs())
+        .map(|e| e.value)
         .filter(|v| v.is_finite())
+}
+
+/// `the random vector`, `the shuffled vector`, ...
+fn control_name(kind: BaselineKind) -> String {
+    format!("the {}", kind.label())
 }
 
 pub fn summary(data: &ReportData) -> String {
@@ -61,9 +69,18 @@ pub fn summary(data: &ReportData) -> String {
         out += " The pipeline produced no main results.";
         return out;
     }
-    let best = data
+    let toward: Vec<&MainRow> = data
         .main
         .iter()
+        .filter(|r| r.direction == Direction::Toward)
+        .collect();
+    if toward.is_empty() {
+        out += " No setting was selected toward the behaviour; only steering away was evaluated.";
+        return out;
+    }
+    let best = toward
+        .iter()
+        .copied()
         .filter_map(|r| strength(r).map(|s| (s, r)))
         .fold(None::<(f64, &MainRow)>, |acc, (s, r)| match acc {
             Some((b, _)) if b >= s => acc,
@@ -75,7 +92,7 @@ pub fn summary(data: &ReportData) -> String {
             _ => String::new(),
         };
         out += &format!(
-            " The largest test effect is `{}` on `{}`{setting}: {} changes by {}",
+            " The largest test effect toward the behaviour is `{}` on `{}`{setting}: {} changes by {}",
             r.method,
             r.dataset,
             r.metric,
@@ -85,8 +102,33 @@ pub fn summary(data: &ReportData) -> String {
             out += &format!(" ({} unsteered standard deviations)", f::sig(se.value, 2));
         }
         out.push('.');
+        let margins: Vec<String> = r
+            .controls
+            .iter()
+            .filter_map(|c| {
+                let m = c.margin?;
+                Some(format!(
+                    "{} over {}",
+                    f::estimate(Some(&m), 3),
+                    control_name(c.kind)
+                ))
+            })
+            .collect();
+        if !margins.is_empty() {
+            out += &format!(
+                " Its margin over its controls at the same setting is {} (paired 95% CIs over inputs).",
+                list(&margins)
+            );
+        } else if r.controls.is_empty() {
+            out += " No control was evaluated at that setting.";
+        }
+        // Degradation at exactly this setting (the away row of the same method has another).
         let deg = data.degradation.at_chosen.iter().find(|d| {
-            d.method == r.method && d.dataset.as_deref().is_none_or(|ds| ds == r.dataset)
+            d.method == r.method
+                && d.dataset.as_deref().is_none_or(|ds| ds == r.dataset)
+                && r.best_layer.is_none_or(|l| d.layer == Some(l))
+                && r.best_multiplier
+                    .is_none_or(|m| f::snap(m, m) == f::snap(d.multiplier, d.multiplier))
         });
         if let Some(d) = deg {
             let mut parts = Vec::new();
@@ -107,9 +149,9 @@ pub fn summary(data: &ReportData) -> String {
             }
         }
     }
-    let with_ci: Vec<&MainRow> = data
-        .main
+    let with_ci: Vec<&MainRow> = toward
         .iter()
+        .copied()
         .filter(|r| r.metrics.effect.is_some_and(|e| e.ci_low.is_some()))
         .collect();
     if !with_ci.is_empty() {
@@ -129,8 +171,26 @@ pub fn summary(data: &ReportData) -> String {
             );
         }
     }
-    let anti: Vec<f64> = data
-        .main
+    let controlled: Vec<&MainRow> = toward
+        .iter()
+        .copied()
+        .filter(|r| {
+            r.controls
+                .iter()
+                .any(|c| c.margin.is_some_and(|m| m.ci_low.is_some()))
+        })
+        .collect();
+    if !controlled.is_empty() {
+        let k = controlled
+            .iter()
+            .filter(|r| r.beats_every_control())
+            .count();
+        out += &format!(
+            " {k} of {} method × dataset pairs have a margin over every control whose 95% CI lies above zero.",
+            controlled.len()
+        );
+    }
+    let anti: Vec<f64> = toward
         .iter()
         .filter_map(|r| r.metrics.anti_steerable_fraction)
         .filter(|v| v.is_finite())

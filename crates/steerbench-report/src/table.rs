@@ -159,12 +159,13 @@ pub fn latex_escape(s: &str) -> String {
             '^' => out += "\\textasciicircum{}",
             '±' => out += "$\\pm$",
             '×' => out += "$\\times$",
-            '—' => out += "--",
+            '—' | '–' => out += "--",
             '−' => out += "$-$",
             '²' => out += "$^2$",
             '≥' => out += "$\\geq$",
             '≤' => out += "$\\leq$",
             '‖' => out += "$\\|$",
+            '†' => out += "\\dag{}",
             _ => out.push(c),
         }
     }

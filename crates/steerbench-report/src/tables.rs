@@ -2,8 +2,8 @@
 //! and a full-precision `raw` table (CSV) for each.
 
 use crate::data::{
-    BaselineRow, Degradation, DegradationRow, EffectMetrics, Estimate, IclRow, LetterBiasRow,
-    MainRow, ReportData,
+    BaselineKind, BaselineRow, Caution, Degradation, DegradationRow, Direction, EffectMetrics,
+    Estimate, IclRow, LetterBiasRow, MainRow, ReportData,
 };
 use crate::error::Result;
 use crate::format::{self as f, MISSING};
@@ -19,25 +19,68 @@ pub struct NamedTable {
     /// File stem under tables/ and LaTeX label suffix.
     pub name: &'static str,
     pub caption: &'static str,
+    /// Notes for the LaTeX caption: one sentence per caution whose `†` this table shows.
+    pub notes: Vec<String>,
     pub display: Table,
     pub raw: Table,
 }
 
 /// Every exported table that has rows, in report order.
 pub fn all(data: &ReportData) -> Result<Vec<NamedTable>> {
+    let c = &data.cautions;
     let tables = [
-        main(&data.main)?,
-        baselines(&data.baselines)?,
-        degradation_chosen(&data.degradation)?,
-        degradation_sweep(&data.degradation)?,
+        main(&data.main, c)?,
+        main_away(&data.main, c)?,
+        baselines(&data.baselines, c)?,
+        degradation_chosen(&data.degradation, c)?,
+        degradation_sweep(&data.degradation, c)?,
         letter_bias(&data.letter_bias)?,
         icl(&data.icl)?,
         generation_quality(&data.generation_quality)?,
     ];
-    Ok(tables
+    let mut tables: Vec<NamedTable> = tables
         .into_iter()
         .filter(|t| !t.display.is_empty())
-        .collect())
+        .collect();
+    for t in &mut tables {
+        let marks = |cn: &Caution| -> bool {
+            let one = std::slice::from_ref(cn);
+            match t.name {
+                "degradation" | "degradation_sweep" => cn.metric == MC_ACCURACY,
+                "main" | "main_away" => {
+                    let dir = if t.name == "main" {
+                        Direction::Toward
+                    } else {
+                        Direction::Away
+                    };
+                    data.main
+                        .iter()
+                        .any(|r| r.direction == dir && caution_applies(one, &r.metric, &r.dataset))
+                }
+                "baselines" => data
+                    .baselines
+                    .iter()
+                    .any(|r| caution_applies(one, &r.metric, &r.dataset)),
+                _ => false,
+            }
+        };
+        t.notes = c
+            .iter()
+            .filter(|cn| marks(cn))
+            .map(|cn| format!("{CAUTION_MARK} {}", crate::cautions::note(cn)))
+            .collect();
+    }
+    Ok(tables)
+}
+
+impl NamedTable {
+    /// The caption with its caution notes, as the LaTeX export shows it.
+    pub fn full_caption(&self) -> String {
+        if self.notes.is_empty() {
+            return self.caption.to_string();
+        }
+        format!("{}. {}", self.caption, self.notes.join(" "))
+    }
 }
 
 fn est_raw(e: Option<&Estimate>) -> [String; 3] {
@@ -53,7 +96,29 @@ fn opt_layer(l: Option<usize>) -> String {
 }
 
 fn opt_mult(m: Option<f64>) -> String {
-    m.map_or_else(|| MISSING.into(), f::compact)
+    m.map_or_else(|| MISSING.into(), |m| f::sweep_value(m, m))
+}
+
+/// Marks a chance-level metric's cells and headers (explained by a note beside the table).
+pub const CAUTION_MARK: &str = "†";
+
+/// The metric name behind the degradation tables' MC accuracy column.
+pub const MC_ACCURACY: &str = "mc_accuracy";
+
+/// True when a caution covers `metric` on `dataset`.
+pub fn caution_applies(cautions: &[Caution], metric: &str, dataset: &str) -> bool {
+    cautions
+        .iter()
+        .any(|c| c.metric == metric && c.dataset.as_deref().is_none_or(|d| d == dataset))
+}
+
+/// The metric cell, with the caution mark when it is at chance.
+fn metric_cell(cautions: &[Caution], metric: &str, dataset: &str) -> String {
+    if caution_applies(cautions, metric, dataset) {
+        format!("{metric}{CAUTION_MARK}")
+    } else {
+        metric.to_string()
+    }
 }
 
 const EFFECT_DISPLAY: [(&str, Align); 6] = [
@@ -110,47 +175,170 @@ fn raw_columns<'a>(lead: &[&'a str]) -> Vec<&'a str> {
     lead.iter().copied().chain(EFFECT_RAW).collect()
 }
 
-pub fn main(rows: &[MainRow]) -> Result<NamedTable> {
-    let mut display = Table::new(&columns(&[
+/// Control kinds in `rows`, in `BaselineKind` order.
+fn control_kinds<'a>(rows: impl IntoIterator<Item = &'a MainRow>) -> Vec<BaselineKind> {
+    let mut kinds: Vec<BaselineKind> = rows
+        .into_iter()
+        .flat_map(|r| r.controls.iter().map(|c| c.kind))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds
+}
+
+/// Column header of a control's effect in the main tables.
+pub fn control_header(kind: BaselineKind) -> &'static str {
+    match kind {
+        BaselineKind::Random => "Random",
+        BaselineKind::Shuffled => "Shuffled",
+        BaselineKind::Unsteered => "Unsteered",
+        BaselineKind::SystemPromptPositive => "System prompt (+)",
+        BaselineKind::SystemPromptNegative => "System prompt (-)",
+        BaselineKind::FewShotPositive => "Few-shot (+)",
+    }
+}
+
+/// The main table of one direction: `main` (toward, the headline) or `main_away`.
+///
+/// Display: dataset, method, metric, layer, multiplier, effect; then, only when some row has
+/// controls, one column per control kind (its effect at the row's setting, value only) and
+/// `Margin [95% CI]` (the least favourable margin over the row's controls, see
+/// [`MainRow::weakest_margin`]); then the remaining effect metrics. Rows without controls
+/// show `—` there. A metric at chance (see [`Caution`]) is marked `†`.
+///
+/// Raw (CSV): `dataset, method, metric, direction, best_layer, best_multiplier`, the effect
+/// columns, then `<kind>_effect`, `<kind>_effect_ci_low`, `<kind>_effect_ci_high`,
+/// `<kind>_margin`, `<kind>_margin_ci_low`, `<kind>_margin_ci_high` for `random`, `shuffled`
+/// (always, empty when absent) and any other control kind present.
+fn main_table(
+    name: &'static str,
+    caption: &'static str,
+    direction: Direction,
+    all_rows: &[MainRow],
+    cautions: &[Caution],
+) -> Result<NamedTable> {
+    let rows: Vec<&MainRow> = all_rows
+        .iter()
+        .filter(|r| r.direction == direction)
+        .collect();
+    let kinds = control_kinds(rows.iter().copied());
+    let mut raw_kinds = vec![BaselineKind::Random, BaselineKind::Shuffled];
+    raw_kinds.extend(kinds.iter().copied());
+    raw_kinds.sort_unstable();
+    raw_kinds.dedup();
+
+    let mut cols: Vec<(&str, Align)> = vec![
         ("Dataset", L),
         ("Method", L),
         ("Metric", L),
         ("Layer", R),
         ("Mult.", R),
-    ]));
-    let mut raw = Table::plain(&raw_columns(&[
+        EFFECT_DISPLAY[0],
+    ];
+    if !kinds.is_empty() {
+        cols.extend(kinds.iter().map(|&k| (control_header(k), R)));
+        cols.push(("Margin [95% CI]", R));
+    }
+    cols.extend(&EFFECT_DISPLAY[1..]);
+    let mut display = Table::new(&cols);
+
+    let control_raw: Vec<String> = raw_kinds
+        .iter()
+        .flat_map(|k| {
+            let k = k.as_str();
+            [
+                format!("{k}_effect"),
+                format!("{k}_effect_ci_low"),
+                format!("{k}_effect_ci_high"),
+                format!("{k}_margin"),
+                format!("{k}_margin_ci_low"),
+                format!("{k}_margin_ci_high"),
+            ]
+        })
+        .collect();
+    let mut raw_cols = vec![
         "dataset",
         "method",
         "metric",
+        "direction",
         "best_layer",
         "best_multiplier",
-    ]));
+    ];
+    raw_cols.extend(EFFECT_RAW);
+    raw_cols.extend(control_raw.iter().map(String::as_str));
+    let mut raw = Table::plain(&raw_cols);
+
+    let scale = f::sweep_scale(rows.iter().filter_map(|r| r.best_multiplier));
     for r in rows {
+        let effects = effect_display(&r.metrics);
         let mut d = vec![
             r.dataset.clone(),
             r.method.clone(),
-            r.metric.clone(),
+            metric_cell(cautions, &r.metric, &r.dataset),
             opt_layer(r.best_layer),
-            opt_mult(r.best_multiplier),
+            r.best_multiplier
+                .map_or_else(|| MISSING.into(), |m| f::sweep_value(m, scale)),
+            effects[0].clone(),
         ];
-        d.extend(effect_display(&r.metrics));
+        if !kinds.is_empty() {
+            d.extend(
+                kinds.iter().map(|&k| {
+                    f::opt_sig(r.control(k).and_then(|c| c.effect).map(|e| e.value), SIG)
+                }),
+            );
+            d.push(f::estimate(
+                r.weakest_margin().map(|(_, m)| m).as_ref(),
+                SIG,
+            ));
+        }
+        d.extend(effects[1..].iter().cloned());
         display.push(d)?;
+
         let mut w = vec![
             r.dataset.clone(),
             r.method.clone(),
             r.metric.clone(),
+            r.direction.to_string(),
             r.best_layer.map_or_else(String::new, |l| l.to_string()),
             f::raw(r.best_multiplier),
         ];
         w.extend(effect_raw(&r.metrics));
+        for &k in &raw_kinds {
+            let c = r.control(k);
+            w.extend(est_raw(c.and_then(|c| c.effect.as_ref())));
+            w.extend(est_raw(c.and_then(|c| c.margin.as_ref())));
+        }
         raw.push(w)?;
     }
     Ok(NamedTable {
-        name: "main",
-        caption: "Main results: per dataset and method, the layer and multiplier chosen on validation, evaluated on test",
+        notes: Vec::new(),
+        name,
+        caption,
         display,
         raw,
     })
+}
+
+/// The headline table: `Toward` rows (see [`main_table`] for the columns).
+pub fn main(rows: &[MainRow], cautions: &[Caution]) -> Result<NamedTable> {
+    main_table(
+        "main",
+        "Main results, steering toward the behaviour: per dataset and method, the layer and positive multiplier chosen on validation, evaluated on test, with the random and shuffled controls at the same setting",
+        Direction::Toward,
+        rows,
+        cautions,
+    )
+}
+
+/// `Away` rows in the same layout as [`main`]; empty (not exported) when there are none.
+pub fn main_away(rows: &[MainRow], cautions: &[Caution]) -> Result<NamedTable> {
+    main_table(
+        "main_away",
+        "Steering away from the behaviour: per dataset and method, the layer and negative multiplier chosen on validation, evaluated on test, with the random and shuffled controls at the same setting",
+        Direction::Away,
+        rows,
+        cautions,
+    )
 }
 
 fn setting(layer: Option<usize>, mult: Option<f64>) -> String {
@@ -162,7 +350,8 @@ fn setting(layer: Option<usize>, mult: Option<f64>) -> String {
     }
 }
 
-pub fn baselines(rows: &[BaselineRow]) -> Result<NamedTable> {
+/// Reference conditions (unsteered, prompting; random/shuffled only if a `BaselineRow` has them).
+pub fn baselines(rows: &[BaselineRow], cautions: &[Caution]) -> Result<NamedTable> {
     let mut display = Table::new(&columns(&[
         ("Dataset", L),
         ("Baseline", L),
@@ -180,17 +369,14 @@ pub fn baselines(rows: &[BaselineRow]) -> Result<NamedTable> {
         let mut d = vec![
             r.dataset.clone(),
             r.baseline.label().to_string(),
-            r.metric.clone(),
+            metric_cell(cautions, &r.metric, &r.dataset),
             setting(r.layer, r.multiplier),
         ];
         d.extend(effect_display(&r.metrics));
         display.push(d)?;
-        let kind = serde_json::to_value(r.baseline)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string));
         let mut w = vec![
             r.dataset.clone(),
-            kind.unwrap_or_default(),
+            r.baseline.as_str().to_string(),
             r.metric.clone(),
             r.layer.map_or_else(String::new, |l| l.to_string()),
             f::raw(r.multiplier),
@@ -199,8 +385,9 @@ pub fn baselines(rows: &[BaselineRow]) -> Result<NamedTable> {
         raw.push(w)?;
     }
     Ok(NamedTable {
+        notes: Vec::new(),
         name: "baselines",
-        caption: "Baselines and controls on the same metrics",
+        caption: "Baselines: the unsteered model and prompting on the same metrics",
         display,
         raw,
     })
@@ -267,18 +454,29 @@ fn reference_row(deg: &Degradation) -> Option<DegradationRow> {
     })
 }
 
+/// True when a caution says multiple-choice accuracy is at chance.
+pub fn mc_at_chance(cautions: &[Caution]) -> bool {
+    cautions.iter().any(|c| c.metric == MC_ACCURACY)
+}
+
 fn degradation_table(
     name: &'static str,
     caption: &'static str,
     rows: &[DegradationRow],
     deg: &Degradation,
     with_dataset: bool,
+    cautions: &[Caution],
 ) -> Result<NamedTable> {
+    let mc_header = format!("{}{CAUTION_MARK}", DEG_DISPLAY[3].0);
+    let mut deg_cols: [(&str, Align); 4] = DEG_DISPLAY;
+    if mc_at_chance(cautions) {
+        deg_cols[3].0 = &mc_header;
+    }
     let lead: Vec<(&str, Align)> = [("Dataset", L)]
         .into_iter()
         .filter(|_| with_dataset)
         .chain([("Method", L), ("Layer", R), ("Mult.", R)])
-        .chain(DEG_DISPLAY)
+        .chain(deg_cols)
         .collect();
     let raw_lead: Vec<&str> = ["dataset"]
         .into_iter()
@@ -290,6 +488,7 @@ fn degradation_table(
     let mut raw = Table::plain(&raw_lead);
     if rows.is_empty() {
         return Ok(NamedTable {
+            notes: Vec::new(),
             name,
             caption,
             display,
@@ -297,6 +496,7 @@ fn degradation_table(
         });
     }
     let reference = reference_row(deg);
+    let scale = f::sweep_scale(rows.iter().map(|r| r.multiplier));
     for r in reference.iter().chain(rows) {
         let mut d = Vec::new();
         let mut w = Vec::new();
@@ -307,7 +507,7 @@ fn degradation_table(
         d.extend([
             r.method.clone(),
             opt_layer(r.layer),
-            f::compact(r.multiplier),
+            f::sweep_value(r.multiplier, scale),
         ]);
         w.extend([
             r.method.clone(),
@@ -320,6 +520,7 @@ fn degradation_table(
         raw.push(w)?;
     }
     Ok(NamedTable {
+        notes: Vec::new(),
         name,
         caption,
         display,
@@ -327,23 +528,27 @@ fn degradation_table(
     })
 }
 
-pub fn degradation_chosen(deg: &Degradation) -> Result<NamedTable> {
+/// Degradation at each chosen setting; `MC accuracy†` when a `mc_accuracy` caution applies.
+pub fn degradation_chosen(deg: &Degradation, cautions: &[Caution]) -> Result<NamedTable> {
     degradation_table(
         "degradation",
         "Degradation at the chosen settings (first row: the unsteered model)",
         &deg.at_chosen,
         deg,
         true,
+        cautions,
     )
 }
 
-pub fn degradation_sweep(deg: &Degradation) -> Result<NamedTable> {
+/// Degradation across the sweep; `MC accuracy†` when a `mc_accuracy` caution applies.
+pub fn degradation_sweep(deg: &Degradation, cautions: &[Caution]) -> Result<NamedTable> {
     degradation_table(
         "degradation_sweep",
         "Degradation across the multiplier sweep (first row: the unsteered model)",
         &deg.sweep,
         deg,
         false,
+        cautions,
     )
 }
 
@@ -391,6 +596,7 @@ pub fn letter_bias(rows: &[LetterBiasRow]) -> Result<NamedTable> {
         raw.push(w)?;
     }
     Ok(NamedTable {
+        notes: Vec::new(),
         name: "letter_bias",
         caption: "A/B letter bias: share of p(A) with the original and the swapped answer order",
         display,
@@ -449,6 +655,7 @@ pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<
         raw.push(w)?;
     }
     Ok(NamedTable {
+        notes: Vec::new(),
         name: "generation_quality",
         caption: "Generations: concept similarity (cosine to the positive minus the negative reference, MiniLM), fluency (perplexity under the unsteered model) and distinct bigrams",
         display,
@@ -503,6 +710,7 @@ pub fn icl(rows: &[IclRow]) -> Result<NamedTable> {
         raw.push(w)?;
     }
     Ok(NamedTable {
+        notes: Vec::new(),
         name: "icl",
         caption:
             "In-context learning: top-1 accuracy zero-shot, few-shot and zero-shot with the vector",
@@ -588,7 +796,11 @@ pub fn setup(data: &ReportData) -> Result<Table> {
     t.push(vec!["Layers".into(), joined(&s.layers, |l| l.to_string())])?;
     t.push(vec![
         "Multipliers".into(),
-        joined(&s.multipliers, |m| f::compact(*m)),
+        if s.multipliers.is_empty() {
+            MISSING.into()
+        } else {
+            f::sweep_values(&s.multipliers).join(", ")
+        },
     ])?;
     t.push(vec![
         "Positions".into(),

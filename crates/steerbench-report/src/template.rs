@@ -10,7 +10,7 @@ use crate::error::{ReportError, Result};
 use crate::format as f;
 
 /// The default template, shipped inside the binary.
-pub const DEFAULT_TEMPLATE: &str = include_str!("../../../reports/templates/report.md.j2");
+pub const DEFAULT_TEMPLATE: &str = include_str!("../templates/report.md.j2");
 const DEFAULT_NAME: &str = "report.md.j2";
 
 fn number(v: &Value) -> std::result::Result<Option<f64>, Error> {

@@ -38,7 +38,9 @@ fn full_report_has_every_section_in_order() {
     }
     // Real numbers, human formatting, no debug output.
     assert!(
-        md.contains("| sentiment | caa    | propensity     |    10 |     2 |  2.40 [2.20, 2.60] |"),
+        md.contains(
+            "| sentiment | caa    | propensity     |    10 |     2 | 2.40 [2.20, 2.60] |  0.0200 |"
+        ),
         "{md}"
     );
     assert!(md.contains("This report evaluates 3 steering methods (caa, pca, and probe)"));
@@ -63,6 +65,7 @@ fn full_report_has_every_section_in_order() {
         names,
         [
             "main",
+            "main_away",
             "baselines",
             "degradation",
             "degradation_sweep",
@@ -283,9 +286,23 @@ fn exported_tables_are_valid_csv_and_booktabs() {
     // Full precision in the CSV, not the rounded display.
     let main = read(&dir.path().join("tables/main.csv"));
     assert!(main.starts_with(
-        "dataset,method,metric,best_layer,best_multiplier,effect,effect_ci_low,effect_ci_high,"
+        "dataset,method,metric,direction,best_layer,best_multiplier,effect,effect_ci_low,effect_ci_high,"
     ));
-    assert!(main.contains("sentiment,caa,propensity,10,2,2.4"), "{main}");
+    assert!(
+        main.contains("sentiment,caa,propensity,toward,10,2,2.4"),
+        "{main}"
+    );
+    // Controls at the row's setting: effect and margin with their CIs, both kinds always.
+    let header = main.lines().next().unwrap();
+    assert!(
+        header.ends_with(",n,random_effect,random_effect_ci_low,random_effect_ci_high,random_margin,random_margin_ci_low,random_margin_ci_high,shuffled_effect,shuffled_effect_ci_low,shuffled_effect_ci_high,shuffled_margin,shuffled_margin_ci_low,shuffled_margin_ci_high"),
+        "{header}"
+    );
+    let away = read(&dir.path().join("tables/main_away.csv"));
+    assert!(
+        away.contains("sentiment,caa,propensity,away,10,-2,-1.92"),
+        "{away}"
+    );
 }
 
 #[test]
@@ -294,6 +311,7 @@ fn main_table_snapshot() {
         dataset: "sentiment".into(),
         method: method.into(),
         metric: "propensity".into(),
+        direction: Direction::Toward,
         best_layer: Some(10),
         best_multiplier: Some(-1.5),
         metrics: EffectMetrics {
@@ -305,11 +323,16 @@ fn main_table_snapshot() {
             r_squared: Some(0.8123),
             n: Some(24),
         },
+        controls: vec![],
     };
-    let t = tables::main(&[
-        row("caa", Estimate::with_ci(0.123, 0.101, 0.145), 0.125),
-        row("mean_difference", Estimate::new(-0.0004), 0.5),
-    ])
+    // Without controls the table keeps its old columns (no empty control headers).
+    let t = tables::main(
+        &[
+            row("caa", Estimate::with_ci(0.123, 0.101, 0.145), 0.125),
+            row("mean_difference", Estimate::new(-0.0004), 0.5),
+        ],
+        &[],
+    )
     .unwrap();
     let want = "\
 | Dataset   | Method          | Metric     | Layer | Mult. |      Effect [95% CI] | Std. effect | Steerability | Anti-steerable |   R² |   n |

@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::geometry::{extent, padded_range};
+use super::geometry::{extent, padded_range, sweep_ticks};
 use super::style::{self, font, LegendItem, Swatch};
 use super::{CurvePanel, DrawResult, Figure};
 use crate::format as f;
@@ -12,6 +12,8 @@ const PANEL_W: u32 = 470;
 const PANEL_H: u32 = 350;
 const TITLE_H: u32 = 46;
 const MAX_COLS: usize = 3;
+/// At most this many multiplier ticks per panel (a denser sweep gets every k-th value).
+const MAX_X_TICKS: usize = 11;
 
 fn legend_items(fig: &Figure, panels: &[CurvePanel]) -> Vec<LegendItem> {
     fig.methods
@@ -23,6 +25,34 @@ fn legend_items(fig: &Figure, panels: &[CurvePanel]) -> Vec<LegendItem> {
             swatch: Swatch::Line,
         })
         .collect()
+}
+
+/// A linear f64 axis whose ticks (and vertical grid lines) are exactly the given sweep values.
+/// (plotters' `with_key_points` on an f64 range loses its label formatter.)
+struct SweepAxis {
+    inner: plotters::coord::types::RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for SweepAxis {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
 }
 
 pub(super) fn size(fig: &Figure, panels: &[CurvePanel]) -> (u32, u32) {
@@ -63,6 +93,17 @@ where
     .unwrap_or((0.0, 1.0));
     let (x0, x1) = padded_range(x0, x1, 0.04);
     let (y0, y1) = padded_range(y0, y1, 0.08);
+    // x ticks exactly at the swept multipliers of this figure, labelled as the sweep meant
+    // them (the multipliers were snapped in `figures`, so 0 is 0).
+    let ticks = sweep_ticks(points().map(|p| p.multiplier), MAX_X_TICKS);
+    let tick_labels: Vec<(f64, String)> =
+        ticks.iter().copied().zip(f::sweep_values(&ticks)).collect();
+    let x_label = |x: &f64| {
+        tick_labels.iter().find(|(t, _)| t == x).map_or_else(
+            || f::sweep_value(*x, x1.abs().max(x0.abs())),
+            |(_, l)| l.clone(),
+        )
+    };
 
     let (rows, cols) = style::grid(panels.len(), MAX_COLS);
     let areas = grid_area.split_evenly((rows, cols));
@@ -78,17 +119,23 @@ where
             .margin_right(22)
             .x_label_area_size(50)
             .y_label_area_size(72)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
+            .build_cartesian_2d(
+                SweepAxis {
+                    inner: (x0..x1).into(),
+                    ticks: ticks.clone(),
+                },
+                y0..y1,
+            )?;
         chart
             .configure_mesh()
             .x_desc("multiplier")
             .y_desc(metric)
             .label_style(font(style::LABEL_SIZE))
             .axis_desc_style(font(style::AXIS_DESC_SIZE))
-            .x_labels(7)
+            .x_labels(ticks.len().max(1))
             .y_labels(6)
-            .x_label_formatter(&|x| f::compact(*x))
-            .y_label_formatter(&|y| f::compact(*y))
+            .x_label_formatter(&x_label)
+            .y_label_formatter(&|y| f::axis_value(*y, y0, y1))
             .max_light_lines(1)
             .light_line_style(RGBColor(245, 245, 245))
             .bold_line_style(RGBColor(220, 220, 220))

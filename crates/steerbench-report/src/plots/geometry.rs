@@ -101,6 +101,38 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     (first..=last).map(|k| k as f64 * step).collect()
 }
 
+/// Tick positions at the sweep values themselves: `values` sorted and deduplicated, thinned
+/// to at most `max` by keeping every k-th value counted outward from the one nearest 0 (so 0,
+/// when swept, always keeps its tick).
+pub(crate) fn sweep_ticks(values: impl IntoIterator<Item = f64>, max: usize) -> Vec<f64> {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup_by(|a, b| a == b);
+    let max = max.max(2);
+    if v.len() <= max {
+        return v;
+    }
+    let stride = v.len().div_ceil(max);
+    let anchor = (0..v.len())
+        .min_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()))
+        .unwrap_or(0);
+    let mut out: Vec<f64> = (0..v.len())
+        .filter(|i| i.abs_diff(anchor) % stride == 0)
+        .map(|i| v[i])
+        .collect();
+    // The thinning may keep more than `max` around an off-centre anchor; drop from the far end.
+    while out.len() > max {
+        let far_left = out.first().map_or(0.0, |x| x.abs());
+        let far_right = out.last().map_or(0.0, |x| x.abs());
+        if far_left > far_right {
+            out.remove(0);
+        } else {
+            out.pop();
+        }
+    }
+    out
+}
+
 /// An axis-aligned box in pixels: (x0, y0, x1, y1).
 pub(crate) type PixelBox = (i32, i32, i32, i32);
 
@@ -260,6 +292,24 @@ mod tests {
         let h = histogram(&v, -0.9, 0.95, 5);
         assert!(h.edges.iter().any(|e| e.abs() < 1e-12), "{:?}", h.edges);
         assert_eq!(h.counts.iter().sum::<usize>(), v.len());
+    }
+
+    #[test]
+    fn sweep_ticks_sit_on_the_sweep_values() {
+        let sweep = [2.0, -0.2, 0.0, 0.1, -0.2, 1.0];
+        assert_eq!(sweep_ticks(sweep, 10), vec![-0.2, 0.0, 0.1, 1.0, 2.0]);
+        // 21 values from -2 to 2: every other one, 0 kept.
+        let wide: Vec<f64> = (-10..=10).map(|k| k as f64 * 0.2).collect();
+        let t = sweep_ticks(wide.clone(), 11);
+        assert_eq!(t.len(), 11);
+        assert!(t.contains(&0.0));
+        assert!(t.iter().all(|x| wide.contains(x)));
+        let t = sweep_ticks(wide.clone(), 5);
+        assert!(t.len() <= 5 && t.contains(&0.0), "{t:?}");
+        // Off-centre anchor.
+        let t = sweep_ticks((0..=20).map(f64::from), 4);
+        assert!(t.len() <= 4 && t[0] == 0.0, "{t:?}");
+        assert!(sweep_ticks([f64::NAN], 4).is_empty());
     }
 
     #[test]

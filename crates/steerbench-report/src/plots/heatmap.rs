@@ -119,11 +119,13 @@ where
             }
         }
         let tick = font(style::LABEL_SIZE);
-        for (i, m) in panel.multipliers.iter().enumerate() {
+        // One label per swept multiplier, as the sweep meant it (`0`, `-0.2`, `0.3`).
+        let labels = f::sweep_values(&panel.multipliers);
+        for (i, label) in labels.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
             let (bx, by) = root.get_base_pixel();
             root.draw_text(
-                &f::compact(*m),
+                label,
                 &tick.pos(Pos::new(HPos::Center, VPos::Top)),
                 (px - bx, py - by + 8),
             )?;
@@ -177,7 +179,11 @@ where
             vec![(BAR_X + BAR_PX, y), (BAR_X + BAR_PX + 5, y)],
             BLACK.stroke_width(1),
         ))?;
-        area.draw_text(&f::compact(v), &tick, (BAR_X + BAR_PX + 8, y))?;
+        area.draw_text(
+            &f::axis_value(v, scale.lo, scale.hi),
+            &tick,
+            (BAR_X + BAR_PX + 8, y),
+        )?;
     }
     let name = font(style::AXIS_DESC_SIZE)
         .transform(FontTransform::Rotate270)

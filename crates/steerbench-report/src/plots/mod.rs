@@ -13,7 +13,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::data::{CurvePoint, ParetoPoint, ReportData};
+use crate::data::{CurvePoint, HeatCell, ParetoPoint, ReportData};
 use crate::error::{ReportError, Result};
 use crate::format as f;
 
@@ -146,7 +146,7 @@ fn rank(methods: &[String], m: &str) -> usize {
 fn sorted_unique_f64(mut v: Vec<f64>) -> Vec<f64> {
     v.retain(|x| x.is_finite());
     v.sort_by(f64::total_cmp);
-    v.dedup_by(|a, b| a.to_bits() == b.to_bits());
+    v.dedup_by(|a, b| a == b);
     v
 }
 
@@ -166,6 +166,12 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
     for ((dataset, metric), curves) in
         groups(&data.curves, |c| (c.dataset.clone(), c.metric.clone()))
     {
+        // Multipliers as the sweep meant them (no -2.78e-17 for 0): ticks sit on them.
+        let scale = f::sweep_scale(
+            curves
+                .iter()
+                .flat_map(|c| c.points.iter().map(|p| p.multiplier)),
+        );
         let mut layers: Vec<Option<usize>> = curves.iter().map(|c| c.layer).collect();
         // Per-layer panels in order, the all-layer panel last.
         layers.sort_unstable_by_key(|l| l.map_or(usize::MAX, |x| x));
@@ -182,6 +188,10 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
                             .iter()
                             .copied()
                             .filter(|p| p.multiplier.is_finite() && p.mean.is_finite())
+                            .map(|p| CurvePoint {
+                                multiplier: f::snap(p.multiplier, scale),
+                                ..p
+                            })
                             .collect();
                         pts.sort_by(|a, b| a.multiplier.total_cmp(&b.multiplier));
                         (c.method.clone(), pts)
@@ -210,18 +220,19 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
     for ((dataset, metric), cells) in
         groups(&data.heatmap, |c| (c.dataset.clone(), c.metric.clone()))
     {
+        let scale = f::sweep_scale(cells.iter().map(|c| c.multiplier));
+        let snapped = |c: &HeatCell| f::snap(c.multiplier, scale);
         let mut panels = Vec::new();
         for (method, cs) in groups(&cells, |c| c.method.clone()) {
             let mut layers: Vec<usize> = cs.iter().map(|c| c.layer).collect();
             layers.sort_unstable();
             layers.dedup();
-            let multipliers = sorted_unique_f64(cs.iter().map(|c| c.multiplier).collect());
+            let multipliers = sorted_unique_f64(cs.iter().map(|c| snapped(c)).collect());
             let mut values = vec![vec![None; multipliers.len()]; layers.len()];
             for c in cs.iter().filter(|c| c.value.is_finite()) {
                 let li = layers.iter().position(|&l| l == c.layer);
-                let mi = multipliers
-                    .iter()
-                    .position(|m| m.to_bits() == c.multiplier.to_bits());
+                let m = snapped(c);
+                let mi = multipliers.iter().position(|x| *x == m);
                 if let (Some(li), Some(mi)) = (li, mi) {
                     values[li][mi] = Some(c.value);
                 }
@@ -274,10 +285,14 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
     }
 
     for (dataset, pts) in groups(&data.pareto.points, |p| p.dataset.clone()) {
+        let scale = f::sweep_scale(pts.iter().map(|p| p.multiplier));
         let points: Vec<ParetoPoint> = pts
             .into_iter()
             .filter(|p| p.effect.is_finite() && p.degradation.is_finite())
-            .cloned()
+            .map(|p| ParetoPoint {
+                multiplier: f::snap(p.multiplier, scale),
+                ..p.clone()
+            })
             .collect();
         if points.is_empty() {
             continue;

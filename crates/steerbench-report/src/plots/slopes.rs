@@ -97,7 +97,7 @@ where
             .axis_desc_style(font(style::AXIS_DESC_SIZE))
             .x_labels(6)
             .y_labels(5)
-            .x_label_formatter(&|x| f::compact(*x))
+            .x_label_formatter(&|x| f::axis_value(*x, x0, x1))
             .y_label_formatter(&|y| {
                 if y.fract() == 0.0 {
                     format!("{y:.0}")

@@ -44,6 +44,24 @@ fn est(v: f64, half: f64) -> Estimate {
     Estimate::with_ci(v, v - half, v + half)
 }
 
+/// Random and shuffled controls at a row's setting (`sign`: of its multiplier), with the
+/// row's margin over each (deterministic, so they leave the generator's stream unchanged).
+fn controls(effect: f64, sign: f64, d: usize, m: usize) -> Vec<ControlEffect> {
+    let random = sign * (0.02 - 0.01 * (d + m) as f64);
+    let shuffled = sign * (-0.04 + 0.05 * m as f64);
+    [
+        (BaselineKind::Random, random),
+        (BaselineKind::Shuffled, shuffled),
+    ]
+    .into_iter()
+    .map(|(kind, e)| ControlEffect {
+        kind,
+        effect: Some(est(e, 0.15)),
+        margin: Some(est(effect - e, 0.22)),
+    })
+    .collect()
+}
+
 fn effect_metrics(g: &mut Gen, effect: f64, n: usize) -> EffectMetrics {
     EffectMetrics {
         effect: Some(est(effect, 0.18 + 0.05 * g.uniform())),
@@ -61,6 +79,7 @@ pub fn sample() -> ReportData {
     let methods: Vec<String> = METHODS.iter().map(|s| s.to_string()).collect();
 
     let mut main = Vec::new();
+    let mut away_rows = Vec::new();
     let mut baselines = Vec::new();
     let mut curves = Vec::new();
     let mut heatmap = Vec::new();
@@ -74,24 +93,50 @@ pub fn sample() -> ReportData {
             "ab_probability"
         };
         for (m, method) in METHODS.iter().enumerate() {
+            let effect = 2.0 * strength(d, m, 10);
             main.push(MainRow {
                 dataset: dataset.to_string(),
                 method: method.to_string(),
                 metric: metric.into(),
+                direction: Direction::Toward,
                 best_layer: Some(10),
                 best_multiplier: Some(2.0),
-                metrics: effect_metrics(&mut g, 2.0 * strength(d, m, 10), 24),
+                metrics: effect_metrics(&mut g, effect, 24),
+                controls: controls(effect, 1.0, d, m),
             });
-            at_chosen.push(DegradationRow {
-                dataset: Some(dataset.to_string()),
+            // Away: the mirrored setting, a weaker decrease (no generator draws).
+            let away = -0.8 * effect;
+            away_rows.push(MainRow {
+                dataset: dataset.to_string(),
                 method: method.to_string(),
-                layer: Some(10),
-                multiplier: 2.0,
-                perplexity: Some(est(14.2 + 1.5 * (m + 1) as f64, 0.6)),
-                perplexity_ratio: None,
-                kl: Some(est(0.05 + 0.04 * (m + 1) as f64, 0.01)),
-                mc_accuracy: Some(est(0.41 - 0.02 * m as f64, 0.05)),
+                metric: metric.into(),
+                direction: Direction::Away,
+                best_layer: Some(10),
+                best_multiplier: Some(-2.0),
+                metrics: EffectMetrics {
+                    effect: Some(est(away, 0.2)),
+                    standardized_effect: Some(est(away / 0.9, 0.2)),
+                    steerability_mean: Some(effect / 2.0),
+                    steerability_std: Some(0.4),
+                    anti_steerable_fraction: Some((0.35 - effect * 0.12).clamp(0.02, 0.6)),
+                    r_squared: Some((0.3 + effect * 0.25).clamp(0.0, 0.95)),
+                    n: Some(24),
+                },
+                controls: controls(away, -1.0, d, m),
             });
+            for (x, kl) in [(2.0, 0.05), (-2.0, 0.04)] {
+                at_chosen.push(DegradationRow {
+                    dataset: Some(dataset.to_string()),
+                    method: method.to_string(),
+                    layer: Some(10),
+                    multiplier: x,
+                    perplexity: Some(est(14.2 + 1.5 * (m + 1) as f64, 0.6)),
+                    perplexity_ratio: None,
+                    kl: Some(est(kl + 0.04 * (m + 1) as f64, 0.01)),
+                    // Four choices: at chance (25%) everywhere, hence the caution below.
+                    mc_accuracy: Some(est(0.26 - 0.01 * m as f64, 0.05)),
+                });
+            }
             for &layer in &LAYERS {
                 let s = strength(d, m, layer);
                 curves.push(Curve {
@@ -156,14 +201,7 @@ pub fn sample() -> ReportData {
             metrics: effect_metrics(g, effect, 24),
         };
         baselines.push(b(BaselineKind::Unsteered, None, None, 0.0, &mut g));
-        baselines.push(b(BaselineKind::Random, Some(10), Some(2.0), 0.02, &mut g));
-        baselines.push(b(
-            BaselineKind::Shuffled,
-            Some(10),
-            Some(2.0),
-            -0.04,
-            &mut g,
-        ));
+        // Random and shuffled are controls of the main rows (`controls`), not baselines.
         baselines.push(b(
             BaselineKind::SystemPromptPositive,
             None,
@@ -195,7 +233,7 @@ pub fn sample() -> ReportData {
                     perplexity: Some(est(14.2 * (1.0 + 0.03 * x * x * (m + 1) as f64), 0.5)),
                     perplexity_ratio: None,
                     kl: Some(est(0.012 * x * x * (m + 1) as f64, 0.004)),
-                    mc_accuracy: Some(est(0.42 - 0.01 * x.abs() * (m + 1) as f64, 0.05)),
+                    mc_accuracy: Some(est(0.25 + 0.01 * x * (m as f64 - 1.0), 0.05)),
                 })
         })
         .collect();
@@ -263,12 +301,19 @@ pub fn sample() -> ReportData {
                 .collect(),
             metrics: vec!["ab_probability".into(), "propensity".into()],
         },
-        main,
+        main: main.into_iter().chain(away_rows).collect(),
         baselines,
+        cautions: vec![Caution {
+            metric: "mc_accuracy".into(),
+            dataset: None,
+            chance: 0.25,
+            observed_low: 0.22,
+            observed_high: 0.28,
+        }],
         degradation: Degradation {
             unsteered: Some(DegradationReference {
                 perplexity: Some(est(14.2, 0.5)),
-                mc_accuracy: Some(est(0.42, 0.05)),
+                mc_accuracy: Some(est(0.25, 0.05)),
             }),
             at_chosen,
             sweep,
