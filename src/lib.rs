@@ -4,6 +4,7 @@
 //! fingerprinted stage instances, environment checks), `exec` (runs stages
 //! through registered `StageRunner`s into the content-addressed `store`).
 
+pub mod analysis;
 pub mod cli;
 pub mod exec;
 pub mod plan;
@@ -11,3 +12,4 @@ pub mod runtime;
 pub mod spec;
 pub mod stages;
 pub mod store;
+pub mod tables;

@@ -85,9 +85,43 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
         steerbench::store::read_parquet(&stage_dir(&run, "effect").join("aggregates.parquet"))
             .unwrap();
     assert!(aggs.column("ci_low").is_ok() && aggs.height() > 0);
-    let sel = steerbench::store::read_parquet(&stage_dir(&run, "effect").join("selection.parquet"))
-        .unwrap();
-    assert!(strings(&sel, "selected_on").iter().all(|s| s == "val"));
+    // Directional selection: both directions, never a control; controls read at the
+    // method's own setting.
+    use steerbench::tables::{read_table, ControlRow, Direction, MethodKind, SelectionRow};
+    let sel: Vec<SelectionRow> = read_table(&stage_dir(&run, "effect")).unwrap();
+    assert!(sel.iter().all(|s| s.selected_on == "val"));
+    assert!(sel.iter().all(|s| !s.method.is_control()));
+    for s in &sel {
+        match s.direction {
+            Direction::Toward => assert!(s.multiplier > 0.0, "{s:?}"),
+            Direction::Away => assert!(s.multiplier < 0.0, "{s:?}"),
+        }
+    }
+    let controls: Vec<ControlRow> = read_table(&stage_dir(&run, "effect")).unwrap();
+    for s in &sel {
+        for control in [MethodKind::Random, MethodKind::Shuffled] {
+            let c = controls
+                .iter()
+                .find(|c| {
+                    (c.dataset.as_str(), c.method, c.direction, c.control)
+                        == (s.dataset.as_str(), s.method, s.direction, control)
+                })
+                .unwrap_or_else(|| panic!("no {control} control for {s:?}"));
+            assert_eq!((c.layer, c.multiplier), (s.layer, s.multiplier));
+            assert!(c.margin.is_finite() && c.n == s.n);
+        }
+    }
+    for s in sel.iter().filter(|s| s.dataset == "sentiment_completion") {
+        let margins: Vec<String> = controls
+            .iter()
+            .filter(|c| (c.method, c.direction) == (s.method, s.direction) && c.dataset == s.dataset)
+            .map(|c| format!("{} {:.2} [{:.2}, {:.2}]", c.control, c.margin, c.margin_ci_low, c.margin_ci_high))
+            .collect();
+        eprintln!(
+            "{} {} L{:?} x{}: effect {:.2} [{:.2}, {:.2}]; margins {margins:?}",
+            s.method, s.direction, s.layer, s.multiplier, s.effect, s.effect_ci_low, s.effect_ci_high
+        );
+    }
     // Issue acceptance: CAA moves propensity monotonically with the multiplier at some
     // layer, and the damage grows with |multiplier| (numbers printed for the notes).
     let (ad, am, al, ax, ak, amean) = (

@@ -195,6 +195,11 @@ impl<'a, S> StageContext<'a, S> {
         store::write_parquet(df, &path)?;
         Ok(path)
     }
+    /// Writes the rows of a typed table as `<T::FILE>.parquet` in the output folder.
+    pub fn write_table<T: crate::tables::Table>(&self, rows: &[T]) -> anyhow::Result<PathBuf> {
+        let mut df = T::to_frame(rows)?;
+        self.write_parquet(T::FILE, &mut df)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,17 +20,20 @@ use steerbench_model::{LoadedModel, Sequence};
 use steerbench_steering::metrics::lm::{kl_divergence, perplexity};
 
 use super::common::{self, Ctx};
-use super::evaluate::{aggregate, aggregates_frame, scores_frame, Score, NO_LAYER};
-use super::table::*;
 use super::vectors::load_stored;
+use crate::analysis::aggregate;
 use crate::exec::{StageOutputs, StageRunner};
 use crate::spec::{DegradationMetric, DegradationParams, Layers, StageSpec};
+use crate::tables::{
+    read_table, Condition, Direction, MethodKind, ScoreMetric, ScoreRow, SelectionRow, SettingRow,
+};
 
 pub struct Degradation;
 
 impl StageRunner<common::Services> for Degradation {
     fn version(&self) -> u32 {
-        2
+        // 3: typed tables; settings chosen per direction (`dataset (away)`).
+        3
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
@@ -130,14 +133,6 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
     Ok(out)
 }
 
-fn metric_name(m: DegradationMetric) -> &'static str {
-    match m {
-        DegradationMetric::Perplexity => "perplexity",
-        DegradationMetric::KlUnsteered => "kl_unsteered",
-        DegradationMetric::McAccuracy => "mc_accuracy",
-    }
-}
-
 /// Per-item value of a degradation metric (`base` = the unsteered value).
 fn score(probe: &Probe, i: usize, v: &Value, base: &Value) -> Result<f64> {
     Ok(match probe.metric {
@@ -157,7 +152,7 @@ fn score(probe: &Probe, i: usize, v: &Value, base: &Value) -> Result<f64> {
 /// validation chose it (empty for sweep points).
 #[derive(Debug, Clone, PartialEq)]
 struct Setting {
-    layer: i32,
+    layer: Option<usize>,
     multiplier: f64,
     chosen_for: Vec<String>,
 }
@@ -168,13 +163,13 @@ struct Setting {
 fn settings(
     ctx: &Ctx<'_>,
     p: &DegradationParams,
-    methods: &[String],
+    methods: &[MethodKind],
     n_layers: usize,
-) -> Result<BTreeMap<String, Vec<Setting>>> {
-    let mut out: BTreeMap<String, Vec<Setting>> = BTreeMap::new();
+) -> Result<BTreeMap<MethodKind, Vec<Setting>>> {
+    let mut out: BTreeMap<MethodKind, Vec<Setting>> = BTreeMap::new();
     let sweep_mults = p.multipliers.clone().unwrap_or_default();
-    let mut add = |method: &str, layer: i32, multiplier: f64, dataset: Option<&str>| {
-        let list = out.entry(method.to_string()).or_default();
+    let mut add = |method: MethodKind, layer: Option<usize>, multiplier: f64, dataset: Option<&str>| {
+        let list = out.entry(method).or_default();
         match list
             .iter_mut()
             .find(|s| s.layer == layer && s.multiplier == multiplier)
@@ -188,15 +183,15 @@ fn settings(
         }
     };
     if let Some(from) = &p.from {
-        let df = crate::store::read_parquet(&ctx.input_dir(from)?.join("selection.parquet"))?;
-        let ds = read_str(&df, "dataset")?;
-        let ms = read_str(&df, "method")?;
-        let ls = read_i32(&df, "layer")?;
-        let xs = read_f64(&df, "multiplier")?;
-        for i in (0..ms.len()).filter(|&i| methods.contains(&ms[i])) {
-            add(&ms[i], ls[i], xs[i], Some(&ds[i]));
+        let selection: Vec<SelectionRow> = read_table(ctx.input_dir(from)?)?;
+        for sel in selection.iter().filter(|s| methods.contains(&s.method)) {
+            let chosen_for = match sel.direction {
+                Direction::Toward => sel.dataset.clone(),
+                Direction::Away => format!("{} ({})", sel.dataset, sel.direction),
+            };
+            add(sel.method, sel.layer, sel.multiplier, Some(&chosen_for));
             for &m in &sweep_mults {
-                add(&ms[i], ls[i], m, None);
+                add(sel.method, sel.layer, m, None);
             }
         }
     } else {
@@ -208,10 +203,10 @@ fn settings(
         if sweep_mults.is_empty() {
             bail!("degradation without `from` needs `multipliers`");
         }
-        for m in methods {
+        for &m in methods {
             for &l in &layers {
                 for &x in &sweep_mults {
-                    add(m, l as i32, x, None);
+                    add(m, Some(l), x, None);
                 }
             }
         }
@@ -223,7 +218,7 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     let lm = common::model(ctx)?;
     let stored = load_stored(ctx.input_dir(&p.vectors)?)?;
     let probes = probes(ctx, p, lm)?;
-    let names: Vec<String> = stored.iter().map(|s| s.method.clone()).collect();
+    let names: Vec<MethodKind> = stored.iter().map(|s| s.method).collect();
     let plan = settings(ctx, p, &names, lm.model.config().n_layers)?;
     let n_items: usize = probes.iter().map(|x| x.items.len()).sum();
     let n_layer_groups: usize = plan
@@ -238,22 +233,21 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     let progress = ctx.progress();
     progress.set_total((n_items * (1 + n_layer_groups)) as u64);
 
-    let mut scores: Vec<Score> = Vec::new();
-    let mut set_rows: Vec<(String, i32, f64, String)> = Vec::new();
-    let row = |probe: &Probe, i: usize, method: &str, layer: i32, mult: f64, value: f64| Score {
+    let mut scores: Vec<ScoreRow> = Vec::new();
+    let row = |probe: &Probe, i: usize, method: Condition, layer: Option<usize>, mult: f64, value: f64| ScoreRow {
         example_id: probe.ids[i].clone(),
         dataset: probe.dataset.clone(),
         split: probe.dataset.split('.').nth(1).unwrap_or("all").to_string(),
-        method: method.to_string(),
+        method,
         layer,
         multiplier: mult,
         position: "all".into(),
-        metric: metric_name(probe.metric),
+        metric: ScoreMetric::of_degradation(probe.metric),
         value,
     };
     let opts = SweepOptions::default();
     for probe in &probes {
-        progress.set_message(format!("{}: unsteered", metric_name(probe.metric)));
+        progress.set_message(format!("{}: unsteered", ScoreMetric::of_degradation(probe.metric)));
         let base = sweep(&lm.model, &probe.items, None, &[0.0], &opts, |n| {
             progress.inc(n as u64)
         })?
@@ -262,8 +256,8 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
             scores.push(row(
                 probe,
                 i,
-                "unsteered",
-                NO_LAYER,
+                Condition::UNSTEERED,
+                None,
                 0.0,
                 score(probe, i, &base[i], &base[i])?,
             ));
@@ -272,17 +266,17 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
             let Some(list) = plan.get(&s.method) else {
                 continue;
             };
-            let mut by_layer: BTreeMap<i32, Vec<f64>> = BTreeMap::new();
+            let mut by_layer: BTreeMap<Option<usize>, Vec<f64>> = BTreeMap::new();
             for st in list {
                 by_layer.entry(st.layer).or_default().push(st.multiplier);
             }
             for (layer, ms) in by_layer {
                 progress.set_message(format!(
-                    "{}: {} layer {layer}",
-                    metric_name(probe.metric),
+                    "{}: {} layer {layer:?}",
+                    ScoreMetric::of_degradation(probe.metric),
                     s.method
                 ));
-                let steer = s.steer(layer.max(0) as usize)?;
+                let steer = s.steer(layer.unwrap_or(0))?;
                 let alphas: Vec<f32> = ms.iter().map(|m| *m as f32).collect();
                 let vals = sweep(&lm.model, &probe.items, Some(&steer), &alphas, &opts, |n| {
                     progress.inc(n as u64)
@@ -292,7 +286,7 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
                         scores.push(row(
                             probe,
                             i,
-                            &s.method,
+                            Condition::Steered(s.method),
                             layer,
                             *mult,
                             score(probe, i, &vals[a][i], &base[i])?,
@@ -302,35 +296,35 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
             }
         }
     }
-    for (method, list) in &plan {
-        for st in list {
-            set_rows.push((
-                method.clone(),
-                st.layer,
-                st.multiplier,
-                st.chosen_for.join(", "),
-            ));
-        }
-    }
-    let mut df = scores_frame(&scores)?;
-    ctx.write_parquet("scores", &mut df)?;
-    let mut adf = aggregates_frame(&aggregate(&scores, ctx.seed()))?;
-    ctx.write_parquet("aggregates", &mut adf)?;
-    let mut sdf = frame(vec![
-        str_col("method", set_rows.iter().map(|r| r.0.clone()).collect()),
-        i32_col("layer", set_rows.iter().map(|r| r.1).collect()),
-        f64_col("multiplier", set_rows.iter().map(|r| r.2).collect()),
-        polars::prelude::Column::new(
-            "chosen".into(),
-            set_rows
-                .iter()
-                .map(|r| !r.3.is_empty())
-                .collect::<Vec<bool>>(),
-        ),
-        str_col("chosen_for", set_rows.iter().map(|r| r.3.clone()).collect()),
-    ])?;
-    ctx.write_parquet("settings", &mut sdf)?;
+    let set_rows: Vec<SettingRow> = plan
+        .iter()
+        .flat_map(|(method, list)| {
+            list.iter().map(|st| SettingRow {
+                method: *method,
+                layer: st.layer,
+                multiplier: st.multiplier,
+                chosen: !st.chosen_for.is_empty(),
+                chosen_for: st.chosen_for.join(", "),
+            })
+        })
+        .collect();
+    ctx.write_table(&scores)?;
+    ctx.write_table(&aggregate(&scores, ctx.seed()))?;
+    ctx.write_table(&set_rows)?;
     let mut out = StageOutputs::default();
     out.summary.insert("score_rows".into(), scores.len().into());
+    // Chance accuracy of the multiple-choice probe (mean of 1 / choices), for the report.
+    if let Some(mc) = probes.iter().find(|x| x.metric == DegradationMetric::McAccuracy) {
+        let chance = mc
+            .items
+            .iter()
+            .map(|it| match &it.read {
+                Read::NextToken(letters) => 1.0 / letters.len().max(1) as f64,
+                _ => f64::NAN,
+            })
+            .sum::<f64>()
+            / mc.items.len() as f64;
+        out.summary.insert("mc_chance".into(), serde_json::json!(chance));
+    }
     Ok(out)
 }

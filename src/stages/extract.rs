@@ -15,7 +15,7 @@ use steerbench_model::{HookPoint, Sequence};
 use steerbench_steering::methods::normalize::median;
 
 use super::common::{self, Ctx};
-use super::table::*;
+use crate::tables::{ActivationRow, NormRow};
 use crate::exec::{StageOutputs, StageRunner};
 use crate::spec::{ExtractParams, Layers, ReadPosition, StageSpec};
 
@@ -171,47 +171,32 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
         progress.inc(n as u64)
     })?;
 
-    let (mut ids, mut sides, mut lay, mut sites, mut vecs) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let position = p.read_position.name().to_string();
+    let mut acts = Vec::new();
     for (s, per_point) in cap.vectors.into_iter().enumerate() {
-        for (k, v) in per_point.into_iter().enumerate() {
-            ids.push(pairs[s / 2].id.clone());
-            sides.push(if s % 2 == 0 { "pos" } else { "neg" }.to_string());
-            lay.push(points[k].layer as u32);
-            sites.push(site_name(points[k].site).to_string());
-            vecs.push(v);
+        for (k, vector) in per_point.into_iter().enumerate() {
+            acts.push(ActivationRow {
+                example_id: pairs[s / 2].id.clone(),
+                side: if s % 2 == 0 { "pos" } else { "neg" }.to_string(),
+                layer: points[k].layer as u32,
+                site: site_name(points[k].site).to_string(),
+                position: position.clone(),
+                vector,
+            });
         }
     }
-    let position = vec![p.read_position.name().to_string(); ids.len()];
-    let mut acts = frame(vec![
-        str_col("example_id", ids),
-        str_col("side", sides),
-        u32_col("layer", lay),
-        str_col("site", sites),
-        str_col("position", position),
-        f32_list_col("vector", &vecs),
-    ])?;
-    ctx.write_parquet("activations", &mut acts)?;
+    ctx.write_table(&acts)?;
 
-    let mut med = Vec::new();
-    let mut counts = Vec::new();
-    for norms in &cap.token_norms {
-        med.push(median(norms)?);
-        counts.push(norms.len() as u32);
+    let mut norms = Vec::new();
+    for (point, token_norms) in points.iter().zip(&cap.token_norms) {
+        norms.push(NormRow {
+            layer: point.layer as u32,
+            site: site_name(point.site).to_string(),
+            median_norm: median(token_norms)?,
+            n_tokens: token_norms.len() as u32,
+        });
     }
-    let mut norms = frame(vec![
-        u32_col("layer", points.iter().map(|p| p.layer as u32).collect()),
-        str_col(
-            "site",
-            points
-                .iter()
-                .map(|p| site_name(p.site).to_string())
-                .collect(),
-        ),
-        f32_col("median_norm", med),
-        u32_col("n_tokens", counts),
-    ])?;
-    ctx.write_parquet("norms", &mut norms)?;
+    ctx.write_table(&norms)?;
     let mut out = StageOutputs::default();
     out.summary.insert("pairs".into(), pairs.len().into());
     // What vectors computed from these activations are valid for (checked on use).

@@ -1,14 +1,13 @@
-//! Stage kinds: each file is a thin I/O shell around pure functions in the
-//! steerbench-* crates. Adding a kind is one file here plus one line in [`registry`].
+//! Stage kinds: each module reads its inputs (typed tables, [`crate::tables`]), calls
+//! pure functions (the steerbench-* crates, [`crate::analysis`]) and writes its tables.
+//! Adding a kind: docs/ARCHITECTURE.md, "How to add … a stage kind".
 
 pub mod common;
 pub mod degradation;
 pub mod evaluate;
 pub mod extract;
-pub mod generation;
 pub mod icl;
 pub mod report;
-pub mod table;
 pub mod vectors;
 
 use crate::exec::Registry;

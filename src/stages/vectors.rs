@@ -21,53 +21,12 @@ use steerbench_steering::{ControlVector, Matrix, ModelFingerprint};
 
 use super::common::{self, Ctx};
 use super::icl;
-use super::table::*;
 use crate::exec::{StageOutputs, StageRunner};
 use crate::plan::fingerprint::fingerprint_of;
 use crate::spec::{AffineKind, Method, Normalize, StageSpec, VectorsParams};
+use crate::tables::{read_table, ActivationRow, FvHeadRow, MethodKind, NormRow, VectorKind as Kind, VectorRow};
 
 pub struct Vectors;
-
-/// How a method's output is applied (the evaluate stage builds the hook from it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Added at its layer: `h + alpha v`.
-    Additive,
-    /// Projected out at every layer.
-    Ablation,
-    /// One vector per layer, applied at all layers with norm preservation.
-    Icv,
-    /// An affine map at its layer (matrix and bias in maps.safetensors).
-    Affine,
-    /// An MLP at its layer (weights in maps.safetensors).
-    Mlp,
-    /// Added at the one layer it was built for (function vectors): no layer sweep.
-    FixedAdditive,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Additive => "additive",
-            Kind::Ablation => "ablation",
-            Kind::Icv => "icv",
-            Kind::Affine => "affine",
-            Kind::Mlp => "mlp",
-            Kind::FixedAdditive => "fixed_additive",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Kind> {
-        Ok(match s {
-            "additive" => Kind::Additive,
-            "ablation" => Kind::Ablation,
-            "icv" => Kind::Icv,
-            "affine" => Kind::Affine,
-            "mlp" => Kind::Mlp,
-            "fixed_additive" => Kind::FixedAdditive,
-            other => bail!("unknown vector kind `{other}`"),
-        })
-    }
-}
 
 /// Paired activations of one layer: rows aligned by example.
 struct LayerActs {
@@ -76,7 +35,7 @@ struct LayerActs {
 }
 
 struct Row {
-    method: String,
+    method: MethodKind,
     layer: u32,
     kind: Kind,
     params_hash: String,
@@ -101,25 +60,13 @@ impl StageRunner<common::Services> for Vectors {
 /// Reads resid_post activations of an extract stage: layer → paired matrices, and
 /// layer → median residual norm.
 fn read_acts(dir: &std::path::Path) -> Result<(BTreeMap<usize, LayerActs>, HashMap<usize, f32>)> {
-    let df = crate::store::read_parquet(&dir.join("activations.parquet"))?;
-    let ids = read_str(&df, "example_id")?;
-    let sides = read_str(&df, "side")?;
-    let layers = read_u32(&df, "layer")?;
-    let sites = read_str(&df, "site")?;
-    let vecs = read_f32_lists(&df, "vector")?;
+    let acts: Vec<ActivationRow> = read_table(dir)?;
     let mut by_layer: BTreeMap<usize, (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>)> =
         BTreeMap::new();
-    for i in 0..ids.len() {
-        if sites[i] != "resid_post" {
-            continue;
-        }
-        let e = by_layer.entry(layers[i] as usize).or_default();
-        let side = if sides[i] == "pos" {
-            &mut e.0
-        } else {
-            &mut e.1
-        };
-        side.insert(ids[i].clone(), vecs[i].clone());
+    for a in acts.into_iter().filter(|a| a.site == "resid_post") {
+        let e = by_layer.entry(a.layer as usize).or_default();
+        let side = if a.side == "pos" { &mut e.0 } else { &mut e.1 };
+        side.insert(a.example_id, a.vector);
     }
     if by_layer.is_empty() {
         bail!("the extract stage has no resid_post activations (vectors steer the residual stream: add `resid_post` to its `sites`)");
@@ -140,13 +87,10 @@ fn read_acts(dir: &std::path::Path) -> Result<(BTreeMap<usize, LayerActs>, HashM
             },
         );
     }
-    let norms_df = crate::store::read_parquet(&dir.join("norms.parquet"))?;
-    let nl = read_u32(&norms_df, "layer")?;
-    let ns = read_str(&norms_df, "site")?;
-    let nm = read_f32(&norms_df, "median_norm")?;
-    let norms = (0..nl.len())
-        .filter(|&i| ns[i] == "resid_post")
-        .map(|i| (nl[i] as usize, nm[i]))
+    let norms = read_table::<NormRow>(dir)?
+        .into_iter()
+        .filter(|n| n.site == "resid_post")
+        .map(|n| (n.layer as usize, n.median_norm))
         .collect();
     Ok((out, norms))
 }
@@ -162,6 +106,7 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
     let mut summary = StageOutputs::default();
     for method in &p.methods {
         let name = method.name().to_string();
+        let kind_of_method = MethodKind::from(method);
         let params_hash = fingerprint_of(&method_params_json(method))[..16].to_string();
         progress.set_message(name.clone());
         if let Method::Icv(ip) = method {
@@ -174,7 +119,7 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
                 let v: Vec<f32> = v.iter().map(|x| x * ip.strength as f32).collect();
                 let n = steerbench_steering::norm(&v);
                 rows.push(Row {
-                    method: name.clone(),
+                    method: kind_of_method,
                     layer: l as u32,
                     kind: Kind::Icv,
                     params_hash: params_hash.clone(),
@@ -189,16 +134,17 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
         if let Method::FunctionVector(fp) = method {
             let (fv_rows, heads) = function_vector(ctx, fp, &name, &params_hash)
                 .context("method `function_vector`")?;
-            let mut hdf = frame(vec![
-                u32_col("rank", (1..=heads.len() as u32).collect()),
-                u32_col("layer", heads.iter().map(|h| h.head.layer as u32).collect()),
-                u32_col("head", heads.iter().map(|h| h.head.head as u32).collect()),
-                f32_col(
-                    "mean_indirect_effect",
-                    heads.iter().map(|h| h.mean_indirect_effect).collect(),
-                ),
-            ])?;
-            ctx.write_parquet("fv_heads", &mut hdf)?;
+            let ranking: Vec<FvHeadRow> = heads
+                .iter()
+                .enumerate()
+                .map(|(i, h)| FvHeadRow {
+                    rank: i as u32 + 1,
+                    layer: h.head.layer as u32,
+                    head: h.head.head as u32,
+                    mean_indirect_effect: h.mean_indirect_effect,
+                })
+                .collect();
+            ctx.write_table(&ranking)?;
             rows.extend(fv_rows);
             progress.inc(acts.len() as u64);
             continue;
@@ -337,7 +283,7 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
             };
             let norm_raw = steerbench_steering::norm(&vector);
             rows.push(Row {
-                method: name.clone(),
+                method: kind_of_method,
                 layer: l as u32,
                 kind,
                 params_hash: params_hash.clone(),
@@ -373,23 +319,21 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
         out_norms.push(n);
     }
 
-    let mut df = frame(vec![
-        str_col("method", rows.iter().map(|r| r.method.clone()).collect()),
-        u32_col("layer", rows.iter().map(|r| r.layer).collect()),
-        str_col(
-            "kind",
-            rows.iter().map(|r| r.kind.name().to_string()).collect(),
-        ),
-        str_col(
-            "params_hash",
-            rows.iter().map(|r| r.params_hash.clone()).collect(),
-        ),
-        f32_col("norm_raw", rows.iter().map(|r| r.norm_raw).collect()),
-        f32_col("norm", out_norms),
-        f32_list_col("vector", &out_vecs),
-        str_col("info", rows.iter().map(|r| r.info.to_string()).collect()),
-    ])?;
-    ctx.write_parquet("vectors", &mut df)?;
+    let table: Vec<VectorRow> = rows
+        .iter()
+        .zip(out_vecs.iter().zip(&out_norms))
+        .map(|(r, (v, n))| VectorRow {
+            method: r.method,
+            layer: r.layer,
+            kind: r.kind,
+            params_hash: r.params_hash.clone(),
+            norm_raw: r.norm_raw,
+            norm: *n,
+            vector: v.clone(),
+            info: r.info.to_string(),
+        })
+        .collect();
+    ctx.write_table(&table)?;
     if !maps.is_empty() {
         candle_core::safetensors::save(&maps, ctx.out_dir().join("maps.safetensors"))?;
     }
@@ -413,7 +357,7 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
         .zip(&out_vecs)
         .filter(|(r, _)| matches!(r.kind, Kind::Additive | Kind::FixedAdditive))
         .map(|(r, v)| NamedVector {
-            method: r.method.clone(),
+            method: r.method.to_string(),
             layer: r.layer as usize,
             vector: v.clone(),
         })
@@ -505,7 +449,7 @@ fn function_vector(
     let contributions = fve::head_contributions(&lm.model, &top, &means, seqs[0].tokens[0])?;
     let v = fv::function_vector(&ranking, k, &contributions)?;
     let rows = fp.layer.0.iter().map(|&layer| Row {
-        method: name.to_string(),
+        method: MethodKind::FunctionVector,
         layer: layer as u32,
         kind: Kind::FixedAdditive,
         params_hash: params_hash.to_string(),
@@ -537,7 +481,7 @@ fn method_params_json(m: &Method) -> serde_json::Value {
 
 /// A stored steering object, rebuilt from a vectors stage's outputs.
 pub struct Stored {
-    pub method: String,
+    pub method: MethodKind,
     pub kind: Kind,
     /// layer → vector (additive, ablation, icv: one per layer).
     pub vectors: BTreeMap<usize, Vec<f32>>,
@@ -547,12 +491,7 @@ pub struct Stored {
 
 /// Every method of a vectors stage, in table order.
 pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
-    let df = crate::store::read_parquet(&dir.join("vectors.parquet"))?;
-    let methods = read_str(&df, "method")?;
-    let layers = read_u32(&df, "layer")?;
-    let kinds = read_str(&df, "kind")?;
-    let vecs = read_f32_lists(&df, "vector")?;
-    let infos = read_str(&df, "info")?;
+    let rows: Vec<VectorRow> = read_table(dir)?;
     let maps_path = dir.join("maps.safetensors");
     let maps = if maps_path.exists() {
         Some(std::sync::Arc::new(candle_core::safetensors::load(
@@ -563,21 +502,21 @@ pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
         None
     };
     let mut out: Vec<Stored> = Vec::new();
-    for i in 0..methods.len() {
-        if out.last().map_or(true, |s| s.method != methods[i]) {
+    for r in rows {
+        if out.last().map_or(true, |s| s.method != r.method) {
             out.push(Stored {
-                method: methods[i].clone(),
-                kind: Kind::parse(&kinds[i])?,
+                method: r.method,
+                kind: r.kind,
                 vectors: BTreeMap::new(),
                 maps: maps.clone(),
                 info: BTreeMap::new(),
             });
         }
         let s = out.last_mut().expect("pushed above");
-        s.vectors.insert(layers[i] as usize, vecs[i].clone());
+        s.vectors.insert(r.layer as usize, r.vector);
         s.info.insert(
-            layers[i] as usize,
-            serde_json::from_str(&infos[i]).unwrap_or(serde_json::Value::Null),
+            r.layer as usize,
+            serde_json::from_str(&r.info).unwrap_or(serde_json::Value::Null),
         );
     }
     Ok(out)

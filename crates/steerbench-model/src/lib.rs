@@ -1,6 +1,4 @@
 //! steerbench's causal-LM runtime. See docs/ARCHITECTURE.md for the contract.
-//!
-//! Module owners: add `pub mod` lines with small edits; never rewrite this file.
 
 pub mod chat;
 pub mod error;

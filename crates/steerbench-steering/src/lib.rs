@@ -23,7 +23,7 @@
 //! | `affine` | [`mean_shift_projection(pos, neg, k)`](methods::affine::mean_shift_projection), [`gaussian_transport(pos, neg, Shrinkage)`](methods::affine::gaussian_transport) | [`AffineMap`](methods::affine::AffineMap) h ↦ Wh + b, `.interpolate(α)` |
 //! | `mlp` | [`train_mlp(pos, neg, &MlpConfig)`](methods::mlp::train_mlp) | [`MlpSteer`](methods::mlp::MlpSteer): `apply_rows(m, α)`, `apply_tensor(&Tensor, α)`, per-epoch `losses` |
 //! | `random` | [`random_direction(d, norm, seed)`](methods::random::random_direction) | seeded Gaussian direction of the given norm |
-//! | `shuffled` | [`shuffled_caa(pos, neg, seed)`](methods::caa::shuffled_caa) | CAA with a coin-flip label swap per pair |
+//! | `shuffled` | [`shuffled_caa(pos, neg, seed)`](methods::caa::shuffled_caa) | label-permutation null: pooled activations split at random, CAA direction projected out, CAA norm |
 //!
 //! Scaling: [`normalize(v, Normalize)`](methods::normalize::normalize) →
 //! (vector, original norm), with [`Normalize::ResidNorm`](methods::normalize::Normalize)

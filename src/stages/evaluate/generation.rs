@@ -13,15 +13,16 @@ use steerbench_eval::steer::Steer;
 use steerbench_model::{GenerateOptions, Hooks, LoadedModel, Positions, Sampling, Sequence};
 use steerbench_steering::metrics::lm::distinct_n;
 
-use super::common::{self, Ctx};
-use crate::spec::GenerationParams;
+use super::units::At;
+use super::EvalDataset;
+use crate::spec::{EvaluateParams, GenerationParams, PositionSel};
+use crate::stages::common::{self, Ctx};
+use crate::stages::vectors::Stored;
+use crate::tables::{Condition, Direction, GenerationRow, ScoreMetric, ScoreRow, SelectionRow};
 
 /// Where a batch of continuations comes from.
 pub struct Setting<'a> {
-    pub method: String,
-    pub layer: i32,
-    pub multiplier: f64,
-    pub position: String,
+    pub at: At,
     /// `None`: the unsteered model.
     pub steer: Option<(&'a Steer, Positions)>,
 }
@@ -38,14 +39,10 @@ pub struct GenPrompt {
 /// One continuation and its scores.
 pub struct Generation {
     pub example_id: String,
-    pub method: String,
-    pub layer: i32,
-    pub multiplier: f64,
-    pub position: String,
     pub prompt: String,
     pub text: String,
     pub n_tokens: u32,
-    pub scores: Vec<(&'static str, f64)>,
+    pub scores: Vec<(ScoreMetric, f64)>,
 }
 
 /// The prompts of a completion or open-ended dataset (other formats have no free text to
@@ -132,7 +129,7 @@ pub fn generate_and_score(
     if let Some((steer, pos)) = &setting.steer {
         steer.install(
             &mut hooks,
-            setting.multiplier as f32,
+            setting.at.multiplier as f32,
             pos,
             model.config().n_layers,
             model.device(),
@@ -145,7 +142,7 @@ pub fn generate_and_score(
         let ids: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens.clone()).collect();
         let gens = model
             .generate(&lm.tokenizer, &ids, &opts, &hooks)
-            .with_context(|| format!("generating with {}", setting.method))?;
+            .with_context(|| format!("generating with {}", setting.at.method))?;
         // Fluency: the unsteered model's log-probs of each continuation given its prompt.
         let seqs: Vec<Sequence> = chunk
             .iter()
@@ -169,7 +166,7 @@ pub fn generate_and_score(
             let mut scores = Vec::new();
             if let (Some((pos, neg)), false) = (&p.references, gen.is_empty()) {
                 let sim = cosine(&emb[k], pos)? - cosine(&emb[k], neg)?;
-                scores.push(("gen_concept_similarity", sim as f64));
+                scores.push((ScoreMetric::GenConceptSimilarity, sim as f64));
             }
             if !gen.is_empty() {
                 let lp = fwd
@@ -178,24 +175,20 @@ pub fn generate_and_score(
                     .completion_logprobs(row)?;
                 row += 1;
                 let mean = lp.iter().map(|x| *x as f64).sum::<f64>() / lp.len() as f64;
-                scores.push(("gen_fluency_ppl", (-mean).exp()));
+                scores.push((ScoreMetric::GenFluencyPpl, (-mean).exp()));
                 scores.push((
-                    "gen_distinct_1",
+                    ScoreMetric::GenDistinct1,
                     distinct_n(std::slice::from_ref(gen), 1)? as f64,
                 ));
                 if gen.len() >= 2 {
                     scores.push((
-                        "gen_distinct_2",
+                        ScoreMetric::GenDistinct2,
                         distinct_n(std::slice::from_ref(gen), 2)? as f64,
                     ));
                 }
             }
             out.push(Generation {
                 example_id: p.id.clone(),
-                method: setting.method.clone(),
-                layer: setting.layer,
-                multiplier: setting.multiplier,
-                position: setting.position.clone(),
                 prompt: p.text.clone(),
                 text: texts[k].clone(),
                 n_tokens: gen.len() as u32,
@@ -204,4 +197,97 @@ pub fn generate_and_score(
         }
     }
     Ok(out)
+}
+
+/// The `generation` metric on one evaluated dataset split: continuations unsteered and
+/// at each method's *toward* setting chosen for this split, as generation rows plus
+/// their score rows.
+pub fn at_selections(
+    ctx: &Ctx<'_>,
+    lm: &LoadedModel,
+    p: &EvaluateParams,
+    d: &EvalDataset,
+    selection: &[SelectionRow],
+    stored: &[Stored],
+) -> Result<(Vec<GenerationRow>, Vec<ScoreRow>)> {
+    let chosen: Vec<&SelectionRow> = selection
+        .iter()
+        .filter(|s| {
+            s.dataset == d.dataset.dataset
+                && s.reported_on == d.at.split
+                && s.direction == Direction::Toward
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Ok(Default::default());
+    }
+    let prompts = prompts(ctx, lm, &d.records, p.generation.limit)?;
+    if prompts.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut steers = Vec::new();
+    for s in &chosen {
+        let st = stored
+            .iter()
+            .find(|x| x.method == s.method)
+            .ok_or_else(|| anyhow::anyhow!("no stored vector for `{}`", s.method))?;
+        let sel = p
+            .positions
+            .0
+            .iter()
+            .find(|x| x.name() == s.position)
+            .unwrap_or(&PositionSel::All);
+        steers.push((st.steer(s.layer.unwrap_or(0))?, super::positions(sel)?, *s));
+    }
+    let mut settings = vec![Setting {
+        at: At::baseline(&d.at.dataset, &d.at.split, Condition::UNSTEERED),
+        steer: None,
+    }];
+    for (st, pos, s) in &steers {
+        settings.push(Setting {
+            at: At {
+                dataset: d.at.dataset.clone(),
+                split: d.at.split.clone(),
+                method: Condition::Steered(s.method),
+                layer: s.layer,
+                multiplier: s.multiplier,
+                position: s.position.clone(),
+            },
+            steer: Some((st, pos.clone())),
+        });
+    }
+    let (mut gens, mut scores) = (Vec::new(), Vec::new());
+    for setting in &settings {
+        ctx.progress()
+            .set_message(format!("{}: generating ({})", d.dataset, setting.at.method));
+        let at = &setting.at;
+        for g in generate_and_score(ctx, lm, &prompts, setting, &p.generation)? {
+            for (metric, value) in &g.scores {
+                scores.push(ScoreRow {
+                    example_id: g.example_id.clone(),
+                    dataset: at.dataset.clone(),
+                    split: at.split.clone(),
+                    method: at.method,
+                    layer: at.layer,
+                    multiplier: at.multiplier,
+                    position: at.position.clone(),
+                    metric: *metric,
+                    value: *value,
+                });
+            }
+            gens.push(GenerationRow {
+                dataset: at.dataset.clone(),
+                split: at.split.clone(),
+                example_id: g.example_id,
+                method: at.method,
+                layer: at.layer,
+                multiplier: at.multiplier,
+                position: at.position.clone(),
+                prompt: g.prompt,
+                text: g.text,
+                n_tokens: g.n_tokens,
+            });
+        }
+    }
+    Ok((gens, scores))
 }

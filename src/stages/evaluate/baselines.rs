@@ -1,0 +1,81 @@
+//! Prompting baselines: the unsteered model on other prompts of the same inputs
+//! (a system prompt asking for / against the behaviour, few-shot demonstrations from
+//! the train split, A/B items with the letters swapped).
+
+use anyhow::{bail, Result};
+use steerbench_data as data;
+use steerbench_eval::sweep::{sweep, SweepOptions};
+use steerbench_model::LoadedModel;
+
+use super::units::{icl_units, shots_for, units, At, Units};
+use super::EvalDataset;
+use crate::spec::{Baseline, DatasetRef, EvaluateParams, SplitName};
+use crate::stages::common::{self, Ctx};
+use crate::tables::names::BaselineCondition;
+use crate::tables::{Condition, ScoreRow};
+
+/// The score rows of every baseline of `p` on one evaluated dataset split.
+pub fn baselines(
+    ctx: &Ctx<'_>,
+    lm: &LoadedModel,
+    p: &EvaluateParams,
+    d: &EvalDataset,
+) -> Result<Vec<ScoreRow>> {
+    let style = common::style(ctx);
+    let mut out = Vec::new();
+    let mut score = |which: BaselineCondition, u: &Units| -> Result<()> {
+        let vals = sweep(&lm.model, &u.items, None, &[0.0], &SweepOptions::default(), |_| {})?
+            .remove(0);
+        let at = At::baseline(&d.at.dataset, &d.at.split, Condition::Baseline(which));
+        out.extend(u.rows(&at, &vals, &p.metrics)?);
+        Ok(())
+    };
+    for b in &p.baselines {
+        match b {
+            // A system prompt cannot state an ICL task's answer; few-shot is its baseline.
+            Baseline::SystemPrompt(_) if matches!(d.records, data::Records::IclTask(_)) => {}
+            Baseline::SystemPrompt(sp) => {
+                for (which, text) in [
+                    (BaselineCondition::SystemPromptPositive, &sp.positive),
+                    (BaselineCondition::SystemPromptNegative, &sp.negative),
+                ] {
+                    let Some(text) = text else {
+                        bail!("baseline system_prompt needs `positive` and `negative` texts (the dataset has none of its own)");
+                    };
+                    score(which, &units(lm, &d.records, style, Some(text), &[])?)?;
+                }
+            }
+            Baseline::FewShot(fs) => {
+                let train = common::records(
+                    ctx,
+                    &DatasetRef {
+                        dataset: d.dataset.dataset.clone(),
+                        split: Some(SplitName::Train),
+                    },
+                )?;
+                let u = match (&d.records, &train) {
+                    (data::Records::IclTask(queries), data::Records::IclTask(pool)) => {
+                        let template = super::icl_template(ctx, &d.dataset)?;
+                        icl_units(lm, queries, pool, fs.k, &template, style, ctx.seed())?
+                    }
+                    _ => units(lm, &d.records, style, None, &shots_for(&train, fs.k))?,
+                };
+                score(BaselineCondition::FewShot, &u)?;
+            }
+            Baseline::LetterSwap => {
+                if let data::Records::ContrastiveAb(v) = &d.records {
+                    let swapped = data::Records::ContrastiveAb(
+                        v.iter()
+                            .map(data::swap_letters)
+                            .collect::<std::result::Result<_, _>>()?,
+                    );
+                    score(
+                        BaselineCondition::LetterSwap,
+                        &units(lm, &swapped, style, None, &[])?,
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}

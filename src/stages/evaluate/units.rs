@@ -1,0 +1,267 @@
+//! A dataset's records as measurable items, and the per-input scores read from one
+//! pass over them.
+
+use anyhow::{bail, Result};
+use steerbench_data as data;
+use steerbench_eval::prompt::{self, Prompt, PromptStyle};
+use steerbench_eval::sweep::{Item, Read, Value};
+use steerbench_model::{LoadedModel, Sequence};
+use steerbench_steering::metrics::behaviour::{ab_probability, propensity, Letter};
+
+use crate::spec::Metric;
+use crate::stages::common;
+use crate::stages::icl;
+use crate::tables::{Condition, ScoreMetric, ScoreRow};
+
+/// A dataset's records as measurable items: one unit per record, each with one or
+/// two items (A/B: one pass reads both letters; completions: a pass per side).
+pub struct Units {
+    pub ids: Vec<String>,
+    pub items: Vec<Item>,
+    kind: UnitKind,
+}
+
+enum UnitKind {
+    /// Matching letter index per record (0 = A).
+    Ab(Vec<usize>),
+    /// Items 2i (positive / matching) and 2i+1 (negative / not matching).
+    Pair { open_ended: bool },
+    /// ICL queries: the first token of each correct answer.
+    Icl(Vec<u32>),
+}
+
+/// Where a pass's scores belong: every column of a score row but the input and value.
+#[derive(Debug, Clone)]
+pub struct At {
+    pub dataset: String,
+    pub split: String,
+    pub method: Condition,
+    pub layer: Option<usize>,
+    pub multiplier: f64,
+    pub position: String,
+}
+
+impl At {
+    /// The unsteered model on a dataset split (also the setting of prompting baselines).
+    pub fn baseline(dataset: &str, split: &str, method: Condition) -> At {
+        At {
+            dataset: dataset.to_string(),
+            split: split.to_string(),
+            method,
+            layer: None,
+            multiplier: 0.0,
+            position: "none".into(),
+        }
+    }
+}
+
+/// ICL queries with `shots` demonstrations drawn from `pool`, as items that read the
+/// full next-token distribution (top-1 and the correct token's log-probability).
+pub fn icl_units(
+    lm: &LoadedModel,
+    queries: &[data::Icl],
+    pool: &[data::Icl],
+    shots: usize,
+    template: &data::IclTemplate,
+    style: PromptStyle,
+    seed: u64,
+) -> Result<Units> {
+    let how = icl::IclPrompts {
+        pool,
+        shots,
+        shuffle_labels: false,
+        template,
+        style,
+        seed,
+    };
+    let items = icl::icl_items(lm, queries, &how)?;
+    Ok(Units {
+        ids: items.iter().map(|x| x.id.clone()).collect(),
+        kind: UnitKind::Icl(items.iter().map(|x| x.target).collect()),
+        items: items
+            .into_iter()
+            .map(|x| Item {
+                seq: x.prompt,
+                read: Read::NextDist,
+            })
+            .collect(),
+    })
+}
+
+/// The first `k` behaviour-matching (prompt, answer) turns of `records` (few-shot).
+pub fn shots_for(records: &data::Records, k: usize) -> Vec<(String, String)> {
+    match records {
+        data::Records::ContrastiveAb(v) => v
+            .iter()
+            .take(k)
+            .map(|it| (it.question.clone(), format!("({})", it.matching)))
+            .collect(),
+        data::Records::ContrastiveCompletion(v) => v
+            .iter()
+            .take(k)
+            .map(|it| (it.prompt.clone(), it.positive.clone()))
+            .collect(),
+        data::Records::OpenEnded(v) => v
+            .iter()
+            .filter_map(|it| it.matching.as_ref().map(|m| (it.prompt.clone(), m.clone())))
+            .take(k)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Builds the items of `records` with an optional system prompt and few-shot turns.
+pub fn units(
+    lm: &LoadedModel,
+    records: &data::Records,
+    style: PromptStyle,
+    system: Option<&str>,
+    shots: &[(String, String)],
+) -> Result<Units> {
+    let letters = common::letter_ids(lm, 2)?;
+    let mk = |parts: data::PromptParts| -> Prompt {
+        let mut p = common::to_prompt(&parts);
+        p.system = system.map(str::to_string);
+        p.shots = shots.to_vec();
+        p
+    };
+    let mut ids = Vec::new();
+    let mut items = Vec::new();
+    let kind = match records {
+        data::Records::ContrastiveAb(v) => {
+            let mut matching = Vec::new();
+            for it in v {
+                if it.matching.index() > 1 || it.not_matching.index() > 1 {
+                    bail!(
+                        "item {}: ab metrics read letters A and B only, found ({}) / ({})",
+                        it.id,
+                        it.matching,
+                        it.not_matching
+                    );
+                }
+                let p = mk(data::ab_parts(it, None));
+                items.push(Item {
+                    seq: Sequence::prompt(common::encode(lm, &p, style)?),
+                    read: Read::NextToken(letters.clone()),
+                });
+                ids.push(it.id.clone());
+                matching.push(it.matching.index());
+            }
+            UnitKind::Ab(matching)
+        }
+        data::Records::ContrastiveCompletion(_) | data::Records::OpenEnded(_) => {
+            let open_ended = matches!(records, data::Records::OpenEnded(_));
+            let triples: Vec<(String, data::PromptParts, String, String)> = match records {
+                data::Records::ContrastiveCompletion(v) => v
+                    .iter()
+                    .map(|it| {
+                        let (parts, a, b) = data::completion_parts(it, None);
+                        (it.id.clone(), parts, a, b)
+                    })
+                    .collect(),
+                data::Records::OpenEnded(v) => v
+                    .iter()
+                    .filter_map(|it| {
+                        let (parts, a, b) = data::open_ended_parts(it, None);
+                        Some((it.id.clone(), parts, a?, b?))
+                    })
+                    .collect(),
+                _ => unreachable!("matched above"),
+            };
+            if triples.is_empty() {
+                bail!("no records with both continuations to compare");
+            }
+            for (id, parts, a, b) in triples {
+                let pids = common::encode(lm, &mk(parts), style)?;
+                for c in [a, b] {
+                    items.push(Item {
+                        seq: prompt::with_continuation(&lm.tokenizer, &pids, false, style, &c)?,
+                        read: Read::Completion,
+                    });
+                }
+                ids.push(id);
+            }
+            UnitKind::Pair { open_ended }
+        }
+        other => bail!(
+            "evaluate scores contrastive datasets (contrastive_ab, contrastive_completion, open_ended), not {}",
+            other.format().name()
+        ),
+    };
+    Ok(Units { ids, items, kind })
+}
+
+impl Units {
+    /// Per-record metrics from one pass's values.
+    fn metrics(&self, vals: &[Value], r: usize) -> Result<Vec<(ScoreMetric, f64)>> {
+        Ok(match &self.kind {
+            UnitKind::Ab(matching) => {
+                let lp = vals[r].as_slice();
+                let (m, n) = (matching[r], 1 - matching[r]);
+                let letter = if m == 0 { Letter::A } else { Letter::B };
+                vec![
+                    (
+                        ScoreMetric::AbProbability,
+                        ab_probability(lp[0], lp[1], letter)? as f64,
+                    ),
+                    (ScoreMetric::Propensity, (lp[m] - lp[n]) as f64),
+                    (
+                        ScoreMetric::PAShare,
+                        ab_probability(lp[0], lp[1], Letter::A)? as f64,
+                    ),
+                ]
+            }
+            UnitKind::Pair { open_ended } => {
+                let pr = propensity(vals[2 * r].as_slice(), vals[2 * r + 1].as_slice())?;
+                let mut v = vec![
+                    (ScoreMetric::Propensity, pr.summed as f64),
+                    (ScoreMetric::PropensityNorm, pr.normalized as f64),
+                ];
+                if *open_ended {
+                    v.push((ScoreMetric::LoglikMatchingMinusNot, pr.summed as f64));
+                }
+                v
+            }
+            UnitKind::Icl(targets) => {
+                let lp = vals[r].as_slice();
+                let t = targets[r] as usize;
+                let Some(&target_lp) = lp.get(t) else {
+                    bail!("ICL target token {t} is outside the vocabulary ({})", lp.len());
+                };
+                let top = lp
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(usize::MAX, |(i, _)| i);
+                vec![
+                    (ScoreMetric::IclAccuracy, (top == t) as u8 as f64),
+                    // For ICL items the propensity is log p(correct first answer token).
+                    (ScoreMetric::Propensity, target_lp as f64),
+                ]
+            }
+        })
+    }
+
+    /// The score rows of one pass (`vals`: one value per item) that `metrics` asks for.
+    pub fn rows(&self, at: &At, vals: &[Value], metrics: &[Metric]) -> Result<Vec<ScoreRow>> {
+        let mut out = Vec::new();
+        for (i, id) in self.ids.iter().enumerate() {
+            for (metric, value) in self.metrics(vals, i)? {
+                if metric.wanted_by(metrics) {
+                    out.push(ScoreRow {
+                        example_id: id.clone(),
+                        dataset: at.dataset.clone(),
+                        split: at.split.clone(),
+                        method: at.method,
+                        layer: at.layer,
+                        multiplier: at.multiplier,
+                        position: at.position.clone(),
+                        metric,
+                        value,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
