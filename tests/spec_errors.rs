@@ -70,6 +70,61 @@ stages:
 }
 
 #[test]
+fn id_and_category_fields_are_accepted_for_every_format_and_misspelled_roles_suggested() {
+    let ok = r#"name: x
+model: m
+datasets:
+  ab: { source: a.jsonl, format: contrastive_ab, fields: { id: uid, category: topic } }
+  corpus: { source: c.jsonl, format: text, fields: { text: body, id: doc_id } }
+stages:
+  acts: { extract: { dataset: ab.train } }
+"#;
+    let s = spec::parse_str(ok, "ok.yaml", Path::new(".")).unwrap();
+    assert_eq!(
+        s.dataset("ab").unwrap().fields.id_and_category(),
+        ("uid", "topic")
+    );
+    let corpus = &s.dataset("corpus").unwrap().fields;
+    assert_eq!(corpus.roles(), [("text", "body")]);
+    assert_eq!(corpus.id_and_category(), ("doc_id", "category"));
+
+    let e = errors(
+        r#"name: x
+model: m
+datasets:
+  ab: { source: a.jsonl, format: contrastive_ab, fields: { idd: uid } }
+stages:
+  acts: { extract: { dataset: ab.train } }
+"#,
+    );
+    assert!(e.contains("pipeline.yaml:4:60"), "{e}");
+    assert!(e.contains("unknown field `idd`"), "{e}");
+    assert!(e.contains("field: datasets.ab.fields.idd"), "{e}");
+    assert!(e.contains("did you mean `id`?"), "{e}");
+}
+
+#[test]
+fn split_fractions_need_all_three_parts() {
+    let e = errors(
+        r#"name: x
+model: m
+datasets:
+  ab: { source: a.jsonl, format: contrastive_ab, split: { train: 0.8, test: 0.2 } }
+  cd: { source: c.jsonl, format: contrastive_ab, split: { train: 1.5, val: 0, test: 0 } }
+stages:
+  acts: { extract: { dataset: ab.train } }
+"#,
+    );
+    assert!(e.contains("missing field `val`"), "{e}");
+    assert!(e.contains("field: datasets.ab.split"), "{e}");
+    assert!(
+        e.contains("split fraction train = 1.5 is outside 0..1"),
+        "{e}"
+    );
+    assert!(e.contains("field: datasets.cd.split.train"), "{e}");
+}
+
+#[test]
 fn yaml_syntax_errors_are_located() {
     insta::assert_snapshot!(errors("name: x\nstages: [a, b\nmodel: m\n"));
 }
@@ -81,9 +136,10 @@ fn a_valid_spec_parses_with_defaults() {
     assert_eq!(s.stages.len(), 5);
     let sent = s.dataset("sent").unwrap();
     assert_eq!(
-        sent.fields[1],
-        ("matching", "answer_matching_behavior".to_string())
+        sent.fields.roles()[1],
+        ("matching", "answer_matching_behavior")
     );
+    assert_eq!(sent.fields.id_and_category(), ("id", "category"));
     match &s.stage("acts").unwrap().spec {
         spec::StageSpec::Extract(p) => assert_eq!(p.sites, [spec::Site::ResidPost]),
         other => panic!("{other:?}"),

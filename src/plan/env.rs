@@ -1,6 +1,10 @@
 //! What planning needs from the outside world: model facts and dataset
 //! content hashes. The model part is injected (the model runtime implements
 //! `ModelProbe`); dataset and file hashing is implemented here.
+//!
+//! A dataset resolves to the [`Source`] its bytes are read from at run time and
+//! the blake3 of exactly those bytes; the loader checks that hash before parsing
+//! (`steerbench_data::load_checked`), so a file changed after planning is refused.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::DatasetSource;
+use steerbench_data::Source;
 
 /// Facts about a model that planning checks against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,27 +38,13 @@ pub enum EnvError {
     },
 }
 
-/// Where a dataset's bytes are.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DatasetLocation {
-    /// A built-in dataset by name.
-    Builtin(String),
-    /// A local file (absolute or relative to the working directory).
-    File(PathBuf),
-    Url(String),
-}
-
 /// The outside world as planning sees it.
 pub trait Environment: Send + Sync {
     /// Facts about `model` (as written in the spec); an error if it is not available.
     fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError>;
-    /// Resolves a dataset source to a location and the blake3 of its bytes.
-    fn dataset(
-        &self,
-        source: &DatasetSource,
-        base_dir: &Path,
-    ) -> Result<(DatasetLocation, String), EnvError>;
+    /// Resolves a dataset source (as written in the spec) to where its bytes are read at
+    /// run time (relative paths joined to `base_dir`) and the hex blake3 of those bytes.
+    fn dataset(&self, source: &Source, base_dir: &Path) -> Result<(Source, String), EnvError>;
     /// blake3 of a file's bytes (report templates and other declared files).
     fn file_hash(&self, path: &Path) -> Result<String, EnvError>;
 }
@@ -77,9 +67,12 @@ impl ModelProbe for NoModelRuntime {
 
 /// Where built-in datasets come from.
 pub enum BuiltinStore {
-    /// `<dir>/<name>.jsonl`.
+    /// `<dir>/<name>.jsonl`; such a dataset resolves to that file's path, so the run
+    /// reads (and checks) the very bytes that were hashed.
     Dir(PathBuf),
-    /// (name, bytes) pairs compiled into the binary.
+    /// (name, bytes) pairs compiled into the binary; they must be the bytes
+    /// `steerbench_data::builtin` embeds (see `runtime::embedded_builtins`), which the
+    /// run reads for `builtin:<name>` and checks against this hash.
     Embedded(Vec<(String, &'static [u8])>),
 }
 
@@ -160,18 +153,15 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
         self.models.model_facts(model)
     }
 
-    fn dataset(
-        &self,
-        source: &DatasetSource,
-        base_dir: &Path,
-    ) -> Result<(DatasetLocation, String), EnvError> {
+    fn dataset(&self, source: &Source, base_dir: &Path) -> Result<(Source, String), EnvError> {
         match source {
-            DatasetSource::Builtin(name) => {
-                let bytes_hash = match &self.builtins {
+            Source::Builtin(name) => {
+                let found = match &self.builtins {
                     BuiltinStore::Dir(d) => {
                         let p = d.join(format!("{name}.jsonl"));
                         if p.is_file() {
-                            Some(self.hash_file(&p)?)
+                            let h = self.hash_file(&p)?;
+                            Some((Source::Path(p), h))
                         } else {
                             None
                         }
@@ -179,10 +169,10 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
                     BuiltinStore::Embedded(items) => items
                         .iter()
                         .find(|(n, _)| n == name)
-                        .map(|(_, b)| blake3::hash(b).to_hex().to_string()),
+                        .map(|(_, b)| (source.clone(), steerbench_data::content_hash(b))),
                 };
-                match bytes_hash {
-                    Some(h) => Ok((DatasetLocation::Builtin(name.clone()), h)),
+                match found {
+                    Some(found) => Ok(found),
                     None => {
                         let names = self.builtins.names();
                         let hint = crate::spec::diag::did_you_mean(name, names.iter().map(String::as_str))
@@ -195,7 +185,7 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
                     }
                 }
             }
-            DatasetSource::Path(p) => {
+            Source::Path(p) => {
                 let full = if p.is_absolute() { p.clone() } else { base_dir.join(p) };
                 let h = self.hash_file(&full).map_err(|e| match e {
                     EnvError::NotFound(_) => EnvError::NotFound(format!(
@@ -204,9 +194,9 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
                     )),
                     other => other,
                 })?;
-                Ok((DatasetLocation::File(full), h))
+                Ok((Source::Path(full), h))
             }
-            DatasetSource::Url(u) => Err(EnvError::Unavailable(format!(
+            Source::Url(u) => Err(EnvError::Unavailable(format!(
                 "dataset URL {u} cannot be fetched by this build; download it and give its local path"
             ))),
         }

@@ -15,15 +15,18 @@ use crate::spec::{
     Spec, Stage, StageKind, StageSpec,
 };
 pub use env::{
-    BuiltinStore, DatasetLocation, EnvError, Environment, LocalEnvironment, ModelFacts, ModelProbe,
-    NoModelRuntime,
+    BuiltinStore, EnvError, Environment, LocalEnvironment, ModelFacts, ModelProbe, NoModelRuntime,
 };
 
 /// A dataset as a stage reads it: its validated spec, where its bytes are, their hash.
 #[derive(Debug, Clone)]
 pub struct ResolvedDataset {
     pub dataset: Dataset,
-    pub location: DatasetLocation,
+    /// Where the run reads the bytes: a built-in embedded in the binary, an absolute (or
+    /// working-directory-relative) file path, or a URL.
+    pub location: steerbench_data::Source,
+    /// Hex blake3 of exactly the bytes at `location` when the plan was built; the loader
+    /// refuses other bytes.
     pub hash: String,
 }
 
@@ -32,7 +35,10 @@ pub struct ResolvedDataset {
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetInput {
     pub hash: String,
-    pub format: spec::DatasetFormat,
+    pub format: spec::Format,
+    /// Role → record field for the format's roles; `id` and `category` only when overridden
+    /// (so fingerprints of datasets that keep the defaults are what they were before those
+    /// overrides existed).
     pub fields: BTreeMap<String, String>,
     pub split: spec::SplitFractions,
     pub limit: Option<usize>,
@@ -258,12 +264,7 @@ pub fn build(
                 DatasetInput {
                     hash: rd.hash.clone(),
                     format: rd.dataset.spec.format,
-                    fields: rd
-                        .dataset
-                        .fields
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.clone()))
-                        .collect(),
+                    fields: fingerprint_fields(&rd.dataset.fields),
                     split: rd.dataset.spec.split,
                     limit: rd.dataset.spec.limit,
                     window_tokens: rd.dataset.window_tokens(),
@@ -317,6 +318,22 @@ pub fn build(
         datasets,
         stages: instances,
     })
+}
+
+/// The field mapping as it enters a fingerprint (see [`DatasetInput::fields`]).
+fn fingerprint_fields(fields: &steerbench_data::FieldMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = fields
+        .roles()
+        .into_iter()
+        .map(|(role, field)| (role.to_string(), field.to_string()))
+        .collect();
+    let (id, category) = fields.id_and_category();
+    for ((role, default), field) in steerbench_data::COMMON_ROLES.iter().zip([id, category]) {
+        if field != *default {
+            out.insert(role.to_string(), field.to_string());
+        }
+    }
+    out
 }
 
 fn check_layers(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnostic>) {

@@ -26,14 +26,14 @@ use yaml::{Node, NodeKind, Pos};
 pub struct Dataset {
     pub name: String,
     pub spec: DatasetSpec,
-    /// Role → record field name, for the roles of this format (defaults filled in).
-    pub fields: Vec<(&'static str, String)>,
+    /// The field mapping the loader uses: the format's defaults with `spec.fields` applied.
+    pub fields: steerbench_data::FieldMap,
 }
 
 impl Dataset {
     pub fn window_tokens(&self) -> Option<usize> {
         match self.spec.format {
-            DatasetFormat::Text => Some(self.spec.window_tokens.unwrap_or(256)),
+            Format::Text => Some(self.spec.window_tokens.unwrap_or(256)),
             _ => None,
         }
     }
@@ -41,7 +41,7 @@ impl Dataset {
     /// The k-shot template of an icl_task dataset (the default when none is given).
     pub fn icl_template(&self) -> Option<steerbench_data::IclTemplate> {
         match self.spec.format {
-            DatasetFormat::IclTask => Some(self.spec.template.clone().unwrap_or_default()),
+            Format::IclTask => Some(self.spec.template.clone().unwrap_or_default()),
             _ => None,
         }
     }
@@ -439,10 +439,9 @@ impl Cx<'_> {
         spec: DatasetSpec,
     ) -> Option<Dataset> {
         let mut ok = true;
-        let roles = spec.format.roles();
-        let role_names: Vec<&str> = roles.iter().map(|(r, _)| *r).collect();
+        let role_names = spec.format.role_names();
         for (role, _) in spec.fields.given() {
-            if !role_names.contains(&role) {
+            if !spec.format.has_role(role) {
                 let path = at.key("fields").key(role);
                 let pos = locate(root, &path.0);
                 self.push(
@@ -458,25 +457,12 @@ impl Cx<'_> {
                 ok = false;
             }
         }
-        let s = spec.split;
-        for (part, v) in [("train", s.train), ("val", s.val), ("test", s.test)] {
-            if !(0.0..=1.0).contains(&v) {
-                self.at(
-                    root,
-                    at.key("split").key(part),
-                    format!("split fraction {part} = {v} is outside 0..1"),
-                );
-                ok = false;
-            }
-        }
-        let sum = s.train + s.val + s.test;
-        if (sum - 1.0).abs() > 1e-6 {
-            let shown = (sum * 1e9).round() / 1e9;
-            self.at(
-                root,
-                at.key("split"),
-                format!("split fractions must sum to 1, they sum to {shown}"),
-            );
+        for (split, message) in spec.split.problems() {
+            let path = match split {
+                Some(s) => at.key("split").key(s.name()),
+                None => at.key("split"),
+            };
+            self.at(root, path, message);
             ok = false;
         }
         if spec.limit == Some(0) {
@@ -484,7 +470,7 @@ impl Cx<'_> {
             ok = false;
         }
         match (spec.format, spec.window_tokens) {
-            (DatasetFormat::Text, Some(0)) => {
+            (Format::Text, Some(0)) => {
                 self.at(
                     root,
                     at.key("window_tokens"),
@@ -492,7 +478,7 @@ impl Cx<'_> {
                 );
                 ok = false;
             }
-            (DatasetFormat::Text, _) | (_, None) => {}
+            (Format::Text, _) | (_, None) => {}
             (f, Some(_)) => {
                 self.at(
                     root,
@@ -504,7 +490,7 @@ impl Cx<'_> {
         }
         match (&spec.format, &spec.template) {
             (_, None) => {}
-            (DatasetFormat::IclTask, Some(t)) => {
+            (Format::IclTask, Some(t)) => {
                 if let Err(message) = t.validate() {
                     self.at(root, at.key("template"), message);
                     ok = false;
@@ -519,18 +505,17 @@ impl Cx<'_> {
                 ok = false;
             }
         }
-        let given = spec.fields.given();
-        let fields = roles
-            .iter()
-            .map(|(role, default)| {
-                let v = given
-                    .iter()
-                    .find(|(r, _)| r == role)
-                    .map(|(_, v)| v.to_string());
-                (*role, v.unwrap_or_else(|| default.to_string()))
-            })
-            .collect();
-        ok.then_some(Dataset { name, spec, fields })
+        if !ok {
+            return None;
+        }
+        match steerbench_data::FieldMap::new(spec.format, &spec.fields) {
+            Ok(fields) => Some(Dataset { name, spec, fields }),
+            Err(e) => {
+                // Unreachable after the role check above; reported rather than unwrapped.
+                self.at(root, at.key("fields"), e.to_string());
+                None
+            }
+        }
     }
 
     fn stages(&mut self, root: &Node) -> Vec<Stage> {

@@ -55,21 +55,25 @@ pub enum PromptFormat {
 
 // ---------------------------------------------------------------- datasets
 
+pub use steerbench_data::{FieldOverrides, Format, Source, SplitFractions, SplitName};
+
 /// One dataset: where it comes from, its format, which fields hold what, and how it is split.
+/// The value types are the data crate's own (one type per concept), so what the spec accepts
+/// is exactly what the loader reads.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
     /// `builtin:<name>` (shipped in datasets/), a local path (relative to the spec file; .json, .jsonl, .csv, .parquet) or an http(s) URL.
-    pub source: DatasetSource,
+    pub source: Source,
     /// Layout of the records.
-    pub format: DatasetFormat,
-    /// Which record field holds each role; unspecified roles use the format's defaults.
+    pub format: Format,
+    /// Which record field holds each role (`id` and `category` for every format); unspecified roles use the format's defaults.
     #[serde(default)]
-    pub fields: FieldNames,
+    pub fields: FieldOverrides,
     /// Fractions of the records for train / val / test (seeded, stratified); must sum to 1. Default 0.6 / 0.2 / 0.2.
     #[serde(default)]
     pub split: SplitFractions,
-    /// Keep at most this many records (taken before splitting, in file order).
+    /// Keep at most this many records: a seeded, stratified subsample taken before splitting.
     #[serde(default)]
     pub limit: Option<usize>,
     /// `text` format only: length of each token window for perplexity. Default 256.
@@ -91,238 +95,6 @@ pub const DATASET_FIELDS: &[&str] = &[
     "window_tokens",
     "template",
 ];
-
-/// Where a dataset comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum DatasetSource {
-    /// `builtin:<name>`: datasets/<name>.jsonl shipped with steerbench.
-    Builtin(String),
-    /// A local file; relative paths are resolved against the spec file's folder.
-    Path(std::path::PathBuf),
-    /// An http(s) URL.
-    Url(String),
-}
-
-impl DatasetSource {
-    pub fn parse(s: &str) -> Result<DatasetSource, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("dataset source must not be empty".into());
-        }
-        if let Some(name) = s.strip_prefix("builtin:") {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(format!(
-                    "`{s}` is not a valid builtin name (letters, digits, `_`, `-`)"
-                ));
-            }
-            return Ok(DatasetSource::Builtin(name.to_string()));
-        }
-        if s.starts_with("http://") || s.starts_with("https://") {
-            return Ok(DatasetSource::Url(s.to_string()));
-        }
-        Ok(DatasetSource::Path(s.into()))
-    }
-}
-
-impl fmt::Display for DatasetSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatasetSource::Builtin(n) => write!(f, "builtin:{n}"),
-            DatasetSource::Path(p) => write!(f, "{}", p.display()),
-            DatasetSource::Url(u) => f.write_str(u),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for DatasetSource {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        DatasetSource::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for DatasetSource {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl JsonSchema for DatasetSource {
-    fn schema_name() -> String {
-        "DatasetSource".into()
-    }
-    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
-        serde_json::from_value(serde_json::json!({
-            "type": "string",
-            "description": "`builtin:<name>`, a local path (relative to the spec file) or an http(s) URL"
-        }))
-        .expect("static schema")
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DatasetFormat {
-    /// A question with lettered choices and the behaviour-matching / non-matching answers ("(A)").
-    ContrastiveAb,
-    /// A prompt with a positive and a negative completion.
-    ContrastiveCompletion,
-    /// Prompts, optionally with matching / non-matching reference continuations.
-    OpenEnded,
-    /// Input/output pairs rendered into k-shot prompts.
-    IclTask,
-    /// Question, choices and the index of the right answer.
-    MultipleChoice,
-    /// Plain text cut into fixed token windows.
-    Text,
-}
-
-impl DatasetFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetFormat::ContrastiveAb => "contrastive_ab",
-            DatasetFormat::ContrastiveCompletion => "contrastive_completion",
-            DatasetFormat::OpenEnded => "open_ended",
-            DatasetFormat::IclTask => "icl_task",
-            DatasetFormat::MultipleChoice => "multiple_choice",
-            DatasetFormat::Text => "text",
-        }
-    }
-
-    /// The roles of this format with their default record field names.
-    pub fn roles(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            DatasetFormat::ContrastiveAb => &[
-                ("question", "question"),
-                ("matching", "answer_matching_behavior"),
-                ("not_matching", "answer_not_matching_behavior"),
-            ],
-            DatasetFormat::ContrastiveCompletion => &[
-                ("prompt", "prompt"),
-                ("positive", "positive"),
-                ("negative", "negative"),
-            ],
-            DatasetFormat::OpenEnded => &[
-                ("prompt", "prompt"),
-                ("matching", "matching"),
-                ("not_matching", "not_matching"),
-            ],
-            DatasetFormat::IclTask => &[("input", "input"), ("output", "output")],
-            DatasetFormat::MultipleChoice => &[
-                ("question", "question"),
-                ("choices", "choices"),
-                ("answer", "answer"),
-            ],
-            DatasetFormat::Text => &[("text", "text")],
-        }
-    }
-}
-
-impl fmt::Display for DatasetFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Record field names per role. Which roles apply depends on `format`:
-/// contrastive_ab: question, matching, not_matching; contrastive_completion: prompt, positive, negative;
-/// open_ended: prompt, matching, not_matching (the last two optional in the data); icl_task: input, output;
-/// multiple_choice: question, choices, answer; text: text.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FieldNames {
-    /// Question text (contrastive_ab, multiple_choice). Default `question`.
-    pub question: Option<String>,
-    /// Behaviour-matching answer or continuation (contrastive_ab: default `answer_matching_behavior`; open_ended: default `matching`).
-    pub matching: Option<String>,
-    /// Non-matching answer or continuation (contrastive_ab: default `answer_not_matching_behavior`; open_ended: default `not_matching`).
-    pub not_matching: Option<String>,
-    /// Prompt text (contrastive_completion, open_ended). Default `prompt`.
-    pub prompt: Option<String>,
-    /// Positive completion (contrastive_completion). Default `positive`.
-    pub positive: Option<String>,
-    /// Negative completion (contrastive_completion). Default `negative`.
-    pub negative: Option<String>,
-    /// ICL input (icl_task). Default `input`.
-    pub input: Option<String>,
-    /// ICL output (icl_task). Default `output`.
-    pub output: Option<String>,
-    /// List of choices (multiple_choice). Default `choices`.
-    pub choices: Option<String>,
-    /// Index of the right choice (multiple_choice). Default `answer`.
-    pub answer: Option<String>,
-    /// Text of a corpus record (text). Default `text`.
-    pub text: Option<String>,
-}
-
-impl FieldNames {
-    /// The roles that were written, in declaration order.
-    pub fn given(&self) -> Vec<(&'static str, &str)> {
-        let all = [
-            ("question", &self.question),
-            ("matching", &self.matching),
-            ("not_matching", &self.not_matching),
-            ("prompt", &self.prompt),
-            ("positive", &self.positive),
-            ("negative", &self.negative),
-            ("input", &self.input),
-            ("output", &self.output),
-            ("choices", &self.choices),
-            ("answer", &self.answer),
-            ("text", &self.text),
-        ];
-        all.into_iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-            .collect()
-    }
-}
-
-/// Train / val / test fractions.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SplitFractions {
-    /// Fraction for training (vector extraction).
-    pub train: f64,
-    /// Fraction for validation (choosing layer and multiplier).
-    pub val: f64,
-    /// Fraction for the reported test results.
-    pub test: f64,
-}
-
-impl Default for SplitFractions {
-    fn default() -> Self {
-        SplitFractions {
-            train: 0.6,
-            val: 0.2,
-            test: 0.2,
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum SplitName {
-    Train,
-    Val,
-    Test,
-}
-
-impl SplitName {
-    pub const NAMES: &'static [&'static str] = &["train", "val", "test"];
-    pub fn name(self) -> &'static str {
-        match self {
-            SplitName::Train => "train",
-            SplitName::Val => "val",
-            SplitName::Test => "test",
-        }
-    }
-}
 
 /// A reference to a dataset split: `<dataset>.<split>`, or `<dataset>` for all records.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -347,15 +119,10 @@ impl<'de> Deserialize<'de> for DatasetRef {
         let (dataset, split) = match s.split_once('.') {
             None => (s.as_str(), None),
             Some((ds, sp)) => {
-                let split = match sp {
-                    "train" => SplitName::Train,
-                    "val" => SplitName::Val,
-                    "test" => SplitName::Test,
-                    other => {
-                        return Err(D::Error::custom(format!(
-                            "unknown split `{other}`, expected one of `train`, `val`, `test`"
-                        )))
-                    }
+                let Some(split) = SplitName::from_name(sp) else {
+                    return Err(D::Error::custom(format!(
+                        "unknown split `{sp}`, expected one of `train`, `val`, `test`"
+                    )));
                 };
                 (ds, Some(split))
             }

@@ -18,14 +18,14 @@ pub struct StageRef<'a> {
 pub struct DataRef<'a> {
     pub path: FieldPath,
     pub r: &'a DatasetRef,
-    pub formats: &'static [DatasetFormat],
+    pub formats: &'static [Format],
 }
 
-const PROMPT_FORMATS: &[DatasetFormat] = &[
-    DatasetFormat::ContrastiveAb,
-    DatasetFormat::ContrastiveCompletion,
-    DatasetFormat::OpenEnded,
-    DatasetFormat::IclTask,
+const PROMPT_FORMATS: &[Format] = &[
+    Format::ContrastiveAb,
+    Format::ContrastiveCompletion,
+    Format::OpenEnded,
+    Format::IclTask,
 ];
 
 /// The stage references of a stage, with their field paths relative to `stages.<name>`.
@@ -102,7 +102,7 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
                         .key("function_vector")
                         .key("dataset"),
                     r: &fv.dataset,
-                    formats: &[DatasetFormat::IclTask],
+                    formats: &[Format::IclTask],
                 }),
                 _ => None,
             })
@@ -124,7 +124,7 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
                 v.push(DataRef {
                     path: at.key("corpus"),
                     r,
-                    formats: &[DatasetFormat::Text],
+                    formats: &[Format::Text],
                 });
             }
             if let Some(r) = &p.neutral {
@@ -138,7 +138,7 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
                 v.push(DataRef {
                     path: at.key("mc"),
                     r,
-                    formats: &[DatasetFormat::MultipleChoice],
+                    formats: &[Format::MultipleChoice],
                 });
             }
             v
@@ -317,7 +317,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     "`metrics` is empty: list at least one metric".into(),
                 );
             }
-            let formats: Vec<DatasetFormat> = p
+            let formats: Vec<Format> = p
                 .datasets
                 .0
                 .iter()
@@ -325,15 +325,15 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 .map(|d| d.spec.format)
                 .collect();
             for (i, m) in p.metrics.iter().enumerate() {
-                let needs: &[DatasetFormat] = match m {
-                    Metric::AbProbability => &[DatasetFormat::ContrastiveAb],
+                let needs: &[Format] = match m {
+                    Metric::AbProbability => &[Format::ContrastiveAb],
                     Metric::Propensity | Metric::Steerability => &[
-                        DatasetFormat::ContrastiveAb,
-                        DatasetFormat::ContrastiveCompletion,
-                        DatasetFormat::OpenEnded,
+                        Format::ContrastiveAb,
+                        Format::ContrastiveCompletion,
+                        Format::OpenEnded,
                     ],
-                    Metric::OpenEndedLikelihood => &[DatasetFormat::OpenEnded],
-                    Metric::IclAccuracy => &[DatasetFormat::IclTask],
+                    Metric::OpenEndedLikelihood => &[Format::OpenEnded],
+                    Metric::IclAccuracy => &[Format::IclTask],
                     Metric::Generation => &[],
                 };
                 if !formats.is_empty()

@@ -1,5 +1,9 @@
-//! What every stage shares: the lazily loaded model, dataset loading and splitting,
-//! and the conversion of dataset prompts into token sequences.
+//! What every stage shares: the lazily loaded model, the datasets (each read,
+//! checked against its plan-time blake3 and split once per run), and the
+//! conversion of dataset prompts into token sequences.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
 use steerbench_data as data;
@@ -7,14 +11,17 @@ use steerbench_eval::prompt::{self, Prompt, PromptStyle};
 use steerbench_model::{Device, LoadedModel, ModelSource};
 
 use crate::exec::{Lazy, StageContext};
-use crate::plan::{DatasetLocation, ResolvedDataset};
+use crate::plan::ResolvedDataset;
 use crate::spec::{DatasetRef, PromptFormat, SplitName};
 
-/// Services shared by the stages of one run: the model, loaded on first use.
+/// Services shared by the stages of one run: the model and the embedder, loaded on
+/// first use, and every dataset, loaded and split on first use.
 #[derive(Default)]
 pub struct Services {
     model: Lazy<LoadedModel>,
     embedder: Lazy<steerbench_embed::SentenceEmbedder>,
+    /// Dataset name → its records, read once per run.
+    datasets: Mutex<HashMap<String, Arc<SplitDataset>>>,
 }
 
 impl Services {
@@ -67,59 +74,89 @@ pub fn style(ctx: &Ctx<'_>) -> PromptStyle {
     }
 }
 
-/// All records of a dataset (before splitting).
-pub fn load_all(rd: &ResolvedDataset) -> Result<data::Dataset> {
-    let source = match &rd.location {
-        DatasetLocation::Builtin(n) => data::Source::Builtin(n.clone()),
-        DatasetLocation::File(p) => data::Source::Path(p.clone()),
-        DatasetLocation::Url(u) => data::Source::Url(u.clone()),
-    };
-    let format = data::Format::from_name(rd.dataset.spec.format.name())
-        .ok_or_else(|| anyhow!("unknown dataset format {}", rd.dataset.spec.format))?;
-    let overrides: serde_json::Map<String, serde_json::Value> = rd
-        .dataset
-        .spec
-        .fields
-        .given()
-        .into_iter()
-        .map(|(role, field)| {
-            (
-                role.to_string(),
-                serde_json::Value::String(field.to_string()),
-            )
+/// A dataset as a run uses it: its bytes read once and checked against the plan-time
+/// blake3, parsed with the spec's field mapping, limited and split with the run's seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitDataset {
+    /// The resolved dataset and seed it was made from (a cached copy is reused only for these).
+    resolved: (crate::spec::Dataset, String, u64),
+    /// Hex blake3 of the bytes parsed (equal to the plan's).
+    pub blake3: String,
+    /// The records kept by `limit` (a seeded, stratified subsample; all splits together).
+    pub all: data::Records,
+    /// The train / val / test records.
+    pub splits: data::Splits,
+}
+
+impl SplitDataset {
+    /// Reads `rd`'s bytes, refuses them unless their blake3 is the plan's (`rd.hash`: a file
+    /// changed after planning is an error naming it and both hashes), then parses, limits and
+    /// splits with `seed`. No caching: see [`Services::dataset`].
+    pub fn load(rd: &ResolvedDataset, seed: u64) -> Result<SplitDataset> {
+        let spec = &rd.dataset.spec;
+        let ds = data::load_checked(
+            &rd.location,
+            &rd.hash,
+            &rd.dataset.fields,
+            &data::LoadOptions::default(),
+        )?;
+        let idx = data::limit_indices(&ds.records.strata(), spec.limit, seed);
+        let all = ds.records.select(&idx);
+        let splits = data::split_records(&ds.records, spec.limit, &spec.split, seed)?;
+        Ok(SplitDataset {
+            resolved: (rd.dataset.clone(), rd.hash.clone(), seed),
+            blake3: ds.content_hash,
+            all,
+            splits,
         })
-        .collect();
-    let fields = data::FieldMap::from_json(format, &serde_json::Value::Object(overrides))?;
-    Ok(data::load(&source, &fields, &data::LoadOptions::default())?)
+    }
+
+    /// The records of one split, or of the whole (limited) dataset for `None`.
+    pub fn get(&self, split: Option<SplitName>) -> &data::Records {
+        match split {
+            Some(s) => self.splits.get(s),
+            None => &self.all,
+        }
+    }
+
+    fn made_from(&self, rd: &ResolvedDataset, seed: u64) -> bool {
+        let (dataset, hash, s) = &self.resolved;
+        dataset == &rd.dataset && hash == &rd.hash && *s == seed
+    }
+}
+
+impl Services {
+    /// `rd` loaded, checked and split with `seed` — once per run: later calls share the copy.
+    pub fn dataset(&self, rd: &ResolvedDataset, seed: u64) -> Result<Arc<SplitDataset>> {
+        let name = &rd.dataset.name;
+        let mut cache = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = cache.get(name).filter(|d| d.made_from(rd, seed)) {
+            return Ok(Arc::clone(d));
+        }
+        // Loaded under the lock: two stages asking at once still read the file once.
+        let d =
+            Arc::new(SplitDataset::load(rd, seed).with_context(|| format!("dataset `{name}`"))?);
+        cache.insert(name.clone(), Arc::clone(&d));
+        Ok(d)
+    }
+}
+
+/// The run's copy of the dataset `r` names (whatever its split).
+pub fn dataset(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<Arc<SplitDataset>> {
+    let rd = ctx.dataset(r)?;
+    ctx.services().dataset(rd, ctx.seed())
 }
 
 /// The records of `r` (a split, or the whole dataset), split with the run's seed.
 pub fn records(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<data::Records> {
-    let rd = ctx.dataset(r)?;
-    let ds = load_all(rd).with_context(|| format!("dataset `{}`", r.dataset))?;
-    let spec = &rd.dataset.spec;
-    let Some(split) = r.split else {
-        let idx = data::limit_indices(&ds.records.strata(), spec.limit, ctx.seed());
-        return Ok(ds.records.select(&idx));
-    };
-    let fractions = data::SplitFractions {
-        train: spec.split.train,
-        val: spec.split.val,
-        test: spec.split.test,
-    };
-    let splits = data::split_records(&ds.records, spec.limit, &fractions, ctx.seed())?;
-    let name = match split {
-        SplitName::Train => data::SplitName::Train,
-        SplitName::Val => data::SplitName::Val,
-        SplitName::Test => data::SplitName::Test,
-    };
-    let out = splits.get(name).clone();
-    if out.is_empty() {
+    let ds = dataset(ctx, r)?;
+    let out = ds.get(r.split);
+    if r.split.is_some() && out.is_empty() {
         return Err(anyhow!(
             "dataset split `{r}` is empty; raise `limit` or change `split`"
         ));
     }
-    Ok(out)
+    Ok(out.clone())
 }
 
 pub fn to_prompt(p: &data::PromptParts) -> Prompt {

@@ -34,6 +34,16 @@ pub enum DataError {
         error: std::io::Error,
     },
 
+    #[error("{0}")]
+    InvalidSource(String),
+
+    #[error("{source_name}: the file changed after the pipeline was planned (blake3 {expected} at plan time, {actual} now); run again to plan with its new contents")]
+    Changed {
+        source_name: String,
+        expected: String,
+        actual: String,
+    },
+
     #[error("{url}: download failed: {message}")]
     Http { url: String, message: String },
 

@@ -2,18 +2,26 @@
 //! row/line and the field.
 
 use crate::error::{DataError, Result};
-use crate::fields::FieldMap;
+use crate::fields::{FieldMap, DEFAULT_CATEGORY_FIELD, DEFAULT_ID_FIELD};
 use crate::format::*;
 use crate::rows::{kind, Row};
 use serde_json::Value;
 use std::collections::HashSet;
 
-/// Converts `rows` into records of the mapping's format. Ids must be unique.
+/// Converts `rows` into records of the mapping's format. Ids must be unique. An id column
+/// named by an override must be in every row (the default `id` column may be absent: the row
+/// index is used), and a category column named by an override must be in at least one row.
 pub fn extract(rows: &[Row], fields: &FieldMap, source_name: &str) -> Result<Records> {
     let x = Extractor { source_name };
     let (id_f, cat_f) = fields.id_and_category();
+    let id_required = id_f != DEFAULT_ID_FIELD;
+    if cat_f != DEFAULT_CATEGORY_FIELD && !rows.iter().any(|r| x.present(r, cat_f).is_some()) {
+        if let Some(first) = rows.first() {
+            return Err(x.missing(first, cat_f));
+        }
+    }
     let base = |i: usize, row: &Row| -> Result<(String, Option<String>)> {
-        Ok((x.id(row, id_f, i)?, x.category(row, cat_f)?))
+        Ok((x.id(row, id_f, i, id_required)?, x.category(row, cat_f)?))
     };
     let records = match fields {
         FieldMap::ContrastiveAb(f) => Records::ContrastiveAb(collect(rows, |i, row| {
@@ -190,9 +198,11 @@ impl Extractor<'_> {
         }
     }
 
-    /// The record id: a string or integer in the id column, else the 0-based row index.
-    fn id(&self, row: &Row, field: &str, index: usize) -> Result<String> {
+    /// The record id: a string or integer in the id column, else (unless `required`) the
+    /// 0-based row index.
+    fn id(&self, row: &Row, field: &str, index: usize, required: bool) -> Result<String> {
         match self.present(row, field) {
+            None if required => Err(self.missing(row, field)),
             None => Ok(index.to_string()),
             Some(Value::String(s)) if s.is_empty() => {
                 Err(self.invalid(row, field, "empty id".into()))
@@ -320,6 +330,10 @@ mod tests {
         FieldMap::default_for(f)
     }
 
+    fn overrides(v: Value) -> crate::fields::FieldOverrides {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn ab_records_with_letters_and_index_ids() {
         let r = rows(vec![
@@ -388,9 +402,9 @@ mod tests {
             "positive": {"prompt": "P", "response": "good"},
             "negative": {"prompt": "P", "response": "bad"}
         })]);
-        let fm = FieldMap::from_json(
+        let fm = FieldMap::new(
             Format::ContrastiveCompletion,
-            &json!({"prompt": "positive.prompt", "positive": "positive.response", "negative": "negative.response"}),
+            &overrides(json!({"prompt": "positive.prompt", "positive": "positive.response", "negative": "negative.response"})),
         )
         .unwrap();
         let Records::ContrastiveCompletion(v) = extract(&r, &fm, "tan.json").unwrap() else {
@@ -404,9 +418,9 @@ mod tests {
             ),
             ("P", "good", "bad")
         );
-        let fm = FieldMap::from_json(
+        let fm = FieldMap::new(
             Format::ContrastiveCompletion,
-            &json!({"prompt": "positive.missing"}),
+            &overrides(json!({"prompt": "positive.missing"})),
         )
         .unwrap();
         let err = extract(&r, &fm, "tan.json").unwrap_err();
@@ -540,5 +554,39 @@ mod tests {
         ]);
         let err = extract(&r, &defaults(Format::Text), "t").unwrap_err();
         assert_eq!(err.to_string(), "t: duplicate id `x` (line 2)");
+    }
+
+    #[test]
+    fn id_and_category_overrides_are_honoured() {
+        let r = rows(vec![
+            json!({"uid": "u-1", "topic": "t1", "id": "ignored", "text": "a"}),
+            json!({"uid": 7, "topic": "t2", "text": "b"}),
+        ]);
+        let fm = FieldMap::new(
+            Format::Text,
+            &overrides(json!({"id": "uid", "category": "topic"})),
+        )
+        .unwrap();
+        let Records::Text(v) = extract(&r, &fm, "t.jsonl").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            v.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            ["u-1", "7"]
+        );
+        assert_eq!(v[1].category.as_deref(), Some("t2"));
+    }
+
+    #[test]
+    fn overridden_id_and_category_columns_must_exist() {
+        let r = rows(vec![json!({"uid": "a", "text": "a"}), json!({"text": "b"})]);
+        let fm = FieldMap::new(Format::Text, &overrides(json!({"id": "uid"}))).unwrap();
+        let err = extract(&r, &fm, "t.jsonl").unwrap_err();
+        assert_eq!(err.to_string(), "t.jsonl: line 2: missing field `uid`");
+        let fm = FieldMap::new(Format::Text, &overrides(json!({"category": "topc"}))).unwrap();
+        let err = extract(&r, &fm, "t.jsonl").unwrap_err();
+        assert_eq!(err.to_string(), "t.jsonl: line 1: missing field `topc`");
+        // The default columns stay optional.
+        assert!(extract(&r, &defaults(Format::Text), "t.jsonl").is_ok());
     }
 }

@@ -1,21 +1,32 @@
 //! Field mappings: which column (or dotted path into nested JSON) holds each record field.
 //!
 //! Defaults are the layouts of the built-in datasets (datasets/README.md); users override only
-//! the names that differ. A dotted path such as `positive.response` reads a nested object
-//! (Tan et al.'s `{positive: {prompt, response}, negative: {...}}`); a column whose name literally
-//! contains a dot is matched first.
+//! the names that differ, through [`FieldOverrides`] (the `fields:` entry of a pipeline spec),
+//! which [`FieldMap::new`] resolves against a format. A dotted path such as `positive.response`
+//! reads a nested object (Tan et al.'s `{positive: {prompt, response}, negative: {...}}`); a
+//! column whose name literally contains a dot is matched first.
 
 use crate::error::{DataError, Result};
 use crate::format::Format;
 use serde::{Deserialize, Serialize};
 
+/// Default record field of the `id` role (every format).
+pub const DEFAULT_ID_FIELD: &str = "id";
+/// Default record field of the `category` role (every format).
+pub const DEFAULT_CATEGORY_FIELD: &str = "category";
+/// The roles every format has, with their default record fields.
+pub const COMMON_ROLES: &[(&str, &str)] = &[
+    ("id", DEFAULT_ID_FIELD),
+    ("category", DEFAULT_CATEGORY_FIELD),
+];
+
 macro_rules! field_struct {
     ($(#[$meta:meta])* $name:ident { $($(#[$fm:meta])* $field:ident = $default:expr),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-        #[serde(default, deny_unknown_fields)]
+        #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name {
-            /// Stable record id; when the column is absent the 0-based row index is used.
+            /// Stable record id; when the default column `id` is absent the 0-based row index
+            /// is used (a column named by an override must be present).
             pub id: String,
             /// Optional stratum for stratified splits.
             pub category: String,
@@ -24,7 +35,34 @@ macro_rules! field_struct {
 
         impl Default for $name {
             fn default() -> Self {
-                Self { id: "id".into(), category: "category".into(), $($field: $default.into(),)* }
+                Self {
+                    id: DEFAULT_ID_FIELD.into(),
+                    category: DEFAULT_CATEGORY_FIELD.into(),
+                    $($field: $default.into(),)*
+                }
+            }
+        }
+
+        impl $name {
+            /// The format's own roles with their default record fields, in order
+            /// (`id` and `category`, common to every format, are not listed).
+            pub const ROLES: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($field), $default)),*];
+
+            /// Sets the record field of `role`; false if the format has no such role.
+            fn set(&mut self, role: &str, field: &str) -> bool {
+                let slot = match role {
+                    "id" => &mut self.id,
+                    "category" => &mut self.category,
+                    $(stringify!($field) => &mut self.$field,)*
+                    _ => return false,
+                };
+                *slot = field.to_string();
+                true
+            }
+
+            fn roles(&self) -> Vec<(&'static str, &str)> {
+                vec![$((stringify!($field), self.$field.as_str())),*]
             }
         }
     };
@@ -87,6 +125,111 @@ field_struct!(
     }
 );
 
+/// Record field names per role, as written in a pipeline spec (`fields:`); every key is
+/// optional and roles left out keep the format's default. Which roles apply depends on the
+/// format: contrastive_ab: question, matching, not_matching; contrastive_completion: prompt,
+/// positive, negative; open_ended: prompt, matching, not_matching (the last two optional in the
+/// data); icl_task: input, output; multiple_choice: question, choices, answer; text: text.
+/// `id` and `category` apply to every format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldOverrides {
+    /// Question text (contrastive_ab, multiple_choice). Default `question`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// Behaviour-matching answer or continuation (contrastive_ab: default `answer_matching_behavior`; open_ended: default `matching`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching: Option<String>,
+    /// Non-matching answer or continuation (contrastive_ab: default `answer_not_matching_behavior`; open_ended: default `not_matching`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_matching: Option<String>,
+    /// Prompt text (contrastive_completion, open_ended). Default `prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Positive completion (contrastive_completion). Default `positive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
+    /// Negative completion (contrastive_completion). Default `negative`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative: Option<String>,
+    /// ICL input (icl_task). Default `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// ICL output (icl_task). Default `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// List of choices (multiple_choice). Default `choices`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<String>,
+    /// Index of the right choice (multiple_choice). Default `answer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// Text of a corpus record (text). Default `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Record id, any format. Default `id`; when that default column is absent the 0-based row
+    /// index is used, while a column named here must be present in every record. Ids must be unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Stratum for the seeded, stratified split, any format. Default `category` (optional in
+    /// the data); a column named here must be present in at least one record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+impl FieldOverrides {
+    /// The roles that were written, in declaration order.
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        let all = [
+            ("question", &self.question),
+            ("matching", &self.matching),
+            ("not_matching", &self.not_matching),
+            ("prompt", &self.prompt),
+            ("positive", &self.positive),
+            ("negative", &self.negative),
+            ("input", &self.input),
+            ("output", &self.output),
+            ("choices", &self.choices),
+            ("answer", &self.answer),
+            ("text", &self.text),
+            ("id", &self.id),
+            ("category", &self.category),
+        ];
+        all.into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .collect()
+    }
+}
+
+impl Format {
+    /// The format's own roles with their default record fields, in order (`id` and `category`,
+    /// common to every format, are in [`COMMON_ROLES`]).
+    pub fn roles(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Format::ContrastiveAb => AbFields::ROLES,
+            Format::ContrastiveCompletion => CompletionFields::ROLES,
+            Format::OpenEnded => OpenEndedFields::ROLES,
+            Format::IclTask => IclFields::ROLES,
+            Format::MultipleChoice => McFields::ROLES,
+            Format::Text => TextFields::ROLES,
+        }
+    }
+
+    /// Every role a `fields:` mapping may name for this format: its own, then `id`, `category`.
+    pub fn role_names(self) -> Vec<&'static str> {
+        self.roles()
+            .iter()
+            .chain(COMMON_ROLES)
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    /// Whether a `fields:` mapping for this format may name `role`.
+    pub fn has_role(self, role: &str) -> bool {
+        self.role_names().contains(&role)
+    }
+}
+
 /// A field mapping for one format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldMap {
@@ -111,28 +254,35 @@ impl FieldMap {
         }
     }
 
-    /// Builds the mapping for `format` from a (partial) JSON object of overrides, e.g. the
-    /// `fields:` entry of a pipeline spec. Unknown keys are rejected with the valid ones listed.
-    pub fn from_json(format: Format, overrides: &serde_json::Value) -> Result<FieldMap> {
-        fn parse<T: serde::de::DeserializeOwned>(
-            format: Format,
-            v: &serde_json::Value,
-        ) -> Result<T> {
-            T::deserialize(v).map_err(|e| DataError::FieldMap {
-                format: format.name(),
-                message: e.to_string(),
-            })
-        }
-        Ok(match format {
-            Format::ContrastiveAb => FieldMap::ContrastiveAb(parse(format, overrides)?),
-            Format::ContrastiveCompletion => {
-                FieldMap::ContrastiveCompletion(parse(format, overrides)?)
+    /// The mapping for `format`: its defaults with `overrides` applied. A role the format does
+    /// not have is an error that lists the roles it has.
+    pub fn new(format: Format, overrides: &FieldOverrides) -> Result<FieldMap> {
+        let mut map = FieldMap::default_for(format);
+        for (role, field) in overrides.given() {
+            let known = match &mut map {
+                FieldMap::ContrastiveAb(f) => f.set(role, field),
+                FieldMap::ContrastiveCompletion(f) => f.set(role, field),
+                FieldMap::OpenEnded(f) => f.set(role, field),
+                FieldMap::IclTask(f) => f.set(role, field),
+                FieldMap::MultipleChoice(f) => f.set(role, field),
+                FieldMap::Text(f) => f.set(role, field),
+            };
+            if !known {
+                let roles: Vec<String> = format
+                    .role_names()
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect();
+                return Err(DataError::FieldMap {
+                    format: format.name(),
+                    message: format!(
+                        "role `{role}` does not apply; its roles are {}",
+                        roles.join(", ")
+                    ),
+                });
             }
-            Format::OpenEnded => FieldMap::OpenEnded(parse(format, overrides)?),
-            Format::IclTask => FieldMap::IclTask(parse(format, overrides)?),
-            Format::MultipleChoice => FieldMap::MultipleChoice(parse(format, overrides)?),
-            Format::Text => FieldMap::Text(parse(format, overrides)?),
-        })
+        }
+        Ok(map)
     }
 
     pub fn format(&self) -> Format {
@@ -143,6 +293,19 @@ impl FieldMap {
             FieldMap::IclTask(_) => Format::IclTask,
             FieldMap::MultipleChoice(_) => Format::MultipleChoice,
             FieldMap::Text(_) => Format::Text,
+        }
+    }
+
+    /// The format's own roles with their record fields, in [`Format::roles`] order
+    /// (`id` and `category` are in [`FieldMap::id_and_category`]).
+    pub fn roles(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            FieldMap::ContrastiveAb(f) => f.roles(),
+            FieldMap::ContrastiveCompletion(f) => f.roles(),
+            FieldMap::OpenEnded(f) => f.roles(),
+            FieldMap::IclTask(f) => f.roles(),
+            FieldMap::MultipleChoice(f) => f.roles(),
+            FieldMap::Text(f) => f.roles(),
         }
     }
 
@@ -162,7 +325,10 @@ impl FieldMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn overrides(json: serde_json::Value) -> FieldOverrides {
+        serde_json::from_value(json).unwrap()
+    }
 
     #[test]
     fn defaults_match_builtin_layouts() {
@@ -172,40 +338,79 @@ mod tests {
         assert_eq!(f.matching, "answer_matching_behavior");
         assert_eq!(f.id, "id");
         for format in Format::ALL {
-            assert_eq!(FieldMap::default_for(format).format(), format);
+            let m = FieldMap::default_for(format);
+            assert_eq!(m.format(), format);
+            assert_eq!(m.roles(), format.roles().to_vec());
+            assert_eq!(
+                m,
+                FieldMap::new(format, &FieldOverrides::default()).unwrap()
+            );
         }
+        assert_eq!(
+            Format::OpenEnded.role_names(),
+            ["prompt", "matching", "not_matching", "id", "category"]
+        );
     }
 
     #[test]
     fn overrides_keep_other_defaults_and_accept_dotted_paths() {
-        let m = FieldMap::from_json(
+        let m = FieldMap::new(
             Format::ContrastiveCompletion,
-            &json!({"prompt": "positive.prompt", "positive": "positive.response", "negative": "negative.response"}),
+            &overrides(serde_json::json!({"prompt": "positive.prompt", "positive": "positive.response", "negative": "negative.response"})),
         )
         .unwrap();
-        let FieldMap::ContrastiveCompletion(f) = m else {
+        let FieldMap::ContrastiveCompletion(f) = &m else {
             panic!()
         };
         assert_eq!(f.positive, "positive.response");
-        assert_eq!(f.id, "id");
+        assert_eq!(m.id_and_category(), ("id", "category"));
     }
 
     #[test]
-    fn unknown_override_is_rejected_with_valid_names() {
-        let err = FieldMap::from_json(Format::IclTask, &json!({"question": "q"})).unwrap_err();
+    fn id_and_category_can_be_mapped_for_every_format() {
+        let o = overrides(serde_json::json!({"id": "uid", "category": "topic"}));
+        for format in Format::ALL {
+            let m = FieldMap::new(format, &o).unwrap();
+            assert_eq!(m.id_and_category(), ("uid", "topic"), "{format}");
+            assert_eq!(m.roles(), format.roles().to_vec(), "{format}");
+        }
+    }
+
+    #[test]
+    fn inapplicable_role_is_rejected_with_valid_names() {
+        let err = FieldMap::new(
+            Format::IclTask,
+            &overrides(serde_json::json!({"question": "q"})),
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("icl_task") && msg.contains("question") && msg.contains("input"),
+            msg.contains("icl_task")
+                && msg.contains("`question`")
+                && msg.contains("`input`, `output`, `id`, `category`"),
             "{msg}"
+        );
+        assert!(Format::IclTask.has_role("category"));
+        assert!(!Format::IclTask.has_role("question"));
+    }
+
+    #[test]
+    fn unknown_role_is_a_deserialization_error() {
+        let err = serde_json::from_value::<FieldOverrides>(serde_json::json!({"uid": "x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field `uid`") && err.contains("`id`"),
+            "{err}"
         );
     }
 
     #[test]
     fn json_schema_is_generated() {
-        let schema = schemars::schema_for!(McFields);
+        let schema = schemars::schema_for!(FieldOverrides);
         let s = serde_json::to_string(&schema).unwrap();
         assert!(
-            s.contains("choices") && s.contains("additionalProperties"),
+            s.contains("choices") && s.contains("category") && s.contains("additionalProperties"),
             "{s}"
         );
     }

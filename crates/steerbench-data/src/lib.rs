@@ -15,13 +15,14 @@ pub mod split;
 
 pub use error::{DataError, Loc, Result};
 pub use fields::{
-    AbFields, CompletionFields, FieldMap, IclFields, McFields, OpenEndedFields, TextFields,
+    AbFields, CompletionFields, FieldMap, FieldOverrides, IclFields, McFields, OpenEndedFields,
+    TextFields, COMMON_ROLES, DEFAULT_CATEGORY_FIELD, DEFAULT_ID_FIELD,
 };
 pub use format::{
     ContrastiveAb, ContrastiveCompletion, Format, Icl, Letter, MultipleChoice, OpenEnded, Record,
     Records, Text,
 };
-pub use load::{load, load_builtin, load_bytes, Dataset, LoadOptions};
+pub use load::{check_hash, load, load_builtin, load_bytes, load_checked, Dataset, LoadOptions};
 pub use render::{
     ab_answer_letters, ab_parts, chunk_token_windows, completion_parts, icl_prompt, item_seed,
     mc_parts, open_ended_parts, render_raw, sample_demos, shuffle_labels, swap_letters, IclPrompt,

@@ -29,6 +29,42 @@ pub struct LoadOptions {
 
 /// Reads `source` and extracts records of `fields.format()`.
 pub fn load(source: &Source, fields: &FieldMap, opts: &LoadOptions) -> Result<Dataset> {
+    let (name, file_type) = name_and_type(source, opts)?;
+    let bytes = source.read()?;
+    load_bytes(&bytes, &name, file_type, fields, opts.json_key.as_deref())
+}
+
+/// Like [`load`], but refuses the bytes unless their hex blake3 is `expected_blake3` (the hash
+/// taken when the pipeline was planned): the records parsed are exactly the ones planned for.
+/// The check comes before any parsing.
+pub fn load_checked(
+    source: &Source,
+    expected_blake3: &str,
+    fields: &FieldMap,
+    opts: &LoadOptions,
+) -> Result<Dataset> {
+    let (name, file_type) = name_and_type(source, opts)?;
+    let bytes = source.read()?;
+    check_hash(&bytes, &name, expected_blake3)?;
+    load_bytes(&bytes, &name, file_type, fields, opts.json_key.as_deref())
+}
+
+/// `Ok` when the hex blake3 of `bytes` is `expected`; else [`DataError::Changed`] naming
+/// `source_name` and both hashes.
+pub fn check_hash(bytes: &[u8], source_name: &str, expected: &str) -> Result<()> {
+    let actual = content_hash(bytes);
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(DataError::Changed {
+            source_name: source_name.to_string(),
+            expected: expected.to_string(),
+            actual,
+        })
+    }
+}
+
+fn name_and_type(source: &Source, opts: &LoadOptions) -> Result<(String, FileType)> {
     let name = source.to_string();
     let file_type = opts
         .file_type
@@ -36,8 +72,7 @@ pub fn load(source: &Source, fields: &FieldMap, opts: &LoadOptions) -> Result<Da
         .ok_or_else(|| DataError::UnknownFileType {
             source_name: name.clone(),
         })?;
-    let bytes = source.read()?;
-    load_bytes(&bytes, &name, file_type, fields, opts.json_key.as_deref())
+    Ok((name, file_type))
 }
 
 /// Extracts records from in-memory bytes (the I/O-free core of `load`).
@@ -108,6 +143,43 @@ mod tests {
         assert_eq!(ds.records.ids(), vec!["q1", "q2"]);
         assert_eq!(ds.content_hash, content_hash(AB.as_bytes()));
         assert!(ds.source.ends_with("ab.jsonl"));
+    }
+
+    #[test]
+    fn load_checked_refuses_changed_bytes_and_names_both_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = write(&dir, "ab.jsonl", AB.as_bytes());
+        let fm = FieldMap::default_for(Format::ContrastiveAb);
+        let planned = content_hash(AB.as_bytes());
+        let ds = load_checked(&src, &planned, &fm, &LoadOptions::default()).unwrap();
+        assert_eq!(ds.records.ids(), vec!["q1", "q2"]);
+        assert_eq!(ds.content_hash, planned);
+        // The file changes after planning: refused before parsing, naming file and hashes.
+        let changed = AB.replace("q2", "q3");
+        std::fs::write(dir.path().join("ab.jsonl"), &changed).unwrap();
+        let err = load_checked(&src, &planned, &fm, &LoadOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::Changed { .. }), "{msg}");
+        assert!(msg.contains("ab.jsonl"), "{msg}");
+        assert!(msg.contains(&planned), "{msg}");
+        assert!(msg.contains(&content_hash(changed.as_bytes())), "{msg}");
+        // Not even parsed: unparseable new bytes give the same error.
+        std::fs::write(dir.path().join("ab.jsonl"), "{not json").unwrap();
+        let err = load_checked(&src, &planned, &fm, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(err, DataError::Changed { .. }), "{err}");
+    }
+
+    #[test]
+    fn load_checked_builtin_hash_is_the_embedded_bytes() {
+        let b = crate::builtin::get("sentiment_ab").unwrap();
+        let ds = load_checked(
+            &Source::Builtin(b.name.into()),
+            &content_hash(b.content.as_bytes()),
+            &FieldMap::default_for(b.format),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert!(!ds.records.is_empty());
     }
 
     #[test]

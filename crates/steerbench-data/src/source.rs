@@ -8,24 +8,44 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A dataset source as written in a pipeline spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A dataset source as written in a pipeline spec (and, once planned, where the bytes are read:
+/// relative paths are then resolved against the spec file's folder).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
+    /// `builtin:<name>`: datasets/<name>.jsonl, embedded in the binary.
     Builtin(String),
+    /// A local file.
     Path(PathBuf),
+    /// An http(s) URL.
     Url(String),
 }
 
 impl Source {
-    /// `builtin:<name>` | `http://…` / `https://…` | anything else is a local path.
-    pub fn parse(s: &str) -> Source {
-        if let Some(name) = s.strip_prefix("builtin:") {
-            Source::Builtin(name.to_string())
-        } else if s.starts_with("http://") || s.starts_with("https://") {
-            Source::Url(s.to_string())
-        } else {
-            Source::Path(PathBuf::from(s))
+    /// `builtin:<name>` | `http://…` / `https://…` | anything else is a local path. Surrounding
+    /// whitespace is ignored; an empty source or a builtin name with other characters than
+    /// letters, digits, `_` and `-` is an error.
+    pub fn parse(s: &str) -> Result<Source> {
+        let s = s.trim();
+        let bad = |m: String| DataError::InvalidSource(m);
+        if s.is_empty() {
+            return Err(bad("dataset source must not be empty".into()));
         }
+        if let Some(name) = s.strip_prefix("builtin:") {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(bad(format!(
+                    "`{s}` is not a valid builtin name (letters, digits, `_`, `-`)"
+                )));
+            }
+            return Ok(Source::Builtin(name.to_string()));
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return Ok(Source::Url(s.to_string()));
+        }
+        Ok(Source::Path(PathBuf::from(s)))
     }
 
     /// The file type implied by the name (builtins are JSONL).
@@ -65,6 +85,46 @@ impl fmt::Display for Source {
             Source::Path(p) => write!(f, "{}", p.display()),
             Source::Url(u) => f.write_str(u),
         }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Source> {
+        Source::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Source::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl schemars::JsonSchema for Source {
+    fn schema_name() -> String {
+        "DatasetSource".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::InstanceType::String.into()),
+            metadata: Some(Box::new(schemars::schema::Metadata {
+                description: Some(
+                    "`builtin:<name>`, a local path (relative to the spec file) or an http(s) URL"
+                        .into(),
+                ),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+        .into()
     }
 }
 
@@ -153,45 +213,68 @@ mod tests {
     #[test]
     fn parse_kinds() {
         assert_eq!(
-            Source::parse("builtin:sentiment_ab"),
+            Source::parse("builtin:sentiment_ab").unwrap(),
             Source::Builtin("sentiment_ab".into())
         );
         assert_eq!(
-            Source::parse("https://x.org/a.csv"),
+            Source::parse("https://x.org/a.csv").unwrap(),
             Source::Url("https://x.org/a.csv".into())
         );
         assert_eq!(
-            Source::parse("data/a.jsonl"),
+            Source::parse("data/a.jsonl").unwrap(),
             Source::Path("data/a.jsonl".into())
         );
-        assert_eq!(Source::parse("builtin:x").to_string(), "builtin:x");
+        assert_eq!(Source::parse("builtin:x").unwrap().to_string(), "builtin:x");
+    }
+
+    #[test]
+    fn invalid_sources_and_serde_round_trip() {
+        assert_eq!(
+            Source::parse("  builtin:x ").unwrap(),
+            Source::Builtin("x".into())
+        );
+        let err = Source::parse(" ").unwrap_err().to_string();
+        assert_eq!(err, "dataset source must not be empty");
+        let err = Source::parse("builtin:a b").unwrap_err().to_string();
+        assert!(err.contains("not a valid builtin name"), "{err}");
+        let src: Source = serde_json::from_str("\"data/a.jsonl\"").unwrap();
+        assert_eq!(src, Source::Path("data/a.jsonl".into()));
+        assert_eq!(serde_json::to_string(&src).unwrap(), "\"data/a.jsonl\"");
+        let err = serde_json::from_str::<Source>("\"builtin:\"").unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid builtin name"),
+            "{err}"
+        );
+        let schema = serde_json::to_string(&schemars::schema_for!(Source)).unwrap();
+        assert!(schema.contains("builtin:<name>"), "{schema}");
     }
 
     #[test]
     fn file_types_from_names() {
         assert_eq!(
-            Source::parse("a/b.JSONL").file_type(),
+            Source::parse("a/b.JSONL").unwrap().file_type(),
             Some(FileType::Jsonl)
         );
         assert_eq!(
-            Source::parse("b.parquet").file_type(),
+            Source::parse("b.parquet").unwrap().file_type(),
             Some(FileType::Parquet)
         );
         assert_eq!(
-            Source::parse("http://h/x.csv?raw=1").file_type(),
+            Source::parse("http://h/x.csv?raw=1").unwrap().file_type(),
             Some(FileType::Csv)
         );
         assert_eq!(
-            Source::parse("builtin:anything").file_type(),
+            Source::parse("builtin:anything").unwrap().file_type(),
             Some(FileType::Jsonl)
         );
-        assert_eq!(Source::parse("noext").file_type(), None);
-        assert_eq!(Source::parse("x.txt").file_type(), None);
+        assert_eq!(Source::parse("noext").unwrap().file_type(), None);
+        assert_eq!(Source::parse("x.txt").unwrap().file_type(), None);
     }
 
     #[test]
     fn missing_file_names_the_path() {
         let err = Source::parse("/nonexistent/dir/data.jsonl")
+            .unwrap()
             .read()
             .unwrap_err();
         assert!(matches!(err, DataError::Io { .. }));
@@ -203,7 +286,10 @@ mod tests {
 
     #[test]
     fn unknown_builtin_lists_available() {
-        let err = Source::parse("builtin:no_such_dataset").read().unwrap_err();
+        let err = Source::parse("builtin:no_such_dataset")
+            .unwrap()
+            .read()
+            .unwrap_err();
         assert!(matches!(err, DataError::UnknownBuiltin { .. }));
         assert!(err.to_string().contains("no_such_dataset"));
     }
@@ -212,6 +298,7 @@ mod tests {
     fn url_is_downloaded_from_local_server() {
         let base = serve_once("200 OK", "{\"id\":\"1\",\"text\":\"hi\"}\n");
         let bytes = Source::parse(&format!("{base}/corpus.jsonl"))
+            .unwrap()
             .read()
             .unwrap();
         assert_eq!(bytes, b"{\"id\":\"1\",\"text\":\"hi\"}\n");
@@ -221,7 +308,7 @@ mod tests {
     fn url_source_loads_records_with_type_from_url_path() {
         use crate::{load, FieldMap, Format, LoadOptions};
         let base = serve_once("200 OK", "id,input,output\na1,hot,cold\na2,up,down\n");
-        let src = Source::parse(&format!("{base}/antonyms.csv?download=1"));
+        let src = Source::parse(&format!("{base}/antonyms.csv?download=1")).unwrap();
         let ds = load(
             &src,
             &FieldMap::default_for(Format::IclTask),
@@ -239,7 +326,7 @@ mod tests {
     fn http_error_status_is_reported() {
         let base = serve_once("404 Not Found", "nope");
         let url = format!("{base}/missing.jsonl");
-        let err = Source::parse(&url).read().unwrap_err();
+        let err = Source::parse(&url).unwrap().read().unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("404") && msg.contains(&url), "{msg}");
     }

@@ -13,14 +13,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Fractions of the (limited) dataset per split; they must sum to 1.
+/// Train / val / test fractions of the (limited) dataset; each in 0..1, summing to 1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitFractions {
+    /// Fraction for training (vector extraction).
     pub train: f64,
-    #[serde(default)]
+    /// Fraction for validation (choosing layer and multiplier).
     pub val: f64,
-    #[serde(default)]
+    /// Fraction for the reported test results.
     pub test: f64,
 }
 
@@ -35,20 +36,46 @@ impl Default for SplitFractions {
 }
 
 impl SplitFractions {
-    pub fn validate(&self) -> Result<()> {
-        let all = self.as_array();
-        if all.iter().any(|f| !f.is_finite() || *f < 0.0) {
-            return Err(DataError::Split(format!(
-                "fractions must be finite and ≥ 0, got {self:?}"
-            )));
+    /// What is wrong with these fractions: `(Some(split), message)` for one fraction outside
+    /// 0..1, `(None, message)` for a sum other than 1. Empty when valid.
+    pub fn problems(&self) -> Vec<(Option<SplitName>, String)> {
+        let mut out = Vec::new();
+        for split in SplitName::ALL {
+            let v = self.get(split);
+            if !(0.0..=1.0).contains(&v) {
+                out.push((
+                    Some(split),
+                    format!("split fraction {split} = {v} is outside 0..1"),
+                ));
+            }
         }
-        let sum: f64 = all.iter().sum();
+        let sum: f64 = self.as_array().iter().sum();
         if (sum - 1.0).abs() > 1e-6 {
-            return Err(DataError::Split(format!(
-                "fractions must sum to 1, got {sum} ({self:?})"
-            )));
+            let shown = (sum * 1e9).round() / 1e9;
+            out.push((
+                None,
+                format!("split fractions must sum to 1, they sum to {shown}"),
+            ));
         }
-        Ok(())
+        out
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let problems: Vec<String> = self.problems().into_iter().map(|(_, m)| m).collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DataError::Split(problems.join("; ")))
+        }
+    }
+
+    /// The fraction of `split`.
+    pub fn get(&self, split: SplitName) -> f64 {
+        match split {
+            SplitName::Train => self.train,
+            SplitName::Val => self.val,
+            SplitName::Test => self.test,
+        }
     }
 
     fn as_array(&self) -> [f64; 3] {
@@ -56,6 +83,7 @@ impl SplitFractions {
     }
 }
 
+/// One of the three splits (`<dataset>.train`, `.val`, `.test` in a pipeline spec).
 #[derive(
     Debug,
     Clone,
@@ -78,6 +106,8 @@ pub enum SplitName {
 
 impl SplitName {
     pub const ALL: [SplitName; 3] = [SplitName::Train, SplitName::Val, SplitName::Test];
+    /// The names as written in specs, in [`SplitName::ALL`] order.
+    pub const NAMES: [&'static str; 3] = ["train", "val", "test"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -89,6 +119,12 @@ impl SplitName {
 
     pub fn from_name(s: &str) -> Option<SplitName> {
         SplitName::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+impl std::fmt::Display for SplitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -488,9 +524,35 @@ mod tests {
 
     #[test]
     fn fractions_deserialize_strictly() {
-        let f: SplitFractions = serde_json::from_str(r#"{"train":0.8,"test":0.2}"#).unwrap();
+        let f: SplitFractions =
+            serde_json::from_str(r#"{"train":0.8,"val":0,"test":0.2}"#).unwrap();
         assert_eq!(f, fr(0.8, 0.0, 0.2));
+        let err = serde_json::from_str::<SplitFractions>(r#"{"train":0.8,"test":0.2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `val`"), "{err}");
         assert!(serde_json::from_str::<SplitFractions>(r#"{"train":1,"valid":0}"#).is_err());
         assert_eq!(SplitName::from_name("val"), Some(SplitName::Val));
+        assert_eq!(SplitName::Test.to_string(), "test");
+    }
+
+    #[test]
+    fn problems_name_the_fraction_or_the_sum() {
+        assert!(fr(0.6, 0.2, 0.2).problems().is_empty());
+        assert_eq!(
+            fr(0.6, 0.3, 0.2).problems(),
+            [(
+                None,
+                "split fractions must sum to 1, they sum to 1.1".to_string()
+            )]
+        );
+        let p = fr(1.2, -0.2, 0.0).problems();
+        assert_eq!(
+            p.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [Some(SplitName::Train), Some(SplitName::Val)]
+        );
+        assert_eq!(p[1].1, "split fraction val = -0.2 is outside 0..1");
+        let err = fr(f64::NAN, 0.5, 0.5).validate().unwrap_err().to_string();
+        assert!(err.contains("train = NaN"), "{err}");
     }
 }
