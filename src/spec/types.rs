@@ -441,7 +441,7 @@ named_choice! {
         "affine" => Affine(AffineParams): "affine map: shift the class mean and apply a projection or Gaussian transport",
         "mlp" => Mlp(MlpParams): "a small MLP trained to map negative activations toward positive ones",
         "random" => Random(SeedParams): "random direction with the CAA vector's norm (control)",
-        "shuffled" => Shuffled(SeedParams): "CAA on pairs with shuffled labels (control)",
+        "shuffled" => Shuffled(SeedParams): "label-permutation null (control): random halves of the pooled activations, CAA direction projected out, CAA's norm",
     }
 }
 
