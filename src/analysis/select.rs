@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use steerbench_steering::metrics::stats::mean_std;
+use steerbench_steering::metrics::stats::{self, mean_std, select_best};
 
 use super::index::{ScoreIndex, SettingKey};
 use super::paired::paired_effect;
@@ -40,27 +40,23 @@ pub struct Candidate {
 }
 
 /// The best candidate: highest `score`; ties to the smaller |multiplier|, then the
-/// lower layer (all-layer methods, `None`, last), then the smaller multiplier. NaN
-/// scores never win; None when no candidate has a score.
+/// lower layer (all-layer methods, `None`, last), then the smaller multiplier
+/// ([`select_best`]). NaN scores never win; None when no candidate has a score.
 pub fn best(candidates: &[Candidate]) -> Option<Candidate> {
+    let ranked: Vec<stats::Candidate> = candidates
+        .iter()
+        .map(|c| stats::Candidate {
+            layer: c.layer.unwrap_or(usize::MAX),
+            multiplier: c.multiplier as f32,
+            score: c.score as f32,
+        })
+        .collect();
+    let b = select_best(&ranked).ok()?;
     candidates
         .iter()
-        .filter(|c| !c.score.is_nan())
-        .copied()
-        .reduce(|b, c| {
-            let layer = |l: Option<usize>| l.unwrap_or(usize::MAX);
-            let better = c
-                .score
-                .total_cmp(&b.score)
-                .then(b.multiplier.abs().total_cmp(&c.multiplier.abs()))
-                .then(layer(b.layer).cmp(&layer(c.layer)))
-                .then(b.multiplier.total_cmp(&c.multiplier));
-            if better.is_gt() {
-                c
-            } else {
-                b
-            }
-        })
+        .zip(&ranked)
+        .find(|(_, r)| **r == b)
+        .map(|(c, _)| *c)
 }
 
 fn mean(values: &BTreeMap<String, f64>) -> f64 {

@@ -19,7 +19,7 @@ pub fn curves(e: &Evaluated, reported: &Reported) -> (Vec<rep::Curve>, Vec<rep::
     for a in e.aggregates.iter().filter(|a| {
         reported.is_reported_agg(a)
             && a.multiplier.is_finite()
-            && matches!(a.metric, ScoreMetric::Propensity | ScoreMetric::AbProbability)
+            && has_curve(a.metric)
     }) {
         let Some(method) = a.method.method() else { continue };
         let dataset = label(&a.dataset, &a.position);
@@ -57,6 +57,22 @@ pub fn curves(e: &Evaluated, reported: &Reported) -> (Vec<rep::Curve>, Vec<rep::
         })
         .collect();
     (curves, heat)
+}
+
+/// Whether a metric gets a dose-response curve (exhaustive: a new metric must decide).
+fn has_curve(m: ScoreMetric) -> bool {
+    use ScoreMetric::*;
+    match m {
+        Propensity | AbProbability => true,
+        PAShare | PropensityNorm | LoglikMatchingMinusNot | OpenEndedLikelihood | IclAccuracy => {
+            false
+        }
+        // Per-input fits and generation scores have no multiplier sweep.
+        SteerabilitySlope | SteerabilityR2 | GenConceptSimilarity | GenFluencyPpl
+        | GenDistinct1 | GenDistinct2 => false,
+        // Degradation metrics have their own tables.
+        Perplexity | KlUnsteered | McAccuracy => false,
+    }
 }
 
 /// Per-input steerability slopes at each selected (dataset, method, layer, position),
