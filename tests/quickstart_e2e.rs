@@ -114,12 +114,25 @@ fn quickstart_runs_end_to_end_and_report_rerenders_identically() {
     for s in sel.iter().filter(|s| s.dataset == "sentiment_completion") {
         let margins: Vec<String> = controls
             .iter()
-            .filter(|c| (c.method, c.direction) == (s.method, s.direction) && c.dataset == s.dataset)
-            .map(|c| format!("{} {:.2} [{:.2}, {:.2}]", c.control, c.margin, c.margin_ci_low, c.margin_ci_high))
+            .filter(|c| {
+                (c.method, c.direction) == (s.method, s.direction) && c.dataset == s.dataset
+            })
+            .map(|c| {
+                format!(
+                    "{} {:.2} [{:.2}, {:.2}]",
+                    c.control, c.margin, c.margin_ci_low, c.margin_ci_high
+                )
+            })
             .collect();
         eprintln!(
             "{} {} L{:?} x{}: effect {:.2} [{:.2}, {:.2}]; margins {margins:?}",
-            s.method, s.direction, s.layer, s.multiplier, s.effect, s.effect_ci_low, s.effect_ci_high
+            s.method,
+            s.direction,
+            s.layer,
+            s.multiplier,
+            s.effect,
+            s.effect_ci_low,
+            s.effect_ci_high
         );
     }
     // Issue acceptance: CAA moves propensity monotonically with the multiplier at some

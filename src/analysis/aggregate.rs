@@ -40,30 +40,37 @@ pub fn aggregate(scores: &[ScoreRow], seed: u64) -> Vec<AggregateRow> {
     let cfg = super::bootstrap(seed);
     groups
         .into_iter()
-        .map(|((dataset, split, method, layer, _, position, metric), (multiplier, xs))| {
-            let (mean, std) = mean_std(&xs).map_or((f64::NAN, f64::NAN), |(m, s)| (m as f64, s as f64));
-            let ci = if xs.len() >= 2 { bootstrap_mean_ci(&xs, &cfg).ok() } else { None };
-            let n = xs.len();
-            AggregateRow {
-                dataset: dataset.to_string(),
-                split: split.to_string(),
-                method,
-                layer,
-                multiplier,
-                position: position.to_string(),
-                metric,
-                n: n as u32,
-                mean,
-                std,
-                ci_low: ci.map_or(f64::NAN, |c| c.lo as f64),
-                ci_high: ci.map_or(f64::NAN, |c| c.hi as f64),
-                frac_negative: if n == 0 {
-                    f64::NAN
+        .map(
+            |((dataset, split, method, layer, _, position, metric), (multiplier, xs))| {
+                let (mean, std) =
+                    mean_std(&xs).map_or((f64::NAN, f64::NAN), |(m, s)| (m as f64, s as f64));
+                let ci = if xs.len() >= 2 {
+                    bootstrap_mean_ci(&xs, &cfg).ok()
                 } else {
-                    xs.iter().filter(|x| **x < 0.0).count() as f64 / n as f64
-                },
-            }
-        })
+                    None
+                };
+                let n = xs.len();
+                AggregateRow {
+                    dataset: dataset.to_string(),
+                    split: split.to_string(),
+                    method,
+                    layer,
+                    multiplier,
+                    position: position.to_string(),
+                    metric,
+                    n: n as u32,
+                    mean,
+                    std,
+                    ci_low: ci.map_or(f64::NAN, |c| c.lo as f64),
+                    ci_high: ci.map_or(f64::NAN, |c| c.hi as f64),
+                    frac_negative: if n == 0 {
+                        f64::NAN
+                    } else {
+                        xs.iter().filter(|x| **x < 0.0).count() as f64 / n as f64
+                    },
+                }
+            },
+        )
         .collect()
 }
 

@@ -40,12 +40,19 @@ pub fn derive_scores(
             .filter(|s| s.metric == ScoreMetric::LoglikMatchingMinusNot)
         {
             if let Some(b) = base.get(s.example_id.as_str()) {
-                out.push(derived(s, s.multiplier, ScoreMetric::OpenEndedLikelihood, s.value - b));
+                out.push(derived(
+                    s,
+                    s.multiplier,
+                    ScoreMetric::OpenEndedLikelihood,
+                    s.value - b,
+                ));
             }
         }
     }
     if ScoreMetric::SteerabilitySlope.wanted_by(metrics) {
-        let mut points: BTreeMap<&str, (&ScoreRow, Vec<(f32, f32)>)> = BTreeMap::new();
+        // Input → (its first row, as the template of derived rows; (multiplier, value) points).
+        type Points<'a> = (&'a ScoreRow, Vec<(f32, f32)>);
+        let mut points: BTreeMap<&str, Points> = BTreeMap::new();
         for s in sweep.iter().filter(|s| {
             s.metric == ScoreMetric::Propensity && s.value.is_finite() && s.multiplier.is_finite()
         }) {
@@ -64,9 +71,19 @@ pub fn derive_scores(
             }
             let (x, y): (Vec<f32>, Vec<f32>) = pts.iter().copied().unzip();
             let fit = fit_line(&x, &y)?;
-            out.push(derived(first, f64::NAN, ScoreMetric::SteerabilitySlope, fit.slope as f64));
+            out.push(derived(
+                first,
+                f64::NAN,
+                ScoreMetric::SteerabilitySlope,
+                fit.slope as f64,
+            ));
             if let Some(r2) = fit.r2 {
-                out.push(derived(first, f64::NAN, ScoreMetric::SteerabilityR2, r2 as f64));
+                out.push(derived(
+                    first,
+                    f64::NAN,
+                    ScoreMetric::SteerabilityR2,
+                    r2 as f64,
+                ));
             }
         }
     }

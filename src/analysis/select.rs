@@ -113,8 +113,7 @@ pub fn select(scores: &[ScoreRow], seed: u64) -> Selected {
             position: position.clone(),
             metric,
         };
-        let Some(unsteered) = index.unsteered(&dataset, &rep_split, ScoreMetric::Propensity)
-        else {
+        let Some(unsteered) = index.unsteered(&dataset, &rep_split, ScoreMetric::Propensity) else {
             continue;
         };
         for direction in Direction::ALL.iter().copied() {
@@ -164,8 +163,10 @@ pub fn select(scores: &[ScoreRow], seed: u64) -> Selected {
                     .collect()
             };
             let slopes = fits(ScoreMetric::SteerabilitySlope);
-            let (sm, ss) = mean_std(&slopes).map_or((f64::NAN, f64::NAN), |(m, s)| (m as f64, s as f64));
-            let r2 = mean_std(&fits(ScoreMetric::SteerabilityR2)).map_or(f64::NAN, |(m, _)| m as f64);
+            let (sm, ss) =
+                mean_std(&slopes).map_or((f64::NAN, f64::NAN), |(m, s)| (m as f64, s as f64));
+            let r2 =
+                mean_std(&fits(ScoreMetric::SteerabilityR2)).map_or(f64::NAN, |(m, _)| m as f64);
             out.selection.push(SelectionRow {
                 dataset: dataset.clone(),
                 method,
@@ -230,7 +231,14 @@ mod tests {
 
     const P: ScoreMetric = ScoreMetric::Propensity;
 
-    fn s(split: &str, method: Condition, layer: Option<usize>, mult: f64, id: &str, v: f64) -> ScoreRow {
+    fn s(
+        split: &str,
+        method: Condition,
+        layer: Option<usize>,
+        mult: f64,
+        id: &str,
+        v: f64,
+    ) -> ScoreRow {
         ScoreRow {
             example_id: id.into(),
             dataset: format!("d.{split}"),
@@ -238,14 +246,25 @@ mod tests {
             method,
             layer,
             multiplier: mult,
-            position: if method == Condition::UNSTEERED { "none" } else { "all" }.into(),
+            position: if method == Condition::UNSTEERED {
+                "none"
+            } else {
+                "all"
+            }
+            .into(),
             metric: P,
             value: v,
         }
     }
 
     /// Three inputs per split, each at `values` (one per input).
-    fn setting(split: &str, method: Condition, layer: Option<usize>, mult: f64, values: [f64; 3]) -> Vec<ScoreRow> {
+    fn setting(
+        split: &str,
+        method: Condition,
+        layer: Option<usize>,
+        mult: f64,
+        values: [f64; 3],
+    ) -> Vec<ScoreRow> {
         ["a", "b", "c"]
             .iter()
             .zip(values)
@@ -259,8 +278,17 @@ mod tests {
 
     #[test]
     fn best_breaks_ties_by_less_intervention_then_lower_layer() {
-        let c = |layer, multiplier, score| Candidate { layer, multiplier, score };
-        let b = best(&[c(Some(6), 2.0, 1.0), c(Some(3), 1.0, 1.0), c(Some(9), 1.0, 1.0)]).unwrap();
+        let c = |layer, multiplier, score| Candidate {
+            layer,
+            multiplier,
+            score,
+        };
+        let b = best(&[
+            c(Some(6), 2.0, 1.0),
+            c(Some(3), 1.0, 1.0),
+            c(Some(9), 1.0, 1.0),
+        ])
+        .unwrap();
         assert_eq!((b.layer, b.multiplier), (Some(3), 1.0));
         let b = best(&[c(Some(6), 2.0, f64::NAN), c(Some(3), 1.0, 0.5)]).unwrap();
         assert_eq!(b.layer, Some(3));
@@ -275,7 +303,13 @@ mod tests {
     fn directional_choice_on_val_reported_on_test() {
         let mut rows = Vec::new();
         for split in ["val", "test"] {
-            rows.extend(setting(split, Condition::UNSTEERED, None, 0.0, [0.0, 0.0, 0.0]));
+            rows.extend(setting(
+                split,
+                Condition::UNSTEERED,
+                None,
+                0.0,
+                [0.0, 0.0, 0.0],
+            ));
             rows.extend(setting(split, CAA, Some(1), 1.0, [1.0, 1.0, 1.0]));
             rows.extend(setting(split, CAA, Some(2), 1.0, [2.0, 2.0, 2.0]));
             rows.extend(setting(split, CAA, Some(1), -1.0, [-3.0, -3.0, -3.0]));
@@ -290,9 +324,15 @@ mod tests {
         }
         let sel = select(&rows, 0).selection;
         assert_eq!(sel.len(), 2);
-        let toward = sel.iter().find(|x| x.direction == Direction::Toward).unwrap();
+        let toward = sel
+            .iter()
+            .find(|x| x.direction == Direction::Toward)
+            .unwrap();
         assert_eq!((toward.layer, toward.multiplier), (Some(2), 1.0));
-        assert_eq!((toward.selected_on.as_str(), toward.reported_on.as_str()), ("val", "test"));
+        assert_eq!(
+            (toward.selected_on.as_str(), toward.reported_on.as_str()),
+            ("val", "test")
+        );
         assert_eq!(toward.val_score, 2.0);
         assert_eq!(toward.effect, 0.5);
         assert_eq!(toward.n, 3);
@@ -327,7 +367,10 @@ mod tests {
         assert_eq!((r.layer, r.multiplier), (Some(1), 1.0));
         assert_eq!(r.effect, 1.0);
         // Per input: 3−1, 2−0, 4−2 = 2, 2, 2.
-        assert_eq!((r.margin, r.margin_ci_low, r.margin_ci_high), (2.0, 2.0, 2.0));
+        assert_eq!(
+            (r.margin, r.margin_ci_low, r.margin_ci_high),
+            (2.0, 2.0, 2.0)
+        );
         let sh = c(Direction::Toward, MethodKind::Shuffled);
         assert_eq!((sh.layer, sh.effect, sh.margin), (Some(1), 0.0, 3.0));
         // Away: method −2, random 0 → margin −2 (the method wins in its direction).
@@ -355,8 +398,14 @@ mod tests {
         assert_eq!(sel.len(), 1, "no negative multipliers: no away row");
         let t = &sel[0];
         assert_eq!((t.layer, t.multiplier), (Some(0), 1.0));
-        assert_eq!((t.selected_on.as_str(), t.reported_on.as_str()), ("val", "val"));
-        assert_eq!((t.effect, t.effect_ci_low, t.effect_ci_high, t.n), (-1.0, -1.0, -1.0, 1));
+        assert_eq!(
+            (t.selected_on.as_str(), t.reported_on.as_str()),
+            ("val", "val")
+        );
+        assert_eq!(
+            (t.effect, t.effect_ci_low, t.effect_ci_high, t.n),
+            (-1.0, -1.0, -1.0, 1)
+        );
         assert!(t.standardized_effect.is_nan());
         assert_eq!(t.anti_steerable_fraction, 1.0);
         assert_eq!(t.steerability_mean, -1.0);

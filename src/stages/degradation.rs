@@ -168,20 +168,21 @@ fn settings(
 ) -> Result<BTreeMap<MethodKind, Vec<Setting>>> {
     let mut out: BTreeMap<MethodKind, Vec<Setting>> = BTreeMap::new();
     let sweep_mults = p.multipliers.clone().unwrap_or_default();
-    let mut add = |method: MethodKind, layer: Option<usize>, multiplier: f64, dataset: Option<&str>| {
-        let list = out.entry(method).or_default();
-        match list
-            .iter_mut()
-            .find(|s| s.layer == layer && s.multiplier == multiplier)
-        {
-            Some(s) => s.chosen_for.extend(dataset.map(str::to_string)),
-            None => list.push(Setting {
-                layer,
-                multiplier,
-                chosen_for: dataset.map(str::to_string).into_iter().collect(),
-            }),
-        }
-    };
+    let mut add =
+        |method: MethodKind, layer: Option<usize>, multiplier: f64, dataset: Option<&str>| {
+            let list = out.entry(method).or_default();
+            match list
+                .iter_mut()
+                .find(|s| s.layer == layer && s.multiplier == multiplier)
+            {
+                Some(s) => s.chosen_for.extend(dataset.map(str::to_string)),
+                None => list.push(Setting {
+                    layer,
+                    multiplier,
+                    chosen_for: dataset.map(str::to_string).into_iter().collect(),
+                }),
+            }
+        };
     if let Some(from) = &p.from {
         let selection: Vec<SelectionRow> = read_table(ctx.input_dir(from)?)?;
         for sel in selection.iter().filter(|s| methods.contains(&s.method)) {
@@ -234,7 +235,12 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     progress.set_total((n_items * (1 + n_layer_groups)) as u64);
 
     let mut scores: Vec<ScoreRow> = Vec::new();
-    let row = |probe: &Probe, i: usize, method: Condition, layer: Option<usize>, mult: f64, value: f64| ScoreRow {
+    let row = |probe: &Probe,
+               i: usize,
+               method: Condition,
+               layer: Option<usize>,
+               mult: f64,
+               value: f64| ScoreRow {
         example_id: probe.ids[i].clone(),
         dataset: probe.dataset.clone(),
         split: probe.dataset.split('.').nth(1).unwrap_or("all").to_string(),
@@ -247,7 +253,10 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     };
     let opts = SweepOptions::default();
     for probe in &probes {
-        progress.set_message(format!("{}: unsteered", ScoreMetric::of_degradation(probe.metric)));
+        progress.set_message(format!(
+            "{}: unsteered",
+            ScoreMetric::of_degradation(probe.metric)
+        ));
         let base = sweep(&lm.model, &probe.items, None, &[0.0], &opts, |n| {
             progress.inc(n as u64)
         })?
@@ -314,7 +323,10 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     let mut out = StageOutputs::default();
     out.summary.insert("score_rows".into(), scores.len().into());
     // Chance accuracy of the multiple-choice probe (mean of 1 / choices), for the report.
-    if let Some(mc) = probes.iter().find(|x| x.metric == DegradationMetric::McAccuracy) {
+    if let Some(mc) = probes
+        .iter()
+        .find(|x| x.metric == DegradationMetric::McAccuracy)
+    {
         let chance = mc
             .items
             .iter()
@@ -324,7 +336,8 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
             })
             .sum::<f64>()
             / mc.items.len() as f64;
-        out.summary.insert("mc_chance".into(), serde_json::json!(chance));
+        out.summary
+            .insert("mc_chance".into(), serde_json::json!(chance));
     }
     Ok(out)
 }

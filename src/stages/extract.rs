@@ -15,9 +15,9 @@ use steerbench_model::{HookPoint, Sequence};
 use steerbench_steering::methods::normalize::median;
 
 use super::common::{self, Ctx};
-use crate::tables::{ActivationRow, NormRow};
 use crate::exec::{StageOutputs, StageRunner};
 use crate::spec::{ExtractParams, Layers, ReadPosition, StageSpec};
+use crate::tables::{ActivationRow, NormRow};
 
 pub struct Extract;
 

@@ -24,7 +24,9 @@ use super::icl;
 use crate::exec::{StageOutputs, StageRunner};
 use crate::plan::fingerprint::fingerprint_of;
 use crate::spec::{AffineKind, Method, Normalize, StageSpec, VectorsParams};
-use crate::tables::{read_table, ActivationRow, FvHeadRow, MethodKind, NormRow, VectorKind as Kind, VectorRow};
+use crate::tables::{
+    read_table, ActivationRow, FvHeadRow, MethodKind, NormRow, VectorKind as Kind, VectorRow,
+};
 
 pub struct Vectors;
 
@@ -61,8 +63,9 @@ impl StageRunner<common::Services> for Vectors {
 /// layer → median residual norm.
 fn read_acts(dir: &std::path::Path) -> Result<(BTreeMap<usize, LayerActs>, HashMap<usize, f32>)> {
     let acts: Vec<ActivationRow> = read_table(dir)?;
-    let mut by_layer: BTreeMap<usize, (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>)> =
-        BTreeMap::new();
+    // layer → (pos, neg), each example id → vector.
+    type Sides = (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>);
+    let mut by_layer: BTreeMap<usize, Sides> = BTreeMap::new();
     for a in acts.into_iter().filter(|a| a.site == "resid_post") {
         let e = by_layer.entry(a.layer as usize).or_default();
         let side = if a.side == "pos" { &mut e.0 } else { &mut e.1 };
@@ -503,7 +506,7 @@ pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
     };
     let mut out: Vec<Stored> = Vec::new();
     for r in rows {
-        if out.last().map_or(true, |s| s.method != r.method) {
+        if out.last().is_none_or(|s| s.method != r.method) {
             out.push(Stored {
                 method: r.method,
                 kind: r.kind,

@@ -118,9 +118,8 @@ macro_rules! name_cell {
                     .iter()
                     .enumerate()
                     .map(|(i, s)| {
-                        s.parse::<$ty>().map_err(|e| {
-                            anyhow::anyhow!("column `{name}`, row {i}: {e}")
-                        })
+                        s.parse::<$ty>()
+                            .map_err(|e| anyhow::anyhow!("column `{name}`, row {i}: {e}"))
                     })
                     .collect()
             }

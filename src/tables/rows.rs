@@ -344,6 +344,9 @@ mod tests {
         )
         .unwrap();
         let e = <Condition as crate::tables::Cell>::read(&bad, "method").unwrap_err();
-        assert!(e.to_string().contains("row 1") && e.to_string().contains("bogus"), "{e}");
+        assert!(
+            e.to_string().contains("row 1") && e.to_string().contains("bogus"),
+            "{e}"
+        );
     }
 }

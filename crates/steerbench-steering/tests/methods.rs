@@ -390,9 +390,17 @@ fn shuffled_caa_is_seeded_orthogonal_and_norm_matched() {
     assert_ne!(s, shuffled_caa(&p.pos, &p.neg, 8).unwrap());
     let c = caa(&p.pos, &p.neg).unwrap();
     assert!(cosine(&s, &c).abs() < 1e-4, "cos to caa {}", cosine(&s, &c));
-    assert!(close(norm(&s), norm(&c), 1e-4 * norm(&c)), "{} vs {}", norm(&s), norm(&c));
+    assert!(
+        close(norm(&s), norm(&c), 1e-4 * norm(&c)),
+        "{} vs {}",
+        norm(&s),
+        norm(&c)
+    );
     let one = Matrix::from_rows(&[vec![1.0, 0.0]]).unwrap();
-    assert!(shuffled_caa(&one, &one, 0).is_err(), "one pair is not a permutation");
+    assert!(
+        shuffled_caa(&one, &one, 0).is_err(),
+        "one pair is not a permutation"
+    );
 }
 
 /// The control the report holds CAA against must be a null: on planted data with one
@@ -420,7 +428,11 @@ fn shuffled_control_is_a_null_on_a_strong_concept() {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut acc = vec![0f32; p.pos.cols];
         for (a, b) in p.pos.iter_rows().zip(p.neg.iter_rows()) {
-            let sign = if rand::Rng::gen_bool(&mut rng, 0.5) { 1.0 } else { -1.0 };
+            let sign = if rand::Rng::gen_bool(&mut rng, 0.5) {
+                1.0
+            } else {
+                -1.0
+            };
             for ((x, y), z) in acc.iter_mut().zip(a).zip(b) {
                 *x += sign * (y - z);
             }
@@ -432,7 +444,10 @@ fn shuffled_control_is_a_null_on_a_strong_concept() {
         .filter(|e| e.is_finite())
         .sum::<f32>()
         / 64.0;
-    assert!(leaked > 0.3, "coin flip leaks the concept: mean |effect| {leaked}");
+    assert!(
+        leaked > 0.3,
+        "coin flip leaks the concept: mean |effect| {leaked}"
+    );
 }
 
 #[test]

@@ -24,8 +24,15 @@ pub fn baselines(
     let style = common::style(ctx);
     let mut out = Vec::new();
     let mut score = |which: BaselineCondition, u: &Units| -> Result<()> {
-        let vals = sweep(&lm.model, &u.items, None, &[0.0], &SweepOptions::default(), |_| {})?
-            .remove(0);
+        let vals = sweep(
+            &lm.model,
+            &u.items,
+            None,
+            &[0.0],
+            &SweepOptions::default(),
+            |_| {},
+        )?
+        .remove(0);
         let at = At::baseline(&d.at.dataset, &d.at.split, Condition::Baseline(which));
         out.extend(u.rows(&at, &vals, &p.metrics)?);
         Ok(())

@@ -108,11 +108,16 @@ fn eval_dataset(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<EvalDataset> {
 /// unsteered prefix below it; methods with their own layers (function vectors) or
 /// none (ICV) run on their own.
 fn layer_groups(stored: &[Stored], layers: &[usize]) -> Vec<(Option<usize>, Vec<usize>)> {
-    let per_layer: Vec<usize> = (0..stored.len()).filter(|&k| stored[k].per_layer()).collect();
+    let per_layer: Vec<usize> = (0..stored.len())
+        .filter(|&k| stored[k].per_layer())
+        .collect();
     let mut groups: Vec<(Option<usize>, Vec<usize>)> = if per_layer.is_empty() {
         Vec::new()
     } else {
-        layers.iter().map(|&l| (Some(l), per_layer.clone())).collect()
+        layers
+            .iter()
+            .map(|&l| (Some(l), per_layer.clone()))
+            .collect()
     };
     for k in (0..stored.len()).filter(|&k| !stored[k].per_layer()) {
         for l in stored[k].fixed_layers() {
@@ -157,7 +162,10 @@ fn steered(
         let mut by_start: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
         for (j, st) in steers.iter().enumerate() {
             let fp = st.first_point();
-            by_start.entry((fp.layer, fp.site as u8)).or_default().push(j);
+            by_start
+                .entry((fp.layer, fp.site as u8))
+                .or_default()
+                .push(j);
         }
         for js in by_start.into_values() {
             let refs: Vec<&Steer> = js.iter().map(|&j| &steers[j]).collect();
@@ -218,9 +226,14 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
     let mut scores: Vec<ScoreRow> = Vec::new();
     for d in &datasets {
         progress.set_message(format!("{}: unsteered", d.dataset));
-        let base = sweep(&lm.model, &d.units.items, None, &[0.0], &SweepOptions::default(), |n| {
-            progress.inc(n as u64)
-        })?
+        let base = sweep(
+            &lm.model,
+            &d.units.items,
+            None,
+            &[0.0],
+            &SweepOptions::default(),
+            |n| progress.inc(n as u64),
+        )?
         .remove(0);
         let unsteered = d.units.rows(&d.at, &base, &p.metrics)?;
         scores.extend(unsteered.iter().cloned());

@@ -226,7 +226,10 @@ impl Units {
                 let lp = vals[r].as_slice();
                 let t = targets[r] as usize;
                 let Some(&target_lp) = lp.get(t) else {
-                    bail!("ICL target token {t} is outside the vocabulary ({})", lp.len());
+                    bail!(
+                        "ICL target token {t} is outside the vocabulary ({})",
+                        lp.len()
+                    );
                 };
                 let top = lp
                     .iter()

@@ -16,7 +16,12 @@ fn at(
     metric: ScoreMetric,
 ) -> Option<rep::Estimate> {
     aggs.iter()
-        .find(|a| a.method == method && a.layer == layer && a.multiplier == multiplier && a.metric == metric)
+        .find(|a| {
+            a.method == method
+                && a.layer == layer
+                && a.multiplier == multiplier
+                && a.metric == metric
+        })
         .map(|a| est(a.mean, a.ci_low, a.ci_high))
 }
 
@@ -136,7 +141,10 @@ pub fn at_chance(rows: &[&AggregateRow], chance: f64) -> Option<(f64, f64)> {
         return None;
     }
     let lo = rows.iter().map(|a| a.mean).fold(f64::INFINITY, f64::min);
-    let hi = rows.iter().map(|a| a.mean).fold(f64::NEG_INFINITY, f64::max);
+    let hi = rows
+        .iter()
+        .map(|a| a.mean)
+        .fold(f64::NEG_INFINITY, f64::max);
     Some((lo, hi))
 }
 

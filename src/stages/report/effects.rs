@@ -30,7 +30,9 @@ pub fn setup(e: &Evaluated) -> rep::Setup {
         .iter()
         .filter(|a| a.method == Condition::UNSTEERED && a.metric == ScoreMetric::Propensity)
     {
-        let s = sizes.entry(crate::analysis::index::base_name(&a.dataset)).or_default();
+        let s = sizes
+            .entry(crate::analysis::index::base_name(&a.dataset))
+            .or_default();
         match a.split.as_str() {
             "train" => s.0 = a.n as usize,
             "val" => s.1 = a.n as usize,
@@ -77,8 +79,17 @@ pub fn main_rows(e: &Evaluated) -> Vec<rep::MainRow> {
                 .controls
                 .iter()
                 .filter(|c| {
-                    (c.dataset.as_str(), c.method, c.position.as_str(), c.direction)
-                        == (s.dataset.as_str(), s.method, s.position.as_str(), s.direction)
+                    (
+                        c.dataset.as_str(),
+                        c.method,
+                        c.position.as_str(),
+                        c.direction,
+                    ) == (
+                        s.dataset.as_str(),
+                        s.method,
+                        s.position.as_str(),
+                        s.direction,
+                    )
                 })
                 .map(|c| rep::ControlEffect {
                     kind: control_kind(c.control),
@@ -89,8 +100,12 @@ pub fn main_rows(e: &Evaluated) -> Vec<rep::MainRow> {
             rep::MainRow {
                 dataset: label(&s.dataset, &s.position),
                 method: s.method.to_string(),
-                metric: if icl.contains(&s.dataset) { "log p(answer)" } else { "propensity" }
-                    .into(),
+                metric: if icl.contains(&s.dataset) {
+                    "log p(answer)"
+                } else {
+                    "propensity"
+                }
+                .into(),
                 direction: match s.direction {
                     Direction::Toward => rep::Direction::Toward,
                     Direction::Away => rep::Direction::Away,
@@ -129,7 +144,9 @@ pub fn baselines(e: &Evaluated, reported: &Reported, seed: u64) -> Vec<rep::Base
             && matches!(k.method, Condition::Baseline(_))
             && reported.is_reported(&k.dataset, &k.split)
     }) {
-        let Condition::Baseline(b) = key.method else { continue };
+        let Condition::Baseline(b) = key.method else {
+            continue;
+        };
         let kind = match b {
             BaselineCondition::Unsteered => rep::BaselineKind::Unsteered,
             BaselineCondition::SystemPromptPositive => rep::BaselineKind::SystemPromptPositive,
@@ -145,8 +162,12 @@ pub fn baselines(e: &Evaluated, reported: &Reported, seed: u64) -> Vec<rep::Base
             position: "none".into(),
             ..key.clone()
         };
-        let Some(base) = index.get(&unsteered) else { continue };
-        let Some(p) = paired_effect(values, base, 1.0, seed) else { continue };
+        let Some(base) = index.get(&unsteered) else {
+            continue;
+        };
+        let Some(p) = paired_effect(values, base, 1.0, seed) else {
+            continue;
+        };
         out.push(rep::BaselineRow {
             dataset: key.dataset.clone(),
             baseline: kind,
@@ -203,7 +224,11 @@ pub fn icl_rows(e: &Evaluated) -> Vec<rep::IclRow> {
             .map(|a| (est(a.mean, a.ci_low, a.ci_high), a.n as usize))
     };
     let mut out = Vec::new();
-    for s in e.selection.iter().filter(|s| s.direction == Direction::Toward) {
+    for s in e
+        .selection
+        .iter()
+        .filter(|s| s.direction == Direction::Toward)
+    {
         let split_ds = format!("{}.{}", s.dataset, s.reported_on);
         let Some((vector, n)) = find(&split_ds, Condition::Steered(s.method), &|a| {
             a.layer == s.layer && a.multiplier == s.multiplier && a.position == s.position

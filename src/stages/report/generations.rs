@@ -26,20 +26,22 @@ pub fn quality(e: &Evaluated) -> Vec<rep::GenerationQualityRow> {
             a.multiplier.to_bits(),
             a.position.clone(),
         );
-        let row = groups.entry(key).or_insert_with(|| rep::GenerationQualityRow {
-            dataset: if a.position == "none" {
-                a.dataset.clone()
-            } else {
-                label(&a.dataset, &a.position)
-            },
-            method: a.method.to_string(),
-            layer: a.layer,
-            multiplier: (a.method != Condition::UNSTEERED).then_some(a.multiplier),
-            concept_similarity: None,
-            fluency_ppl: None,
-            distinct_2: None,
-            n: None,
-        });
+        let row = groups
+            .entry(key)
+            .or_insert_with(|| rep::GenerationQualityRow {
+                dataset: if a.position == "none" {
+                    a.dataset.clone()
+                } else {
+                    label(&a.dataset, &a.position)
+                },
+                method: a.method.to_string(),
+                layer: a.layer,
+                multiplier: (a.method != Condition::UNSTEERED).then_some(a.multiplier),
+                concept_similarity: None,
+                fluency_ppl: None,
+                distinct_2: None,
+                n: None,
+            });
         let v = Some(est(a.mean, a.ci_low, a.ci_high));
         match field {
             ScoreMetric::GenConceptSimilarity => row.concept_similarity = v,
@@ -69,10 +71,14 @@ pub fn examples(e: &Evaluated, k: usize) -> Vec<rep::GenerationRow> {
         let best = e
             .selection
             .iter()
-            .filter(|s| s.dataset == base && s.direction == Direction::Toward && s.effect.is_finite())
+            .filter(|s| {
+                s.dataset == base && s.direction == Direction::Toward && s.effect.is_finite()
+            })
             .filter(|s| {
                 e.generations.iter().any(|g| {
-                    g.dataset == d && g.method == Condition::Steered(s.method) && g.position == s.position
+                    g.dataset == d
+                        && g.method == Condition::Steered(s.method)
+                        && g.position == s.position
                 })
             })
             .max_by(|a, b| a.effect.total_cmp(&b.effect));
@@ -96,7 +102,10 @@ pub fn examples(e: &Evaluated, k: usize) -> Vec<rep::GenerationRow> {
             out.push(rep::GenerationRow {
                 dataset: Some(d.to_string()),
                 prompt: g.prompt.clone(),
-                unsteered: unsteered.get(g.example_id.as_str()).unwrap_or(&"").to_string(),
+                unsteered: unsteered
+                    .get(g.example_id.as_str())
+                    .unwrap_or(&"")
+                    .to_string(),
                 steered: g.text.clone(),
                 method: g.method.to_string(),
                 layer: g.layer,

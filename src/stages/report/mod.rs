@@ -82,7 +82,10 @@ impl Reported {
         }
     }
     pub fn is_reported(&self, dataset: &str, split: &str) -> bool {
-        !self.with_test.contains(crate::analysis::index::base_name(dataset)) || split == "test"
+        !self
+            .with_test
+            .contains(crate::analysis::index::base_name(dataset))
+            || split == "test"
     }
     pub fn is_reported_agg(&self, a: &AggregateRow) -> bool {
         self.is_reported(&a.dataset, &a.split)

@@ -16,12 +16,14 @@ pub fn curves(e: &Evaluated, reported: &Reported) -> (Vec<rep::Curve>, Vec<rep::
     type Key = (String, MethodKind, Option<usize>, ScoreMetric);
     let mut curves: BTreeMap<Key, Vec<rep::CurvePoint>> = BTreeMap::new();
     let mut heat = Vec::new();
-    for a in e.aggregates.iter().filter(|a| {
-        reported.is_reported_agg(a)
-            && a.multiplier.is_finite()
-            && has_curve(a.metric)
-    }) {
-        let Some(method) = a.method.method() else { continue };
+    for a in e
+        .aggregates
+        .iter()
+        .filter(|a| reported.is_reported_agg(a) && a.multiplier.is_finite() && has_curve(a.metric))
+    {
+        let Some(method) = a.method.method() else {
+            continue;
+        };
         let dataset = label(&a.dataset, &a.position);
         curves
             .entry((dataset.clone(), method, a.layer, a.metric))
@@ -81,7 +83,15 @@ pub fn slopes(e: &Evaluated) -> Vec<rep::SlopeSet> {
     let chosen: BTreeSet<(&str, MethodKind, Option<usize>, &str, &str)> = e
         .selection
         .iter()
-        .map(|s| (s.dataset.as_str(), s.method, s.layer, s.position.as_str(), s.reported_on.as_str()))
+        .map(|s| {
+            (
+                s.dataset.as_str(),
+                s.method,
+                s.layer,
+                s.position.as_str(),
+                s.reported_on.as_str(),
+            )
+        })
         .collect();
     chosen
         .into_iter()

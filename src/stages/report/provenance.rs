@@ -34,7 +34,11 @@ pub fn provenance(folders: &[Folder]) -> rep::Provenance {
         steerbench_version: pv.steerbench_version.clone(),
         git_commit: pv.git_commit.clone(),
         seed: Some(pv.seed),
-        hardware: Some(format!("{} threads, {}", pv.threads, std::env::consts::ARCH)),
+        hardware: Some(format!(
+            "{} threads, {}",
+            pv.threads,
+            std::env::consts::ARCH
+        )),
         stage_times: folders
             .iter()
             .map(|f| rep::StageTime {
