@@ -192,65 +192,79 @@ pub fn units(
 }
 
 impl Units {
-    /// Per-record metrics from one pass's values.
-    fn metrics(&self, vals: &[Value], r: usize) -> Result<Vec<(ScoreMetric, f64)>> {
-        Ok(match &self.kind {
-            UnitKind::Ab(matching) => {
-                let lp = vals[r].as_slice();
-                let (m, n) = (matching[r], 1 - matching[r]);
-                let letter = if m == 0 { Letter::A } else { Letter::B };
-                vec![
-                    (
-                        ScoreMetric::AbProbability,
-                        ab_probability(lp[0], lp[1], letter)? as f64,
-                    ),
-                    (ScoreMetric::Propensity, (lp[m] - lp[n]) as f64),
-                    (
-                        ScoreMetric::PAShare,
-                        ab_probability(lp[0], lp[1], Letter::A)? as f64,
-                    ),
-                ]
-            }
-            UnitKind::Pair { open_ended } => {
-                let pr = propensity(vals[2 * r].as_slice(), vals[2 * r + 1].as_slice())?;
-                let mut v = vec![
-                    (ScoreMetric::Propensity, pr.summed as f64),
-                    (ScoreMetric::PropensityNorm, pr.normalized as f64),
-                ];
-                if *open_ended {
-                    v.push((ScoreMetric::LoglikMatchingMinusNot, pr.summed as f64));
+    /// Record `r`'s value of `metric` from one pass, or None where a pass over this kind
+    /// of unit does not produce it. Exhaustive over [`ScoreMetric`]: a new metric is a
+    /// compile error here until it says whether (and how) a pass computes it.
+    fn value(&self, metric: ScoreMetric, vals: &[Value], r: usize) -> Result<Option<f64>> {
+        use ScoreMetric::*;
+        let pair = |r: usize| propensity(vals[2 * r].as_slice(), vals[2 * r + 1].as_slice());
+        Ok(match metric {
+            AbProbability | PAShare => match &self.kind {
+                UnitKind::Ab(matching) => {
+                    let lp = vals[r].as_slice();
+                    let letter = match (metric, matching[r]) {
+                        (PAShare, _) | (_, 0) => Letter::A,
+                        _ => Letter::B,
+                    };
+                    Some(ab_probability(lp[0], lp[1], letter)? as f64)
                 }
-                v
-            }
-            UnitKind::Icl(targets) => {
-                let lp = vals[r].as_slice();
-                let t = targets[r] as usize;
-                let Some(&target_lp) = lp.get(t) else {
-                    bail!(
-                        "ICL target token {t} is outside the vocabulary ({})",
-                        lp.len()
-                    );
-                };
-                let top = lp
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(usize::MAX, |(i, _)| i);
-                vec![
-                    (ScoreMetric::IclAccuracy, (top == t) as u8 as f64),
-                    // For ICL items the propensity is log p(correct first answer token).
-                    (ScoreMetric::Propensity, target_lp as f64),
-                ]
-            }
+                _ => None,
+            },
+            Propensity => Some(match &self.kind {
+                UnitKind::Ab(matching) => {
+                    let lp = vals[r].as_slice();
+                    let m = matching[r];
+                    (lp[m] - lp[1 - m]) as f64
+                }
+                UnitKind::Pair { .. } => pair(r)?.summed as f64,
+                // For ICL items the propensity is log p(correct first answer token).
+                UnitKind::Icl(targets) => self.icl_target(vals, r, targets)?.0 as f64,
+            }),
+            PropensityNorm => match &self.kind {
+                UnitKind::Pair { .. } => Some(pair(r)?.normalized as f64),
+                _ => None,
+            },
+            LoglikMatchingMinusNot => match &self.kind {
+                UnitKind::Pair { open_ended: true } => Some(pair(r)?.summed as f64),
+                _ => None,
+            },
+            IclAccuracy => match &self.kind {
+                UnitKind::Icl(targets) => Some(self.icl_target(vals, r, targets)?.1 as u8 as f64),
+                _ => None,
+            },
+            // Derived from a finished sweep (crate::analysis::derive).
+            OpenEndedLikelihood | SteerabilitySlope | SteerabilityR2 => None,
+            // Scored on generations (generation.rs).
+            GenConceptSimilarity | GenFluencyPpl | GenDistinct1 | GenDistinct2 => None,
+            // The degradation stage's probes.
+            Perplexity | KlUnsteered | McAccuracy => None,
         })
+    }
+
+    /// ICL record `r`: log p(first token of the correct answer), and whether it is the top-1.
+    fn icl_target(&self, vals: &[Value], r: usize, targets: &[u32]) -> Result<(f32, bool)> {
+        let lp = vals[r].as_slice();
+        let t = targets[r] as usize;
+        let Some(&target_lp) = lp.get(t) else {
+            bail!(
+                "ICL target token {t} is outside the vocabulary ({})",
+                lp.len()
+            );
+        };
+        let top = lp
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(usize::MAX, |(i, _)| i);
+        Ok((target_lp, top == t))
     }
 
     /// The score rows of one pass (`vals`: one value per item) that `metrics` asks for.
     pub fn rows(&self, at: &At, vals: &[Value], metrics: &[Metric]) -> Result<Vec<ScoreRow>> {
         let mut out = Vec::new();
         for (i, id) in self.ids.iter().enumerate() {
-            for (metric, value) in self.metrics(vals, i)? {
-                if metric.wanted_by(metrics) {
+            for &metric in ScoreMetric::ALL.iter().filter(|m| m.wanted_by(metrics)) {
+                if let Some(value) = self.value(metric, vals, i)? {
                     out.push(ScoreRow {
                         example_id: id.clone(),
                         dataset: at.dataset.clone(),
