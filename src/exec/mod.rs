@@ -123,6 +123,8 @@ pub struct StageContext<'a, S> {
     seed: u64,
     progress: &'a Progress,
     services: &'a S,
+    /// The spec file's folder: relative paths in the spec are relative to it.
+    base_dir: &'a Path,
 }
 
 impl<'a, S> StageContext<'a, S> {
@@ -182,6 +184,11 @@ impl<'a, S> StageContext<'a, S> {
     }
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+    /// A path written in the spec, resolved as `plan` resolves it: relative to the spec
+    /// file's folder, whatever the current directory.
+    pub fn spec_path(&self, p: &Path) -> PathBuf {
+        crate::spec::resolve_path(self.base_dir, p)
     }
     pub fn progress(&self) -> &Progress {
         self.progress
@@ -313,6 +320,7 @@ pub fn execute<S: Sync>(
             seed: plan.spec.seed,
             progress: &progress,
             services,
+            base_dir: &plan.spec.base_dir,
         };
         let started = SystemTime::now();
         let clock = Instant::now();

@@ -203,11 +203,7 @@ pub fn build(
     for s in &spec.stages {
         if let StageSpec::Report(p) = &s.spec {
             if let Some(t) = &p.template {
-                let full = if t.is_absolute() {
-                    t.clone()
-                } else {
-                    spec.base_dir.join(t)
-                };
+                let full = crate::spec::resolve_path(&spec.base_dir, t);
                 match env.file_hash(&full) {
                     Ok(h) => {
                         files

@@ -128,6 +128,15 @@ pub fn load(path: &Path) -> Result<Spec, Diagnostics> {
 }
 
 /// Parses and validates spec text; `file` is only used in messages.
+/// A path written in a spec: absolute as is, relative to the spec file's folder otherwise.
+pub fn resolve_path(base_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}
+
 pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagnostics> {
     let mut cx = Cx {
         file,

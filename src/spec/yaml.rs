@@ -125,12 +125,17 @@ impl Node {
     }
 }
 
+/// The most nodes a spec may expand to, aliases included: far above any real spec
+/// (the shipped pipelines have a few hundred), far below what an alias bomb asks for.
+pub const MAX_NODES: usize = 100_000;
+
 /// Parses one YAML document. Returns the root (None for an empty file) and
-/// every structural problem found; a syntax error ends parsing.
+/// every structural problem found; a syntax error ends parsing. A second document
+/// in the file and an expansion beyond [`MAX_NODES`] (an alias bomb) are problems.
 pub fn parse(text: &str) -> (Option<Node>, Vec<YamlProblem>) {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, false) {
+    if let Err(e) = parser.load(&mut builder, true) {
         builder.problems.push(YamlProblem {
             pos: (*e.marker()).into(),
             message: format!("invalid YAML: {}", e.info()),
@@ -158,14 +163,37 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
-    anchors: Vec<(usize, Node)>,
+    /// Anchor id → the node and its size in nodes.
+    anchors: Vec<(usize, Node, usize)>,
     problems: Vec<YamlProblem>,
+    /// Documents started so far; events of a second one are not built.
+    documents: usize,
+    /// Nodes built so far, aliases counted at their expanded size.
+    nodes: usize,
+    /// Set once a limit is hit: later events are ignored.
+    stopped: bool,
+}
+
+/// Nodes in a subtree.
+fn size(node: &Node) -> usize {
+    1 + match &node.kind {
+        NodeKind::Scalar(_) => 0,
+        NodeKind::Seq(items) => items.iter().map(size).sum(),
+        NodeKind::Map(entries) => entries.iter().map(|(_, v)| size(v)).sum(),
+    }
 }
 
 impl Builder {
+    fn stop(&mut self, pos: Pos, message: String) {
+        self.problems.push(YamlProblem { pos, message });
+        self.stopped = true;
+        self.stack.clear();
+    }
+
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.push((anchor, node.clone()));
+            let n = size(&node);
+            self.anchors.push((anchor, node.clone(), n));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
@@ -234,6 +262,34 @@ fn resolve_plain(s: &str) -> Scalar {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let pos: Pos = mark.into();
+        if self.stopped {
+            return;
+        }
+        if matches!(ev, Event::DocumentStart) {
+            self.documents += 1;
+            if self.documents > 1 {
+                self.stop(
+                    pos,
+                    "a pipeline file holds one YAML document; a second one starts here \
+                     (remove the `---` line, or put the second pipeline in its own file)"
+                        .into(),
+                );
+            }
+            return;
+        }
+        if matches!(
+            ev,
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)
+        ) {
+            self.nodes += 1;
+            if self.nodes > MAX_NODES {
+                self.stop(
+                    pos,
+                    format!("the file expands to more than {MAX_NODES} YAML nodes"),
+                );
+                return;
+            }
+        }
         match ev {
             Event::Scalar(value, style, anchor, _tag) => {
                 let scalar = if style == TScalarStyle::Plain {
@@ -290,9 +346,23 @@ impl MarkedEventReceiver for Builder {
                     .anchors
                     .iter()
                     .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| n.clone());
-                match found {
+                    .find(|(a, _, _)| *a == id)
+                    .map(|(_, n, size)| (n, *size));
+                // Checked before the copy is made: an alias bomb is refused in microseconds.
+                if let Some((_, n)) = found {
+                    self.nodes += n;
+                    if self.nodes > MAX_NODES {
+                        self.stop(
+                            pos,
+                            format!(
+                                "aliases expand the file to more than {MAX_NODES} YAML nodes \
+                                 (nested anchors and aliases, an \"alias bomb\"?)"
+                            ),
+                        );
+                        return;
+                    }
+                }
+                match found.map(|(n, _)| n.clone()) {
                     Some(mut node) => {
                         node.pos = pos;
                         self.push_node(node, 0);
@@ -335,6 +405,39 @@ mod tests {
         assert_eq!(root.unwrap().entries()[0].1.as_str(), Some("1"));
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].pos, Pos { line: 2, col: 1 });
+    }
+
+    #[test]
+    fn a_second_document_is_an_error_at_its_start() {
+        let (root, problems) = parse("a: 1\n---\nb: 2\n");
+        assert_eq!(root.unwrap().key("a").map(|n| n.pos.line), Some(1));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("one YAML document"));
+        assert_eq!(problems[0].pos.line, 2);
+        // One document with an explicit start and end marker is fine.
+        let (_, problems) = parse("---\na: 1\n...\n");
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_quickly_and_anchors_still_work() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..20 {
+            let prev = (b'a' + (i - 1) as u8) as char;
+            let name = (b'a' + i as u8) as char;
+            bomb.push_str(&format!(
+                "{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        // 10^20 nodes if expanded: refused when the count passes MAX_NODES, before any copy.
+        let (_, problems) = parse(&bomb);
+        assert!(
+            problems.iter().any(|p| p.message.contains("alias bomb")),
+            "{problems:?}"
+        );
+        let (root, problems) = parse("base: &b {x: 1, y: [1, 2]}\nother: *b\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(root.unwrap().key("other").is_some());
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl StageRunner<common::Services> for Report {
             .map(|name| Ok(ctx.input_dir(name)?.to_path_buf()))
             .collect::<Result<_>>()?;
         let data = build(&inputs)?;
-        rep::render(&data, ctx.out_dir(), p.template.as_deref())?;
+        // Relative to the spec's folder, as `plan` hashed it (not the current directory).
+        let template = p.template.as_deref().map(|t| ctx.spec_path(t));
+        rep::render(&data, ctx.out_dir(), template.as_deref())?;
         Ok(StageOutputs::default())
     }
 }
