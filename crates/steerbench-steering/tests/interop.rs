@@ -173,6 +173,23 @@ fn safetensors_roundtrip_with_metadata() {
     );
 }
 
+/// Regression: the metadata map used to be written in HashMap order, so the same vectors
+/// gave different bytes (and manifest hashes) on every run.
+#[test]
+fn safetensors_bytes_are_identical_across_writes() {
+    let vs = vec![NamedVector {
+        method: "caa".into(),
+        layer: 3,
+        vector: vec![1.0, 2.0, 3.0, 4.0],
+    }];
+    let first = vectors_to_safetensors(&vs, &fp()).unwrap();
+    for _ in 0..32 {
+        assert_eq!(vectors_to_safetensors(&vs, &fp()).unwrap(), first);
+    }
+    assert_eq!(vectors_from_safetensors(&first).unwrap().0, vs);
+    safetensors::SafeTensors::deserialize(&first).unwrap();
+}
+
 #[test]
 fn safetensors_rejects_bad_input() {
     let bad_len = [NamedVector {

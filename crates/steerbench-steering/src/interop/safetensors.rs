@@ -65,7 +65,45 @@ pub fn vectors_to_safetensors(
         ("hidden_size".to_string(), model.hidden_size.to_string()),
         ("n_layers".to_string(), model.n_layers.to_string()),
     ]);
-    safetensors::serialize(views, Some(meta)).map_err(st_err)
+    let buf = safetensors::serialize(views, Some(meta)).map_err(st_err)?;
+    canonical_header(buf)
+}
+
+/// The same file with its JSON header's keys in sorted order. safetensors writes the
+/// `__metadata__` map from a `HashMap`, whose order changes from call to call; sorted, the
+/// file is byte-identical across runs (its manifest hash is stable). Keys are only
+/// reordered, so the header keeps its length and every data offset stays valid.
+fn canonical_header(mut buf: Vec<u8>) -> Result<Vec<u8>> {
+    let bad = || SteeringError::Format("safetensors header out of bounds".into());
+    let n = u64::from_le_bytes(
+        buf.get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    ) as usize;
+    let header = buf.get(8..8 + n).ok_or_else(bad)?;
+    let parsed: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| SteeringError::Format(e.to_string()))?;
+    let sorted: std::collections::BTreeMap<String, serde_json::Value> = parsed
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::Object(m) => {
+                let inner: std::collections::BTreeMap<String, serde_json::Value> =
+                    m.into_iter().collect();
+                (k, serde_json::to_value(inner).unwrap_or_default())
+            }
+            other => (k, other),
+        })
+        .collect();
+    let mut text = serde_json::to_vec(&sorted).map_err(|e| SteeringError::Format(e.to_string()))?;
+    if text.len() > n {
+        return Err(SteeringError::Format(
+            "safetensors header grew when sorted".into(),
+        ));
+    }
+    text.resize(n, b' ');
+    buf[8..8 + n].copy_from_slice(&text);
+    Ok(buf)
 }
 
 /// Parses bytes written by [`vectors_to_safetensors`]; vectors sorted by (method, layer).
