@@ -1,5 +1,5 @@
 //! The `generation` metric: continuations of a dataset's prompts, unsteered and at each
-//! method's validation-chosen setting, scored per input by
+//! method's validation-chosen *toward* setting, scored per input by
 //! - `gen_concept_similarity`: cos(continuation, positive reference) − cos(continuation,
 //!   negative reference) in MiniLM sentence-embedding space (when the data has both);
 //! - `gen_fluency_ppl`: perplexity of the continuation under the unsteered model, given
