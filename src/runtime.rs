@@ -19,6 +19,7 @@ impl ModelProbe for RuntimeProbe {
             n_layers: cfg.n_layers,
             hidden_size: cfg.hidden_size,
             weight_hash: resolved.weight_hash.clone(),
+            context_length: cfg.max_position_embeddings,
         })
     }
 }

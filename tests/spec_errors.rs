@@ -282,3 +282,57 @@ stages:
         steerbench_data::IclTemplate::default()
     );
 }
+
+#[test]
+fn faults_the_spec_alone_shows_are_found_by_validate() {
+    insta::assert_snapshot!(errors(
+        r#"name: x
+model: m
+datasets:
+  comp: { source: c.jsonl, format: contrastive_completion }
+stages:
+  acts: { extract: { dataset: comp.train, layers: [3, 5, 3], sites: [resid_mid, resid_mid] } }
+  vecs: { vectors: { activations: acts, methods: [caa] } }
+  eval:
+    evaluate:
+      vectors: vecs
+      datasets: [comp.test, comp.test]
+      layers: [3, 5]
+      multipliers: [-1, 0, 1, 1.0, 1e30]
+      positions: [all, all, { indices: [] }, { indices: [-1, 2, 2] }]
+      metrics: [propensity, propensity]
+      baselines: [letter_swap]
+  dmg: { degradation: { vectors: vecs, from: eval, corpus: comp, metrics: [perplexity, perplexity] } }
+"#
+    ));
+}
+
+#[test]
+fn non_finite_numbers_say_so_where_they_are() {
+    let e = errors(
+        "name: x\nmodel: m\nstages:\n  d: { degradation: { vectors: v, layers: [1], multipliers: [.nan, 1e309], metrics: [perplexity] } }\n",
+    );
+    assert!(e.contains("`.nan` is not a finite number"), "{e}");
+    assert!(e.contains("pipeline.yaml:4:62"), "{e}");
+}
+
+#[test]
+fn a_byte_order_mark_and_the_largest_seed_are_valid_and_long_names_are_not() {
+    let ok = "\u{feff}name: x\nseed: 18446744073709551615\nmodel: m\nstages:\n  r: { report: { inputs: [r2] } }\n  r2: { report: { inputs: [r] } }\n";
+    // (the cycle is the only error: BOM and seed parse)
+    let e = errors(ok);
+    assert!(e.contains("dependency cycle"), "{e}");
+    assert!(!e.contains("unknown field") && !e.contains("seed"), "{e}");
+    let long = "a".repeat(300);
+    let e = errors(&format!(
+        "name: x\nmodel: m\nstages:\n  {long}: {{ report: {{ inputs: [b] }} }}\n  b: {{ report: {{ inputs: [c] }} }}\n  c: {{ extract: {{ dataset: d }} }}\n"
+    ));
+    assert!(e.contains("names are at most 100 characters"), "{e}");
+    let spec = spec::parse_str(
+        "\u{feff}name: x\nseed: 18446744073709551615\nmodel: m\nstages:\n  r: { report: { inputs: [a] } }\n  a: { extract: { dataset: d } }\ndatasets:\n  d: { source: d.jsonl, format: contrastive_ab }\n",
+        "p.yaml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(spec.seed, u64::MAX);
+}

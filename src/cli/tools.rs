@@ -44,7 +44,7 @@ pub struct PromptArgs {
     #[arg(long)]
     pub layer: Option<usize>,
     /// Multiplier of the vector.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = finite_alpha)]
     pub alpha: f32,
     /// Method inside a vectors.safetensors file (default: its only method).
     #[arg(long)]
@@ -148,6 +148,16 @@ fn encode(lm: &LoadedModel, a: &PromptArgs) -> Result<Vec<u32>> {
     }
 }
 
+/// `--alpha` as a finite number (NaN or infinity would turn every activation NaN).
+fn finite_alpha(s: &str) -> std::result::Result<f32, String> {
+    let x: f32 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("`{s}` is not a finite number"))
+    }
+}
+
 /// The steering hooks the arguments ask for (none without `--steer`).
 fn steering(lm: &LoadedModel, a: &PromptArgs) -> Result<Hooks> {
     let mut hooks = Hooks::new();
@@ -155,7 +165,8 @@ fn steering(lm: &LoadedModel, a: &PromptArgs) -> Result<Hooks> {
         return Ok(hooks);
     };
     let layer = a.layer.ok_or_else(|| anyhow!("--steer needs --layer"))?;
-    let vectors = read_vector_file(path, a.method.as_deref())?;
+    let vectors = read_vector_file(path, a.method.as_deref())
+        .with_context(|| format!("steering file {}", path.display()))?;
     let v = vectors.get(&layer).ok_or_else(|| {
         anyhow!(
             "{} has no vector for layer {layer} (it has {:?})",
@@ -163,6 +174,12 @@ fn steering(lm: &LoadedModel, a: &PromptArgs) -> Result<Hooks> {
             vectors.keys().collect::<Vec<_>>()
         )
     })?;
+    if v.iter().any(|x| !x.is_finite()) {
+        bail!(
+            "{}: the vector for layer {layer} holds non-finite values (NaN or infinity)",
+            path.display()
+        );
+    }
     let d = lm.model.config().hidden_size;
     if v.len() != d {
         bail!(
@@ -184,6 +201,12 @@ fn steering(lm: &LoadedModel, a: &PromptArgs) -> Result<Hooks> {
 
 /// layer → vector from a control-vector GGUF or a steerbench vectors.safetensors.
 pub fn read_vector_file(path: &Path, method: Option<&str>) -> Result<BTreeMap<usize, Vec<f32>>> {
+    if path.is_dir() {
+        bail!("is a directory, not a vector file");
+    }
+    if !path.exists() {
+        bail!("no such file");
+    }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
         "gguf" => Ok(ControlVector::read_file(path)?.directions),

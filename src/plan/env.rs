@@ -23,6 +23,10 @@ pub struct ModelFacts {
     pub hidden_size: usize,
     /// Content hash of the weight file(s).
     pub weight_hash: String,
+    /// The longest sequence the model takes (`max_position_embeddings`, GGUF
+    /// `context_length`); 0 when unknown.
+    #[serde(default)]
+    pub context_length: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +127,12 @@ impl<M: ModelProbe> LocalEnvironment<M> {
     fn hash_file(&self, path: &Path) -> Result<String, EnvError> {
         if let Some(h) = self.cache.lock().expect("hash cache").get(path) {
             return Ok(h.clone());
+        }
+        if path.is_dir() {
+            return Err(EnvError::Unavailable(format!(
+                "{} is a directory, not a file",
+                path.display()
+            )));
         }
         if !path.is_file() {
             return Err(EnvError::NotFound(format!(

@@ -3,6 +3,7 @@
 //! available, layers in range, dataset files present) happen here, before
 //! any stage runs, and are reported like spec errors (file:line:col).
 
+pub mod checks;
 pub mod env;
 pub mod fingerprint;
 
@@ -227,10 +228,19 @@ pub fn build(
     }
 
     if let Some(m) = &model {
+        checks::windows_in_context(&spec, m, &mut diags);
         for s in &spec.stages {
             check_layers(&spec, s, m, &mut diags);
+            checks::steered_layers_extracted(&spec, s, m, &mut diags);
+            checks::indices_in_context(&spec, s, m, &mut diags);
         }
     }
+    for s in &spec.stages {
+        checks::template_parses(&spec, s, &mut diags);
+    }
+    // Parsed here, with the stages' own loader, so a bad record stops the run before
+    // any model compute; dropped again (the stages load each dataset once more).
+    drop(checks::datasets(&spec, &datasets, &mut diags));
 
     if !diags.is_empty() {
         diags.sort_by_key(|d| (d.pos.line, d.pos.col));

@@ -138,6 +138,8 @@ pub fn resolve_path(base_dir: &Path, p: &Path) -> PathBuf {
 }
 
 pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagnostics> {
+    // Editors on Windows may start a UTF-8 file with a byte-order mark; it is not content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut cx = Cx {
         file,
         text,
@@ -244,6 +246,10 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
     }
 }
 
+/// The longest pipeline, dataset or stage name: well inside the 255 bytes a file name
+/// may have, with room for the suffixes the run store adds.
+pub const MAX_NAME_LEN: usize = 100;
+
 /// Pipeline, dataset and stage names become folder names.
 pub fn check_name(n: &str) -> Result<(), &'static str> {
     if n.is_empty() {
@@ -251,6 +257,9 @@ pub fn check_name(n: &str) -> Result<(), &'static str> {
     }
     if n.starts_with('.') {
         return Err("names must not start with `.`");
+    }
+    if n.len() > MAX_NAME_LEN {
+        return Err("names are at most 100 characters (they become folder names)");
     }
     if !n
         .chars()
@@ -273,6 +282,17 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// The scalar as written at `node`'s position (for messages about its value).
+    fn literal(&self, node: &Node) -> Option<String> {
+        let line = self.text.lines().nth(node.pos.line.checked_sub(1)?)?;
+        let rest: String = line.chars().skip(node.pos.col.checked_sub(1)?).collect();
+        let token: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '#'))
+            .collect();
+        (!token.is_empty()).then_some(token)
+    }
+
     fn push(
         &mut self,
         pos: Pos,
@@ -361,7 +381,18 @@ impl Cx<'_> {
                     }
                 }
                 let raw = e.inner().to_string();
-                let (message, expected, bad, candidates) = diag::split_serde_message(&raw);
+                let (mut message, mut expected, bad, candidates) =
+                    diag::split_serde_message(&raw);
+                if let NodeKind::Scalar(yaml::Scalar::Float(f)) = cur.kind {
+                    if !f.is_finite() {
+                        // `.nan`, `.inf` or a literal beyond f64 (1e309) reach serde as text.
+                        message = format!(
+                            "`{}` is not a finite number",
+                            self.literal(cur).unwrap_or_else(|| f.to_string())
+                        );
+                        expected = Some("a finite number".into());
+                    }
+                }
                 let mut pos = cur.pos;
                 if let Some(bad) = &bad {
                     // Point at the offending key itself, not at its mapping or value.

@@ -212,9 +212,38 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
             }
         }
         check_values(spec, stage, &mut out);
+        check_sites(spec, stage, &mut out);
     }
     out.extend(check_cycles(spec));
     out
+}
+
+/// Vectors are built from the residual stream after each block: the extract stage a
+/// vectors stage reads must capture `resid_post`.
+fn check_sites(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
+    let StageSpec::Vectors(p) = &stage.spec else {
+        return;
+    };
+    let Some(Stage {
+        spec: StageSpec::Extract(e),
+        ..
+    }) = spec.stage(&p.activations)
+    else {
+        return; // a missing or mistyped reference is reported above
+    };
+    if !e.sites.contains(&Site::ResidPost) {
+        out.push(spec.diagnostic(
+            FieldPath::root()
+                .key("stages")
+                .key(&stage.name)
+                .key("vectors")
+                .key("activations"),
+            format!(
+                "extract stage `{}` does not capture `resid_post`, which vectors are built from: add it to its `sites`",
+                p.activations
+            ),
+        ));
+    }
 }
 
 fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
@@ -237,7 +266,9 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 if ix.is_empty() {
                     err(at.key("read_position"), "`indices` is empty".into());
                 }
+                check_unique(ix, &at.key("read_position").key("indices"), "index", &mut err);
             }
+            check_unique(&p.sites, &at.key("sites"), "site", &mut err);
         }
         StageSpec::Vectors(p) => {
             if empty(p.methods.len()) {
@@ -306,11 +337,27 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     "`datasets` is empty: list at least one dataset split".into(),
                 );
             }
+            check_unique(&p.datasets.0, &at.key("datasets"), "dataset split", &mut err);
             check_layers(&p.layers, &at.key("layers"), &mut err);
             check_multipliers(&p.multipliers, &at.key("multipliers"), &mut err);
             if empty(p.positions.0.len()) {
                 err(at.key("positions"), "`positions` is empty".into());
             }
+            check_unique(&p.positions.0, &at.key("positions"), "position", &mut err);
+            for (i, sel) in p.positions.0.iter().enumerate() {
+                if let PositionSel::Indices(ix) = sel {
+                    let path = at.key("positions").index(i).key("indices");
+                    if ix.is_empty() {
+                        err(path.clone(), "`indices` is empty: list the token positions to steer".into());
+                    }
+                    if let Some(&neg) = ix.iter().find(|&&x| x < 0) {
+                        err(path.clone(), format!("steering index {neg} is negative: steering positions count from the start of the sequence (negative indices are for `read_position`)"));
+                    }
+                    check_unique(ix, &path, "index", &mut err);
+                }
+            }
+            check_unique(&p.metrics, &at.key("metrics"), "metric", &mut err);
+            check_unique(&p.baselines, &at.key("baselines"), "baseline", &mut err);
             if empty(p.metrics.len()) {
                 err(
                     at.key("metrics"),
@@ -348,6 +395,15 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 }
             }
             for (i, b) in p.baselines.iter().enumerate() {
+                if matches!(b, Baseline::LetterSwap)
+                    && !formats.is_empty()
+                    && !formats.contains(&Format::ContrastiveAb)
+                {
+                    err(
+                        at.key("baselines").index(i),
+                        "baseline `letter_swap` swaps the answer letters of A/B questions, and none of `datasets` has format `contrastive_ab`".into(),
+                    );
+                }
                 if let Baseline::FewShot(f) = b {
                     if f.k == 0 {
                         err(
@@ -384,6 +440,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     "`metrics` is empty: list at least one degradation metric".into(),
                 );
             }
+            check_unique(&p.metrics, &at.key("metrics"), "metric", &mut err);
             for (i, m) in p.metrics.iter().enumerate() {
                 let (field, present) = match m {
                     DegradationMetric::Perplexity => ("corpus", p.corpus.is_some()),
@@ -430,8 +487,14 @@ fn check_layers(l: &Layers, path: &FieldPath, err: &mut impl FnMut(FieldPath, St
         if v.is_empty() {
             err(path.clone(), "the layer list is empty".into());
         }
+        check_unique(v, path, "layer", err);
     }
 }
+
+/// The largest steering multiplier accepted. Beyond it the steered residual's squares
+/// overflow f32 inside RMSNorm (a residual of norm ~1e2 times 1e6 is 1e8, squared and
+/// summed over the hidden size still far below 3.4e38); no published sweep comes near it.
+pub const MAX_ABS_MULTIPLIER: f64 = 1e6;
 
 fn check_multipliers(m: &[f64], path: &FieldPath, err: &mut impl FnMut(FieldPath, String)) {
     if m.is_empty() {
@@ -443,7 +506,42 @@ fn check_multipliers(m: &[f64], path: &FieldPath, err: &mut impl FnMut(FieldPath
                 path.index(i),
                 format!("multiplier {x} is not a finite number"),
             );
+        } else if x.abs() > MAX_ABS_MULTIPLIER {
+            err(
+                path.index(i),
+                format!("multiplier {x:e} is beyond ±{MAX_ABS_MULTIPLIER:e}: the steered activations would overflow 32-bit floats"),
+            );
         }
+    }
+    // -0.0 == 0.0, so "0" and "-0" are the same sweep value, as they should be.
+    check_unique(m, path, "multiplier", err);
+}
+
+/// Each value of a sweep or list once: a repeat would be computed twice and counted twice.
+/// The error sits at the repeat and names the first occurrence.
+fn check_unique<T: PartialEq + serde::Serialize>(
+    items: &[T],
+    path: &FieldPath,
+    what: &str,
+    err: &mut impl FnMut(FieldPath, String),
+) {
+    for (i, x) in items.iter().enumerate() {
+        if let Some(first) = items[..i].iter().position(|y| y == x) {
+            err(
+                path.index(i),
+                format!("{what} {} is listed twice (first at index {first}); list each once", show(x)),
+            );
+        }
+    }
+}
+
+/// A value for messages, as the spec spells it (its serde form).
+fn show<T: serde::Serialize>(x: &T) -> String {
+    match serde_json::to_value(x) {
+        Ok(serde_json::Value::String(s)) => format!("`{s}`"),
+        Ok(serde_json::Value::Number(n)) => n.to_string(),
+        Ok(v) => format!("`{v}`"),
+        Err(_) => "(a value)".into(),
     }
 }
 

@@ -28,7 +28,8 @@ impl From<Marker> for Pos {
 pub enum Scalar {
     Null,
     Bool(bool),
-    Int(i64),
+    /// Integers from `i64::MIN` to `u64::MAX` (a seed may use the whole u64 range).
+    Int(i128),
     Float(f64),
     Str(String),
 }
@@ -108,7 +109,11 @@ impl Node {
         match &self.kind {
             NodeKind::Scalar(Scalar::Null) => J::Null,
             NodeKind::Scalar(Scalar::Bool(b)) => J::Bool(*b),
-            NodeKind::Scalar(Scalar::Int(i)) => J::from(*i),
+            NodeKind::Scalar(Scalar::Int(i)) => match (i64::try_from(*i), u64::try_from(*i)) {
+                (Ok(v), _) => J::from(v),
+                (_, Ok(v)) => J::from(v),
+                _ => J::from(*i as f64),
+            },
             NodeKind::Scalar(Scalar::Float(f)) => serde_json::Number::from_f64(*f)
                 .map(J::Number)
                 .unwrap_or_else(|| J::String(f.to_string())),
@@ -244,8 +249,10 @@ fn resolve_plain(s: &str) -> Scalar {
         ".nan" | ".NaN" | ".NAN" => return Scalar::Float(f64::NAN),
         _ => {}
     }
-    if let Ok(i) = s.parse::<i64>() {
-        return Scalar::Int(i);
+    if let Ok(i) = s.parse::<i128>() {
+        if i >= i64::MIN as i128 && i <= u64::MAX as i128 {
+            return Scalar::Int(i);
+        }
     }
     let looks_numeric = s
         .starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')

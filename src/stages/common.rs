@@ -93,21 +93,12 @@ impl SplitDataset {
     /// changed after planning is an error naming it and both hashes), then parses, limits and
     /// splits with `seed`. No caching: see [`Services::dataset`].
     pub fn load(rd: &ResolvedDataset, seed: u64) -> Result<SplitDataset> {
-        let spec = &rd.dataset.spec;
-        let ds = data::load_checked(
-            &rd.location,
-            &rd.hash,
-            &rd.dataset.fields,
-            &data::LoadOptions::default(),
-        )?;
-        let idx = data::limit_indices(&ds.records.strata(), spec.limit, seed);
-        let all = ds.records.select(&idx);
-        let splits = data::split_records(&ds.records, spec.limit, &spec.split, seed)?;
+        let d = crate::plan::checks::load_dataset(rd, seed)?;
         Ok(SplitDataset {
             resolved: (rd.dataset.clone(), rd.hash.clone(), seed),
-            blake3: ds.content_hash,
-            all,
-            splits,
+            blake3: rd.hash.clone(),
+            all: d.all,
+            splits: d.splits,
         })
     }
 
@@ -166,6 +157,26 @@ pub fn to_prompt(p: &data::PromptParts) -> Prompt {
         user: p.user.clone(),
         assistant_prefix: p.assistant_prefix.clone(),
     }
+}
+
+/// Refuses, before any forward pass, a record whose sequence is longer than the
+/// model's context, naming the dataset, the record and the length. (The model refuses
+/// such a pass too, but without knowing which record it came from.)
+pub fn check_lengths<'a>(
+    lm: &LoadedModel,
+    dataset: &str,
+    seqs: impl IntoIterator<Item = (&'a str, usize)>,
+) -> Result<()> {
+    let ctx = lm.model.config().max_position_embeddings;
+    if ctx == 0 {
+        return Ok(());
+    }
+    if let Some((id, n)) = seqs.into_iter().find(|&(_, n)| n > ctx) {
+        anyhow::bail!(
+            "dataset `{dataset}`, record `{id}`: {n} tokens, longer than the model's context of {ctx} tokens; shorten or remove the record"
+        );
+    }
+    Ok(())
 }
 
 /// Token ids of a dataset prompt.

@@ -155,6 +155,13 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
         .collect();
     let records = common::records(ctx, &p.dataset)?;
     let pairs = pairs(lm, &records, common::style(ctx))?;
+    common::check_lengths(
+        lm,
+        &p.dataset.to_string(),
+        pairs.iter().flat_map(|q| {
+            [(q.id.as_str(), q.pos.tokens.len()), (q.id.as_str(), q.neg.tokens.len())]
+        }),
+    )?;
     let at = read_at(&p.read_position, &records);
     let seqs: Vec<Sequence> = pairs
         .iter()

@@ -25,6 +25,7 @@ impl ModelProbe for FakeModels {
                 n_layers: 30,
                 hidden_size: 8,
                 weight_hash: "ab".repeat(32),
+                context_length: 2048,
             })
         } else {
             Err(EnvError::Unavailable(format!(
@@ -140,7 +141,12 @@ pub struct Workspace {
 impl Workspace {
     pub fn new(spec_text: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("sent.jsonl"), "{\"question\": \"q\", \"answer_matching_behavior\": \"(A)\", \"answer_not_matching_behavior\": \"(B)\"}\n").unwrap();
+        // Ten A/B records: enough that every split of 0.6 / 0.2 / 0.2 has records and
+        // the train split has pairs to contrast (plan checks both).
+        let sent: String = (0..10)
+            .map(|i| format!("{{\"question\": \"q{i}? (A) yes (B) no\", \"answer_matching_behavior\": \"(A)\", \"answer_not_matching_behavior\": \"(B)\"}}\n"))
+            .collect();
+        std::fs::write(dir.path().join("sent.jsonl"), sent).unwrap();
         std::fs::create_dir_all(dir.path().join("builtin")).unwrap();
         std::fs::write(
             dir.path().join("builtin/corpus.jsonl"),

@@ -63,26 +63,32 @@ pub enum DataError {
         message: String,
     },
 
-    #[error("{source_name}: {loc}: missing field `{field}`")]
+    #[error("{source_name}: {loc}{}: missing field `{field}`", id_note(id))]
     MissingField {
         source_name: String,
         loc: Loc,
+        /// The record's id, when it has one.
+        id: Option<String>,
         field: String,
     },
 
-    #[error("{source_name}: {loc}: field `{field}` should be {expected}, found {found}")]
+    #[error("{source_name}: {loc}{}: field `{field}` should be {expected}, found {found}", id_note(id))]
     WrongType {
         source_name: String,
         loc: Loc,
+        /// The record's id, when it has one.
+        id: Option<String>,
         field: String,
         expected: &'static str,
         found: String,
     },
 
-    #[error("{source_name}: {loc}: field `{field}`: {message}")]
+    #[error("{source_name}: {loc}{}: field `{field}`: {message}", id_note(id))]
     InvalidValue {
         source_name: String,
         loc: Loc,
+        /// The record's id, when it has one.
+        id: Option<String>,
         field: String,
         message: String,
     },
@@ -108,6 +114,11 @@ pub enum DataError {
 
     #[error("cannot render prompt for `{id}`: {message}")]
     Render { id: String, message: String },
+}
+
+/// ` (id `x`)` after a record's location, when its id is known.
+fn id_note(id: &Option<String>) -> String {
+    id.as_ref().map(|i| format!(" (id `{i}`)")).unwrap_or_default()
 }
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -3,6 +3,7 @@
 
 use crate::error::{DataError, Result};
 use crate::fields::{FieldMap, DEFAULT_CATEGORY_FIELD, DEFAULT_ID_FIELD};
+use crate::load::MAX_TEXT_BYTES;
 use crate::format::*;
 use crate::rows::{kind, Row};
 use serde_json::Value;
@@ -12,8 +13,11 @@ use std::collections::HashSet;
 /// named by an override must be in every row (the default `id` column may be absent: the row
 /// index is used), and a category column named by an override must be in at least one row.
 pub fn extract(rows: &[Row], fields: &FieldMap, source_name: &str) -> Result<Records> {
-    let x = Extractor { source_name };
     let (id_f, cat_f) = fields.id_and_category();
+    let x = Extractor {
+        source_name,
+        id_field: id_f,
+    };
     let id_required = id_f != DEFAULT_ID_FIELD;
     if cat_f != DEFAULT_CATEGORY_FIELD && !rows.iter().any(|r| x.present(r, cat_f).is_some()) {
         if let Some(first) = rows.first() {
@@ -35,9 +39,19 @@ pub fn extract(rows: &[Row], fields: &FieldMap, source_name: &str) -> Result<Rec
                     format!("same letter ({matching}) as the matching answer"),
                 ));
             }
+            let question = x.string(row, &f.question)?;
+            for (letter, role) in [(matching, &f.matching), (not_matching, &f.not_matching)] {
+                if !question.contains(&format!("({letter})")) {
+                    return Err(x.invalid(
+                        row,
+                        &f.question,
+                        format!("the question lists no choice `({letter})`, the answer in `{role}`: A/B questions list their choices as `(A) …`, `(B) …`"),
+                    ));
+                }
+            }
             Ok(ContrastiveAb {
                 id,
-                question: x.string(row, &f.question)?,
+                question,
                 matching,
                 not_matching,
                 category,
@@ -136,13 +150,24 @@ pub fn lookup<'r>(row: &'r Row, path: &str) -> Option<&'r Value> {
 
 struct Extractor<'a> {
     source_name: &'a str,
+    id_field: &'a str,
 }
 
 impl Extractor<'_> {
+    /// The record's id for messages, when its id column holds one.
+    fn record_id(&self, row: &Row) -> Option<String> {
+        match self.present(row, self.id_field)? {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
     fn missing(&self, row: &Row, field: &str) -> DataError {
         DataError::MissingField {
             source_name: self.source_name.into(),
             loc: row.loc,
+            id: self.record_id(row),
             field: field.into(),
         }
     }
@@ -151,6 +176,7 @@ impl Extractor<'_> {
         DataError::WrongType {
             source_name: self.source_name.into(),
             loc: row.loc,
+            id: self.record_id(row),
             field: field.into(),
             expected,
             found: kind(found).into(),
@@ -161,6 +187,7 @@ impl Extractor<'_> {
         DataError::InvalidValue {
             source_name: self.source_name.into(),
             loc: row.loc,
+            id: self.record_id(row),
             field: field.into(),
             message,
         }
@@ -170,21 +197,43 @@ impl Extractor<'_> {
         lookup(row, field).filter(|v| !v.is_null())
     }
 
+    /// A text the model reads: not blank (it would encode to no tokens, or to
+    /// whitespace only) and at most [`MAX_TEXT_BYTES`].
+    fn text(&self, row: &Row, field: &str, s: &str) -> Result<String> {
+        if s.trim().is_empty() {
+            return Err(self.invalid(row, field, "is empty".into()));
+        }
+        if s.len() > MAX_TEXT_BYTES {
+            return Err(self.invalid(
+                row,
+                field,
+                format!(
+                    "is {:.1} MiB long; a text field may have at most {} MiB",
+                    s.len() as f64 / (1 << 20) as f64,
+                    MAX_TEXT_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(s.to_string())
+    }
+
     fn string(&self, row: &Row, field: &str) -> Result<String> {
         match self.present(row, field) {
             None => Err(self.missing(row, field)),
-            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::String(s)) => self.text(row, field, s),
             Some(v) => Err(self.wrong(row, field, "a string", v)),
         }
     }
 
-    /// Like `string`, but numbers and booleans are accepted as text (ICL outputs like `4`).
+    /// Like `string`, but an integer is accepted as its digits (ICL outputs like `4`).
+    /// Other numbers and booleans are refused: how `0.10` or `1e3` should be spelled
+    /// is the dataset's to say, as a string.
     fn scalar(&self, row: &Row, field: &str) -> Result<String> {
         match self.present(row, field) {
             None => Err(self.missing(row, field)),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
-            Some(v) => Err(self.wrong(row, field, "a string", v)),
+            Some(Value::String(s)) => self.text(row, field, s),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+            Some(v) => Err(self.wrong(row, field, "a string (or an integer)", v)),
         }
     }
 
@@ -193,7 +242,7 @@ impl Extractor<'_> {
         match self.present(row, field) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => self.text(row, field, s).map(Some),
             Some(v) => Err(self.wrong(row, field, "a string", v)),
         }
     }
@@ -256,6 +305,7 @@ impl Extractor<'_> {
                     return Err(DataError::MissingField {
                         source_name: self.source_name.into(),
                         loc: row.loc,
+                        id: self.record_id(row),
                         field: format!("{field}` (or `choice_0`, `choice_1`, ..."),
                     });
                 }
@@ -338,7 +388,7 @@ mod tests {
     fn ab_records_with_letters_and_index_ids() {
         let r = rows(vec![
             json!({"question": "Q?\n\nChoices:\n (A) x\n (B) y", "answer_matching_behavior": " (B)", "answer_not_matching_behavior": "(A)"}),
-            json!({"question": "Q2", "answer_matching_behavior": "A", "answer_not_matching_behavior": "B", "category": "c"}),
+            json!({"question": "Q2 (A) a (B) b", "answer_matching_behavior": "A", "answer_not_matching_behavior": "B", "category": "c"}),
         ]);
         let Records::ContrastiveAb(v) = extract(&r, &defaults(Format::ContrastiveAb), "s").unwrap()
         else {
@@ -376,7 +426,45 @@ mod tests {
         ]);
         let err = extract(&r, &defaults(Format::ContrastiveCompletion), "c.jsonl").unwrap_err();
         assert!(matches!(err, DataError::MissingField { .. }));
-        assert_eq!(err.to_string(), "c.jsonl: line 2: missing field `negative`");
+        assert_eq!(
+            err.to_string(),
+            "c.jsonl: line 2 (id `b`): missing field `negative`"
+        );
+    }
+
+    #[test]
+    fn ab_questions_must_list_both_answers_and_not_be_empty() {
+        let ab = |q: &str, m: &str| {
+            let r = rows(vec![json!({"id": "q7", "question": q, "answer_matching_behavior": m, "answer_not_matching_behavior": "(A)"})]);
+            extract(&r, &defaults(Format::ContrastiveAb), "ab.jsonl").map_err(|e| e.to_string())
+        };
+        assert!(ab("Pick:\n (A) x\n (B) y", "(B)").is_ok());
+        let no_choices = ab("How was it?", "(B)").unwrap_err();
+        assert!(no_choices.starts_with("ab.jsonl: line 1 (id `q7`): field `question`: the question lists no choice `(B)`"), "{no_choices}");
+        let only_a = ab("Pick: (A) x", "(B)").unwrap_err();
+        assert!(only_a.contains("no choice `(B)`"), "{only_a}");
+        let answer_c = ab("Pick: (A) x (B) y", "(C)").unwrap_err();
+        assert!(answer_c.contains("no choice `(C)`"), "{answer_c}");
+        let empty = ab("  ", "(B)").unwrap_err();
+        assert_eq!(empty, "ab.jsonl: line 1 (id `q7`): field `question`: is empty");
+    }
+
+    #[test]
+    fn icl_outputs_are_text_or_integers_and_texts_have_a_size_limit() {
+        let icl = |out: Value| {
+            let r = rows(vec![json!({"input": "hot", "output": out})]);
+            extract(&r, &defaults(Format::IclTask), "t.jsonl").map_err(|e| e.to_string())
+        };
+        assert!(icl(json!("cold")).is_ok());
+        assert!(icl(json!(4)).is_ok());
+        assert!(icl(json!("")).unwrap_err().ends_with("field `output`: is empty"));
+        let float = icl(json!(0.1)).unwrap_err();
+        assert!(float.contains("should be a string (or an integer), found"), "{float}");
+        assert!(icl(json!(true)).is_err());
+        let big = "x".repeat(MAX_TEXT_BYTES + 1);
+        let r = rows(vec![json!({"text": big})]);
+        let err = extract(&r, &defaults(Format::Text), "c.jsonl").unwrap_err().to_string();
+        assert!(err.contains("field `text`: is 1.0 MiB long; a text field may have at most 1 MiB"), "{err}");
     }
 
     #[test]

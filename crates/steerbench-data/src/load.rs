@@ -8,6 +8,14 @@ use crate::format::Records;
 use crate::rows::parse_rows;
 use crate::source::{content_hash, FileType, Source};
 
+/// The most records a dataset may have. Every record is held in memory and most are
+/// run through the model several times; a larger file is almost surely a mistake.
+pub const MAX_RECORDS: usize = 1_000_000;
+
+/// The longest text field, in bytes (~250,000 tokens): far past any model's context, far
+/// below what could exhaust memory when a whole field is tokenised and embedded.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+
 /// A loaded dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -88,6 +96,12 @@ pub fn load_bytes(
         return Err(DataError::Empty {
             source_name: source_name.to_string(),
         });
+    }
+    if rows.len() > MAX_RECORDS {
+        return Err(DataError::InvalidSource(format!(
+            "{source_name}: {} records, more than the {MAX_RECORDS} a dataset may have; use `limit` on a smaller file",
+            rows.len()
+        )));
     }
     let records = extract(&rows, fields, source_name)?;
     Ok(Dataset {

@@ -36,6 +36,8 @@ fn parse_err(source_name: &str, loc: Loc, message: impl Into<String>) -> DataErr
 }
 
 fn utf8<'a>(bytes: &'a [u8], source_name: &str) -> Result<&'a str> {
+    // A UTF-8 byte-order mark (some editors write one) is not content.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     std::str::from_utf8(bytes)
         .map_err(|e| parse_err(source_name, Loc::File, format!("not UTF-8 text: {e}")))
 }

@@ -314,6 +314,7 @@ impl Model {
             )));
         }
         let out = self.run_layers(&lay, layers, resid, hooks, cache, pass.last_only)?;
+        check_finite(&out.0, "final hidden states")?;
         let mut output = self.output(batch, lay, out.0);
         output.last_only = pass.last_only;
         Ok(output)
@@ -414,6 +415,7 @@ impl Model {
                 layers.start
             )));
         }
+        self.admit(rows, tokens.len())?;
         let batch = vec![Sequence::prompt(tokens.to_vec()); rows];
         let mut lay = BatchLayout::new(&batch, self.cfg.vocab_size)?;
         lay.open_ended = true;
@@ -438,6 +440,44 @@ impl Model {
 
     /// The layout of `batch`, and the KV cache its rows start from when they continue a
     /// shared prefix (checked to cover `layers`).
+    /// Refuses a pass of `rows` sequences of `positions` tokens (shared prefix included)
+    /// that the model cannot take (longer than its context) or that this machine cannot
+    /// hold (estimated memory above what is available), before any tensor is allocated:
+    /// an oversized input is an error, never an aborted process.
+    pub fn admit(&self, rows: usize, positions: usize) -> Result<()> {
+        let ctx = self.cfg.max_position_embeddings;
+        if ctx > 0 && positions > ctx {
+            return Err(ModelError::Input(format!(
+                "a sequence of {positions} tokens is longer than the model's context of {ctx} tokens"
+            )));
+        }
+        let need = self.pass_bytes(rows, positions);
+        if let Some(avail) = available_memory_bytes() {
+            if need > avail {
+                let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                return Err(ModelError::Input(format!(
+                    "a pass over {rows} sequence(s) of {positions} tokens needs about {:.1} GiB, more than the {:.1} GiB of memory available: use shorter items or smaller batches",
+                    gib(need),
+                    gib(avail)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// An upper estimate of the memory one pass allocates (f32): the residual stream and
+    /// block intermediates, the attention scores of one prefill chunk, the KV cache.
+    /// Logits are read a bounded number of positions at a time and are not counted.
+    pub fn pass_bytes(&self, rows: usize, positions: usize) -> u64 {
+        let c = &self.cfg;
+        let (b, t) = (rows as u64, positions as u64);
+        let chunk = self.prefill_chunk.map_or(t, |n| (n as u64).min(t));
+        let acts = b * t * (6 * c.hidden_size as u64 + 3 * c.intermediate_size as u64);
+        let scores = 2 * b * c.n_heads as u64 * chunk * t;
+        let kv = 2 * c.n_layers as u64 * b * t * (c.n_kv_heads * c.head_dim) as u64;
+        4 * (acts + scores + kv)
+    }
+
     fn layout(
         &self,
         batch: &[Sequence],
@@ -445,6 +485,7 @@ impl Model {
         layers: &Range<usize>,
     ) -> Result<(BatchLayout, Option<KvCache>)> {
         let mut lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
+        self.admit(batch.len(), shared.map_or(0, |(p, _)| p.len) + lay.t)?;
         let Some((prefix, row_of)) = shared else {
             return Ok((lay, None));
         };
@@ -838,5 +879,33 @@ impl ForwardOutput {
             out.extend(lsm.gather(&tg, 1)?.squeeze(1)?.to_vec1::<f32>()?);
         }
         Ok(out)
+    }
+}
+
+/// `MemAvailable` from /proc/meminfo (Linux); `None` elsewhere or when unreadable, and
+/// then no memory check is made.
+fn available_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Errors when `t` holds a NaN or an infinity: one reduction per pass, so a corrupt
+/// weight or an overflowing steering vector stops the run instead of writing NaN scores.
+pub(crate) fn check_finite(t: &Tensor, what: &str) -> Result<()> {
+    // A sum in f64 propagates NaN and infinity (a max would skip NaN) and cannot
+    // overflow on finite f32 inputs.
+    let sum = t
+        .to_dtype(candle_core::DType::F64)?
+        .abs()?
+        .sum_all()?
+        .to_scalar::<f64>()?;
+    if sum.is_finite() {
+        Ok(())
+    } else {
+        Err(ModelError::Input(format!(
+            "the model computed non-finite {what} (NaN or infinity): the weights hold non-finite values, or a steering vector or multiplier made the activations overflow"
+        )))
     }
 }

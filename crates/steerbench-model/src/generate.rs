@@ -113,6 +113,7 @@ impl Model {
             .map(|p| Sequence::prompt(p.clone()))
             .collect();
         let lay = BatchLayout::new(&seqs, self.config().vocab_size)?;
+        self.admit(seqs.len(), lay.t + opts.max_new_tokens)?;
         let mut hooks = hooks.writes_only();
         let b = prompts.len();
         let mut state = Stepper::new(tok, opts, b);
@@ -139,7 +140,7 @@ impl Model {
             }
             let mut h = last_rows(&h.expect("non-empty prompt"))?;
             for step in 0.. {
-                let next = state.step_emitting(&self.logits(&h)?, on_token)?;
+                let next = state.step_emitting(&finite_logits(self.logits(&h)?)?, on_token)?;
                 if state.done() || step + 1 == opts.max_new_tokens {
                     break;
                 }
@@ -165,7 +166,7 @@ impl Model {
                 let mut l = BatchLayout::new(&seqs, self.config().vocab_size)?;
                 l.last = prompts.iter().map(|p| p.len() - 1).collect();
                 let h = last_rows(&self.run(&l, 0, None, &mut hooks)?)?;
-                let next = state.step_emitting(&self.logits(&h)?, on_token)?;
+                let next = state.step_emitting(&finite_logits(self.logits(&h)?)?, on_token)?;
                 if state.done() || step + 1 == opts.max_new_tokens {
                     break;
                 }
@@ -379,4 +380,10 @@ mod tests {
     fn argmax_takes_first_max() {
         assert_eq!(argmax(&[1.0, 3.0, 3.0, f32::NAN]), 1);
     }
+}
+
+/// Logits checked for NaN / infinity before a token is chosen from them.
+fn finite_logits(logits: Tensor) -> Result<Tensor> {
+    crate::decoder::check_finite(&logits, "logits")?;
+    Ok(logits)
 }

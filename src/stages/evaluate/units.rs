@@ -192,6 +192,19 @@ pub fn units(
 }
 
 impl Units {
+    /// Every item within the model's context (see [`common::check_lengths`]).
+    pub fn check_lengths(&self, lm: &LoadedModel, dataset: &str) -> Result<()> {
+        let per_unit = (self.items.len() / self.ids.len().max(1)).max(1);
+        common::check_lengths(
+            lm,
+            dataset,
+            self.items
+                .iter()
+                .enumerate()
+                .map(|(k, it)| (self.ids[k / per_unit].as_str(), it.seq.tokens.len())),
+        )
+    }
+
     /// Record `r`'s value of `metric` from one pass, or None where a pass over this kind
     /// of unit does not produce it. Exhaustive over [`ScoreMetric`]: a new metric is a
     /// compile error here until it says whether (and how) a pass computes it.
