@@ -234,12 +234,24 @@ pub fn template_parses(spec: &Spec, s: &Stage, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// A perplexity window longer than the model's context cannot be run.
-pub fn windows_in_context(spec: &Spec, m: &ModelFacts, diags: &mut Vec<Diagnostic>) {
+/// A perplexity window or an item limit longer than the model's context cannot be run.
+pub fn lengths_in_context(spec: &Spec, m: &ModelFacts, diags: &mut Vec<Diagnostic>) {
     if m.context_length == 0 {
         return;
     }
     for d in &spec.datasets {
+        if let Some(t) = d.spec.max_tokens.filter(|&t| t > m.context_length) {
+            diags.push(spec.diagnostic(
+                FieldPath::root()
+                    .key("datasets")
+                    .key(&d.name)
+                    .key("max_tokens"),
+                format!(
+                    "max_tokens {t} is beyond the model's context of {} tokens",
+                    m.context_length
+                ),
+            ));
+        }
         if let Some(w) = d.window_tokens().filter(|&w| w > m.context_length) {
             diags.push(spec.diagnostic(
                 FieldPath::root()

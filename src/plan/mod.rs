@@ -228,7 +228,7 @@ pub fn build(
     }
 
     if let Some(m) = &model {
-        checks::windows_in_context(&spec, m, &mut diags);
+        checks::lengths_in_context(&spec, m, &mut diags);
         for s in &spec.stages {
             check_layers(&spec, s, m, &mut diags);
             checks::steered_layers_extracted(&spec, s, m, &mut diags);

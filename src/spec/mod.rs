@@ -509,6 +509,14 @@ impl Cx<'_> {
             self.at(root, at.key("limit"), "limit must be at least 1".into());
             ok = false;
         }
+        if spec.max_tokens == Some(0) {
+            self.at(
+                root,
+                at.key("max_tokens"),
+                "max_tokens must be at least 1".into(),
+            );
+            ok = false;
+        }
         match (spec.format, spec.window_tokens) {
             (Format::Text, Some(0)) => {
                 self.at(

@@ -84,6 +84,11 @@ pub struct DatasetSpec {
     /// `query: "Q: {input}\nA:"`.
     #[serde(default)]
     pub template: Option<steerbench_data::IclTemplate>,
+    /// The longest item allowed, in tokens (the whole sequence a pass reads: chat template,
+    /// prompt and continuation). A longer item is an error naming the record and its
+    /// length, found before any forward pass. Default, and upper bound: the model's context.
+    #[serde(default)]
+    pub max_tokens: Option<usize>,
 }
 
 pub const DATASET_FIELDS: &[&str] = &[
@@ -94,6 +99,7 @@ pub const DATASET_FIELDS: &[&str] = &[
     "limit",
     "window_tokens",
     "template",
+    "max_tokens",
 ];
 
 /// A reference to a dataset split: `<dataset>.<split>`, or `<dataset>` for all records.

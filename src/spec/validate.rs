@@ -166,10 +166,11 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
                     out.push(d);
                 }
                 Some(target) if target.name == stage.name => {
-                    out.push(spec.diagnostic(
-                        r.path,
-                        format!("stage `{}` cannot use its own outputs", r.name),
-                    ));
+                    let message = format!(
+                        "`{}` names stage `{}` itself; a stage cannot read its own outputs",
+                        r.path, r.name
+                    );
+                    out.push(spec.diagnostic(r.path, message));
                 }
                 Some(target) if !r.kinds.is_empty() && !r.kinds.contains(&target.spec.kind()) => {
                     let mut d = spec.diagnostic(

@@ -163,17 +163,21 @@ pub fn to_prompt(p: &data::PromptParts) -> Prompt {
 /// model's context, naming the dataset, the record and the length. (The model refuses
 /// such a pass too, but without knowing which record it came from.)
 pub fn check_lengths<'a>(
+    ctx: &Ctx<'_>,
     lm: &LoadedModel,
-    dataset: &str,
+    r: &DatasetRef,
     seqs: impl IntoIterator<Item = (&'a str, usize)>,
 ) -> Result<()> {
-    let ctx = lm.model.config().max_position_embeddings;
-    if ctx == 0 {
-        return Ok(());
-    }
-    if let Some((id, n)) = seqs.into_iter().find(|&(_, n)| n > ctx) {
+    let context = lm.model.config().max_position_embeddings;
+    let max_tokens = ctx.dataset(r)?.dataset.spec.max_tokens;
+    let (limit, what) = match max_tokens {
+        Some(m) if context == 0 || m < context => (m, format!("the dataset's max_tokens of {m}")),
+        _ if context > 0 => (context, format!("the model's context of {context} tokens")),
+        _ => return Ok(()),
+    };
+    if let Some((id, n)) = seqs.into_iter().find(|&(_, n)| n > limit) {
         anyhow::bail!(
-            "dataset `{dataset}`, record `{id}`: {n} tokens, longer than the model's context of {ctx} tokens; shorten or remove the record"
+            "dataset `{r}`, record `{id}`: {n} tokens, longer than {what}; shorten or remove the record"
         );
     }
     Ok(())

@@ -126,8 +126,22 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
             ),
         }
         if probe.items.is_empty() {
-            bail!("dataset `{r}` gives no items for {m:?}");
+            // Planning refuses empty splits, so only perplexity can get here.
+            bail!(
+                "dataset `{r}`: each of its {} text(s) is a single token, and perplexity needs windows of at least 2 tokens",
+                records.len()
+            );
         }
+        common::check_lengths(
+            ctx,
+            lm,
+            r,
+            probe
+                .ids
+                .iter()
+                .map(String::as_str)
+                .zip(probe.items.iter().map(|i| i.seq.tokens.len())),
+        )?;
         out.push(probe);
     }
     Ok(out)

@@ -156,8 +156,9 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
     let records = common::records(ctx, &p.dataset)?;
     let pairs = pairs(lm, &records, common::style(ctx))?;
     common::check_lengths(
+        ctx,
         lm,
-        &p.dataset.to_string(),
+        &p.dataset,
         pairs.iter().flat_map(|q| {
             [(q.id.as_str(), q.pos.tokens.len()), (q.id.as_str(), q.neg.tokens.len())]
         }),

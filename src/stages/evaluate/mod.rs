@@ -95,7 +95,7 @@ fn eval_dataset(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<EvalDataset> {
         }
         _ => units(lm, &records, style, None, &[])?,
     };
-    units.check_lengths(lm, &r.to_string())?;
+    units.check_lengths(ctx, lm, r)?;
     let split = r.split.map_or("all", |s| s.name()).to_string();
     Ok(EvalDataset {
         at: At::baseline(&r.to_string(), &split, Condition::UNSTEERED),

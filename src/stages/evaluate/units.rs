@@ -193,11 +193,17 @@ pub fn units(
 
 impl Units {
     /// Every item within the model's context (see [`common::check_lengths`]).
-    pub fn check_lengths(&self, lm: &LoadedModel, dataset: &str) -> Result<()> {
+    pub fn check_lengths(
+        &self,
+        ctx: &common::Ctx<'_>,
+        lm: &LoadedModel,
+        r: &crate::spec::DatasetRef,
+    ) -> Result<()> {
         let per_unit = (self.items.len() / self.ids.len().max(1)).max(1);
         common::check_lengths(
+            ctx,
             lm,
-            dataset,
+            r,
             self.items
                 .iter()
                 .enumerate()
