@@ -52,12 +52,15 @@ pub enum Command {
     },
     /// List a run directory: stages, status, outputs, row counts, sizes.
     Ls { run_dir: PathBuf },
+    /// Check every output of every complete stage (size and blake3) against its manifest.
+    /// Exit code 0 when all match, 1 when anything is damaged.
+    Verify { run_dir: PathBuf },
     /// Print the JSON Schema of pipeline specs (for yaml-language-server).
     Schema,
     /// Re-render the report of a finished run from its Parquet outputs (no model).
     Report {
         run_dir: PathBuf,
-        /// Write here instead of RUN_DIR/report/.
+        /// Write here (into OUT/<stage>/) instead of RUN_DIR/.report/<stage>/.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -163,7 +166,7 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", exec::error_chain(&e));
                     ExitCode::FAILURE
                 }
             }
@@ -174,8 +177,22 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", exec::error_chain(&e));
                 ExitCode::FAILURE
+            }
+        },
+        Command::Verify { run_dir } => match render_verify(&run_dir) {
+            Ok((s, ok)) => {
+                print!("{s}");
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {}", exec::error_chain(&e));
+                ExitCode::from(EXIT_SPEC)
             }
         },
         Command::Schema => {
@@ -205,7 +222,7 @@ fn outcome(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", exec::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -239,7 +256,7 @@ pub fn schema_json() -> String {
 pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let status = exec::cache_status(plan, runs_dir);
+    let status = exec::cache_states(plan, runs_dir);
     let _ = writeln!(
         s,
         "pipeline {} -> {}",
@@ -286,10 +303,10 @@ pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
                     inputs.join(", ")
                 },
                 st.short_fingerprint().to_string(),
-                if done.is_some() {
-                    "cached".into()
-                } else {
-                    "to run".into()
+                match done {
+                    crate::store::Cached::Complete(_) => "cached".into(),
+                    crate::store::Cached::Missing => "to run".into(),
+                    crate::store::Cached::Damaged(_, d) => format!("damaged ({d}) -> will re-run"),
                 },
             ]
         })
@@ -298,7 +315,10 @@ pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
         &["STAGE", "KIND", "INPUTS", "FINGERPRINT", "STATUS"],
         &rows,
     ));
-    let to_run = status.iter().filter(|(_, d)| d.is_none()).count();
+    let to_run = status
+        .iter()
+        .filter(|(_, d)| !matches!(d, crate::store::Cached::Complete(_)))
+        .count();
     let _ = writeln!(s, "{} stage(s), {to_run} to run", plan.stages.len());
     s
 }
@@ -330,6 +350,22 @@ pub fn render_ls(run_dir: &Path) -> Result<String, crate::store::StoreError> {
                     ]);
                 }
             }
+            Status::Damaged(_, d) => rows.push([
+                e.stage,
+                e.fingerprint,
+                format!("damaged: {d}"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
+            Status::Replaced => rows.push([
+                e.stage,
+                "-".into(),
+                "replaced (old damaged folder, removed by the next run)".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
             Status::Incomplete => rows.push([
                 e.stage,
                 e.fingerprint,
@@ -360,6 +396,42 @@ pub fn render_ls(run_dir: &Path) -> Result<String, crate::store::StoreError> {
         &["STAGE", "FINGERPRINT", "STATUS", "OUTPUT", "ROWS", "SIZE"],
         &rows,
     ))
+}
+
+/// `steerbench verify`: one line per stage folder; `true` when every complete folder's
+/// outputs match their manifest in size and blake3 (incomplete and interrupted folders are
+/// listed but do not count as damage: no run reuses them).
+pub fn render_verify(run_dir: &Path) -> Result<(String, bool), crate::store::StoreError> {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let mut ok = true;
+    for e in RunStore::new(run_dir).list()? {
+        let what = match &e.status {
+            Status::Complete(m) | Status::Damaged(m, _) => {
+                match crate::store::verify_outputs(&e.dir, m) {
+                    Ok(()) => format!("ok ({} file(s))", m.outputs.len()),
+                    Err(d) => {
+                        ok = false;
+                        format!("damaged: {d}")
+                    }
+                }
+            }
+            Status::Corrupt(why) => {
+                ok = false;
+                format!("damaged: {why}")
+            }
+            Status::Incomplete => "incomplete (no manifest; never reused)".into(),
+            Status::Interrupted => "interrupted (temporary; the next run removes it)".into(),
+            Status::Replaced => "replaced (old damaged folder; the next run removes it)".into(),
+        };
+        let fp = if e.fingerprint.is_empty() {
+            "-"
+        } else {
+            &e.fingerprint
+        };
+        let _ = writeln!(s, "{} {fp}: {what}", e.stage);
+    }
+    Ok((s, ok))
 }
 
 fn short(h: &str) -> &str {

@@ -370,8 +370,9 @@ pub fn write_npy(path: &Path, v: &[f32]) -> Result<()> {
 }
 
 /// Re-renders the report of a finished run from its Parquet outputs alone.
-/// Each report stage's latest complete folder is rendered again into
-/// `RUN_DIR/report/<stage>/`.
+/// Each report stage's latest complete folder is rendered again into `OUT/<stage>/`, by
+/// default `RUN_DIR/.report/<stage>/` (`store::RENDERED_REPORTS`: no stage folder can have
+/// that name, and `ls`/`verify` skip it).
 pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
     let entries = RunStore::new(run_dir).list()?;
     let mut latest: BTreeMap<String, (f64, PathBuf, crate::store::Manifest)> = BTreeMap::new();
@@ -412,7 +413,9 @@ pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
         let data = crate::stages::report::build(&inputs)?;
         let dir = match out {
             Some(o) => o.join(&stage),
-            None => run_dir.join("report").join(&stage),
+            None => run_dir
+                .join(crate::store::RENDERED_REPORTS)
+                .join(&stage),
         };
         steerbench_report::render(&data, &dir, template.as_deref())?;
         written.push(dir.join("report.md"));

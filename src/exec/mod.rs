@@ -202,6 +202,18 @@ impl<'a, S> StageContext<'a, S> {
         store::write_parquet(df, &path)?;
         Ok(path)
     }
+    /// Writes `bytes` as `name` (a relative path; folders are created) in the output folder.
+    /// Errors name the file (e.g. a full disk).
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+        use anyhow::Context;
+        let path = self.out_dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
     /// Writes the rows of a typed table as `<T::FILE>.parquet` in the output folder.
     pub fn write_table<T: crate::tables::Table>(&self, rows: &[T]) -> anyhow::Result<PathBuf> {
         let mut df = T::to_frame(rows)?;
@@ -217,7 +229,7 @@ pub enum ExecError {
     Store(#[from] store::StoreError),
     #[error("no implementation is registered for stage kind `{0}`")]
     Unregistered(StageKind),
-    #[error("stage `{stage}` failed: {source:#}")]
+    #[error("stage `{stage}` failed: {}", error_chain(source.as_ref()))]
     Stage {
         stage: String,
         source: anyhow::Error,
@@ -239,24 +251,50 @@ pub struct RunReport {
     pub executed: Vec<String>,
     /// Stages whose outputs were already complete.
     pub cached: Vec<String>,
+    /// Stages whose folder was damaged (also in `executed`: they ran again).
+    pub repaired: Vec<String>,
 }
 
 pub fn run_dir(plan: &Plan, runs_dir: &Path) -> PathBuf {
     runs_dir.join(&plan.spec.name)
 }
 
-/// For each stage: its committed folder if complete.
+/// For each stage: its committed folder if complete (and its files match the manifest).
 pub fn cache_status(plan: &Plan, runs_dir: &Path) -> Vec<(String, Option<PathBuf>)> {
+    cache_states(plan, runs_dir)
+        .into_iter()
+        .map(|(n, c)| match c {
+            store::Cached::Complete(d) => (n, Some(d)),
+            _ => (n, None),
+        })
+        .collect()
+}
+
+/// For each stage: missing, complete, or damaged (a manifest whose files are missing or
+/// have another size), as `execute` will see it.
+pub fn cache_states(plan: &Plan, runs_dir: &Path) -> Vec<(String, store::Cached)> {
     let store = RunStore::new(run_dir(plan, runs_dir));
     plan.stages
         .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                store.complete(&s.name, s.short_fingerprint()),
-            )
-        })
+        .map(|s| (s.name.clone(), store.cached(&s.name, s.short_fingerprint())))
         .collect()
+}
+
+/// An error and its causes, each cause once: many errors already print their source in
+/// their own message (`{path}: {source}`), so a cause whose text the message so far
+/// already holds is not appended again.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !s.is_empty() && !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// Runs the plan. Safe to call again after a crash or kill: completed stages
@@ -278,16 +316,29 @@ pub fn execute<S: Sync>(
         run_dir: store.root.clone(),
         executed: Vec::new(),
         cached: Vec::new(),
+        repaired: Vec::new(),
     };
     let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
 
     for stage in &plan.stages {
         let fp16 = stage.short_fingerprint();
-        if let Some(dir) = store.complete(&stage.name, fp16) {
-            tracing::info!(stage = %stage.name, fingerprint = fp16, "cached");
-            dirs.insert(stage.name.clone(), dir);
-            report.cached.push(stage.name.clone());
-            continue;
+        match store.cached(&stage.name, fp16) {
+            store::Cached::Complete(dir) => {
+                tracing::info!(stage = %stage.name, fingerprint = fp16, "cached");
+                dirs.insert(stage.name.clone(), dir);
+                report.cached.push(stage.name.clone());
+                continue;
+            }
+            store::Cached::Damaged(dir, damage) => {
+                // The folder is replaced only once the new one is complete (store::commit).
+                eprintln!(
+                    "stage `{}` is damaged ({damage}) in {}; running it again",
+                    stage.name,
+                    dir.display()
+                );
+                report.repaired.push(stage.name.clone());
+            }
+            store::Cached::Missing => {}
         }
         let runner = registry
             .get(stage.kind)

@@ -16,6 +16,104 @@ pub use parquet::{parquet_meta, read_parquet, write_parquet, ParquetError};
 
 pub const MANIFEST: &str = "manifest.json";
 
+/// Where `steerbench report RUN_DIR` writes by default: `RUN_DIR/.report/<stage>/`. Stage
+/// names cannot start with `.` (spec::check_name), so no stage folder can be called this,
+/// and `list` skips it: a re-rendered report never shows up as a stage.
+pub const RENDERED_REPORTS: &str = ".report";
+
+/// Why a stage folder with a manifest does not hold what the manifest lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The output's path relative to the stage folder.
+    pub file: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.why)
+    }
+}
+
+/// The cheap check done on every cache decision: each output listed in the manifest
+/// exists as a file with the recorded size. A same-size change is not seen (see `verify`).
+pub fn check_sizes(dir: &Path, m: &Manifest) -> Result<(), Damage> {
+    for o in &m.outputs {
+        let p = dir.join(&o.path);
+        match fs::metadata(&p) {
+            Ok(md) if !md.is_file() => {
+                return Err(Damage {
+                    file: o.path.clone(),
+                    why: "not a file".into(),
+                })
+            }
+            Ok(md) if md.len() != o.bytes => {
+                return Err(Damage {
+                    file: o.path.clone(),
+                    why: format!("size {}, manifest says {}", md.len(), o.bytes),
+                })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Damage {
+                    file: o.path.clone(),
+                    why: if e.kind() == std::io::ErrorKind::NotFound {
+                        "missing".into()
+                    } else {
+                        e.to_string()
+                    },
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The full check (`steerbench verify`): sizes, then the blake3 of every output.
+pub fn verify_outputs(dir: &Path, m: &Manifest) -> Result<(), Damage> {
+    check_sizes(dir, m)?;
+    for o in &m.outputs {
+        let p = dir.join(&o.path);
+        let hash = fs::File::open(&p).and_then(|mut f| {
+            let mut h = blake3::Hasher::new();
+            std::io::copy(&mut f, &mut h)?;
+            Ok(h.finalize().to_hex().to_string())
+        });
+        match hash {
+            Ok(h) if h != o.blake3 => {
+                return Err(Damage {
+                    file: o.path.clone(),
+                    why: format!(
+                        "blake3 {}, manifest says {}",
+                        &h[..16],
+                        &o.blake3[..o.blake3.len().min(16)]
+                    ),
+                })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Damage {
+                    file: o.path.clone(),
+                    why: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the store holds for one stage instance.
+#[derive(Debug)]
+pub enum Cached {
+    /// No complete folder (none, or one without a manifest): run it.
+    Missing,
+    /// Complete and its files match the manifest's sizes: reuse it.
+    Complete(PathBuf),
+    /// It has a manifest, but a file is missing or has another size (or the manifest
+    /// does not parse): run it again.
+    Damaged(PathBuf, Damage),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
@@ -54,10 +152,37 @@ impl RunStore {
         self.root.join(stage).join(fp16)
     }
 
-    /// The committed folder of a stage instance, if complete.
+    /// The committed folder of a stage instance, if complete and undamaged.
     pub fn complete(&self, stage: &str, fp16: &str) -> Option<PathBuf> {
+        match self.cached(stage, fp16) {
+            Cached::Complete(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Whether a stage instance can be reused: its manifest exists and parses, and every
+    /// output it lists exists with the recorded size.
+    pub fn cached(&self, stage: &str, fp16: &str) -> Cached {
         let d = self.stage_dir(stage, fp16);
-        d.join(MANIFEST).is_file().then_some(d)
+        if !d.join(MANIFEST).is_file() {
+            return Cached::Missing;
+        }
+        match Self::read_manifest(&d) {
+            Ok(m) => match check_sizes(&d, &m) {
+                Ok(()) => Cached::Complete(d),
+                Err(damage) => Cached::Damaged(d, damage),
+            },
+            Err(e) => Cached::Damaged(
+                d,
+                Damage {
+                    file: MANIFEST.into(),
+                    why: match e {
+                        StoreError::Manifest { source, .. } => format!("invalid: {source}"),
+                        other => other.to_string(),
+                    },
+                },
+            ),
+        }
     }
 
     /// A fresh, empty temporary folder for a stage (leftovers of a killed run are removed).
@@ -88,13 +213,25 @@ impl RunStore {
         let dest = self.stage_dir(stage, fp16);
         let parent = dest.parent().expect("stage dir has a parent");
         fs::create_dir_all(parent).map_err(io(parent))?;
-        if dest.exists() {
-            // Only an incomplete folder can be here (complete ones are skipped).
-            fs::remove_dir_all(&dest).map_err(io(&dest))?;
+        // An incomplete or damaged folder may be here (undamaged complete ones are
+        // skipped). It is moved aside in one rename, the new folder renamed into place, and
+        // only then is the old one deleted: a kill at any point leaves either the old folder
+        // or the new one at `dest` (or neither, never a mix), and other stages are untouched.
+        let old = self.root.join(format!(".old-{stage}-{fp16}"));
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io(&old))?;
         }
+        let moved_aside = match fs::rename(&dest, &old) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(source) => return Err(StoreError::Io { path: dest, source }),
+        };
         fs::rename(tmp, &dest).map_err(io(&dest))?;
         sync_dir(parent)?;
         sync_dir(&self.root)?;
+        if moved_aside {
+            fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
         Ok(dest)
     }
 
@@ -125,6 +262,17 @@ impl RunStore {
                 });
                 continue;
             }
+            if let Some(rest) = name.strip_prefix(".old-") {
+                // A damaged folder moved aside by a commit that was killed before deleting it.
+                out.push(Entry {
+                    stage: rest.to_string(),
+                    fingerprint: String::new(),
+                    status: Status::Replaced,
+                    dir: p,
+                });
+                continue;
+            }
+            // Other dot names (`.lock`, `.report`) are not stage folders.
             if name.starts_with('.') || !p.is_dir() {
                 continue;
             }
@@ -141,7 +289,10 @@ impl RunStore {
                     .unwrap_or("")
                     .to_string();
                 let status = match Self::read_manifest(&d) {
-                    Ok(m) => Status::Complete(Box::new(m)),
+                    Ok(m) => match check_sizes(&d, &m) {
+                        Ok(()) => Status::Complete(Box::new(m)),
+                        Err(damage) => Status::Damaged(Box::new(m), damage),
+                    },
                     Err(_) if !d.join(MANIFEST).exists() => Status::Incomplete,
                     Err(e) => Status::Corrupt(e.to_string()),
                 };
@@ -168,6 +319,11 @@ pub struct Entry {
 #[derive(Debug)]
 pub enum Status {
     Complete(Box<Manifest>),
+    /// A manifest whose outputs are missing or have another size: `run` re-runs it.
+    Damaged(Box<Manifest>, Damage),
+    /// A damaged folder a re-run moved aside and was killed before deleting; the next
+    /// commit of that stage removes it.
+    Replaced,
     /// A stage folder without a manifest (never counts as done).
     Incomplete,
     /// A temporary folder left by a killed run; the next run removes it.

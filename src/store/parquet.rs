@@ -26,16 +26,50 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<u64, ParquetErro
         source,
     };
     let file = File::create(path).map_err(io)?;
-    ParquetWriter::new(&file)
+    let mut w = KeepIoError {
+        inner: &file,
+        error: None,
+    };
+    let written = ParquetWriter::new(&mut w)
         .with_compression(ParquetCompression::Zstd(None))
         .with_statistics(StatisticsOptions::default())
-        .finish(df)
-        .map_err(|source| ParquetError::Write {
-            path: p.clone(),
-            source,
-        })?;
+        .finish(df);
+    if let Err(source) = written {
+        // The Parquet writer turns an I/O failure (a full disk: ENOSPC, EFBIG) into an
+        // unhelpful "Invalid thrift: transport error"; report the OS error instead.
+        return Err(match w.error.take() {
+            Some(e) => io(e),
+            None => ParquetError::Write {
+                path: p.clone(),
+                source,
+            },
+        });
+    }
     file.sync_all().map_err(io)?;
     Ok(file.metadata().map_err(io)?.len())
+}
+
+/// A writer that remembers the first I/O error of its inner writer.
+struct KeepIoError<W> {
+    inner: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> std::io::Write for KeepIoError<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| self.keep(e))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| self.keep(e))
+    }
+}
+
+impl<W> KeepIoError<W> {
+    fn keep(&mut self, e: &std::io::Error) {
+        if self.error.is_none() {
+            self.error = Some(std::io::Error::new(e.kind(), e.to_string()));
+        }
+    }
 }
 
 pub fn read_parquet(path: &Path) -> Result<DataFrame, ParquetError> {
