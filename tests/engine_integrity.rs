@@ -83,7 +83,12 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
                 walk(base, &p, out);
             } else if p.file_name().unwrap() != ".lock" {
                 let rel = p.strip_prefix(base).unwrap().to_string_lossy().to_string();
-                out.insert(rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string());
+                out.insert(
+                    rel,
+                    blake3::hash(&std::fs::read(&p).unwrap())
+                        .to_hex()
+                        .to_string(),
+                );
             }
         }
     }
@@ -117,7 +122,10 @@ fn truncated_output_is_damaged_listed_planned_and_rerun_alone() {
     let vecs = stage_dir(&ws, "vecs");
     let victim = vecs.join("part1.parquet");
     let len = std::fs::metadata(&victim).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(&victim).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap();
     f.set_len(len / 2).unwrap();
     drop(f);
     let others_before: BTreeMap<_, _> = hashes(&root(&ws))
@@ -129,13 +137,23 @@ fn truncated_output_is_damaged_listed_planned_and_rerun_alone() {
     let ls = render_ls(&root(&ws)).unwrap();
     let line = ls.lines().find(|l| l.starts_with("vecs")).unwrap();
     assert!(line.contains("damaged: part1.parquet"), "{ls}");
-    assert!(line.contains(&format!("size {}, manifest says {len}", len / 2)), "{ls}");
-    assert!(!ls.lines().any(|l| l.starts_with("vecs") && l.contains("complete")), "{ls}");
+    assert!(
+        line.contains(&format!("size {}, manifest says {len}", len / 2)),
+        "{ls}"
+    );
+    assert!(
+        !ls.lines()
+            .any(|l| l.starts_with("vecs") && l.contains("complete")),
+        "{ls}"
+    );
 
     // plan: damaged -> will re-run; the others cached.
     let plan = render_plan(&ws.plan(PARTS), &ws.runs());
     let line = plan.lines().find(|l| l.starts_with("vecs")).unwrap();
-    assert!(line.contains("damaged (part1.parquet: size") && line.contains("will re-run"), "{plan}");
+    assert!(
+        line.contains("damaged (part1.parquet: size") && line.contains("will re-run"),
+        "{plan}"
+    );
     assert!(plan.contains("5 stage(s), 1 to run"), "{plan}");
     assert!(matches!(
         RunStore::new(root(&ws)).cached("vecs", vecs.file_name().unwrap().to_str().unwrap()),
@@ -232,7 +250,9 @@ fn rendered_report_folder_is_not_a_stage() {
     // stage tables, which the test doubles do not write; the folder is made by hand here).
     let ws = Workspace::new(SPEC);
     ws.run(PARTS, false).unwrap();
-    let out = root(&ws).join(steerbench::store::RENDERED_REPORTS).join("report");
+    let out = root(&ws)
+        .join(steerbench::store::RENDERED_REPORTS)
+        .join("report");
     std::fs::create_dir_all(out.join("plots")).unwrap();
     std::fs::write(out.join("report.md"), "# r\n").unwrap();
     assert!(steerbench::spec::check_name(steerbench::store::RENDERED_REPORTS).is_err());
@@ -240,7 +260,9 @@ fn rendered_report_folder_is_not_a_stage() {
     assert!(!ls.contains("incomplete"), "{ls}");
     assert!(!ls.contains(".report"), "{ls}");
     let entries = RunStore::new(root(&ws)).list().unwrap();
-    assert!(entries.iter().all(|e| matches!(e.status, Status::Complete(_))));
+    assert!(entries
+        .iter()
+        .all(|e| matches!(e.status, Status::Complete(_))));
     let (s, ok) = render_verify(&root(&ws)).unwrap();
     assert!(ok && s.lines().count() == 5, "{s}");
 }
@@ -294,9 +316,8 @@ fn read_only_run_directory_names_the_path_and_keeps_results() {
     let before = hashes(&root(&ws));
     // A changed spec makes `effect` and its dependents run again.
     ws.write_spec(&SPEC.replace("multipliers: [-1, 0, 1]", "multipliers: [-2, 0, 2]"));
-    let set = |mode| {
-        std::fs::set_permissions(root(&ws), std::fs::Permissions::from_mode(mode)).unwrap()
-    };
+    let set =
+        |mode| std::fs::set_permissions(root(&ws), std::fs::Permissions::from_mode(mode)).unwrap();
     set(0o555);
     if can_write_in_readonly_dir(&root(&ws)) {
         set(0o755);
@@ -325,7 +346,10 @@ fn full_disk_names_the_file_fails_cleanly_and_keeps_earlier_stages() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
     assert!(line.contains("stage `effect` failed"), "{line}");
-    assert!(line.contains(".tmp-effect-") && line.contains(".parquet"), "{line}");
+    assert!(
+        line.contains(".tmp-effect-") && line.contains(".parquet"),
+        "{line}"
+    );
     assert!(line.contains("os error 27"), "{line}");
     assert_eq!(line.matches("os error 27").count(), 1, "{line}");
     // Earlier stages unchanged, nothing half-written counts as complete.
@@ -337,4 +361,42 @@ fn full_disk_names_the_file_fails_cleanly_and_keeps_earlier_stages() {
     // With room again, the run finishes.
     let r = ws.run(PARTS, false).unwrap();
     assert_eq!(r.executed.len(), 3);
+}
+
+#[test]
+fn verify_command_exit_codes() {
+    let ws = Workspace::new(SPEC);
+    ws.run(PARTS, false).unwrap();
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_steerbench"))
+            .arg("verify")
+            .arg(root(&ws))
+            .output()
+            .unwrap()
+    };
+    let out = verify();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    let victim = stage_dir(&ws, "damage").join("part0.parquet");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&victim, &bytes).unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("damaged: part0.parquet: blake3"),
+        "{stdout}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_steerbench"))
+        .arg("verify")
+        .arg(ws.dir.path().join("no-such-run"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no-such-run") && stderr.matches("os error 2").count() == 1,
+        "{stderr}"
+    );
 }

@@ -413,9 +413,7 @@ pub fn report(run_dir: &Path, out: Option<&Path>) -> Result<Vec<PathBuf>> {
         let data = crate::stages::report::build(&inputs)?;
         let dir = match out {
             Some(o) => o.join(&stage),
-            None => run_dir
-                .join(crate::store::RENDERED_REPORTS)
-                .join(&stage),
+            None => run_dir.join(crate::store::RENDERED_REPORTS).join(&stage),
         };
         steerbench_report::render(&data, &dir, template.as_deref())?;
         written.push(dir.join("report.md"));
