@@ -148,13 +148,19 @@ fn encode(lm: &LoadedModel, a: &PromptArgs) -> Result<Vec<u32>> {
     }
 }
 
-/// `--alpha` as a finite number (NaN or infinity would turn every activation NaN).
+/// `--alpha` as a finite number within the multipliers' bound (NaN, infinity or 1e30
+/// would turn every activation non-finite).
 fn finite_alpha(s: &str) -> std::result::Result<f32, String> {
     let x: f32 = s.trim().parse().map_err(|e| format!("{e}"))?;
-    if x.is_finite() {
-        Ok(x)
-    } else {
+    let max = crate::spec::MAX_ABS_MULTIPLIER;
+    if !x.is_finite() {
         Err(format!("`{s}` is not a finite number"))
+    } else if f64::from(x.abs()) > max {
+        Err(format!(
+            "`{s}` is beyond ±{max:e}: the steered activations would overflow 32-bit floats"
+        ))
+    } else {
+        Ok(x)
     }
 }
 

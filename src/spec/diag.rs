@@ -56,8 +56,34 @@ pub struct Diagnostic {
     pub message: String,
     pub expected: Option<String>,
     pub help: Option<String>,
-    /// The source line, for the caret display.
+    /// The source line (a window of it around the error, when long), for the caret display.
     pub source_line: Option<String>,
+    /// 1-based column of the caret within `source_line`.
+    pub caret_col: usize,
+}
+
+/// Characters of a long source line shown around an error's column.
+const LINE_WINDOW: usize = 120;
+
+/// `line`, or a window of it centred on 1-based `col` with `…` where it was cut,
+/// and the caret's column within what is returned.
+pub fn line_excerpt(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= LINE_WINDOW {
+        return (line.to_string(), col);
+    }
+    let at = col.saturating_sub(1).min(chars.len());
+    let start = at.saturating_sub(LINE_WINDOW / 2);
+    let end = (start + LINE_WINDOW).min(chars.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    (out, at - start + 1 + usize::from(start > 0))
 }
 
 impl fmt::Display for Diagnostic {
@@ -69,7 +95,7 @@ impl fmt::Display for Diagnostic {
             let pad = " ".repeat(num.len());
             writeln!(f, "{pad} |")?;
             writeln!(f, "{num} | {line}")?;
-            writeln!(f, "{pad} | {}^", " ".repeat(self.pos.col.saturating_sub(1)))?;
+            writeln!(f, "{pad} | {}^", " ".repeat(self.caret_col.saturating_sub(1)))?;
         }
         writeln!(f, "   = field: {}", self.path)?;
         if let Some(e) = &self.expected {
@@ -86,12 +112,19 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
+/// Errors printed in full; the rest are counted (a spec repeating one mistake
+/// thousands of times must not flood the terminal).
+pub const MAX_SHOWN: usize = 50;
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.0 {
+        for d in self.0.iter().take(MAX_SHOWN) {
             writeln!(f, "{d}")?;
         }
         let n = self.0.len();
+        if n > MAX_SHOWN {
+            writeln!(f, "… and {} more error(s) not shown\n", n - MAX_SHOWN)?;
+        }
         write!(
             f,
             "{n} error{} in {}",
@@ -134,6 +167,13 @@ pub fn split_serde_message(msg: &str) -> (String, Option<String>, Option<String>
         None
     };
     let candidates = expected.as_deref().map(backticked).unwrap_or_default();
+    // Rust type names mean nothing to a spec's author.
+    let expected = expected.map(|e| match e.as_str() {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number ≥ 0".to_string(),
+        "i64" | "i32" => "a whole number".to_string(),
+        "f64" | "f32" => "a number".to_string(),
+        _ => e,
+    });
     (head, expected, bad, candidates)
 }
 

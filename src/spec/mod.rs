@@ -10,7 +10,7 @@ pub mod choice;
 pub mod diag;
 pub mod types;
 mod validate;
-pub use validate::{dataset_refs, stage_refs, DataRef, StageRef};
+pub use validate::{dataset_refs, stage_refs, DataRef, StageRef, MAX_ABS_MULTIPLIER};
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -121,6 +121,7 @@ pub fn load(path: &Path) -> Result<Spec, Diagnostics> {
             expected: None,
             help: None,
             source_line: None,
+            caret_col: 1,
         }])
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -140,6 +141,22 @@ pub fn resolve_path(base_dir: &Path, p: &Path) -> PathBuf {
 pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagnostics> {
     // Editors on Windows may start a UTF-8 file with a byte-order mark; it is not content.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.len() > MAX_SPEC_BYTES {
+        let d = make_diag(
+            file,
+            "",
+            Pos { line: 1, col: 1 },
+            FieldPath::root(),
+            format!(
+                "the spec is {:.1} MiB; a spec may have at most {} MiB",
+                text.len() as f64 / (1 << 20) as f64,
+                MAX_SPEC_BYTES >> 20
+            ),
+            None,
+            None,
+        );
+        return Err(Diagnostics(vec![d]));
+    }
     let mut cx = Cx {
         file,
         text,
@@ -246,6 +263,9 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
     }
 }
 
+/// The largest spec file: the shipped pipelines are a few KiB.
+pub const MAX_SPEC_BYTES: usize = 1 << 20;
+
 /// The longest pipeline, dataset or stage name: well inside the 255 bytes a file name
 /// may have, with room for the suffixes the run store adds.
 pub const MAX_NAME_LEN: usize = 100;
@@ -265,7 +285,7 @@ pub fn check_name(n: &str) -> Result<(), &'static str> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
-        return Err("use letters, digits, `_`, `-` and `.` only");
+        return Err("use ASCII letters, digits, `_`, `-` and `.` only");
     }
     Ok(())
 }
@@ -384,6 +404,12 @@ impl Cx<'_> {
                 let (mut message, mut expected, bad, candidates) =
                     diag::split_serde_message(&raw);
                 if let NodeKind::Scalar(yaml::Scalar::Float(f)) = cur.kind {
+                    if f.is_finite() && expected.as_deref().is_some_and(|e| e.starts_with("a whole number")) {
+                        message = format!(
+                            "`{}` is not a whole number in range",
+                            self.literal(cur).unwrap_or_else(|| f.to_string())
+                        );
+                    }
                     if !f.is_finite() {
                         // `.nan`, `.inf` or a literal beyond f64 (1e309) reach serde as text.
                         message = format!(
@@ -646,10 +672,10 @@ fn make_diag(
     expected: Option<String>,
     help: Option<String>,
 ) -> Diagnostic {
-    let source_line = text
+    let excerpt = text
         .lines()
         .nth(pos.line.saturating_sub(1))
-        .map(str::to_string);
+        .map(|l| diag::line_excerpt(l, pos.col));
     Diagnostic {
         file: file.to_string(),
         pos,
@@ -657,7 +683,8 @@ fn make_diag(
         message,
         expected,
         help,
-        source_line,
+        caret_col: excerpt.as_ref().map_or(1, |e| e.1),
+        source_line: excerpt.map(|e| e.0),
     }
 }
 

@@ -189,6 +189,41 @@ fn size(node: &Node) -> usize {
 }
 
 impl Builder {
+    /// YAML merge keys: `<<: *base` (or `<<: [*a, *b]`) adds the entries of the merged
+    /// mappings that the mapping does not set itself; earlier mappings in a list win.
+    fn merge_keys(&mut self, entries: Vec<(Key, Node)>) -> Vec<(Key, Node)> {
+        if !entries.iter().any(|(k, _)| k.name == "<<") {
+            return entries;
+        }
+        let (merges, mut own): (Vec<_>, Vec<_>) =
+            entries.into_iter().partition(|(k, _)| k.name == "<<");
+        for (key, value) in merges {
+            let sources: Vec<Node> = match value.kind {
+                NodeKind::Map(_) => vec![value],
+                NodeKind::Seq(items) if items.iter().all(|n| matches!(n.kind, NodeKind::Map(_))) => {
+                    items
+                }
+                _ => {
+                    self.problems.push(YamlProblem {
+                        pos: key.pos,
+                        message: "a merge key `<<` takes a mapping (an alias such as `*defaults`) or a list of mappings".into(),
+                    });
+                    continue;
+                }
+            };
+            for src in sources {
+                if let NodeKind::Map(src_entries) = src.kind {
+                    for (k, v) in src_entries {
+                        if !own.iter().any(|(o, _)| o.name == k.name) {
+                            own.push((k, v));
+                        }
+                    }
+                }
+            }
+        }
+        own
+    }
+
     fn stop(&mut self, pos: Pos, message: String) {
         self.problems.push(YamlProblem { pos, message });
         self.stopped = true;
@@ -339,7 +374,7 @@ impl MarkedEventReceiver for Builder {
                         ..
                     }) => (
                         Node {
-                            kind: NodeKind::Map(entries),
+                            kind: NodeKind::Map(self.merge_keys(entries)),
                             pos,
                         },
                         anchor,
@@ -445,6 +480,17 @@ mod tests {
         let (root, problems) = parse("base: &b {x: 1, y: [1, 2]}\nother: *b\n");
         assert!(problems.is_empty(), "{problems:?}");
         assert!(root.unwrap().key("other").is_some());
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_a_mapping_does_not_set() {
+        let (root, problems) = parse(
+            "base: &b { x: 1, y: 2 }\nother: &o { z: 3 }\nm: { <<: [*b, *o], y: 5 }\nbad: { <<: 4 }\n",
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("merge key"));
+        let m = root.unwrap().get("m").unwrap().to_json();
+        assert_eq!(m, serde_json::json!({"x": 1, "y": 5, "z": 3}));
     }
 
     #[test]

@@ -385,7 +385,11 @@ pub fn render_svg(fig: &Figure) -> Result<String> {
 pub fn render_png(fig: &Figure, path: &Path) -> Result<()> {
     style::register_font()?;
     let root = BitMapBackend::new(path, fig.size()).into_drawing_area();
-    draw(fig, root).map_err(plot_err(fig))
+    // `present` writes the file; its error (a full disk, a missing folder) names the path.
+    draw(fig, root).map_err(|e| ReportError::Plot {
+        name: format!("{} ({})", fig.name, path.display()),
+        message: e.to_string(),
+    })
 }
 
 /// Short label of a setting, as used on plots.
