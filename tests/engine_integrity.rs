@@ -319,14 +319,41 @@ fn read_only_run_directory_names_the_path_and_keeps_results() {
     let set =
         |mode| std::fs::set_permissions(root(&ws), std::fs::Permissions::from_mode(mode)).unwrap();
     set(0o555);
-    if can_write_in_readonly_dir(&root(&ws)) {
-        set(0o755);
-        eprintln!("skipped: permissions are not enforced (running as root?)");
-        return;
-    }
-    let err = ws.run(PARTS, false).unwrap_err();
+    let msg = if !can_write_in_readonly_dir(&root(&ws)) {
+        // Permissions are enforced for this user: run in this process.
+        let err = ws.run(PARTS, false).unwrap_err();
+        steerbench::exec::error_chain(&err)
+    } else {
+        // Root ignores permissions: run the child as `nobody` (setpriv, util-linux), with
+        // the workspace readable by it.
+        let status = Command::new("setpriv").arg("--version").output();
+        if !status.map(|o| o.status.success()).unwrap_or(false) {
+            set(0o755);
+            eprintln!("skipped: running as root and `setpriv` is missing, so permissions cannot be enforced");
+            return;
+        }
+        std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let inner = child(&ws, 0, None);
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("no error line: {stderr}"))
+            .to_string()
+    };
     set(0o755);
-    let msg = steerbench::exec::error_chain(&err);
     assert!(msg.contains(&root(&ws).display().to_string()), "{msg}");
     assert!(msg.contains("ermission denied"), "{msg}");
     assert_eq!(msg.matches("os error 13").count(), 1, "{msg}");
