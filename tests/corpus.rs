@@ -86,7 +86,9 @@ fn parse_case(rel: &str, text: &str) -> Case {
             let bytes = if modifier == "hex" {
                 parse_hex(&expand_repeats(&body))
             } else if let Some(n) = modifier.strip_prefix("repeat ") {
-                expand_repeats(&body).repeat(n.trim().parse().expect("repeat count")).into_bytes()
+                expand_repeats(&body)
+                    .repeat(n.trim().parse().expect("repeat count"))
+                    .into_bytes()
             } else {
                 expand_repeats(&body).into_bytes()
             };
@@ -135,7 +137,10 @@ fn parse_case(rel: &str, text: &str) -> Case {
 }
 
 fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -174,7 +179,10 @@ fn read_capped(path: &Path) -> String {
         .unwrap();
     let mut s = String::from_utf8_lossy(&buf).into_owned();
     if len > PIN_BYTES as u64 {
-        s.push_str(&format!("\n[... {} more bytes not pinned]\n", len - PIN_BYTES as u64));
+        s.push_str(&format!(
+            "\n[... {} more bytes not pinned]\n",
+            len - PIN_BYTES as u64
+        ));
     }
     s
 }
@@ -343,10 +351,15 @@ fn corpus() {
         }
         if let Some(n) = o.flooded {
             floods += 1;
-            failures.push(format!("{rel}: FLOOD: killed after writing {n} bytes of output"));
+            failures.push(format!(
+                "{rel}: FLOOD: killed after writing {n} bytes of output"
+            ));
         } else if o.hung {
             hangs += 1;
-            failures.push(format!("{rel}: HANG: killed after {}s", HANG_GUARD.as_secs()));
+            failures.push(format!(
+                "{rel}: HANG: killed after {}s",
+                HANG_GUARD.as_secs()
+            ));
         } else if let Some(sig) = o.signal {
             aborts += 1;
             failures.push(format!("{rel}: ABORT: killed by signal {sig}"));
@@ -361,16 +374,29 @@ fn corpus() {
             mismatches.push(format!(
                 "{rel}: expected {} got {code_str}: {}",
                 case.exit,
-                first_line(if stderr.trim().is_empty() { &stdout } else { &stderr })
+                first_line(if stderr.trim().is_empty() {
+                    &stdout
+                } else {
+                    &stderr
+                })
             ));
         }
-        let mut snap = format!("case: {}\nargs: {}\nexit: {code_str}\n--- stderr\n{stderr}", case.title, case.args.join(" "));
+        let mut snap = format!(
+            "case: {}\nargs: {}\nexit: {code_str}\n--- stderr\n{stderr}",
+            case.title,
+            case.args.join(" ")
+        );
         if case.pin_stdout {
             snap.push_str(&format!("--- stdout\n{stdout}"));
         }
-        let name = format!("corpus__{}", rel.trim_end_matches(".txt").replace(['/', '.'], "__"));
+        let name = format!(
+            "corpus__{}",
+            rel.trim_end_matches(".txt").replace(['/', '.'], "__")
+        );
         let mut settings = insta::Settings::clone_current();
-        settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/corpus"));
+        settings.set_snapshot_path(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/corpus"),
+        );
         settings.set_prepend_module_to_snapshot(false);
         settings.set_omit_expression(true);
         let snap_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/corpus");
@@ -379,7 +405,9 @@ fn corpus() {
             let r = std::panic::catch_unwind(|| insta::assert_snapshot!(name.as_str(), snap));
             if r.is_err() {
                 if accepted {
-                    failures.push(format!("{rel}: snapshot differs (review with `cargo insta review`)"));
+                    failures.push(format!(
+                        "{rel}: snapshot differs (review with `cargo insta review`)"
+                    ));
                 } else {
                     unreviewed += 1;
                 }
@@ -412,15 +440,29 @@ fn corpus() {
         summary_line!("  FAIL {f}");
     }
     // Also kept on disk: the test harness captures stderr of a passing test.
-    let _ = std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-summary.txt"), &summary);
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-summary.txt"),
+        &summary,
+    );
     if !report_only {
         let hard: Vec<_> = mismatches.iter().chain(failures.iter()).collect();
-        assert!(hard.is_empty(), "{} corpus failures (see above)", hard.len());
-        assert!(unreviewed == 0, "{unreviewed} corpus snapshots are new: review them with `cargo insta review`");
+        assert!(
+            hard.is_empty(),
+            "{} corpus failures (see above)",
+            hard.len()
+        );
+        assert!(
+            unreviewed == 0,
+            "{unreviewed} corpus snapshots are new: review them with `cargo insta review`"
+        );
     }
 }
 
 fn first_line(s: &str) -> String {
-    let l = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let l = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     l.chars().take(200).collect()
 }

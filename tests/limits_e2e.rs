@@ -42,21 +42,39 @@ fn items_beyond_the_context_or_max_tokens_are_refused_by_record() {
     let (code, err) = run(dir.path(), &spec(""));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("dataset `d.train`, record `r4`"), "{err}");
-    assert!(err.contains("longer than the model's context of 8192 tokens"), "{err}");
+    assert!(
+        err.contains("longer than the model's context of 8192 tokens"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
-    std::fs::write(dir.path().join("d.jsonl"), records(&"A much longer prompt than the others. ".repeat(8))).unwrap();
+    std::fs::write(
+        dir.path().join("d.jsonl"),
+        records(&"A much longer prompt than the others. ".repeat(8)),
+    )
+    .unwrap();
     let (code, err) = run(dir.path(), &spec(", max_tokens: 50"));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("record `r4`"), "{err}");
-    assert!(err.contains("longer than the dataset's max_tokens of 50"), "{err}");
+    assert!(
+        err.contains("longer than the dataset's max_tokens of 50"),
+        "{err}"
+    );
     // Nothing half-written: the failed stage left no complete folder.
-    assert!(!dir.path().join("runs/limits/acts").exists()
-        || std::fs::read_dir(dir.path().join("runs/limits/acts")).unwrap().count() == 0);
+    assert!(
+        !dir.path().join("runs/limits/acts").exists()
+            || std::fs::read_dir(dir.path().join("runs/limits/acts"))
+                .unwrap()
+                .count()
+                == 0
+    );
 
     let (code, err) = run(dir.path(), &spec(", max_tokens: 100000"));
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("max_tokens 100000 is beyond the model's context of 8192 tokens"), "{err}");
+    assert!(
+        err.contains("max_tokens 100000 is beyond the model's context of 8192 tokens"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -114,7 +114,8 @@ fn apply(bytes: &[u8], muts: &[Mutation]) -> Vec<u8> {
             }
             Mutation::Truncate(a) => b.truncate(a % len),
             Mutation::DeleteLine(_) | Mutation::DuplicateLine(_) | Mutation::SwapLines(..) => {
-                let mut lines: Vec<Vec<u8>> = b.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
+                let mut lines: Vec<Vec<u8>> =
+                    b.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
                 let n = lines.len();
                 match m {
                     Mutation::DeleteLine(i) => {
@@ -143,7 +144,11 @@ fn check_spec(bytes: &[u8]) -> Result<(), TestCaseError> {
         let _ = steerbench::spec::parse_str(&text, "pipeline.yaml", Path::new("."));
     });
     prop_assert!(r.is_ok(), "spec parser panicked on:\n{text}");
-    prop_assert!(start.elapsed() < TIME_BOUND, "spec parser took {:?}", start.elapsed());
+    prop_assert!(
+        start.elapsed() < TIME_BOUND,
+        "spec parser took {:?}",
+        start.elapsed()
+    );
     Ok(())
 }
 
@@ -158,7 +163,11 @@ fn check_data(bytes: &[u8], file_type: FileType, format: Format) -> Result<(), T
         "dataset parser panicked ({file_type:?}, {format:?}) on:\n{}",
         String::from_utf8_lossy(bytes)
     );
-    prop_assert!(start.elapsed() < TIME_BOUND, "dataset parser took {:?}", start.elapsed());
+    prop_assert!(
+        start.elapsed() < TIME_BOUND,
+        "dataset parser took {:?}",
+        start.elapsed()
+    );
     Ok(())
 }
 

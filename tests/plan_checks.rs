@@ -22,16 +22,25 @@ fn plan_errors(spec_text: &str, edit: impl FnOnce(&std::path::Path)) -> String {
 #[test]
 fn steered_layers_must_have_been_extracted() {
     let e = plan_errors(
-        &common::SPEC.replace("layers: [2, 4]\n      multipliers", "layers: [2, 4, 6]\n      multipliers"),
+        &common::SPEC.replace(
+            "layers: [2, 4]\n      multipliers",
+            "layers: [2, 4, 6]\n      multipliers",
+        ),
         |_| {},
     );
     assert!(
         e.contains("layer 6 is not read by extract stage `acts` (it reads 2, 4)"),
         "{e}"
     );
-    assert!(e.contains("pipeline.yaml:21:22"), "at the evaluate layers list: {e}");
+    assert!(
+        e.contains("pipeline.yaml:21:22"),
+        "at the evaluate layers list: {e}"
+    );
     let e = plan_errors(
-        &common::SPEC.replace("layers: [2, 4]\n      multipliers", "layers: all\n      multipliers"),
+        &common::SPEC.replace(
+            "layers: [2, 4]\n      multipliers",
+            "layers: all\n      multipliers",
+        ),
         |_| {},
     );
     assert!(e.contains("`all` includes layers 0, 1, 3, 5, 6"), "{e}");

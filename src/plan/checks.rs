@@ -54,7 +54,11 @@ pub fn datasets(
     let read: BTreeSet<&str> = spec
         .stages
         .iter()
-        .flat_map(|s| crate::spec::dataset_refs(s).into_iter().map(|r| r.r.dataset.as_str()))
+        .flat_map(|s| {
+            crate::spec::dataset_refs(s)
+                .into_iter()
+                .map(|r| r.r.dataset.as_str())
+        })
         .collect();
     let mut loaded = LoadedDatasets::new();
     for name in read {
@@ -81,7 +85,11 @@ pub fn datasets(
                 None => (&d.all, "dataset".to_string()),
             };
             // Vectors need pairs to contrast; every other reader needs one record.
-            let need = if matches!(s.spec, StageSpec::Extract(_)) { 2 } else { 1 };
+            let need = if matches!(s.spec, StageSpec::Extract(_)) {
+                2
+            } else {
+                1
+            };
             if records.len() < need {
                 diags.push(spec.diagnostic(
                     r.path.clone(),
@@ -115,7 +123,12 @@ fn resolve(l: &Layers, n_layers: usize) -> Vec<usize> {
 
 /// The layers an evaluate or degradation stage steers must be layers whose activations
 /// the extract stage behind its vectors read: there is no vector anywhere else.
-pub fn steered_layers_extracted(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnostic>) {
+pub fn steered_layers_extracted(
+    spec: &Spec,
+    s: &Stage,
+    m: &ModelFacts,
+    diags: &mut Vec<Diagnostic>,
+) {
     let (vectors, layers) = match &s.spec {
         StageSpec::Evaluate(p) => (&p.vectors, Some(&p.layers)),
         StageSpec::Degradation(p) => (&p.vectors, p.layers.as_ref()),
@@ -164,7 +177,11 @@ pub fn steered_layers_extracted(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &
         Layers::List(list) => {
             for (i, l) in list.iter().enumerate() {
                 if missing(l) {
-                    let p = if list.len() == 1 { path.clone() } else { path.index(i) };
+                    let p = if list.len() == 1 {
+                        path.clone()
+                    } else {
+                        path.index(i)
+                    };
                     diags.push(spec.diagnostic(
                         p,
                         format!(
@@ -189,7 +206,11 @@ pub fn indices_in_context(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Ve
     let at = stage_path(s);
     let mut check = |ix: &[i64], path: FieldPath, negative_ok: bool| {
         for (i, &x) in ix.iter().enumerate() {
-            let beyond = if negative_ok { x >= ctx || x < -ctx } else { x >= ctx };
+            let beyond = if negative_ok {
+                x >= ctx || x < -ctx
+            } else {
+                x >= ctx
+            };
             if beyond {
                 diags.push(spec.diagnostic(
                     path.index(i),
@@ -220,7 +241,9 @@ pub fn indices_in_context(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Ve
 /// A report template given in the spec parses (a syntax error would otherwise surface
 /// only when the report stage runs, after every model stage).
 pub fn template_parses(spec: &Spec, s: &Stage, diags: &mut Vec<Diagnostic>) {
-    let StageSpec::Report(p) = &s.spec else { return };
+    let StageSpec::Report(p) = &s.spec else {
+        return;
+    };
     let Some(t) = &p.template else { return };
     let full = crate::spec::resolve_path(&spec.base_dir, t);
     if !full.is_file() {
@@ -241,28 +264,32 @@ pub fn lengths_in_context(spec: &Spec, m: &ModelFacts, diags: &mut Vec<Diagnosti
     }
     for d in &spec.datasets {
         if let Some(t) = d.spec.max_tokens.filter(|&t| t > m.context_length) {
-            diags.push(spec.diagnostic(
-                FieldPath::root()
-                    .key("datasets")
-                    .key(&d.name)
-                    .key("max_tokens"),
-                format!(
-                    "max_tokens {t} is beyond the model's context of {} tokens",
-                    m.context_length
+            diags.push(
+                spec.diagnostic(
+                    FieldPath::root()
+                        .key("datasets")
+                        .key(&d.name)
+                        .key("max_tokens"),
+                    format!(
+                        "max_tokens {t} is beyond the model's context of {} tokens",
+                        m.context_length
+                    ),
                 ),
-            ));
+            );
         }
         if let Some(w) = d.window_tokens().filter(|&w| w > m.context_length) {
-            diags.push(spec.diagnostic(
-                FieldPath::root()
-                    .key("datasets")
-                    .key(&d.name)
-                    .key("window_tokens"),
-                format!(
-                    "window_tokens {w} is longer than the model's context of {} tokens",
-                    m.context_length
+            diags.push(
+                spec.diagnostic(
+                    FieldPath::root()
+                        .key("datasets")
+                        .key(&d.name)
+                        .key("window_tokens"),
+                    format!(
+                        "window_tokens {w} is longer than the model's context of {} tokens",
+                        m.context_length
+                    ),
                 ),
-            ));
+            );
         }
     }
 }

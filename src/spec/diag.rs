@@ -95,7 +95,11 @@ impl fmt::Display for Diagnostic {
             let pad = " ".repeat(num.len());
             writeln!(f, "{pad} |")?;
             writeln!(f, "{num} | {line}")?;
-            writeln!(f, "{pad} | {}^", " ".repeat(self.caret_col.saturating_sub(1)))?;
+            writeln!(
+                f,
+                "{pad} | {}^",
+                " ".repeat(self.caret_col.saturating_sub(1))
+            )?;
         }
         writeln!(f, "   = field: {}", self.path)?;
         if let Some(e) = &self.expected {

@@ -401,10 +401,13 @@ impl Cx<'_> {
                     }
                 }
                 let raw = e.inner().to_string();
-                let (mut message, mut expected, bad, candidates) =
-                    diag::split_serde_message(&raw);
+                let (mut message, mut expected, bad, candidates) = diag::split_serde_message(&raw);
                 if let NodeKind::Scalar(yaml::Scalar::Float(f)) = cur.kind {
-                    if f.is_finite() && expected.as_deref().is_some_and(|e| e.starts_with("a whole number")) {
+                    if f.is_finite()
+                        && expected
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("a whole number"))
+                    {
                         message = format!(
                             "`{}` is not a whole number in range",
                             self.literal(cur).unwrap_or_else(|| f.to_string())

@@ -267,7 +267,12 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 if ix.is_empty() {
                     err(at.key("read_position"), "`indices` is empty".into());
                 }
-                check_unique(ix, &at.key("read_position").key("indices"), "index", &mut err);
+                check_unique(
+                    ix,
+                    &at.key("read_position").key("indices"),
+                    "index",
+                    &mut err,
+                );
             }
             check_unique(&p.sites, &at.key("sites"), "site", &mut err);
         }
@@ -338,7 +343,12 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     "`datasets` is empty: list at least one dataset split".into(),
                 );
             }
-            check_unique(&p.datasets.0, &at.key("datasets"), "dataset split", &mut err);
+            check_unique(
+                &p.datasets.0,
+                &at.key("datasets"),
+                "dataset split",
+                &mut err,
+            );
             check_layers(&p.layers, &at.key("layers"), &mut err);
             check_multipliers(&p.multipliers, &at.key("multipliers"), &mut err);
             if empty(p.positions.0.len()) {
@@ -349,7 +359,10 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 if let PositionSel::Indices(ix) = sel {
                     let path = at.key("positions").index(i).key("indices");
                     if ix.is_empty() {
-                        err(path.clone(), "`indices` is empty: list the token positions to steer".into());
+                        err(
+                            path.clone(),
+                            "`indices` is empty: list the token positions to steer".into(),
+                        );
                     }
                     if let Some(&neg) = ix.iter().find(|&&x| x < 0) {
                         err(path.clone(), format!("steering index {neg} is negative: steering positions count from the start of the sequence (negative indices are for `read_position`)"));
@@ -530,7 +543,10 @@ fn check_unique<T: PartialEq + serde::Serialize>(
         if let Some(first) = items[..i].iter().position(|y| y == x) {
             err(
                 path.index(i),
-                format!("{what} {} is listed twice (first at index {first}); list each once", show(x)),
+                format!(
+                    "{what} {} is listed twice (first at index {first}); list each once",
+                    show(x)
+                ),
             );
         }
     }

@@ -200,7 +200,9 @@ impl Builder {
         for (key, value) in merges {
             let sources: Vec<Node> = match value.kind {
                 NodeKind::Map(_) => vec![value],
-                NodeKind::Seq(items) if items.iter().all(|n| matches!(n.kind, NodeKind::Map(_))) => {
+                NodeKind::Seq(items)
+                    if items.iter().all(|n| matches!(n.kind, NodeKind::Map(_))) =>
+                {
                     items
                 }
                 _ => {

@@ -160,7 +160,10 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
         lm,
         &p.dataset,
         pairs.iter().flat_map(|q| {
-            [(q.id.as_str(), q.pos.tokens.len()), (q.id.as_str(), q.neg.tokens.len())]
+            [
+                (q.id.as_str(), q.pos.tokens.len()),
+                (q.id.as_str(), q.neg.tokens.len()),
+            ]
         }),
     )?;
     let at = read_at(&p.read_position, &records);

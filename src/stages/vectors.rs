@@ -338,7 +338,10 @@ fn run(ctx: &Ctx<'_>, p: &VectorsParams) -> Result<StageOutputs> {
         .collect();
     // A NaN in the activations (or a degenerate method fit) must not become a vector
     // that silently turns every steered score NaN downstream.
-    if let Some(bad) = table.iter().find(|r| r.vector.iter().any(|x| !x.is_finite())) {
+    if let Some(bad) = table
+        .iter()
+        .find(|r| r.vector.iter().any(|x| !x.is_finite()))
+    {
         bail!(
             "method `{}` at layer {} produced a vector with non-finite values (NaN or infinity); check the extract stage's activations",
             bad.method,

@@ -72,7 +72,10 @@ pub enum DataError {
         field: String,
     },
 
-    #[error("{source_name}: {loc}{}: field `{field}` should be {expected}, found {found}", id_note(id))]
+    #[error(
+        "{source_name}: {loc}{}: field `{field}` should be {expected}, found {found}",
+        id_note(id)
+    )]
     WrongType {
         source_name: String,
         loc: Loc,
@@ -80,7 +83,7 @@ pub enum DataError {
         id: Option<String>,
         field: String,
         expected: &'static str,
-        found: String,
+        found: &'static str,
     },
 
     #[error("{source_name}: {loc}{}: field `{field}`: {message}", id_note(id))]
@@ -118,7 +121,9 @@ pub enum DataError {
 
 /// ` (id `x`)` after a record's location, when its id is known.
 fn id_note(id: &Option<String>) -> String {
-    id.as_ref().map(|i| format!(" (id `{i}`)")).unwrap_or_default()
+    id.as_ref()
+        .map(|i| format!(" (id `{i}`)"))
+        .unwrap_or_default()
 }
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -3,8 +3,8 @@
 
 use crate::error::{DataError, Result};
 use crate::fields::{FieldMap, DEFAULT_CATEGORY_FIELD, DEFAULT_ID_FIELD};
-use crate::load::MAX_TEXT_BYTES;
 use crate::format::*;
+use crate::load::MAX_TEXT_BYTES;
 use crate::rows::{kind, Row};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -179,7 +179,7 @@ impl Extractor<'_> {
             id: self.record_id(row),
             field: field.into(),
             expected,
-            found: kind(found).into(),
+            found: kind(found),
         }
     }
 
@@ -435,18 +435,28 @@ mod tests {
     #[test]
     fn ab_questions_must_list_both_answers_and_not_be_empty() {
         let ab = |q: &str, m: &str| {
-            let r = rows(vec![json!({"id": "q7", "question": q, "answer_matching_behavior": m, "answer_not_matching_behavior": "(A)"})]);
+            let r = rows(vec![
+                json!({"id": "q7", "question": q, "answer_matching_behavior": m, "answer_not_matching_behavior": "(A)"}),
+            ]);
             extract(&r, &defaults(Format::ContrastiveAb), "ab.jsonl").map_err(|e| e.to_string())
         };
         assert!(ab("Pick:\n (A) x\n (B) y", "(B)").is_ok());
         let no_choices = ab("How was it?", "(B)").unwrap_err();
-        assert!(no_choices.starts_with("ab.jsonl: line 1 (id `q7`): field `question`: the question lists no choice `(B)`"), "{no_choices}");
+        assert!(
+            no_choices.starts_with(
+                "ab.jsonl: line 1 (id `q7`): field `question`: the question lists no choice `(B)`"
+            ),
+            "{no_choices}"
+        );
         let only_a = ab("Pick: (A) x", "(B)").unwrap_err();
         assert!(only_a.contains("no choice `(B)`"), "{only_a}");
         let answer_c = ab("Pick: (A) x (B) y", "(C)").unwrap_err();
         assert!(answer_c.contains("no choice `(C)`"), "{answer_c}");
         let empty = ab("  ", "(B)").unwrap_err();
-        assert_eq!(empty, "ab.jsonl: line 1 (id `q7`): field `question`: is empty");
+        assert_eq!(
+            empty,
+            "ab.jsonl: line 1 (id `q7`): field `question`: is empty"
+        );
     }
 
     #[test]
@@ -457,14 +467,24 @@ mod tests {
         };
         assert!(icl(json!("cold")).is_ok());
         assert!(icl(json!(4)).is_ok());
-        assert!(icl(json!("")).unwrap_err().ends_with("field `output`: is empty"));
+        assert!(icl(json!(""))
+            .unwrap_err()
+            .ends_with("field `output`: is empty"));
         let float = icl(json!(0.1)).unwrap_err();
-        assert!(float.contains("should be a string (or an integer), found"), "{float}");
+        assert!(
+            float.contains("should be a string (or an integer), found"),
+            "{float}"
+        );
         assert!(icl(json!(true)).is_err());
         let big = "x".repeat(MAX_TEXT_BYTES + 1);
         let r = rows(vec![json!({"text": big})]);
-        let err = extract(&r, &defaults(Format::Text), "c.jsonl").unwrap_err().to_string();
-        assert!(err.contains("field `text`: is 1.0 MiB long; a text field may have at most 1 MiB"), "{err}");
+        let err = extract(&r, &defaults(Format::Text), "c.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("field `text`: is 1.0 MiB long; a text field may have at most 1 MiB"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,13 +21,22 @@ fn a_sequence_longer_than_the_context_is_refused_in_every_entry_point() {
     let fits = Sequence::prompt((1..=16).collect());
     assert!(m.forward(&[fits], &mut Hooks::new()).is_ok());
     let long = Sequence::prompt((1..=17).collect());
-    let e = m.forward(&[long], &mut Hooks::new()).unwrap_err().to_string();
+    let e = m
+        .forward(&[long], &mut Hooks::new())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("a sequence of 17 tokens is longer than the model's context of 16 tokens"),
         "{e}"
     );
     let e = m
-        .shared_prefix(&(1..=20).collect::<Vec<u32>>(), 0..3, 1, None, &mut Hooks::new())
+        .shared_prefix(
+            &(1..=20).collect::<Vec<u32>>(),
+            0..3,
+            1,
+            None,
+            &mut Hooks::new(),
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("20 tokens"), "{e}");
@@ -37,7 +46,12 @@ fn a_sequence_longer_than_the_context_is_refused_in_every_entry_point() {
         ..Default::default()
     };
     let e = m
-        .generate(&EosOnly(vec![]), &[(1..=10).collect()], &opts, &Hooks::new())
+        .generate(
+            &EosOnly(vec![]),
+            &[(1..=10).collect()],
+            &opts,
+            &Hooks::new(),
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("a sequence of 18 tokens"), "{e}");
@@ -59,7 +73,12 @@ fn a_pass_larger_than_memory_is_refused_before_allocation() {
 fn nan_weights_and_overflowing_steering_are_errors_not_nan_outputs() {
     let cfg = llama_config();
     let mut w = llama_weights(&cfg, 5);
-    w.rand("model.layers.1.mlp.up_proj.weight", &[cfg.intermediate_size, cfg.hidden_size], f32::NAN, 0.0);
+    w.rand(
+        "model.layers.1.mlp.up_proj.weight",
+        &[cfg.intermediate_size, cfg.hidden_size],
+        f32::NAN,
+        0.0,
+    );
     let m = Model::new(cfg, w.vb()).unwrap();
     let e = m
         .forward(&[Sequence::prompt(vec![1, 2, 3])], &mut Hooks::new())
