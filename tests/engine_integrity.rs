@@ -21,19 +21,7 @@ const PARTS: usize = 3;
 #[test]
 #[ignore]
 fn child_process_entry() {
-    let Ok(dir) = std::env::var("STEERBENCH_CHILD_DIR") else {
-        return;
-    };
-    let dir = Path::new(&dir);
-    let spec = steerbench::spec::load(&dir.join("pipeline.yaml")).unwrap();
-    let env = common::environment(&dir.join("builtin"));
-    let plan = steerbench::plan::build(spec, &env, &common::registry(PARTS).versions()).unwrap();
-    let opts = steerbench::exec::RunOptions {
-        runs_dir: dir.join("runs"),
-        wait: false,
-        progress: steerbench::exec::ProgressBoard::hidden(),
-    };
-    if let Err(e) = steerbench::exec::execute(&plan, &common::registry(PARTS), &(), &opts) {
+    if let Some(Err(e)) = common::child_run(PARTS) {
         eprintln!("error: {}", steerbench::exec::error_chain(&e));
         std::process::exit(1);
     }
@@ -42,31 +30,29 @@ fn child_process_entry() {
 /// The child, optionally through `sh` with a file-size limit (512-byte blocks) and SIGXFSZ
 /// ignored (inherited across exec), so an oversized write fails with EFBIG like a full disk.
 fn child(ws: &Workspace, sleep_ms: u64, fsize_blocks: Option<u64>) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let args = [
-        "child_process_entry",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ];
-    let mut c = match fsize_blocks {
-        Some(n) => {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("trap '' XFSZ; ulimit -f {n}; exec \"$0\" \"$@\""))
-                .arg(exe)
-                .args(args);
-            c
+    let direct = common::child_command(ws, sleep_ms);
+    match fsize_blocks {
+        Some(n) => wrap(
+            "sh",
+            &[
+                "-c",
+                &format!("trap '' XFSZ; ulimit -f {n}; exec \"$0\" \"$@\""),
+            ],
+            &direct,
+        ),
+        None => direct,
+    }
+}
+
+/// `inner` (program, arguments, environment) run through `program args…`.
+fn wrap(program: &str, args: &[&str], inner: &Command) -> Command {
+    let mut c = Command::new(program);
+    c.args(args).arg(inner.get_program()).args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
         }
-        None => {
-            let mut c = Command::new(exe);
-            c.args(args);
-            c
-        }
-    };
-    c.env("STEERBENCH_CHILD_DIR", ws.dir.path())
-        .env("STEERBENCH_TEST_SLEEP_MS", sleep_ms.to_string());
+    }
     c
 }
 
@@ -333,17 +319,13 @@ fn read_only_run_directory_names_the_path_and_keeps_results() {
             return;
         }
         std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let inner = child(&ws, 0, None);
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (k, v) in inner.get_envs() {
-            if let Some(v) = v {
-                c.env(k, v);
-            }
-        }
-        let out = c.output().unwrap();
+        let out = wrap(
+            "setpriv",
+            &["--reuid=65534", "--regid=65534", "--clear-groups"],
+            &child(&ws, 0, None),
+        )
+        .output()
+        .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");

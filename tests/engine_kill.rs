@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{parquet_tables, Workspace, SPEC};
@@ -17,33 +17,13 @@ const PARTS: usize = 3;
 #[test]
 #[ignore]
 fn child_process_entry() {
-    let Ok(dir) = std::env::var("STEERBENCH_CHILD_DIR") else {
-        return;
-    };
-    let spec = std::path::Path::new(&dir).join("pipeline.yaml");
-    let runs = std::path::Path::new(&dir).join("runs");
-    let spec = steerbench::spec::load(&spec).unwrap();
-    let env = common::environment(&std::path::Path::new(&dir).join("builtin"));
-    let plan = steerbench::plan::build(spec, &env, &common::registry(PARTS).versions()).unwrap();
-    let opts = steerbench::exec::RunOptions {
-        runs_dir: runs,
-        wait: false,
-        progress: steerbench::exec::ProgressBoard::hidden(),
-    };
-    steerbench::exec::execute(&plan, &common::registry(PARTS), &(), &opts).unwrap();
+    if let Some(r) = common::child_run(PARTS) {
+        r.unwrap();
+    }
 }
 
 fn spawn_child(ws: &Workspace, sleep_ms: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_process_entry",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STEERBENCH_CHILD_DIR", ws.dir.path())
-        .env("STEERBENCH_TEST_SLEEP_MS", sleep_ms.to_string())
+    common::child_command(ws, sleep_ms)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

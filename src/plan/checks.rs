@@ -11,9 +11,6 @@ use crate::spec::{
     Diagnostic, FieldPath, Layers, Method, PositionSel, ReadPosition, Spec, Stage, StageSpec,
 };
 
-/// The records a stage reads, loaded once at plan time with the loader the stages use.
-pub type LoadedDatasets = BTreeMap<String, LoadedDataset>;
-
 /// A dataset as the stages will see it: all records kept by `limit`, and the splits.
 pub struct LoadedDataset {
     pub all: data::Records,
@@ -45,12 +42,14 @@ fn stage_path(s: &Stage) -> FieldPath {
 }
 
 /// Every dataset a stage reads parses (each record valid, errors naming record and
-/// field), and every split a stage reads has the records it needs.
+/// field), and every split a stage reads has the records it needs. The records are
+/// dropped afterwards: the stages read each file again, so that a file changed after
+/// planning is refused by its hash (see `load_dataset`).
 pub fn datasets(
     spec: &Spec,
     resolved: &BTreeMap<String, ResolvedDataset>,
     diags: &mut Vec<Diagnostic>,
-) -> LoadedDatasets {
+) {
     let read: BTreeSet<&str> = spec
         .stages
         .iter()
@@ -60,14 +59,14 @@ pub fn datasets(
                 .map(|r| r.r.dataset.as_str())
         })
         .collect();
-    let mut loaded = LoadedDatasets::new();
+    let mut loaded: BTreeMap<&str, LoadedDataset> = BTreeMap::new();
     for name in read {
         let Some(rd) = resolved.get(name) else {
             continue; // unresolved: already reported
         };
         match load_dataset(rd, spec.seed) {
             Ok(d) => {
-                loaded.insert(name.to_string(), d);
+                loaded.insert(name, d);
             }
             Err(e) => diags.push(spec.diagnostic(
                 FieldPath::root().key("datasets").key(name),
@@ -77,7 +76,7 @@ pub fn datasets(
     }
     for s in &spec.stages {
         for r in crate::spec::dataset_refs(s) {
-            let Some(d) = loaded.get(&r.r.dataset) else {
+            let Some(d) = loaded.get(r.r.dataset.as_str()) else {
                 continue;
             };
             let (records, which) = match r.r.split {
@@ -103,7 +102,6 @@ pub fn datasets(
             }
         }
     }
-    loaded
 }
 
 /// Whether a vectors stage holds vectors per extracted layer (every method but ICV,

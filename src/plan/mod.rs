@@ -239,8 +239,8 @@ pub fn build(
         checks::template_parses(&spec, s, &mut diags);
     }
     // Parsed here, with the stages' own loader, so a bad record stops the run before
-    // any model compute; dropped again (the stages load each dataset once more).
-    drop(checks::datasets(&spec, &datasets, &mut diags));
+    // any model compute.
+    checks::datasets(&spec, &datasets, &mut diags);
 
     if !diags.is_empty() {
         diags.sort_by_key(|d| (d.pos.line, d.pos.col));

@@ -207,3 +207,43 @@ pub fn parquet_tables(dir: &Path) -> Vec<(String, DataFrame)> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// Arguments that make a test binary run only its ignored `child_process_entry` test.
+pub const CHILD_ARGS: [&str; 5] = [
+    "child_process_entry",
+    "--exact",
+    "--ignored",
+    "--nocapture",
+    "--test-threads=1",
+];
+
+/// The body of a `child_process_entry` test: runs the workspace named by
+/// `STEERBENCH_CHILD_DIR` (its spec, builtins and `runs/`) with `parts` parts per stage.
+/// `None` when the variable is unset (the test was run directly, not as a child).
+pub fn child_run(parts: usize) -> Option<Result<RunReport, steerbench::exec::ExecError>> {
+    let dir = PathBuf::from(std::env::var_os("STEERBENCH_CHILD_DIR")?);
+    let spec = spec::load(&dir.join("pipeline.yaml")).unwrap_or_else(|d| panic!("{d}"));
+    let env = environment(&dir.join("builtin"));
+    let plan =
+        plan::build(spec, &env, &registry(parts).versions()).unwrap_or_else(|d| panic!("{d}"));
+    let opts = RunOptions {
+        runs_dir: dir.join("runs"),
+        wait: false,
+        progress: ProgressBoard::hidden(),
+    };
+    Some(steerbench::exec::execute(
+        &plan,
+        &registry(parts),
+        &(),
+        &opts,
+    ))
+}
+
+/// A command running this test binary's `child_process_entry` on `ws`.
+pub fn child_command(ws: &Workspace, sleep_ms: u64) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.args(CHILD_ARGS)
+        .env("STEERBENCH_CHILD_DIR", ws.dir.path())
+        .env("STEERBENCH_TEST_SLEEP_MS", sleep_ms.to_string());
+    c
+}
