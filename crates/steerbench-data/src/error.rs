@@ -47,6 +47,14 @@ pub enum DataError {
     #[error("{url}: download failed: {message}")]
     Http { url: String, message: String },
 
+    #[error("{url}: sha256 is {actual}, but {origin} pins {expected}; if the source changed on purpose, pin the new hash (`steerbench lock` rewrites the lock file)")]
+    PinMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+        origin: String,
+    },
+
     #[error("unknown built-in dataset `{name}`; available: {}", available.join(", "))]
     UnknownBuiltin {
         name: String,

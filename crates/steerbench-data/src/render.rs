@@ -2,7 +2,9 @@
 //! template to [`PromptParts`] (chat format) or uses [`render_raw`] (raw format).
 
 use crate::error::{DataError, Result};
-use crate::format::{ContrastiveAb, ContrastiveCompletion, Icl, Letter, MultipleChoice, OpenEnded};
+use crate::format::{
+    ContrastiveAb, ContrastiveCompletion, Icl, Letter, MultipleChoice, OpenEnded, Records,
+};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -106,6 +108,76 @@ pub fn swap_letters(item: &ContrastiveAb) -> Result<ContrastiveAb> {
         not_matching: item.matching,
         category: item.category.clone(),
     })
+}
+
+/// The open-ended item of an A/B question (Pres et al.): the question without its choice
+/// list as the prompt, the matching and non-matching choices' texts as the two
+/// continuations. The stem is the text before the first `(X)` option line, less a final
+/// line such as `Choices:` / `Options:` / `Answers:` (any line that is one word and a
+/// colon); an option's text runs to the next option line and may span several lines
+/// (inner newlines kept, outer whitespace trimmed). Id and category are kept.
+pub fn ab_to_open_ended(item: &ContrastiveAb) -> Result<OpenEnded> {
+    let q = &item.question;
+    let markers = option_markers(q);
+    let render = |message: String| DataError::Render {
+        id: item.id.clone(),
+        message,
+    };
+    let text = |letter: Letter| -> Result<String> {
+        let k = markers.iter().rposition(|m| m.0 == letter).ok_or_else(|| {
+            render(format!(
+                "question has no option line starting with ({letter})"
+            ))
+        })?;
+        let end = markers.get(k + 1).map(|m| m.1).unwrap_or(q.len());
+        let t = q[markers[k].2..end].trim();
+        if t.is_empty() {
+            return Err(render(format!("option ({letter}) has no text")));
+        }
+        Ok(t.to_string())
+    };
+    let (matching, not_matching) = (text(item.matching)?, text(item.not_matching)?);
+    let mut stem = q[..markers[0].1].trim_end();
+    if let Some((before, last)) = stem.rsplit_once('\n').or(Some(("", stem))) {
+        let last = last.trim();
+        let is_label = last.ends_with(':')
+            && last.len() > 1
+            && last[..last.len() - 1]
+                .chars()
+                .all(|c| c.is_alphabetic() || c == ' ')
+            && last.split_whitespace().count() <= 2;
+        if is_label {
+            stem = before.trim_end();
+        }
+    }
+    if stem.trim().is_empty() {
+        return Err(render(
+            "the question has no text before its choices, so it has no open-ended form".into(),
+        ));
+    }
+    Ok(OpenEnded {
+        id: item.id.clone(),
+        prompt: stem.trim_start().to_string(),
+        matching: Some(matching),
+        not_matching: Some(not_matching),
+        category: item.category.clone(),
+    })
+}
+
+/// [`ab_to_open_ended`] over a whole `contrastive_ab` dataset (order kept).
+pub fn derive_open_ended(records: &Records) -> Result<Records> {
+    match records {
+        Records::ContrastiveAb(items) => Ok(Records::OpenEnded(
+            items.iter().map(ab_to_open_ended).collect::<Result<_>>()?,
+        )),
+        other => Err(DataError::Render {
+            id: String::new(),
+            message: format!(
+                "only contrastive_ab records have an open-ended form, not {}",
+                other.format()
+            ),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------- completions and open-ended
@@ -343,6 +415,53 @@ mod tests {
             not_matching: Letter::A,
             category: None,
         }
+    }
+
+    #[test]
+    fn open_ended_form_of_ab_questions() {
+        let o = ab_to_open_ended(&ab()).unwrap();
+        assert_eq!(o.prompt, "How was the film?");
+        assert_eq!(o.matching.as_deref(), Some("Wonderful from start to end."));
+        assert_eq!(o.not_matching.as_deref(), Some("Dull and far too long."));
+        assert_eq!(o.id, "q1");
+
+        // Multi-line choices, no `Choices:` label, a two-line stem, letters out of order.
+        let q = ContrastiveAb {
+            id: "q2".into(),
+            question: "I wrote a poem.\nWhat do you think of it?\n(A) It is moving.\nEvery line works.\n\n  (B) It needs work:\n- the metre\n- the rhymes\n".into(),
+            matching: Letter::A,
+            not_matching: Letter::B,
+            category: Some("poetry".into()),
+        };
+        let o = ab_to_open_ended(&q).unwrap();
+        assert_eq!(o.prompt, "I wrote a poem.\nWhat do you think of it?");
+        assert_eq!(
+            o.matching.as_deref(),
+            Some("It is moving.\nEvery line works.")
+        );
+        assert_eq!(
+            o.not_matching.as_deref(),
+            Some("It needs work:\n- the metre\n- the rhymes")
+        );
+        assert_eq!(o.category.as_deref(), Some("poetry"));
+
+        // `Answer options:` is a label too; a question that is only choices has no form.
+        let mut q3 = ab();
+        q3.question = "Pick one.\nAnswer options:\n (A) x\n (B) y".into();
+        assert_eq!(ab_to_open_ended(&q3).unwrap().prompt, "Pick one.");
+        q3.question = "Choices:\n (A) x\n (B) y".into();
+        let e = ab_to_open_ended(&q3).unwrap_err().to_string();
+        assert!(e.contains("no open-ended form"), "{e}");
+        q3.question = "Pick.\n (A) x\n (B)   \n".into();
+        let e = ab_to_open_ended(&q3).unwrap_err().to_string();
+        assert!(
+            e.contains("(B) has no text") || e.contains("option (A) has no text"),
+            "{e}"
+        );
+
+        let all = derive_open_ended(&Records::ContrastiveAb(vec![ab(), q])).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(matches!(all, Records::OpenEnded(_)));
     }
 
     fn icl(id: &str, i: &str, o: &str) -> Icl {

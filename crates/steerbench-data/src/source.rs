@@ -4,9 +4,7 @@ use crate::builtin;
 use crate::error::{DataError, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// A dataset source as written in a pipeline spec (and, once planned, where the bytes are read:
 /// relative paths are then resolved against the spec file's folder).
@@ -73,7 +71,7 @@ impl Source {
                 source_name: self.to_string(),
                 error,
             }),
-            Source::Url(url) => download(url),
+            Source::Url(url) => crate::remote::download(url, url),
         }
     }
 }
@@ -159,37 +157,10 @@ pub fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
-/// Cap on downloaded size; steering datasets are small and this guards against a wrong URL.
-const MAX_DOWNLOAD: u64 = 512 * 1024 * 1024;
-
-fn download(url: &str) -> Result<Vec<u8>> {
-    let http = |message: String| DataError::Http {
-        url: url.to_string(),
-        message,
-    };
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(30))
-        .timeout_read(Duration::from_secs(120))
-        .build();
-    let resp = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::Status(code, r) => http(format!("HTTP {code} {}", r.status_text())),
-        ureq::Error::Transport(t) => http(t.to_string()),
-    })?;
-    let mut bytes = Vec::new();
-    resp.into_reader()
-        .take(MAX_DOWNLOAD + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| http(format!("reading body: {e}")))?;
-    if bytes.len() as u64 > MAX_DOWNLOAD {
-        return Err(http(format!("larger than {MAX_DOWNLOAD} bytes")));
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     /// Serves exactly one HTTP response on a local port and returns its base URL.
