@@ -84,6 +84,32 @@ pub struct ReportData {
     /// Shell commands that reproduce this report, shown verbatim.
     #[serde(default)]
     pub reproduce: Vec<String>,
+    /// The behaviours compared: one per `evaluate` stage among the report's inputs (the
+    /// pipeline lists them by stage name). With two or more, the report opens with the
+    /// cross-behaviour scorecard (see [`crate::scorecard`]); with one or none it is left out.
+    #[serde(default)]
+    pub behaviours: Vec<Behaviour>,
+}
+
+/// One behaviour of the cross-behaviour scorecard: one `evaluate` stage of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behaviour {
+    /// The name shown (see [`crate::scorecard::behaviour_labels`]): `refusal` for a stage
+    /// `sweep[refusal]`, else the stage's only dataset, else the stage name.
+    pub label: String,
+    /// The `evaluate` stage's name in the spec.
+    pub stage: String,
+    /// The `MainRow::dataset` values of this stage's selections (a dataset name, with the
+    /// position when not `all`), in table order. A `MainRow` belongs to the behaviour whose
+    /// list holds its dataset.
+    #[serde(default)]
+    pub datasets: Vec<String>,
+    /// Degradation measured with this behaviour's vectors (by a degradation stage that
+    /// steered with the vectors this evaluate stage used); `None`: no such stage among the
+    /// report's inputs. Rows as in [`ReportData::degradation`].
+    #[serde(default)]
+    pub degradation: Option<Degradation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

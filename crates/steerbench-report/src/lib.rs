@@ -14,6 +14,7 @@ mod error;
 pub mod format;
 pub mod plots;
 mod render;
+pub mod scorecard;
 mod summary;
 pub mod table;
 pub mod tables;

@@ -62,6 +62,8 @@ struct Context<'a> {
     vector_baselines: bool,
     /// One note per `data.cautions` item, with the section it goes in.
     cautions: Vec<CautionNote>,
+    /// The cross-behaviour scorecard; None with fewer than two behaviours.
+    scorecard: Option<crate::scorecard::Scorecard>,
 }
 
 /// The markdown alone, for the figures `plots::figures(data)` plans (pure apart from
@@ -103,6 +105,7 @@ fn markdown_for(data: &ReportData, figures: &[Figure], template: Option<&Path>) 
             .iter()
             .any(|b| matches!(b.baseline, BaselineKind::Random | BaselineKind::Shuffled)),
         cautions: cautions::notes(data),
+        scorecard: crate::scorecard::build(&data.behaviours, &data.main),
         tables: md,
         tables_exported: exported.iter().map(|t| t.name).collect(),
         generation_tables: data

@@ -28,7 +28,14 @@ pub struct NamedTable {
 /// Every exported table that has rows, in report order.
 pub fn all(data: &ReportData) -> Result<Vec<NamedTable>> {
     let c = &data.cautions;
+    let card = crate::scorecard::build(&data.behaviours, &data.main);
+    let (card_rows, card_summary) = match &card {
+        Some(card) => scorecard(card)?,
+        None => (empty("scorecard"), empty("scorecard_summary")),
+    };
     let tables = [
+        card_rows,
+        card_summary,
         main(&data.main, c)?,
         main_away(&data.main, c)?,
         baselines(&data.baselines, c)?,
@@ -81,6 +88,225 @@ impl NamedTable {
         }
         format!("{}. {}", self.caption, self.notes.join(" "))
     }
+}
+
+/// A table without columns or rows (left out of the report and the exports).
+fn empty(name: &'static str) -> NamedTable {
+    NamedTable {
+        name,
+        caption: "",
+        notes: Vec::new(),
+        display: Table::plain(&[]),
+        raw: Table::plain(&[]),
+    }
+}
+
+/// What the scorecard prints where no degradation stage measured a setting.
+pub const NOT_MEASURED: &str = "n/a";
+
+/// `k of n`.
+fn k_of(k: usize, n: usize) -> String {
+    format!("{k} of {n}")
+}
+
+/// The worst degradation over a method's rows: `n/a` when none was measured, and how many
+/// were when only some were.
+fn worst(value: Option<f64>, measured: usize, rows: usize) -> String {
+    if measured == 0 {
+        return NOT_MEASURED.into();
+    }
+    let v = f::opt_sig(value, SIG);
+    if measured < rows && value.is_some() {
+        format!("{v} ({measured} of {rows} measured)")
+    } else {
+        v
+    }
+}
+
+/// The cross-behaviour scorecard (see [`crate::scorecard`]): `scorecard`, one row per
+/// behaviour × method (× dataset when a behaviour has several), and `scorecard_summary`,
+/// one row per method.
+///
+/// Display columns: behaviour, (dataset,) method, layer, multiplier, `Std. effect [95% CI]`,
+/// `Steerable` (`yes`, `no`, `no (wrong way)`), `Margin (std.) [95% CI]` and `Control` (the
+/// control it is over), `Anti-steerable`, `PPL ratio`, `KL (nats)` (`n/a`: not measured),
+/// `n`. Summary: method, `Behaviours` (`k of N`), `Mean std. effect`, `Steerable`,
+/// `Beats controls`, `Worst PPL ratio`, `Worst KL (nats)`.
+pub fn scorecard(card: &crate::scorecard::Scorecard) -> Result<(NamedTable, NamedTable)> {
+    let mut cols: Vec<(&str, Align)> = vec![("Behaviour", L)];
+    if card.per_dataset {
+        cols.push(("Dataset", L));
+    }
+    cols.extend([
+        ("Method", L),
+        ("Layer", R),
+        ("Mult.", R),
+        ("Std. effect [95% CI]", R),
+        ("Steerable", L),
+        ("Margin (std.) [95% CI]", R),
+        ("Control", L),
+        ("Anti-steerable", R),
+        ("PPL ratio", R),
+        ("KL (nats)", R),
+        ("n", R),
+    ]);
+    let mut display = Table::new(&cols);
+    let mut raw = Table::plain(&[
+        "behaviour",
+        "stage",
+        "dataset",
+        "method",
+        "metric",
+        "layer",
+        "multiplier",
+        "standardized_effect",
+        "standardized_effect_ci_low",
+        "standardized_effect_ci_high",
+        "effect",
+        "effect_ci_low",
+        "effect_ci_high",
+        "steerable",
+        "margin_control",
+        "margin",
+        "margin_ci_low",
+        "margin_ci_high",
+        "standardized_margin",
+        "standardized_margin_ci_low",
+        "standardized_margin_ci_high",
+        "beats_controls",
+        "anti_steerable_fraction",
+        "degradation_measured",
+        "perplexity_ratio",
+        "kl",
+        "kl_ci_low",
+        "kl_ci_high",
+        "n",
+    ]);
+    let scale = f::sweep_scale(card.rows.iter().filter_map(|r| r.multiplier));
+    for r in &card.rows {
+        let mut d = vec![r.behaviour.clone()];
+        if card.per_dataset {
+            d.push(r.dataset.clone());
+        }
+        let deg = |show: &dyn Fn(&crate::scorecard::SettingDamage) -> String| {
+            r.degradation
+                .as_ref()
+                .map_or_else(|| NOT_MEASURED.to_string(), show)
+        };
+        d.extend([
+            r.method.clone(),
+            opt_layer(r.layer),
+            r.multiplier
+                .map_or_else(|| MISSING.into(), |m| f::sweep_value(m, scale)),
+            f::estimate(r.standardized_effect.as_ref(), SIG),
+            match (r.effect.and_then(|e| e.ci_low), r.steerable, r.wrong_way) {
+                (None, _, _) => MISSING.into(),
+                (_, true, _) => "yes".into(),
+                (_, _, true) => "no (wrong way)".into(),
+                _ => "no".into(),
+            },
+            f::estimate(r.standardized_margin.as_ref(), SIG),
+            r.margin_control
+                .map_or_else(|| MISSING.into(), |k| k.as_str().to_string()),
+            f::opt_pct(r.anti_steerable_fraction, 1),
+            deg(&|d| f::opt_sig(d.perplexity_ratio, SIG)),
+            deg(&|d| f::opt_sig(d.kl.map(|k| k.value), SIG)),
+            f::opt_int(r.n),
+        ]);
+        display.push(d)?;
+        let mut w = vec![
+            r.behaviour.clone(),
+            r.stage.clone(),
+            r.dataset.clone(),
+            r.method.clone(),
+            r.metric.clone(),
+            r.layer.map_or_else(String::new, |l| l.to_string()),
+            f::raw(r.multiplier),
+        ];
+        w.extend(est_raw(r.standardized_effect.as_ref()));
+        w.extend(est_raw(r.effect.as_ref()));
+        w.push(r.steerable.to_string());
+        w.push(
+            r.margin_control
+                .map_or_else(String::new, |k| k.as_str().to_string()),
+        );
+        w.extend(est_raw(r.margin.as_ref()));
+        w.extend(est_raw(r.standardized_margin.as_ref()));
+        w.push(r.beats_controls.map_or_else(String::new, |b| b.to_string()));
+        w.push(f::raw(r.anti_steerable_fraction));
+        w.push(r.degradation.is_some().to_string());
+        w.push(f::raw(r.degradation.and_then(|d| d.perplexity_ratio)));
+        w.extend(est_raw(r.degradation.and_then(|d| d.kl).as_ref()));
+        w.push(r.n.map_or_else(String::new, |n| n.to_string()));
+        raw.push(w)?;
+    }
+
+    let mut sdisplay = Table::new(&[
+        ("Method", L),
+        ("Behaviours", R),
+        ("Mean std. effect", R),
+        ("Steerable", R),
+        ("Beats controls", R),
+        ("Worst PPL ratio", R),
+        ("Worst KL (nats)", R),
+    ]);
+    let mut sraw = Table::plain(&[
+        "method",
+        "behaviours",
+        "behaviours_total",
+        "mean_standardized_effect",
+        "with_standardized_effect",
+        "steerable",
+        "beats_controls",
+        "with_controls",
+        "degradation_measured",
+        "worst_perplexity_ratio",
+        "worst_kl",
+    ]);
+    for s in &card.summary {
+        sdisplay.push(vec![
+            s.method.clone(),
+            k_of(s.rows, card.total),
+            f::opt_sig(s.mean_standardized_effect, SIG),
+            k_of(s.steerable, s.rows),
+            if s.with_controls == 0 {
+                MISSING.into()
+            } else {
+                k_of(s.beats_controls, s.with_controls)
+            },
+            worst(s.worst_perplexity_ratio, s.degradation_measured, s.rows),
+            worst(s.worst_kl, s.degradation_measured, s.rows),
+        ])?;
+        sraw.push(vec![
+            s.method.clone(),
+            s.rows.to_string(),
+            card.total.to_string(),
+            f::raw(s.mean_standardized_effect),
+            s.with_standardized_effect.to_string(),
+            s.steerable.to_string(),
+            s.beats_controls.to_string(),
+            s.with_controls.to_string(),
+            s.degradation_measured.to_string(),
+            f::raw(s.worst_perplexity_ratio),
+            f::raw(s.worst_kl),
+        ])?;
+    }
+    Ok((
+        NamedTable {
+            name: "scorecard",
+            caption: "Scorecard across behaviours: per behaviour and method, at the setting chosen on validation toward the behaviour and evaluated on test, the standardised effect, the margin over the strongest control (standardised), the anti-steerable share and the degradation (n/a: not measured)",
+            notes: Vec::new(),
+            display,
+            raw,
+        },
+        NamedTable {
+            name: "scorecard_summary",
+            caption: "Scorecard summary per method: mean standardised effect across behaviours, behaviours steerable (95% CI above zero) and beating every control, worst degradation over the measured settings",
+            notes: Vec::new(),
+            display: sdisplay,
+            raw: sraw,
+        },
+    ))
 }
 
 fn est_raw(e: Option<&Estimate>) -> [String; 3] {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use steerbench_report as rep;
 
-use super::inputs::Evaluated;
+use super::inputs::{Degraded, Evaluated};
 use super::{est, fin, label, Reported};
 use crate::analysis::{mult_key, paired_effect, ScoreIndex, SettingKey};
 use crate::tables::names::BaselineCondition;
@@ -123,6 +123,38 @@ pub fn main_rows(e: &Evaluated) -> Vec<rep::MainRow> {
                 },
                 controls,
             }
+        })
+        .collect()
+}
+
+/// The behaviours of the scorecard: one per `evaluate` input, labelled by
+/// [`rep::scorecard::behaviour_labels`] (the matrix cell of `name[cell]`, else the
+/// stage's only dataset, else the stage name), with the main-row datasets it selected on
+/// and the degradation measured with its vectors ([`Degraded::for_stage`]).
+pub fn behaviours(e: &Evaluated, d: &Degraded, reported: &Reported) -> Vec<rep::Behaviour> {
+    let named: Vec<(&str, Vec<&str>)> = e
+        .stages
+        .iter()
+        .map(|s| {
+            let mut datasets: Vec<&str> = Vec::new();
+            for (ds, _) in &s.selected {
+                if !datasets.contains(&ds.as_str()) {
+                    datasets.push(ds);
+                }
+            }
+            (s.stage.as_str(), datasets)
+        })
+        .collect();
+    rep::scorecard::behaviour_labels(&named)
+        .into_iter()
+        .zip(&e.stages)
+        .map(|(name, s)| rep::Behaviour {
+            label: name,
+            stage: s.stage.clone(),
+            datasets: s.selected.iter().map(|(ds, p)| label(ds, p)).collect(),
+            degradation: d
+                .for_stage(s)
+                .map(|own| super::damage::degradation(e, &own, reported).0),
         })
         .collect()
 }

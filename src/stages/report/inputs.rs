@@ -66,15 +66,60 @@ pub struct Evaluated {
     pub selection: Vec<SelectionRow>,
     pub controls: Vec<ControlRow>,
     pub generations: Vec<GenerationRow>,
+    /// One per `evaluate` input, ordered by stage name: the behaviours of the
+    /// cross-behaviour scorecard.
+    pub stages: Vec<EvaluatedStage>,
 }
 
-/// The tables of the `degradation` inputs, concatenated.
-#[derive(Default)]
+/// An `evaluate` input: its stage name, the stages it read (its `vectors`) and the
+/// datasets (with positions) it selected on.
+pub struct EvaluatedStage {
+    pub stage: String,
+    pub inputs: Vec<String>,
+    /// Distinct (dataset, position) of its selection rows, in table order.
+    pub selected: Vec<(String, String)>,
+}
+
+/// The tables of the `degradation` inputs, concatenated (and, in `stages`, per input).
+#[derive(Default, Clone)]
 pub struct Degraded {
     pub aggregates: Vec<AggregateRow>,
     pub settings: Vec<SettingRow>,
     /// Chance accuracy of the multiple-choice probe, when one was run.
     pub mc_chance: Option<f64>,
+    /// Each `degradation` input on its own: (stage, the stages it read, its tables).
+    pub stages: Vec<(String, Vec<String>, Degraded)>,
+}
+
+impl Degraded {
+    fn add(&mut self, other: &Degraded) {
+        self.aggregates.extend(other.aggregates.iter().cloned());
+        self.settings.extend(other.settings.iter().cloned());
+        self.mc_chance = other.mc_chance.or(self.mc_chance);
+    }
+
+    /// The degradation measured with the vectors an `evaluate` stage steered with: the
+    /// `degradation` inputs that read a stage the evaluate stage also read (its `vectors`;
+    /// degradation depends on the vectors, the method and the setting, not on the evaluated
+    /// dataset). None when no degradation input did.
+    pub fn for_stage(&self, e: &EvaluatedStage) -> Option<Degraded> {
+        let mut out: Option<Degraded> = None;
+        for (_, inputs, d) in &self.stages {
+            if inputs.iter().any(|i| e.inputs.contains(i)) {
+                out.get_or_insert_with(Degraded::default).add(d);
+            }
+        }
+        out
+    }
+}
+
+/// The names of the stages a folder's stage read (its manifest's fingerprint inputs).
+fn input_stages(m: &Manifest) -> Vec<String> {
+    m.fingerprint_inputs
+        .get("inputs")
+        .and_then(|v| v.as_object())
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Reads the tables of the given input folders (not of their lineage).
@@ -85,21 +130,41 @@ pub fn tables(folders: &[Folder], inputs: &[PathBuf]) -> Result<(Evaluated, Degr
             "evaluate" => {
                 e.aggregates.extend(read_table::<AggregateRow>(&f.dir)?);
                 e.scores.extend(read_table::<ScoreRow>(&f.dir)?);
-                e.selection.extend(read_table::<SelectionRow>(&f.dir)?);
+                let selection = read_table::<SelectionRow>(&f.dir)?;
+                let mut selected: Vec<(String, String)> = Vec::new();
+                for s in &selection {
+                    let key = (s.dataset.clone(), s.position.clone());
+                    if !selected.contains(&key) {
+                        selected.push(key);
+                    }
+                }
+                e.stages.push(EvaluatedStage {
+                    stage: f.manifest.stage.clone(),
+                    inputs: input_stages(&f.manifest),
+                    selected,
+                });
+                e.selection.extend(selection);
                 e.controls.extend(read_table::<ControlRow>(&f.dir)?);
                 if f.dir.join("generations.parquet").exists() {
                     e.generations.extend(read_table::<GenerationRow>(&f.dir)?);
                 }
             }
             "degradation" => {
-                d.aggregates.extend(read_table::<AggregateRow>(&f.dir)?);
-                d.settings.extend(read_table::<SettingRow>(&f.dir)?);
-                if let Some(c) = f.manifest.summary.get("mc_chance").and_then(|v| v.as_f64()) {
-                    d.mc_chance = Some(c);
-                }
+                let one = Degraded {
+                    aggregates: read_table::<AggregateRow>(&f.dir)?,
+                    settings: read_table::<SettingRow>(&f.dir)?,
+                    mc_chance: f.manifest.summary.get("mc_chance").and_then(|v| v.as_f64()),
+                    stages: Vec::new(),
+                };
+                d.add(&one);
+                d.stages
+                    .push((f.manifest.stage.clone(), input_stages(&f.manifest), one));
             }
             _ => {}
         }
     }
+    // Behaviours in stage-name order: `steerbench report` only knows the inputs as the
+    // report manifest's (sorted) map, and must render the same report as the run did.
+    e.stages.sort_by(|a, b| a.stage.cmp(&b.stage));
     Ok((e, d))
 }

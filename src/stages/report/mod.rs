@@ -25,7 +25,8 @@ pub struct Report;
 impl StageRunner<common::Services> for Report {
     fn version(&self) -> u32 {
         // 2: main rows per direction with controls at the method's setting; cautions.
-        2
+        // 3: the cross-behaviour scorecard (two or more evaluate inputs).
+        3
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
@@ -133,5 +134,6 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
             format!("steerbench run pipelines/{pipeline}.yaml"),
             format!("steerbench report runs/{pipeline}"),
         ],
+        behaviours: effects::behaviours(&evaluated, &degraded, &reported),
     })
 }

@@ -397,6 +397,7 @@ pub fn sample() -> ReportData {
             "steerbench run pipelines/quickstart.yaml".into(),
             "steerbench report runs/quickstart".into(),
         ],
+        behaviours: Vec::new(),
     }
 }
 
