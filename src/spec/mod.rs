@@ -8,6 +8,7 @@
 
 pub mod choice;
 pub mod diag;
+pub mod matrix;
 pub mod types;
 mod validate;
 pub use validate::{dataset_refs, stage_refs, DataRef, StageRef, MAX_ABS_MULTIPLIER};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 pub use diag::{Diagnostic, Diagnostics, FieldPath, Seg};
+pub use matrix::Matrix;
 pub use types::*;
 use yaml::{Node, NodeKind, Pos};
 
@@ -69,6 +71,9 @@ pub struct Spec {
     pub prompt_format: PromptFormat,
     pub datasets: Vec<Dataset>,
     pub stages: Vec<Stage>,
+    /// The `matrix:` the datasets and stages were expanded over (empty without one):
+    /// its axes, and for each expanded entry (`acts[sentiment]`) its template and values.
+    pub matrix: Matrix,
     /// Every declared name, including those whose definition had errors
     /// (so a broken stage does not also cause "unknown stage" errors).
     declared_stages: Vec<String>,
@@ -166,7 +171,7 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
     for p in problems {
         cx.push(p.pos, FieldPath::root(), p.message, None, None);
     }
-    let Some(root) = root else {
+    let Some(mut root) = root else {
         if cx.diags.is_empty() {
             cx.push(
                 Pos { line: 1, col: 1 },
@@ -188,6 +193,19 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
         );
         return Err(cx.finish());
     }
+
+    // `matrix` / `foreach` are expanded on the tree: what follows sees plain entries.
+    let expansion = matrix::expand(&mut root);
+    for p in expansion.problems {
+        cx.push(p.pos, p.path, p.message, p.expected, p.help);
+    }
+    let broken = |section: matrix::Section| {
+        expansion
+            .broken
+            .iter()
+            .filter(move |(s, _)| *s == section)
+            .map(|(_, n)| n.clone())
+    };
 
     for (k, _) in root.entries() {
         if !TOP_LEVEL_FIELDS.contains(&k.name.as_str()) {
@@ -227,8 +245,8 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
         }
     }
 
-    let datasets = cx.datasets(&root);
-    let stages = cx.stages(&root);
+    let datasets = cx.datasets(&root, &expansion.matrix);
+    let stages = cx.stages(&root, &expansion.matrix);
 
     // Missing name/model are already reported; validate the rest regardless.
     let (name, model) = (name.unwrap_or_default(), model.unwrap_or_default());
@@ -250,9 +268,13 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
             .get("datasets")
             .map(|n| n.entries().iter().map(|(k, _)| k.name.clone()).collect())
             .unwrap_or_default(),
+        matrix: expansion.matrix.clone(),
         tree: root,
         text: text.to_string(),
     };
+    spec.declared_stages.extend(broken(matrix::Section::Stages));
+    spec.declared_datasets
+        .extend(broken(matrix::Section::Datasets));
     let more = validate::check(&spec);
     cx.diags.extend(more);
     if cx.diags.is_empty() {
@@ -443,7 +465,7 @@ impl Cx<'_> {
         }
     }
 
-    fn datasets(&mut self, root: &Node) -> Vec<Dataset> {
+    fn datasets(&mut self, root: &Node, matrix: &Matrix) -> Vec<Dataset> {
         let at = FieldPath::root().key("datasets");
         let Some(node) = root.get("datasets") else {
             return Vec::new();
@@ -467,7 +489,9 @@ impl Cx<'_> {
         let mut out = Vec::new();
         for (k, v) in node.entries() {
             let here = at.key(&k.name);
-            if let Err(e) = check_name(&k.name) {
+            // An expanded name (`data[sentiment]`) was checked as its template's name.
+            let cell = matrix.cell(&k.name, matrix::Section::Datasets).is_some();
+            if let Err(e) = if cell { Ok(()) } else { check_name(&k.name) } {
                 self.push(
                     k.pos,
                     here.clone(),
@@ -477,7 +501,7 @@ impl Cx<'_> {
                 );
                 continue;
             }
-            if k.name.contains('.') {
+            if k.name.contains('.') && !cell {
                 self.push(
                     k.pos,
                     here.clone(),
@@ -595,7 +619,7 @@ impl Cx<'_> {
         }
     }
 
-    fn stages(&mut self, root: &Node) -> Vec<Stage> {
+    fn stages(&mut self, root: &Node, matrix: &Matrix) -> Vec<Stage> {
         let at = FieldPath::root().key("stages");
         let Some(node) = root.get("stages") else {
             self.push(
@@ -632,7 +656,9 @@ impl Cx<'_> {
         let mut out = Vec::new();
         for (k, v) in entries {
             let here = at.key(&k.name);
-            if let Err(e) = check_name(&k.name) {
+            // An expanded name (`acts[sentiment]`) was checked as its template's name.
+            let cell = matrix.cell(&k.name, matrix::Section::Stages).is_some();
+            if let Err(e) = if cell { Ok(()) } else { check_name(&k.name) } {
                 self.push(
                     k.pos,
                     here.clone(),

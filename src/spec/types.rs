@@ -27,11 +27,18 @@ pub struct PipelineFile {
     /// How prompts are rendered: `chat` applies the model's chat template, `raw` feeds the text as is. Default chat.
     #[serde(default)]
     pub prompt_format: PromptFormat,
+    /// Axes of a pipeline matrix: axis name → values (names: ASCII letters, digits, `_`, `-`).
+    /// A dataset or stage with `foreach: <axis>` (or a list of axes) is expanded into one
+    /// entry per value, named `<name>[<value>]` (`<name>[<v1>,<v2>]` for several axes);
+    /// `{<axis>}` in its string values is replaced by the value, and its references to other
+    /// expanded entries name the same cell. See docs/spec.md#matrices.
+    #[serde(default)]
+    pub matrix: std::collections::BTreeMap<String, Vec<MatrixValue>>,
     /// Named datasets. Stages refer to them as `<name>.<split>` (or `<name>` for all rows).
     #[serde(default)]
-    pub datasets: std::collections::BTreeMap<String, DatasetSpec>,
+    pub datasets: std::collections::BTreeMap<String, DatasetEntry>,
     /// Named stages, each of exactly one kind. Stage names are folder names in the run store.
-    pub stages: std::collections::BTreeMap<String, StageSpec>,
+    pub stages: std::collections::BTreeMap<String, StageEntry>,
 }
 
 pub const TOP_LEVEL_FIELDS: &[&str] = &[
@@ -39,9 +46,110 @@ pub const TOP_LEVEL_FIELDS: &[&str] = &[
     "seed",
     "model",
     "prompt_format",
+    "matrix",
     "datasets",
     "stages",
 ];
+
+/// A value of a matrix axis (schema only): a name, or a whole number written as one.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MatrixValue {
+    Name(String),
+    Number(u64),
+}
+
+impl JsonSchema for MatrixValue {
+    fn schema_name() -> String {
+        "MatrixValue".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        serde_json::from_value(serde_json::json!({
+            "description": "a value of a matrix axis: ASCII letters, digits, `_`, `-` (it becomes part of names like `acts[<value>]`)",
+            "anyOf": [
+                { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$" },
+                { "type": "integer", "minimum": 0 }
+            ]
+        }))
+        .expect("static schema")
+    }
+}
+
+/// `foreach:` of a dataset or stage (schema only): the matrix axis or axes it is expanded over.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+pub struct Foreach(pub OneOrMany<String>);
+
+impl JsonSchema for Foreach {
+    fn schema_name() -> String {
+        "Foreach".into()
+    }
+    fn json_schema(gen: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut v = serde_json::to_value(OneOrMany::<String>::json_schema(gen)).expect("schema");
+        v["description"] = serde_json::json!(
+            "Expand this entry over matrix axes: one entry per value (per combination for several axes), named `<name>[<value>]`; `{<axis>}` in its strings is replaced by the value and its references to other expanded entries resolve within the same cell."
+        );
+        serde_json::from_value(v).expect("schema")
+    }
+}
+
+/// A dataset as written in the file (schema only): a dataset, optionally with `foreach`.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+pub struct DatasetEntry {
+    #[serde(flatten)]
+    pub spec: DatasetSpec,
+    #[serde(default)]
+    pub foreach: Option<Foreach>,
+}
+
+impl JsonSchema for DatasetEntry {
+    fn schema_name() -> String {
+        "DatasetEntry".into()
+    }
+    fn json_schema(gen: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut v = serde_json::to_value(DatasetSpec::json_schema(gen)).expect("schema");
+        with_foreach(&mut v, gen);
+        serde_json::from_value(v).expect("schema")
+    }
+}
+
+/// A stage as written in the file (schema only): one kind key, optionally with `foreach`.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+pub struct StageEntry {
+    #[serde(flatten)]
+    pub spec: StageSpec,
+    #[serde(default)]
+    pub foreach: Option<Foreach>,
+}
+
+impl JsonSchema for StageEntry {
+    fn schema_name() -> String {
+        "StageEntry".into()
+    }
+    fn json_schema(gen: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        let mut v = serde_json::to_value(StageSpec::json_schema(gen)).expect("schema");
+        // One object schema per kind (`oneOf`): each may also carry `foreach`.
+        if let Some(kinds) = v.get_mut("oneOf").and_then(|k| k.as_array_mut()) {
+            for k in kinds {
+                with_foreach(k, gen);
+            }
+        } else {
+            with_foreach(&mut v, gen);
+        }
+        serde_json::from_value(v).expect("schema")
+    }
+}
+
+/// Adds the optional `foreach` property to an object schema.
+fn with_foreach(v: &mut serde_json::Value, gen: &mut schemars::gen::SchemaGenerator) {
+    let foreach = serde_json::to_value(gen.subschema_for::<Foreach>()).expect("schema");
+    if let Some(props) = v.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        props.insert("foreach".into(), foreach);
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -180,7 +180,7 @@ struct Builder {
 }
 
 /// Nodes in a subtree.
-fn size(node: &Node) -> usize {
+pub(crate) fn size(node: &Node) -> usize {
     1 + match &node.kind {
         NodeKind::Scalar(_) => 0,
         NodeKind::Seq(items) => items.iter().map(size).sum(),
