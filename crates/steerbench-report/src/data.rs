@@ -100,11 +100,11 @@ pub struct Behaviour {
     pub label: String,
     /// The `evaluate` stage's name in the spec.
     pub stage: String,
-    /// The `MainRow::dataset` values of this stage's selections (a dataset name, with the
-    /// position when not `all`), in table order. A `MainRow` belongs to the behaviour whose
-    /// list holds its dataset.
+    /// This stage's own main rows (as in [`ReportData::main`], which holds every stage's);
+    /// the scorecard reads their `Toward` rows. Kept per behaviour because two stages may
+    /// evaluate the same dataset (a matrix over layers or normalisations, say).
     #[serde(default)]
-    pub datasets: Vec<String>,
+    pub main: Vec<MainRow>,
     /// Degradation measured with this behaviour's vectors (by a degradation stage that
     /// steered with the vectors this evaluate stage used); `None`: no such stage among the
     /// report's inputs. Rows as in [`ReportData::degradation`].

@@ -105,7 +105,7 @@ fn markdown_for(data: &ReportData, figures: &[Figure], template: Option<&Path>) 
             .iter()
             .any(|b| matches!(b.baseline, BaselineKind::Random | BaselineKind::Shuffled)),
         cautions: cautions::notes(data),
-        scorecard: crate::scorecard::build(&data.behaviours, &data.main),
+        scorecard: crate::scorecard::build(&data.behaviours),
         tables: md,
         tables_exported: exported.iter().map(|t| t.name).collect(),
         generation_tables: data

@@ -4,8 +4,9 @@
 //! (chosen on validation toward the behaviour, evaluated on test); and one summary row per
 //! method across the behaviours.
 //!
-//! Pure: [`build`] only rearranges numbers the pipeline already computed (the `Toward`
-//! [`MainRow`]s and the [`Degradation`] rows); it selects nothing and bootstraps nothing.
+//! Pure: [`build`] only rearranges numbers the pipeline already computed (each behaviour's
+//! `Toward` [`MainRow`]s and its [`Degradation`] rows); it selects nothing and bootstraps
+//! nothing.
 //! Rendering is in [`crate::tables::scorecard`] and the report template.
 //!
 //! Definitions (docs/outputs.md repeats them):
@@ -97,10 +98,17 @@ pub struct MethodSummary {
     pub worst_kl: Option<f64>,
 }
 
+/// A behaviour's label and stage, as the report's text names them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BehaviourName {
+    pub label: String,
+    pub stage: String,
+}
+
 /// The scorecard of a report with two or more behaviours.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scorecard {
-    pub behaviours: Vec<Behaviour>,
+    pub behaviours: Vec<BehaviourName>,
     /// Behaviour order, then dataset order within it, then method order.
     pub rows: Vec<ScorecardRow>,
     /// One per method, in the rows' method order.
@@ -272,32 +280,47 @@ fn summarise(method: &str, rows: &[&ScorecardRow]) -> MethodSummary {
     }
 }
 
+/// A behaviour's `Toward` rows.
+fn toward(b: &Behaviour) -> Vec<&MainRow> {
+    b.main
+        .iter()
+        .filter(|r| r.direction == Direction::Toward)
+        .collect()
+}
+
+/// The distinct datasets of a behaviour's `Toward` rows, in row order.
+fn toward_datasets(b: &Behaviour) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for r in b.main.iter().filter(|r| r.direction == Direction::Toward) {
+        if !out.contains(&r.dataset.as_str()) {
+            out.push(&r.dataset);
+        }
+    }
+    out
+}
+
 /// The scorecard, or None with fewer than two behaviours (the report then has none).
-/// Only `Toward` main rows whose dataset a behaviour lists take part.
-pub fn build(behaviours: &[Behaviour], main: &[MainRow]) -> Option<Scorecard> {
+/// Each behaviour contributes the `Toward` rows of its own [`Behaviour::main`].
+pub fn build(behaviours: &[Behaviour]) -> Option<Scorecard> {
     if behaviours.len() < 2 {
         return None;
     }
-    let toward: Vec<&MainRow> = main
-        .iter()
-        .filter(|r| r.direction == Direction::Toward)
-        .collect();
     let mut methods: Vec<&str> = Vec::new();
-    for r in &toward {
-        if behaviours.iter().any(|b| b.datasets.contains(&r.dataset))
-            && !methods.contains(&r.method.as_str())
-        {
-            methods.push(&r.method);
+    for b in behaviours {
+        for r in toward(b) {
+            if !methods.contains(&r.method.as_str()) {
+                methods.push(&r.method);
+            }
         }
     }
     let mut rows = Vec::new();
     for b in behaviours {
-        for dataset in &b.datasets {
+        let own = toward(b);
+        for dataset in toward_datasets(b) {
             for method in &methods {
                 rows.extend(
-                    toward
-                        .iter()
-                        .filter(|r| &r.dataset == dataset && r.method == *method)
+                    own.iter()
+                        .filter(|r| r.dataset == dataset && r.method == *method)
                         .map(|r| row(b, r)),
                 );
             }
@@ -312,9 +335,18 @@ pub fn build(behaviours: &[Behaviour], main: &[MainRow]) -> Option<Scorecard> {
         .collect();
     let unmeasured = rows.iter().filter(|r| r.degradation.is_none()).count();
     Some(Scorecard {
-        behaviours: behaviours.to_vec(),
-        total: behaviours.iter().map(|b| b.datasets.len().max(1)).sum(),
-        per_dataset: behaviours.iter().any(|b| b.datasets.len() > 1),
+        behaviours: behaviours
+            .iter()
+            .map(|b| BehaviourName {
+                label: b.label.clone(),
+                stage: b.stage.clone(),
+            })
+            .collect(),
+        total: behaviours
+            .iter()
+            .map(|b| toward_datasets(b).len().max(1))
+            .sum(),
+        per_dataset: behaviours.iter().any(|b| toward_datasets(b).len() > 1),
         degradation_stage: behaviours.iter().any(|b| b.degradation.is_some()),
         unmeasured,
         rows,
@@ -327,11 +359,16 @@ mod tests {
     use super::*;
     use crate::data::{ControlEffect, DegradationReference, EffectMetrics};
 
-    fn behaviour(label: &str, datasets: &[&str]) -> Behaviour {
+    /// A behaviour of stage `sweep[label]` holding the rows of `main` on its datasets.
+    fn behaviour(label: &str, datasets: &[&str], main: &[MainRow]) -> Behaviour {
         Behaviour {
             label: label.into(),
             stage: format!("sweep[{label}]"),
-            datasets: datasets.iter().map(|d| d.to_string()).collect(),
+            main: main
+                .iter()
+                .filter(|r| datasets.contains(&r.dataset.as_str()))
+                .cloned()
+                .collect(),
             degradation: None,
         }
     }
@@ -416,8 +453,8 @@ mod tests {
     #[test]
     fn fewer_than_two_behaviours_have_no_scorecard() {
         let main = [main_row("d", "caa", [1.0, 0.5, 1.5], 0.5)];
-        assert!(build(&[], &main).is_none());
-        assert!(build(&[behaviour("one", &["d"])], &main).is_none());
+        assert!(build(&[]).is_none());
+        assert!(build(&[behaviour("one", &["d"], &main)]).is_none());
     }
 
     /// Two behaviours, two methods; `pca` was not selected on `b`; each behaviour's
@@ -440,10 +477,10 @@ mod tests {
         let deg_a = degradation(vec![deg_row("caa", 1.0, 12.0, 0.5)]);
         let deg_b = degradation(vec![deg_row("caa", 1.0, 14.0, 0.75)]);
         let b = [
-            measured(behaviour("a", &["da"]), &deg_a),
-            measured(behaviour("b", &["db"]), &deg_b),
+            measured(behaviour("a", &["da"], &main), &deg_a),
+            measured(behaviour("b", &["db"], &main), &deg_b),
         ];
-        let sc = build(&b, &main).unwrap();
+        let sc = build(&b).unwrap();
 
         assert_eq!(
             (sc.total, sc.per_dataset, sc.degradation_stage),
@@ -547,17 +584,18 @@ mod tests {
         let mut b = main_row("db", "caa", [1.0, 0.5, 1.5], 0.5);
         b.best_multiplier = Some(2.0);
         let c = main_row("dc", "caa", [1.0, 0.5, 1.5], 0.5);
+        let main = [a, b, c];
         let mut deg = degradation(vec![deg_row("caa", 0.3, 11.0, 0.25)]);
         deg.sweep = vec![
             deg_row("caa", 2.0, 15.0, 2.0),
             deg_row("caa", 0.3, 99.0, 9.0),
         ];
         let b3 = [
-            measured(behaviour("a", &["da"]), &deg),
-            measured(behaviour("b", &["db"]), &deg),
-            measured(behaviour("c", &["dc"]), &deg),
+            measured(behaviour("a", &["da"], &main), &deg),
+            measured(behaviour("b", &["db"], &main), &deg),
+            measured(behaviour("c", &["dc"], &main), &deg),
         ];
-        let sc = build(&b3, &[a, b, c]).unwrap();
+        let sc = build(&b3).unwrap();
         // 0.3 matches 0.30000000000000004, and the chosen row wins over the sweep's.
         assert_eq!(sc.rows[0].degradation.unwrap().perplexity_ratio, Some(1.1));
         assert_eq!(sc.rows[1].degradation.unwrap().perplexity_ratio, Some(1.5));
@@ -577,8 +615,11 @@ mod tests {
             main_row("da", "caa", [1.0, 0.5, 1.5], 0.5),
             main_row("db", "caa", [1.0, 0.5, 1.5], 0.5),
         ];
-        let b = [behaviour("a", &["da"]), behaviour("b", &["db"])];
-        let sc = build(&b, &main).unwrap();
+        let b = [
+            behaviour("a", &["da"], &main),
+            behaviour("b", &["db"], &main),
+        ];
+        let sc = build(&b).unwrap();
         assert!(!sc.degradation_stage);
         assert_eq!(sc.unmeasured, 2);
         assert!(sc.rows.iter().all(|r| r.degradation.is_none()));
@@ -595,12 +636,13 @@ mod tests {
         none.metrics.standardized_effect = None;
         let mut no_ci = main_row("dc", "caa", [1.0, 1.0, 1.0], 0.5);
         no_ci.metrics.effect = Some(Estimate::new(1.0));
+        let main = [zero, none, no_ci];
         let b = [
-            behaviour("a", &["da"]),
-            behaviour("b", &["db"]),
-            behaviour("c", &["dc"]),
+            behaviour("a", &["da"], &main),
+            behaviour("b", &["db"], &main),
+            behaviour("c", &["dc"], &main),
         ];
-        let sc = build(&b, &[zero, none, no_ci]).unwrap();
+        let sc = build(&b).unwrap();
         assert_eq!(sc.rows[0].standardized_effect, Some(Estimate::new(0.0)));
         assert_eq!(sc.rows[0].margin, Some(Estimate::with_ci(-0.5, -1.0, 0.0)));
         assert_eq!(sc.rows[0].standardized_margin, None);
@@ -625,12 +667,45 @@ mod tests {
             main_row("other", "caa", [1.0, 0.5, 1.5], 0.5),
         ];
         let b = [
-            behaviour("a", &["ab", "open (last)"]),
-            behaviour("b", &["other"]),
+            behaviour("a", &["ab", "open (last)"], &main),
+            behaviour("b", &["other"], &main),
         ];
-        let sc = build(&b, &main).unwrap();
+        let sc = build(&b).unwrap();
         assert_eq!((sc.total, sc.per_dataset), (3, true));
         let ds: Vec<&str> = sc.rows.iter().map(|r| r.dataset.as_str()).collect();
         assert_eq!(ds, ["ab", "open (last)", "other"]);
+    }
+
+    /// Two stages on the same dataset (a matrix over layers): each behaviour shows only
+    /// its own stage's rows, and its own degradation.
+    #[test]
+    fn behaviours_sharing_a_dataset_keep_their_own_rows() {
+        let mut at3 = main_row("d", "caa", [1.0, 0.5, 1.5], 0.5);
+        at3.best_layer = Some(3);
+        let mut at5 = main_row("d", "caa", [2.0, 1.0, 3.0], 1.0);
+        at5.best_layer = Some(5);
+        let mut deg5 = degradation(vec![deg_row("caa", 1.0, 20.0, 1.0)]);
+        deg5.at_chosen[0].layer = Some(5);
+        let b = [
+            behaviour("a,3", &["d"], std::slice::from_ref(&at3)),
+            measured(behaviour("a,5", &["d"], std::slice::from_ref(&at5)), &deg5),
+        ];
+        let sc = build(&b).unwrap();
+        let got: Vec<(&str, Option<usize>, f64)> = sc
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.behaviour.as_str(),
+                    r.layer,
+                    r.standardized_effect.unwrap().value,
+                )
+            })
+            .collect();
+        assert_eq!(got, [("a,3", Some(3), 0.5), ("a,5", Some(5), 1.0)]);
+        assert_eq!(sc.rows[0].degradation, None);
+        assert_eq!(sc.rows[1].degradation.unwrap().perplexity_ratio, Some(2.0));
+        assert_eq!((sc.total, sc.per_dataset), (2, false));
+        assert_eq!(sc.summary[0].mean_standardized_effect, Some(0.75));
     }
 }

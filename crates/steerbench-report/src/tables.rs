@@ -28,7 +28,7 @@ pub struct NamedTable {
 /// Every exported table that has rows, in report order.
 pub fn all(data: &ReportData) -> Result<Vec<NamedTable>> {
     let c = &data.cautions;
-    let card = crate::scorecard::build(&data.behaviours, &data.main);
+    let card = crate::scorecard::build(&data.behaviours);
     let (card_rows, card_summary) = match &card {
         Some(card) => scorecard(card)?,
         None => (empty("scorecard"), empty("scorecard_summary")),

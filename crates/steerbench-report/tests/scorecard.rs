@@ -52,7 +52,8 @@ fn two_behaviours() -> ReportData {
     let pca_r = row("refusal_ab", "pca", est(-1.0, -2.0, -0.4), -0.25, 0.6);
     let mut caa_f = row("formality_ab", "caa", est(0.5, -0.5, 1.5), 0.25, 0.3);
     caa_f.controls = vec![control(BaselineKind::Random, 0.5, est(0.0, -1.0, 1.0))];
-    data.main = vec![caa_f, caa_r, pca_r];
+    let (refusal, formality) = (vec![caa_r, pca_r], vec![caa_f]);
+    data.main = [formality.clone(), refusal.clone()].concat();
     let degradation = Degradation {
         unsteered: Some(DegradationReference {
             perplexity: Some(Estimate::new(10.0)),
@@ -74,13 +75,13 @@ fn two_behaviours() -> ReportData {
         Behaviour {
             label: "refusal".into(),
             stage: "sweep[refusal]".into(),
-            datasets: vec!["refusal_ab".into()],
+            main: refusal,
             degradation: Some(degradation.clone()),
         },
         Behaviour {
             label: "formality_ab".into(),
             stage: "effect".into(),
-            datasets: vec!["formality_ab".into()],
+            main: formality,
             degradation: Some(degradation),
         },
     ];
@@ -203,7 +204,7 @@ fn one_behaviour_leaves_the_report_as_it_was() {
     one.behaviours = vec![Behaviour {
         label: "sentiment".into(),
         stage: "effect".into(),
-        datasets: vec!["sentiment".into(), "formality".into()],
+        main: data.main.clone(),
         degradation: None,
     }];
     assert_eq!(render_markdown(&one, None).unwrap(), before);

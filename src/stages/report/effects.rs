@@ -9,7 +9,9 @@ use super::inputs::{Degraded, Evaluated};
 use super::{est, fin, label, Reported};
 use crate::analysis::{mult_key, paired_effect, ScoreIndex, SettingKey};
 use crate::tables::names::BaselineCondition;
-use crate::tables::{AggregateRow, Condition, Direction, MethodKind, ScoreMetric};
+use crate::tables::{
+    AggregateRow, Condition, ControlRow, Direction, MethodKind, ScoreMetric, SelectionRow,
+};
 
 /// Methods, layers, multipliers, positions, split sizes and metrics evaluated.
 pub fn setup(e: &Evaluated) -> rep::Setup {
@@ -71,12 +73,19 @@ fn opt_est(v: f64, lo: f64, hi: f64) -> Option<rep::Estimate> {
 
 /// One row per selection (method × dataset × position × direction), with its controls.
 pub fn main_rows(e: &Evaluated) -> Vec<rep::MainRow> {
-    let icl = icl_datasets(&e.aggregates);
-    e.selection
+    rows_of(&e.selection, &e.controls, &icl_datasets(&e.aggregates))
+}
+
+/// [`main_rows`] of given selection and control rows.
+fn rows_of(
+    selection: &[SelectionRow],
+    controls: &[ControlRow],
+    icl: &BTreeSet<String>,
+) -> Vec<rep::MainRow> {
+    selection
         .iter()
         .map(|s| {
-            let controls = e
-                .controls
+            let controls = controls
                 .iter()
                 .filter(|c| {
                     (
@@ -129,29 +138,30 @@ pub fn main_rows(e: &Evaluated) -> Vec<rep::MainRow> {
 
 /// The behaviours of the scorecard: one per `evaluate` input, labelled by
 /// [`rep::scorecard::behaviour_labels`] (the matrix cell of `name[cell]`, else the
-/// stage's only dataset, else the stage name), with the main-row datasets it selected on
-/// and the degradation measured with its vectors ([`Degraded::for_stage`]).
+/// stage's only dataset, else the stage name), with its own main rows and the degradation
+/// measured with its vectors ([`Degraded::for_stage`]).
 pub fn behaviours(e: &Evaluated, d: &Degraded, reported: &Reported) -> Vec<rep::Behaviour> {
     let named: Vec<(&str, Vec<&str>)> = e
         .stages
         .iter()
         .map(|s| {
             let mut datasets: Vec<&str> = Vec::new();
-            for (ds, _) in &s.selected {
-                if !datasets.contains(&ds.as_str()) {
-                    datasets.push(ds);
+            for sel in &s.selection {
+                if !datasets.contains(&sel.dataset.as_str()) {
+                    datasets.push(&sel.dataset);
                 }
             }
             (s.stage.as_str(), datasets)
         })
         .collect();
+    let icl = icl_datasets(&e.aggregates);
     rep::scorecard::behaviour_labels(&named)
         .into_iter()
         .zip(&e.stages)
         .map(|(name, s)| rep::Behaviour {
             label: name,
             stage: s.stage.clone(),
-            datasets: s.selected.iter().map(|(ds, p)| label(ds, p)).collect(),
+            main: rows_of(&s.selection, &s.controls, &icl),
             degradation: d
                 .for_stage(s)
                 .map(|own| super::damage::degradation(e, &own, reported).0),

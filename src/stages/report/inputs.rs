@@ -71,13 +71,13 @@ pub struct Evaluated {
     pub stages: Vec<EvaluatedStage>,
 }
 
-/// An `evaluate` input: its stage name, the stages it read (its `vectors`) and the
-/// datasets (with positions) it selected on.
+/// An `evaluate` input: its stage name, the stages it read (its `vectors`), and its own
+/// selection and controls (also in [`Evaluated`]'s concatenated tables).
 pub struct EvaluatedStage {
     pub stage: String,
     pub inputs: Vec<String>,
-    /// Distinct (dataset, position) of its selection rows, in table order.
-    pub selected: Vec<(String, String)>,
+    pub selection: Vec<SelectionRow>,
+    pub controls: Vec<ControlRow>,
 }
 
 /// The tables of the `degradation` inputs, concatenated (and, in `stages`, per input).
@@ -131,20 +131,15 @@ pub fn tables(folders: &[Folder], inputs: &[PathBuf]) -> Result<(Evaluated, Degr
                 e.aggregates.extend(read_table::<AggregateRow>(&f.dir)?);
                 e.scores.extend(read_table::<ScoreRow>(&f.dir)?);
                 let selection = read_table::<SelectionRow>(&f.dir)?;
-                let mut selected: Vec<(String, String)> = Vec::new();
-                for s in &selection {
-                    let key = (s.dataset.clone(), s.position.clone());
-                    if !selected.contains(&key) {
-                        selected.push(key);
-                    }
-                }
+                let controls = read_table::<ControlRow>(&f.dir)?;
+                e.selection.extend(selection.iter().cloned());
+                e.controls.extend(controls.iter().cloned());
                 e.stages.push(EvaluatedStage {
                     stage: f.manifest.stage.clone(),
                     inputs: input_stages(&f.manifest),
-                    selected,
+                    selection,
+                    controls,
                 });
-                e.selection.extend(selection);
-                e.controls.extend(read_table::<ControlRow>(&f.dir)?);
                 if f.dir.join("generations.parquet").exists() {
                     e.generations.extend(read_table::<GenerationRow>(&f.dir)?);
                 }
