@@ -258,7 +258,11 @@ pub(crate) fn expand(root: &mut Node) -> Expansion {
 
     // Size limits, checked before any copy is made.
     let sizes: Vec<usize> = decls.iter().map(|a| a.values.len()).collect();
-    let cells_of = |t: &Template| t.axes.iter().map(|&a| sizes[a]).product::<usize>();
+    let cells_of = |t: &Template| {
+        t.axes
+            .iter()
+            .fold(1usize, |n, &a| n.saturating_mul(sizes[a]))
+    };
     let mut n_cells = 0usize;
     let mut n_nodes = 0usize;
     for ((section, name), t) in &templates {
@@ -273,7 +277,14 @@ pub(crate) fn expand(root: &mut Node) -> Expansion {
     }
     if n_cells > MAX_CELLS || n_nodes > MAX_EXPANDED_NODES {
         let message = if n_cells > MAX_CELLS {
-            format!("the matrix expands to {n_cells} datasets and stages; at most {MAX_CELLS} are allowed")
+            let n = if n_cells == usize::MAX {
+                "more than 10^19".to_string()
+            } else {
+                n_cells.to_string()
+            };
+            format!(
+                "the matrix expands to {n} datasets and stages; at most {MAX_CELLS} are allowed"
+            )
         } else {
             format!("the matrix expands to {n_nodes} YAML nodes; at most {MAX_EXPANDED_NODES} are allowed (smaller entries or fewer values)")
         };
@@ -1285,6 +1296,21 @@ stages:
             "{e}"
         );
         assert!(e.contains("1 error"), "{e}");
+    }
+
+    #[test]
+    fn a_product_beyond_usize_is_refused_without_overflow() {
+        let values: Vec<String> = (0..60).map(|i| format!("v{i}")).collect();
+        let axes: Vec<String> = (0..12)
+            .map(|i| format!("a{i}: [{}]", values.join(", ")))
+            .collect();
+        let names: Vec<String> = (0..12).map(|i| format!("a{i}")).collect();
+        let e = errors(&format!(
+            "matrix: {{ {} }}\nstages:\n  s: {{ foreach: [{}], report: {{ inputs: [x] }} }}\n  x: {{ report: {{ inputs: [s] }} }}\n",
+            axes.join(", "),
+            names.join(", ")
+        ));
+        assert!(e.contains("expands to more than 10^19 datasets"), "{e}");
     }
 
     #[test]
