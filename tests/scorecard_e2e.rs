@@ -380,3 +380,123 @@ fn two_behaviours_open_the_report_with_the_scorecard() {
     let md2 = std::fs::read_to_string(again.path().join("report/report.md")).unwrap();
     assert_eq!(md, md2, "re-rendered report differs");
 }
+
+/// The same two behaviours written as a matrix (`sweep[sentiment]`, `sweep[formality]`):
+/// behaviours are labelled by their cell.
+const MATRIX_SPEC: &str = r#"matrix:
+  behaviour: [sentiment, formality]
+datasets:
+  ab:
+    foreach: behaviour
+    source: builtin:{behaviour}_ab
+    format: contrastive_ab
+    split: { train: 0.4, val: 0.3, test: 0.3 }
+    limit: 20
+  corpus:
+    source: builtin:corpus_en
+    format: text
+    split: { train: 0.0, val: 0.0, test: 1.0 }
+    limit: 2
+    window_tokens: 64
+  neutral:
+    source: builtin:neutral_prompts
+    format: open_ended
+    split: { train: 0.0, val: 0.0, test: 1.0 }
+    limit: 4
+stages:
+  acts:
+    foreach: behaviour
+    extract: { dataset: ab.train, layers: all, read_position: answer }
+  vectors:
+    foreach: behaviour
+    vectors: { activations: acts, methods: [caa, random, shuffled], normalize: resid_norm }
+  sweep:
+    foreach: behaviour
+    evaluate:
+      vectors: vectors
+      datasets: [ab.val, ab.test]
+      layers: [0, 1]
+      multipliers: [-1, 0, 0.5, 1]
+      metrics: [propensity, steerability]
+  damage:
+    foreach: behaviour
+    degradation: { vectors: vectors, from: sweep, corpus: corpus.test, metrics: [perplexity, kl_unsteered], neutral: neutral.test }
+  report:
+    report: { inputs: [sweep, damage] }
+"#;
+
+#[test]
+fn matrix_behaviours_are_labelled_by_their_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny-llama");
+    write_tiny_model(&model);
+    let spec_path = tmp.path().join("scorecard_matrix.yaml");
+    let text = format!(
+        "name: scorecard_matrix\nseed: 0\nmodel: {}\nprompt_format: chat\n{MATRIX_SPEC}",
+        model.display()
+    );
+    std::fs::write(&spec_path, text).unwrap();
+    let runs = tmp.path().join("runs");
+    let out = bin()
+        .arg("run")
+        .arg(&spec_path)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = stage_dir(&runs.join("scorecard_matrix"), "report");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    let first = md.lines().find(|l| l.starts_with("## ")).unwrap();
+    assert_eq!(first, "## Scorecard across behaviours", "{md}");
+    assert!(
+        md.contains(
+            "2 behaviours, one per evaluate stage: `formality` (stage `sweep[formality]`), `sentiment` (stage `sweep[sentiment]`)."
+        ),
+        "{md}"
+    );
+    let section = &md[md.find(first).unwrap()..md.find("\n## Summary\n").unwrap()];
+    eprintln!("{section}");
+    let (headers, rows) = csv_rows(&report.join("tables/scorecard.csv"));
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let keys: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[col("behaviour")].as_str(),
+                r[col("stage")].as_str(),
+                r[col("dataset")].as_str(),
+                r[col("method")].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("formality", "sweep[formality]", "ab[formality]", "caa"),
+            ("sentiment", "sweep[sentiment]", "ab[sentiment]", "caa"),
+        ]
+    );
+    // Each behaviour's degradation comes from its own cell's stage (its own vectors).
+    for r in &rows {
+        assert_eq!(r[col("degradation_measured")], "true", "{r:?}");
+        assert!(r[col("perplexity_ratio")].parse::<f64>().unwrap() > 0.0);
+        assert!(r[col("kl")].parse::<f64>().unwrap() >= 0.0);
+    }
+    let (_, srows) = csv_rows(&report.join("tables/scorecard_summary.csv"));
+    eprintln!("{srows:?}");
+    assert_eq!(srows.len(), 1);
+    assert_eq!(
+        (
+            srows[0][0].as_str(),
+            srows[0][1].as_str(),
+            srows[0][2].as_str()
+        ),
+        ("caa", "2", "2")
+    );
+}
