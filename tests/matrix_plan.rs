@@ -200,3 +200,19 @@ fn the_schema_documents_matrix_and_foreach() {
     assert!(kinds.iter().all(|k| k["properties"]["foreach"].is_object()));
     assert!(defs["Foreach"]["description"].is_string());
 }
+
+#[test]
+fn plan_errors_inside_a_cell_point_at_the_template_and_name_the_cell() {
+    let ws = workspace(&["sentiment", "formality", "joy"]);
+    let spec = spec::load(&ws.spec_path()).unwrap_or_else(|d| panic!("{d}"));
+    let env = common::environment(&ws.dir.path().join("builtin"));
+    let e = match steerbench::plan::build(spec, &env, &common::registry(1).versions()) {
+        Ok(_) => panic!("plan unexpectedly succeeded"),
+        Err(d) => d.to_string(),
+    };
+    // Only the cell whose file is missing is named, at the template's `source:` line.
+    assert!(e.contains("datasets.data[joy].source"), "{e}");
+    assert!(e.contains("pipeline.yaml:10:13"), "{e}");
+    assert!(!e.contains("data[sentiment]"), "{e}");
+    assert!(e.contains("1 error"), "{e}");
+}
