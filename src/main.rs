@@ -14,10 +14,12 @@ fn main() -> ExitCode {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     let cli = Cli::parse();
+    let mut environment = LocalEnvironment::new(embedded_builtins(), RuntimeProbe);
+    environment.remote = steerbench::runtime::dataset_store();
     let app = App {
         registry: stages::registry(),
         services: Services::new(),
-        environment: Box::new(LocalEnvironment::new(embedded_builtins(), RuntimeProbe)),
+        environment: Box::new(environment),
     };
     cli::run(app, cli)
 }

@@ -33,3 +33,14 @@ pub fn embedded_builtins() -> crate::plan::BuiltinStore {
             .collect(),
     )
 }
+
+/// This machine's dataset cache: `$STEERBENCH_HOME/datasets` (else
+/// `~/.cache/steerbench/datasets`), filled from `STEERBENCH_DATA_MIRROR` when that is set.
+/// None when there is no home to put it in (URL sources are then refused with that reason).
+pub fn dataset_store() -> Option<steerbench_data::RemoteStore> {
+    let home = steerbench_model::steerbench_home().ok()?;
+    Some(steerbench_data::RemoteStore::new(
+        home.join("datasets"),
+        steerbench_data::Mirror::from_env(),
+    ))
+}

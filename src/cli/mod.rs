@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod data;
 pub mod tools;
 
 use crate::exec::{self, ProgressBoard, Registry, RunOptions};
@@ -64,6 +65,14 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Fetch every remote dataset of FILE and write the sha256 of each into FILE's lock
+    /// file (`<name>.lock` beside it); every later plan and run verifies it.
+    Lock { file: PathBuf },
+    /// Remote datasets: fetch them ahead of a run (for machines without internet).
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Show and manage the model registry and cache.
     Models {
         #[command(subcommand)]
@@ -91,6 +100,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Download every remote dataset of a pipeline into the cache
+    /// ($STEERBENCH_HOME/datasets), checking the spec's and the lock file's sha256 pins.
+    Pull { file: PathBuf },
 }
 
 /// What the binary plugs into the engine.
@@ -206,6 +222,30 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                 }
             }))
         }
+        Command::Lock { file } => match data::pull(&file, app.environment.as_ref(), false) {
+            Ok(pulled) => match data::write_lock(&file, &pulled) {
+                Ok(path) => {
+                    print!("{}", data::render(&pulled));
+                    println!("wrote {} ({} remote datasets)", path.display(), pulled.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write the lock file: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => pull_failure(e),
+        },
+        Command::Data {
+            command: DataCommand::Pull { file },
+        } => match data::pull(&file, app.environment.as_ref(), true) {
+            Ok(pulled) => {
+                print!("{}", data::render(&pulled));
+                println!("{} remote datasets cached", pulled.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => pull_failure(e),
+        },
         Command::Models { command } => outcome(tools::models(&command)),
         Command::Generate { prompt, max_tokens } => outcome(tools::generate(&prompt, max_tokens)),
         Command::Logits {
@@ -231,6 +271,18 @@ fn outcome(r: anyhow::Result<()>) -> ExitCode {
 pub fn load_plan<S>(file: &Path, app: &App<S>) -> Result<plan::Plan, Diagnostics> {
     let spec = spec::load(file)?;
     plan::build(spec, app.environment.as_ref(), &app.registry.versions())
+}
+
+fn pull_failure(e: data::PullError) -> ExitCode {
+    match e {
+        data::PullError::Spec(d) => spec_failure(&d),
+        data::PullError::Fetch(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn spec_failure(d: &Diagnostics) -> ExitCode {
@@ -279,11 +331,19 @@ pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
         }
     }
     for (name, d) in &plan.datasets {
+        let format = match d.dataset.spec.read_as {
+            Some(to) if to != d.dataset.spec.format => format!("{} as {to}", d.dataset.spec.format),
+            _ => d.dataset.spec.format.to_string(),
+        };
+        let sha = d
+            .sha256
+            .as_ref()
+            .map(|h| format!(", sha256 {}", short(h)))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "dataset {name}: {} ({}, blake3 {})",
+            "dataset {name}: {} ({format}, blake3 {}{sha})",
             d.dataset.spec.source,
-            d.dataset.spec.format,
             short(&d.hash)
         );
     }

@@ -413,6 +413,7 @@ pub fn execute<S: Sync>(
                         let p = DatasetProvenance {
                             source: d.dataset.spec.source.to_string(),
                             blake3: d.hash.clone(),
+                            sha256: d.sha256.clone(),
                         };
                         (n.clone(), p)
                     })

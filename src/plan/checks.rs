@@ -22,12 +22,16 @@ pub struct LoadedDataset {
 /// dataset file to records, shared by planning and the stages.
 pub fn load_dataset(rd: &ResolvedDataset, seed: u64) -> data::Result<LoadedDataset> {
     let spec = &rd.dataset.spec;
-    let ds = data::load_checked(
+    let mut ds = data::load_checked(
         &rd.location,
         &rd.hash,
         &rd.dataset.fields,
         &data::LoadOptions::default(),
     )?;
+    if rd.dataset.format() != rd.dataset.fields.format() {
+        // `as: open_ended` (the one derivation the spec accepts).
+        ds.records = data::derive_open_ended(&ds.records)?;
+    }
     let idx = data::limit_indices(&ds.records.strata(), spec.limit, seed);
     let all = ds.records.select(&idx);
     let splits = data::split_records(&ds.records, spec.limit, &spec.split, seed)?;

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use steerbench_data::Source;
+use steerbench_data::{Pin, RemoteStore, Source};
 
 /// Facts about a model that planning checks against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,10 +47,27 @@ pub trait Environment: Send + Sync {
     /// Facts about `model` (as written in the spec); an error if it is not available.
     fn model_facts(&self, model: &str) -> Result<ModelFacts, EnvError>;
     /// Resolves a dataset source (as written in the spec) to where its bytes are read at
-    /// run time (relative paths joined to `base_dir`) and the hex blake3 of those bytes.
-    fn dataset(&self, source: &Source, base_dir: &Path) -> Result<(Source, String), EnvError>;
+    /// run time (relative paths joined to `base_dir`; URLs fetched into the dataset cache,
+    /// their sha256 checked against `pin`) and the hex blake3 of those bytes.
+    fn dataset(
+        &self,
+        source: &Source,
+        base_dir: &Path,
+        pin: Option<&Pin>,
+    ) -> Result<DatasetLocation, EnvError>;
     /// blake3 of a file's bytes (report templates and other declared files).
     fn file_hash(&self, path: &Path) -> Result<String, EnvError>;
+}
+
+/// Where a dataset's bytes are read at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetLocation {
+    /// A built-in embedded in the binary or a file (for a URL: its cached copy).
+    pub location: Source,
+    /// Hex blake3 of the bytes.
+    pub hash: String,
+    /// URL sources only: hex sha256 of the bytes (what pins and lock files hold).
+    pub sha256: Option<String>,
 }
 
 /// Answers model questions; implemented by the model runtime.
@@ -112,6 +129,8 @@ impl BuiltinStore {
 pub struct LocalEnvironment<M> {
     pub builtins: BuiltinStore,
     pub models: M,
+    /// The dataset cache URLs are fetched into; without one a URL source is an error.
+    pub remote: Option<RemoteStore>,
     cache: Mutex<HashMap<PathBuf, String>>,
 }
 
@@ -120,8 +139,15 @@ impl<M: ModelProbe> LocalEnvironment<M> {
         LocalEnvironment {
             builtins,
             models,
+            remote: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Fetches URL sources through `store`.
+    pub fn with_remote(mut self, store: RemoteStore) -> Self {
+        self.remote = Some(store);
+        self
     }
 
     fn hash_file(&self, path: &Path) -> Result<String, EnvError> {
@@ -163,7 +189,17 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
         self.models.model_facts(model)
     }
 
-    fn dataset(&self, source: &Source, base_dir: &Path) -> Result<(Source, String), EnvError> {
+    fn dataset(
+        &self,
+        source: &Source,
+        base_dir: &Path,
+        pin: Option<&Pin>,
+    ) -> Result<DatasetLocation, EnvError> {
+        let local = |(location, hash): (Source, String)| DatasetLocation {
+            location,
+            hash,
+            sha256: None,
+        };
         match source {
             Source::Builtin(name) => {
                 let found = match &self.builtins {
@@ -182,12 +218,13 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
                         .map(|(_, b)| (source.clone(), steerbench_data::content_hash(b))),
                 };
                 match found {
-                    Some(found) => Ok(found),
+                    Some(found) => Ok(local(found)),
                     None => {
                         let names = self.builtins.names();
-                        let hint = crate::spec::diag::did_you_mean(name, names.iter().map(String::as_str))
-                            .map(|h| format!("; {h}"))
-                            .unwrap_or_default();
+                        let hint =
+                            crate::spec::diag::did_you_mean(name, names.iter().map(String::as_str))
+                                .map(|h| format!("; {h}"))
+                                .unwrap_or_default();
                         Err(EnvError::NotFound(format!(
                             "there is no built-in dataset `{name}` (built-in: {}){hint}",
                             names.join(", ")
@@ -196,7 +233,11 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
                 }
             }
             Source::Path(p) => {
-                let full = if p.is_absolute() { p.clone() } else { base_dir.join(p) };
+                let full = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    base_dir.join(p)
+                };
                 let h = self.hash_file(&full).map_err(|e| match e {
                     EnvError::NotFound(_) => EnvError::NotFound(format!(
                         "dataset file not found: {} (relative paths are resolved against the spec file's folder)",
@@ -204,11 +245,29 @@ impl<M: ModelProbe> Environment for LocalEnvironment<M> {
                     )),
                     other => other,
                 })?;
-                Ok((Source::Path(full), h))
+                Ok(local((Source::Path(full), h)))
             }
-            Source::Url(u) => Err(EnvError::Unavailable(format!(
-                "dataset URL {u} cannot be fetched by this build; download it and give its local path"
-            ))),
+            Source::Url(u) => {
+                let Some(store) = &self.remote else {
+                    return Err(EnvError::Unavailable(format!(
+                        "dataset URL {u} cannot be fetched: this environment has no dataset cache"
+                    )));
+                };
+                let got = store
+                    .fetch(u, pin)
+                    .map_err(|e| EnvError::Unavailable(e.to_string()))?;
+                // Hashed afresh (not through the path cache): a re-fetch replaces the file.
+                let bytes = std::fs::read(&got.path).map_err(|source| EnvError::Io {
+                    path: got.path.clone(),
+                    source,
+                })?;
+                let hash = steerbench_data::content_hash(&bytes);
+                Ok(DatasetLocation {
+                    location: Source::Path(got.path),
+                    hash,
+                    sha256: Some(got.sha256),
+                })
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod env;
 pub mod fingerprint;
+pub mod lockfile;
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,8 @@ use crate::spec::{
     Spec, Stage, StageKind, StageSpec,
 };
 pub use env::{
-    BuiltinStore, EnvError, Environment, LocalEnvironment, ModelFacts, ModelProbe, NoModelRuntime,
+    BuiltinStore, DatasetLocation, EnvError, Environment, LocalEnvironment, ModelFacts, ModelProbe,
+    NoModelRuntime,
 };
 
 /// A dataset as a stage reads it: its validated spec, where its bytes are, their hash.
@@ -29,6 +31,8 @@ pub struct ResolvedDataset {
     /// Hex blake3 of exactly the bytes at `location` when the plan was built; the loader
     /// refuses other bytes.
     pub hash: String,
+    /// URL sources only: hex sha256 of the bytes (provenance; what pins hold).
+    pub sha256: Option<String>,
 }
 
 /// What a dataset contributes to a fingerprint: its content and how it is read,
@@ -47,6 +51,9 @@ pub struct DatasetInput {
     /// icl_task datasets only (absent otherwise, so other fingerprints are unchanged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<steerbench_data::IclTemplate>,
+    /// `as` (absent when not given, so other fingerprints are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_as: Option<spec::Format>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +130,35 @@ impl Plan {
     }
 }
 
+/// The sha256 a URL dataset must have: the spec's `sha256`, else its lock-file entry.
+/// Both given and different is an error.
+pub fn dataset_pin(
+    ds: &Dataset,
+    lock: Option<&(std::path::PathBuf, lockfile::LockFile)>,
+) -> Result<Option<steerbench_data::Pin>, String> {
+    let spec::Source::Url(url) = &ds.spec.source else {
+        return Ok(None);
+    };
+    let locked = lock.and_then(|(path, l)| {
+        l.datasets.get(url).map(|e| steerbench_data::Pin {
+            sha256: e.sha256.to_ascii_lowercase(),
+            origin: format!("the lock file {}", path.display()),
+        })
+    });
+    let pinned = ds.spec.sha256.as_ref().map(|h| steerbench_data::Pin {
+        sha256: h.to_ascii_lowercase(),
+        origin: format!("the spec (`datasets.{}.sha256`)", ds.name),
+    });
+    match (pinned, locked) {
+        (Some(p), Some(l)) if p.sha256 != l.sha256 => Err(format!(
+            "the spec pins sha256 {} but {} has {} for {url}; run `steerbench lock` again or fix the pin",
+            p.sha256, l.origin, l.sha256
+        )),
+        (Some(p), _) => Ok(Some(p)),
+        (None, l) => Ok(l),
+    }
+}
+
 /// Which stage kinds run the model.
 fn uses_model(stage: &Stage) -> bool {
     match &stage.spec {
@@ -175,28 +211,51 @@ pub fn build(
         None
     };
 
+    let lock = if spec
+        .datasets
+        .iter()
+        .any(|d| matches!(d.spec.source, spec::Source::Url(_)))
+    {
+        let path = lockfile::lock_path(std::path::Path::new(&spec.file));
+        match lockfile::LockFile::read(&path) {
+            Ok(l) => l.map(|l| (path, l)),
+            Err(e) => {
+                diags.push(spec.diagnostic(FieldPath::root(), e));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut datasets = BTreeMap::new();
     for ds in &spec.datasets {
-        match env.dataset(&ds.spec.source, &spec.base_dir) {
-            Ok((location, hash)) => {
+        let at = FieldPath::root().key("datasets").key(&ds.name);
+        let pin = match dataset_pin(ds, lock.as_ref()) {
+            Ok(p) => p,
+            Err(e) => {
+                diags.push(spec.diagnostic(at.key("sha256"), e));
+                continue;
+            }
+        };
+        match env.dataset(&ds.spec.source, &spec.base_dir, pin.as_ref()) {
+            Ok(found) => {
                 datasets.insert(
                     ds.name.clone(),
                     ResolvedDataset {
                         dataset: ds.clone(),
-                        location,
-                        hash,
+                        location: found.location,
+                        hash: found.hash,
+                        sha256: found.sha256,
                     },
                 );
             }
-            Err(e) => diags.push(
-                spec.diagnostic(
-                    FieldPath::root()
-                        .key("datasets")
-                        .key(&ds.name)
-                        .key("source"),
-                    e.to_string(),
-                ),
-            ),
+            Err(e) => {
+                let message = match ds.spec.source {
+                    spec::Source::Url(_) => format!("dataset `{}`: {e}", ds.name),
+                    _ => e.to_string(),
+                };
+                diags.push(spec.diagnostic(at.key("source"), message));
+            }
         }
     }
 
@@ -275,6 +334,7 @@ pub fn build(
                     limit: rd.dataset.spec.limit,
                     window_tokens: rd.dataset.window_tokens(),
                     template: rd.dataset.icl_template(),
+                    read_as: rd.dataset.spec.read_as,
                 },
             );
         }

@@ -64,4 +64,7 @@ pub struct Provenance {
 pub struct DatasetProvenance {
     pub source: String,
     pub blake3: String,
+    /// URL sources: sha256 of the downloaded bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }

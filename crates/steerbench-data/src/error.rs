@@ -47,12 +47,15 @@ pub enum DataError {
     #[error("{url}: download failed: {message}")]
     Http { url: String, message: String },
 
-    #[error("{url}: sha256 is {actual}, but {origin} pins {expected}; if the source changed on purpose, pin the new hash (`steerbench lock` rewrites the lock file)")]
+    #[error("{url}: sha256 is {actual}{detail}, but {origin} pins {expected}; if the source changed on purpose, pin the new hash (`steerbench lock` rewrites the lock file)")]
     PinMismatch {
         url: String,
         expected: String,
         actual: String,
         origin: String,
+        /// Where the bytes were, when that helps (e.g. a cached copy that could not be
+        /// fetched again); empty or starting with a space.
+        detail: String,
     },
 
     #[error("unknown built-in dataset `{name}`; available: {}", available.join(", "))]

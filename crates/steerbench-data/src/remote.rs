@@ -146,18 +146,34 @@ impl RemoteStore {
     /// directory's file, else a download (from the mirror URL when one is set).
     pub fn fetch(&self, url: &str, pin: Option<&Pin>) -> Result<Fetched> {
         let cached = self.cache_path(url)?;
-        if cached.is_file() {
-            let (sha256, bytes) = sha256_file(&cached)?;
-            if pin.is_none_or(|p| p.sha256.eq_ignore_ascii_case(&sha256)) {
-                return Ok(Fetched {
-                    path: cached,
-                    sha256,
-                    bytes,
-                    origin: Origin::Cache,
-                });
-            }
+        if !cached.is_file() {
+            return self.fetch_fresh(url, pin);
         }
-        self.fetch_fresh(url, pin)
+        let (sha256, bytes) = sha256_file(&cached)?;
+        if pin.is_none_or(|p| p.sha256.eq_ignore_ascii_case(&sha256)) {
+            return Ok(Fetched {
+                path: cached,
+                sha256,
+                bytes,
+                origin: Origin::Cache,
+            });
+        }
+        // The cached copy fails its pin: fetch again; when that is impossible (offline),
+        // the mismatch of the copy at hand is the error to report.
+        match self.fetch_fresh(url, pin) {
+            Err(e @ DataError::PinMismatch { .. }) => Err(e),
+            Err(e) => Err(DataError::PinMismatch {
+                url: url.to_string(),
+                expected: pin.map(|p| p.sha256.to_ascii_lowercase()).unwrap_or_default(),
+                actual: sha256,
+                origin: pin.map(|p| p.origin.clone()).unwrap_or_default(),
+                detail: format!(
+                    " (the cached copy {}; fetching it again failed: {e})",
+                    cached.display()
+                ),
+            }),
+            ok => ok,
+        }
     }
 
     /// Like [`fetch`](Self::fetch) but never uses the cached copy (it is replaced on success).
@@ -244,6 +260,7 @@ fn check_pin(url: &str, actual: &str, pin: Option<&Pin>) -> Result<()> {
             expected: p.sha256.to_ascii_lowercase(),
             actual: actual.to_string(),
             origin: p.origin.clone(),
+            detail: String::new(),
         }),
         _ => Ok(()),
     }
