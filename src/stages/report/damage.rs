@@ -2,6 +2,8 @@
 //! chosen setting and across the sweep, the effect–KL Pareto points, and the caution
 //! for a benchmark that stays at chance.
 
+use std::collections::BTreeSet;
+
 use steerbench_report as rep;
 
 use super::inputs::{Degraded, Evaluated};
@@ -26,11 +28,55 @@ fn at(
 }
 
 /// The degradation tables and the Pareto points (effect on the reported split against
-/// KL at the same setting).
+/// KL at the same setting). With several degradation inputs (a matrix: one per behaviour,
+/// each with its own vectors) each is read on its own, so a setting two of them measured
+/// keeps each one's numbers; its Pareto points pair it with the datasets of the evaluate
+/// stages that used the same vectors.
 pub fn degradation(
     e: &Evaluated,
     d: &Degraded,
     reported: &Reported,
+) -> (rep::Degradation, Vec<rep::ParetoPoint>) {
+    if d.stages.len() < 2 {
+        return degradation_of(e, d, reported, None);
+    }
+    let mut out = rep::Degradation::default();
+    let mut pareto = Vec::new();
+    for (_, inputs, one) in &d.stages {
+        let datasets: BTreeSet<&str> = e
+            .stages
+            .iter()
+            .filter(|s| s.inputs.iter().any(|i| inputs.contains(i)))
+            .flat_map(|s| s.selection.iter().map(|r| r.dataset.as_str()))
+            .collect();
+        let only = (!datasets.is_empty()).then_some(&datasets);
+        let (dg, points) = degradation_of(e, one, reported, only);
+        out.unsteered = out.unsteered.or(dg.unsteered);
+        out.at_chosen.extend(dg.at_chosen);
+        out.sweep.extend(dg.sweep);
+        pareto.extend(points);
+    }
+    sort_sweep(&mut out.sweep);
+    (out, pareto)
+}
+
+fn sort_sweep(sweep: &mut [rep::DegradationRow]) {
+    sweep.sort_by(|a, b| {
+        (a.method.as_str(), a.layer, a.multiplier.to_bits()).cmp(&(
+            b.method.as_str(),
+            b.layer,
+            b.multiplier.to_bits(),
+        ))
+    });
+}
+
+/// [`degradation`] of one set of degradation tables; Pareto points only on `only`'s
+/// datasets (base names) when given.
+fn degradation_of(
+    e: &Evaluated,
+    d: &Degraded,
+    reported: &Reported,
+    only: Option<&BTreeSet<&str>>,
 ) -> (rep::Degradation, Vec<rep::ParetoPoint>) {
     let mut out = rep::Degradation::default();
     let mut pareto = Vec::new();
@@ -70,7 +116,8 @@ pub fn degradation(
         out.sweep.push(row);
         let Some(kl) = kl else { continue };
         for a in e.aggregates.iter().filter(|a| {
-            reported.is_reported_agg(a)
+            only.is_none_or(|o| o.contains(crate::analysis::index::base_name(&a.dataset)))
+                && reported.is_reported_agg(a)
                 && a.method == method
                 && a.layer == s.layer
                 && a.multiplier == s.multiplier
@@ -94,13 +141,7 @@ pub fn degradation(
             }
         }
     }
-    out.sweep.sort_by(|a, b| {
-        (a.method.as_str(), a.layer, a.multiplier.to_bits()).cmp(&(
-            b.method.as_str(),
-            b.layer,
-            b.multiplier.to_bits(),
-        ))
-    });
+    sort_sweep(&mut out.sweep);
     (out, pareto)
 }
 
@@ -179,5 +220,61 @@ mod tests {
         let good = agg(0.8, 0.6, 0.95);
         assert_eq!(at_chance(&[&good, &a], 0.25), None);
         assert_eq!(at_chance(&[], 0.25), None);
+    }
+
+    /// Two degradation stages (one per behaviour) measured the same setting with different
+    /// vectors: each keeps its own numbers, against its own unsteered perplexity.
+    #[test]
+    fn several_degradation_stages_keep_their_own_numbers() {
+        use crate::tables::{MethodKind, SettingRow};
+        let ppl = |method: Condition, layer, multiplier, mean| AggregateRow {
+            dataset: "corpus.test".into(),
+            method,
+            layer,
+            multiplier,
+            metric: ScoreMetric::Perplexity,
+            ..agg(mean, mean, mean)
+        };
+        let stage = |name: &str, vectors: &str, steered: f64| {
+            let caa = Condition::Steered(MethodKind::Caa);
+            (
+                name.to_string(),
+                vec![vectors.to_string(), format!("sweep[{name}]")],
+                Degraded {
+                    aggregates: vec![
+                        ppl(Condition::UNSTEERED, None, 0.0, 10.0),
+                        ppl(caa, Some(1), 1.0, steered),
+                    ],
+                    settings: vec![SettingRow {
+                        method: MethodKind::Caa,
+                        layer: Some(1),
+                        multiplier: 1.0,
+                        chosen: true,
+                        chosen_for: format!("ab[{name}]"),
+                    }],
+                    mc_chance: None,
+                    stages: Vec::new(),
+                },
+            )
+        };
+        let stages = vec![stage("a", "vec[a]", 12.0), stage("b", "vec[b]", 15.0)];
+        let mut all = Degraded::default();
+        for (_, _, one) in &stages {
+            all.aggregates.extend(one.aggregates.iter().cloned());
+            all.settings.extend(one.settings.iter().cloned());
+        }
+        all.stages = stages;
+        let e = Evaluated::default();
+        let (deg, _) = degradation(&e, &all, &Reported::new(&[]));
+        let got: Vec<(Option<&str>, Option<f64>)> = deg
+            .at_chosen
+            .iter()
+            .map(|r| (r.dataset.as_deref(), r.perplexity_ratio))
+            .collect();
+        assert_eq!(
+            got,
+            [(Some("ab[a]"), Some(1.2)), (Some("ab[b]"), Some(1.5))]
+        );
+        assert_eq!(deg.sweep.len(), 2);
     }
 }
