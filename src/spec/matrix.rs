@@ -160,6 +160,9 @@ struct Template {
 
 struct Cx {
     problems: Vec<Problem>,
+    /// Cell names written in references that name no cell (reported here, declared so
+    /// that validation does not report them again as unknown).
+    bad_cells: Vec<(Section, String)>,
 }
 
 impl Cx {
@@ -178,6 +181,7 @@ impl Cx {
 pub(crate) fn expand(root: &mut Node) -> Expansion {
     let mut cx = Cx {
         problems: Vec::new(),
+        bad_cells: Vec::new(),
     };
     let axes = read_matrix(root, &mut cx);
     let mut out = Expansion::default();
@@ -423,6 +427,7 @@ pub(crate) fn expand(root: &mut Node) -> Expansion {
     }
 
     out.broken.extend(templates.into_keys());
+    out.broken.append(&mut cx.bad_cells);
     out.matrix = Matrix {
         axes: decls
             .into_iter()
@@ -866,6 +871,7 @@ fn resolve_refs(
     }
     for (path, section, target, suffix) in wanted {
         let Some(t) = templates.get(&(section, target.clone())) else {
+            check_cell_ref(node, &path, section, &target, templates, axes, cx);
             continue;
         };
         let rel: Vec<Seg> = path.0.iter().skip(2).cloned().collect();
@@ -919,6 +925,64 @@ fn resolve_refs(
     // Later list items first, so splicing does not move the ones still to do.
     for e in edits.into_iter().rev() {
         apply(node, &e.rel, e.names);
+    }
+}
+
+/// A reference written as a cell (`acts[joy,3]`) of an expanded entry must name one of
+/// its cells: the right number of values, each a value of its axis.
+fn check_cell_ref(
+    node: &Node,
+    path: &FieldPath,
+    section: Section,
+    target: &str,
+    templates: &HashMap<(Section, String), Template>,
+    axes: &[AxisDecl],
+    cx: &mut Cx,
+) {
+    let Some((base, inside)) = target.strip_suffix(']').and_then(|t| t.split_once('[')) else {
+        return;
+    };
+    let Some(t) = templates.get(&(section, base.to_string())) else {
+        return;
+    };
+    let values: Vec<&str> = inside.split(',').collect();
+    let axis_list = t
+        .axes
+        .iter()
+        .map(|&a| format!("`{}`", axes[a].name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let problem = if values.len() != t.axes.len() {
+        let shape: Vec<String> = t
+            .axes
+            .iter()
+            .map(|&a| format!("<{}>", axes[a].name))
+            .collect();
+        Some(format!(
+            "`{target}` names no cell: `{base}` is expanded over {axis_list}, so its cells are `{base}[{}]`",
+            shape.join(",")
+        ))
+    } else {
+        t.axes.iter().zip(&values).find_map(|(&a, v)| {
+            (!axes[a].values.iter().any(|x| x == v)).then(|| {
+                let known: Vec<String> =
+                    axes[a].values.iter().map(|x| format!("`{x}`")).collect();
+                let hint = did_you_mean(v, axes[a].values.iter().map(String::as_str))
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
+                format!(
+                    "`{target}` names no cell: `{v}` is not a value of axis `{}`, whose values are {}{hint}",
+                    axes[a].name,
+                    known.join(", ")
+                )
+            })
+        })
+    };
+    if let Some(message) = problem {
+        let rel: Vec<Seg> = path.0.iter().skip(2).cloned().collect();
+        let pos = find(node, &rel).map(|n| n.pos).unwrap_or(node.pos);
+        cx.err(pos, path.clone(), message);
+        cx.bad_cells.push((section, target.to_string()));
     }
 }
 
@@ -1282,6 +1346,34 @@ stages:
             "{e}"
         );
         assert!(!e.contains("stages.ok"), "{e}");
+    }
+
+    #[test]
+    fn a_written_cell_must_exist() {
+        let e = errors(
+            r#"matrix: { behaviour: [joy, anger], layer: [1, 2] }
+datasets:
+  d: { foreach: behaviour, source: "{behaviour}.jsonl", format: contrastive_ab }
+stages:
+  acts: { foreach: [behaviour, layer], extract: { dataset: d.train } }
+  v1: { vectors: { activations: "acts[joy]", methods: [caa] } }
+  v2: { vectors: { activations: "acts[jo,1]", methods: [caa] } }
+  v3: { vectors: { activations: "acts[joy,1]", methods: [caa] } }
+  e: { evaluate: { vectors: v3, datasets: ["d[anger].test", "d[x].val"], layers: [1], multipliers: [1], metrics: [propensity] } }
+"#,
+        );
+        assert!(
+            e.contains("`acts[joy]` names no cell: `acts` is expanded over `behaviour`, `layer`, so its cells are `acts[<behaviour>,<layer>]`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`jo` is not a value of axis `behaviour`, whose values are `joy`, `anger` (did you mean `joy`?)"),
+            "{e}"
+        );
+        assert!(e.contains("`d[x]` names no cell"), "{e}");
+        assert!(e.contains("field: stages.e.evaluate.datasets[1]"), "{e}");
+        assert!(!e.contains("unknown"), "{e}");
+        assert!(e.contains("3 errors"), "{e}");
     }
 
     #[test]
