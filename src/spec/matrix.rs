@@ -332,6 +332,45 @@ pub(crate) fn expand(root: &mut Node) -> Expansion {
         }
     }
 
+    // The longest expanded name of each entry (its longest value on each axis).
+    let mut long = Vec::new();
+    for ((section, name), t) in &templates {
+        let longest: Vec<&str> = t
+            .axes
+            .iter()
+            .map(|&a| {
+                decls[a]
+                    .values
+                    .iter()
+                    .max_by_key(|v| v.len())
+                    .map_or("", String::as_str)
+            })
+            .collect();
+        let n = cell_name(name, &longest);
+        if n.len() > MAX_CELL_NAME_LEN {
+            let pos = root
+                .get(section.key())
+                .and_then(|s| s.key(name))
+                .map_or(root.pos, |k| k.pos);
+            cx.err(
+                pos,
+                FieldPath::root().key(section.key()).key(name),
+                format!(
+                    "expanded name `{n}` is {} characters; expanded names are at most {MAX_CELL_NAME_LEN} (they become folder names)",
+                    n.len()
+                ),
+            );
+            long.push((*section, name.clone()));
+        }
+    }
+    for (section, name) in long {
+        templates.remove(&(section, name.clone()));
+        if let Some(NodeKind::Map(entries)) = get_mut(root, section.key()).map(|n| &mut n.kind) {
+            entries.retain(|(k, _)| k.name != name);
+        }
+        out.broken.push((section, name));
+    }
+
     // Names of the entries as written, to find expanded names that collide with them.
     let declared: HashSet<(Section, String)> = [Section::Datasets, Section::Stages]
         .into_iter()
@@ -367,25 +406,7 @@ pub(crate) fn expand(root: &mut Node) -> Expansion {
                 new.push((key, value));
                 continue;
             };
-            let combos = product(&t.axes, &sizes, &vec![None; decls.len()]);
-            // The longest name is checked once, before any copy.
-            if let Some(long) = combos
-                .iter()
-                .map(|c| name_of(&key.name, &t.axes, c, &decls))
-                .find(|n| n.len() > MAX_CELL_NAME_LEN)
-            {
-                cx.err(
-                    key.pos,
-                    FieldPath::root().key(section.key()).key(&key.name),
-                    format!(
-                        "expanded name `{long}` is {} characters; expanded names are at most {MAX_CELL_NAME_LEN} (they become folder names)",
-                        long.len()
-                    ),
-                );
-                out.broken.push((section, key.name.clone()));
-                continue;
-            }
-            for combo in combos {
+            for combo in product(&t.axes, &sizes, &vec![None; decls.len()]) {
                 let name = name_of(&key.name, &t.axes, &combo, &decls);
                 if declared.contains(&(section, name.clone())) {
                     cx.err(
@@ -1409,9 +1430,11 @@ stages:
     fn expanded_names_colliding_or_too_long_are_errors() {
         let long = "v".repeat(100);
         let e = errors(&format!(
-            "matrix: {{ a: [{long}], b: [{long}] }}\nstages:\n  s: {{ foreach: [a, b], report: {{ inputs: [x] }} }}\n  x: {{ report: {{ inputs: [y] }} }}\n  y: {{ report: {{ inputs: [x] }} }}\n"
+            "matrix: {{ a: [{long}, short], b: [{long}] }}\nstages:\n  s: {{ foreach: [a, b], report: {{ inputs: [x] }} }}\n  x: {{ report: {{ inputs: [s] }} }}\n"
         ));
         assert!(e.contains("expanded names are at most 200"), "{e}");
+        // The entry is not expanded; `x`'s reference to it is not reported again.
+        assert!(e.contains("1 error"), "{e}");
         let e = errors(
             "matrix: { a: [b] }\nstages:\n  s: { foreach: a, report: { inputs: [x] } }\n  s[b]: { report: { inputs: [x] } }\n  x: { report: { inputs: [s] } }\n",
         );
