@@ -376,13 +376,10 @@ pub(crate) fn expand(root: &mut Node) -> Expansion {
         .into_iter()
         .flat_map(|s| {
             root.get(s.key())
-                .map(|n| {
-                    n.entries()
-                        .iter()
-                        .map(|(k, _)| (s, k.name.clone()))
-                        .collect()
-                })
-                .unwrap_or_else(Vec::new)
+                .map(|n| n.entries())
+                .unwrap_or_default()
+                .iter()
+                .map(move |(k, _)| (s, k.name.clone()))
         })
         .collect();
 
