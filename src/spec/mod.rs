@@ -33,6 +33,11 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The format stages see: `as` when given, else `format`.
+    pub fn format(&self) -> Format {
+        self.spec.read_as.unwrap_or(self.spec.format)
+    }
+
     pub fn window_tokens(&self) -> Option<usize> {
         match self.spec.format {
             Format::Text => Some(self.spec.window_tokens.unwrap_or(256)),
@@ -569,6 +574,37 @@ impl Cx<'_> {
                 "max_tokens must be at least 1".into(),
             );
             ok = false;
+        }
+        match (spec.format, spec.read_as) {
+            (_, None) | (Format::ContrastiveAb, Some(Format::OpenEnded)) => {}
+            (f, Some(to)) if f == to => {}
+            (f, Some(to)) => {
+                self.at(
+                    root,
+                    at.key("as"),
+                    format!(
+                        "`{f}` records cannot be read as `{to}`; the one derivation is `format: contrastive_ab` with `as: open_ended`"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if let Some(h) = &spec.sha256 {
+            if !matches!(spec.source, Source::Url(_)) {
+                self.at(
+                    root,
+                    at.key("sha256"),
+                    "sha256 pins a URL source only; local files and built-ins are identified by their content".into(),
+                );
+                ok = false;
+            } else if !steerbench_data::remote::is_sha256_hex(h) {
+                self.at(
+                    root,
+                    at.key("sha256"),
+                    format!("`{h}` is not a sha256: 64 hex digits expected"),
+                );
+                ok = false;
+            }
         }
         match (spec.format, spec.window_tokens) {
             (Format::Text, Some(0)) => {

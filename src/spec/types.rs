@@ -197,6 +197,17 @@ pub struct DatasetSpec {
     /// length, found before any forward pass. Default, and upper bound: the model's context.
     #[serde(default)]
     pub max_tokens: Option<usize>,
+    /// URL sources only: the sha256 (64 hex digits) the downloaded bytes must have. Other
+    /// bytes are refused, naming both hashes. `steerbench lock` pins every URL in a lock
+    /// file beside the spec instead.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Read the records as another format. `contrastive_ab` + `as: open_ended` derives an
+    /// open-ended item from each A/B question (Pres et al.): the question without its
+    /// choice list as the prompt, the matching and non-matching choices' texts as the two
+    /// continuations (docs/spec.md#derived-open-ended-items).
+    #[serde(default, rename = "as")]
+    pub read_as: Option<Format>,
 }
 
 pub const DATASET_FIELDS: &[&str] = &[
@@ -208,6 +219,8 @@ pub const DATASET_FIELDS: &[&str] = &[
     "window_tokens",
     "template",
     "max_tokens",
+    "sha256",
+    "as",
 ];
 
 /// A reference to a dataset split: `<dataset>.<split>`, or `<dataset>` for all records.

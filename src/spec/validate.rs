@@ -197,12 +197,13 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
                     d.help = did_you_mean(&r.r.dataset, dataset_names.iter().copied());
                     out.push(d);
                 }
-                Some(ds) if !r.formats.is_empty() && !r.formats.contains(&ds.spec.format) => {
+                Some(ds) if !r.formats.is_empty() && !r.formats.contains(&ds.format()) => {
                     let mut d = spec.diagnostic(
                         r.path,
                         format!(
                             "dataset `{}` has format `{}`, which this field cannot use",
-                            ds.name, ds.spec.format
+                            ds.name,
+                            ds.format()
                         ),
                     );
                     let names: Vec<&str> = r.formats.iter().map(|f| f.name()).collect();
@@ -383,7 +384,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 .0
                 .iter()
                 .filter_map(|r| spec.dataset(&r.dataset))
-                .map(|d| d.spec.format)
+                .map(|d| d.format())
                 .collect();
             for (i, m) in p.metrics.iter().enumerate() {
                 let needs: &[Format] = match m {

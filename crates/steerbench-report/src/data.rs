@@ -135,6 +135,9 @@ pub struct DatasetProvenance {
     /// Where it came from (`builtin:sentiment_ab`, a path, a URL).
     pub source: Option<String>,
     pub hash: Option<String>,
+    /// URL sources: sha256 of the downloaded bytes (what `sha256:` pins and lock files hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -981,9 +981,11 @@ pub fn datasets(data: &ReportData) -> Result<Table> {
     for d in &data.provenance.datasets {
         t.push(vec![
             d.name.clone(),
-            d.source
-                .as_ref()
-                .map_or_else(|| MISSING.into(), |s| format!("`{s}`")),
+            match (&d.source, &d.sha256) {
+                (None, _) => MISSING.into(),
+                (Some(s), None) => format!("`{s}`"),
+                (Some(s), Some(h)) => format!("`{s}` (sha256 `{h}`)"),
+            },
             d.hash
                 .as_ref()
                 .map_or_else(|| MISSING.into(), |s| format!("`{s}`")),

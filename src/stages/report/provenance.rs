@@ -8,10 +8,13 @@ use super::inputs::Folder;
 
 pub fn provenance(folders: &[Folder]) -> rep::Provenance {
     let pv = &folders[0].manifest.provenance;
-    let mut datasets: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut datasets: BTreeMap<String, (String, String, Option<String>)> = BTreeMap::new();
     for f in folders {
         for (name, d) in &f.manifest.provenance.datasets {
-            datasets.insert(name.clone(), (d.source.clone(), d.blake3.clone()));
+            datasets.insert(
+                name.clone(),
+                (d.source.clone(), d.blake3.clone(), d.sha256.clone()),
+            );
         }
     }
     rep::Provenance {
@@ -24,10 +27,11 @@ pub fn provenance(folders: &[Folder]) -> rep::Provenance {
             .find_map(|f| f.manifest.provenance.model_weight_hash.clone()),
         datasets: datasets
             .into_iter()
-            .map(|(name, (source, hash))| rep::DatasetProvenance {
+            .map(|(name, (source, hash, sha256))| rep::DatasetProvenance {
                 name,
                 source: Some(source),
                 hash: Some(hash),
+                sha256,
             })
             .collect(),
         spec_hash: Some(pv.spec_hash.clone()),

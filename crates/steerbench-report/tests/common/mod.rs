@@ -250,11 +250,13 @@ pub fn sample() -> ReportData {
                     name: "sentiment".into(),
                     source: Some("builtin:sentiment_ab".into()),
                     hash: Some("a1b2c3d4e5f60718".into()),
+                    sha256: None,
                 },
                 DatasetProvenance {
                     name: "formality".into(),
                     source: Some("builtin:formality_ab".into()),
                     hash: Some("0f1e2d3c4b5a6978".into()),
+                    sha256: None,
                 },
             ],
             spec_hash: Some("9c8b7a6f5e4d3c2b".into()),
