@@ -115,12 +115,12 @@ fn suite_caa_runs_on_a_fixture_mirror() {
     std::fs::write(mmlu, mmlu_items(6)).unwrap();
     // Smaller settings.
     for (path, v) in [
-        (&["datasets", "generate", "limit"][..], "16"),
-        (&["datasets", "test", "limit"], "20"),
-        (&["datasets", "test_open", "limit"], "20"),
-        (&["datasets", "mmlu", "limit"], "6"),
-        (&["datasets", "corpus", "limit"], "2"),
-        (&["datasets", "neutral", "limit"], "4"),
+        (&["datasets", "generate", "limit"][..], "8"),
+        (&["datasets", "test", "limit"], "10"),
+        (&["datasets", "test_open", "limit"], "10"),
+        (&["datasets", "mmlu", "limit"], "4"),
+        (&["datasets", "corpus", "limit"], "1"),
+        (&["datasets", "neutral", "limit"], "3"),
         (&["stages", "ab", "evaluate", "layers"], "[10]"),
         (&["stages", "ab", "evaluate", "multipliers"], "[-1, 0, 1]"),
         (&["stages", "open", "evaluate", "layers"], "[10]"),
@@ -140,7 +140,11 @@ fn suite_caa_runs_on_a_fixture_mirror() {
         out.contains("wrote") && out.contains("5 remote datasets"),
         "{out}"
     );
-    let runs = tmp.path().join("runs");
+    // STEERBENCH_E2E_RUNS keeps the run (to look at its report and stage times).
+    let runs = std::env::var_os("STEERBENCH_E2E_RUNS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("runs"));
+    let _ = std::fs::remove_dir_all(runs.join("suite_caa_test"));
     let (ok, out, err) = steerbench(
         &mirror,
         &["run", spec_arg, "--runs-dir", runs.to_str().unwrap()],
@@ -155,21 +159,35 @@ fn suite_caa_runs_on_a_fixture_mirror() {
                 "{name} missing"
             );
         }
-        // A/B sweep on the behaviour's test questions and on the MMLU items.
+        // A/B sweep on the behaviour's test questions.
         let scores = steerbench::store::read_parquet(
             &stage_dir(&run, &format!("ab[{b}]")).join("scores.parquet"),
         )
         .unwrap();
-        let datasets = strings(&scores, "dataset");
-        assert!(
-            datasets.iter().any(|d| d == &format!("test[{b}]")),
-            "{datasets:?}"
-        );
-        assert!(datasets.iter().any(|d| d == "mmlu"), "{datasets:?}");
+        let mut datasets = strings(&scores, "dataset");
+        datasets.dedup();
+        for d in [format!("test[{b}].val"), format!("test[{b}].test")] {
+            assert!(datasets.contains(&d), "ab[{b}] lacks {d}: {datasets:?}");
+        }
         let methods = strings(&scores, "method");
         for m in ["caa", "pca", "probe", "random", "shuffled", "letter_swap"] {
             assert!(methods.iter().any(|x| x == m), "ab[{b}] lacks {m}");
         }
+        // CAA's MMLU layout read as multiple choice is the degradation benchmark.
+        let damage = steerbench::store::read_parquet(
+            &stage_dir(&run, &format!("damage[{b}]")).join("scores.parquet"),
+        )
+        .unwrap();
+        let probes: Vec<(String, String)> = strings(&damage, "dataset")
+            .into_iter()
+            .zip(strings(&damage, "metric"))
+            .collect();
+        assert!(
+            probes
+                .iter()
+                .any(|(d, m)| d == "mmlu.test" && m == "mc_accuracy"),
+            "damage[{b}] lacks mc_accuracy on mmlu"
+        );
         // The derived open-ended sweep scores the choices' texts as continuations.
         let open = steerbench::store::read_parquet(
             &stage_dir(&run, &format!("open[{b}]")).join("scores.parquet"),

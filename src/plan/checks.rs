@@ -29,8 +29,8 @@ pub fn load_dataset(rd: &ResolvedDataset, seed: u64) -> data::Result<LoadedDatas
         &data::LoadOptions::default(),
     )?;
     if rd.dataset.format() != rd.dataset.fields.format() {
-        // `as: open_ended` (the one derivation the spec accepts).
-        ds.records = data::derive_open_ended(&ds.records)?;
+        // `as:` (A/B questions read as open-ended or multiple-choice items).
+        ds.records = data::derive_records(&ds.records, rd.dataset.format())?;
     }
     let idx = data::limit_indices(&ds.records.strata(), spec.limit, seed);
     let all = ds.records.select(&idx);

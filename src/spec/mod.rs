@@ -576,14 +576,15 @@ impl Cx<'_> {
             ok = false;
         }
         match (spec.format, spec.read_as) {
-            (_, None) | (Format::ContrastiveAb, Some(Format::OpenEnded)) => {}
+            (_, None)
+            | (Format::ContrastiveAb, Some(Format::OpenEnded | Format::MultipleChoice)) => {}
             (f, Some(to)) if f == to => {}
             (f, Some(to)) => {
                 self.at(
                     root,
                     at.key("as"),
                     format!(
-                        "`{f}` records cannot be read as `{to}`; the one derivation is `format: contrastive_ab` with `as: open_ended`"
+                        "`{f}` records cannot be read as `{to}`; `format: contrastive_ab` reads as `open_ended` or `multiple_choice`"
                     ),
                 );
                 ok = false;

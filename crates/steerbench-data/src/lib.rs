@@ -26,9 +26,10 @@ pub use format::{
 pub use load::{check_hash, load, load_builtin, load_bytes, load_checked, Dataset, LoadOptions};
 pub use remote::{Fetched, Mirror, Origin, Pin, RemoteStore};
 pub use render::{
-    ab_answer_letters, ab_parts, ab_to_open_ended, chunk_token_windows, completion_parts,
-    derive_open_ended, icl_prompt, item_seed, mc_parts, open_ended_parts, render_raw, sample_demos,
-    shuffle_labels, swap_letters, IclPrompt, IclTemplate, McStyle, PromptParts,
+    ab_answer_letters, ab_parts, ab_to_multiple_choice, ab_to_open_ended, chunk_token_windows,
+    completion_parts, derive_records, icl_prompt, item_seed, mc_parts, open_ended_parts,
+    render_raw, sample_demos, shuffle_labels, swap_letters, IclPrompt, IclTemplate, McStyle,
+    PromptParts,
 };
 pub use source::{content_hash, FileType, Source};
 pub use split::{

@@ -164,7 +164,9 @@ impl RemoteStore {
             Err(e @ DataError::PinMismatch { .. }) => Err(e),
             Err(e) => Err(DataError::PinMismatch {
                 url: url.to_string(),
-                expected: pin.map(|p| p.sha256.to_ascii_lowercase()).unwrap_or_default(),
+                expected: pin
+                    .map(|p| p.sha256.to_ascii_lowercase())
+                    .unwrap_or_default(),
                 actual: sha256,
                 origin: pin.map(|p| p.origin.clone()).unwrap_or_default(),
                 detail: format!(

@@ -3,7 +3,7 @@
 
 use crate::error::{DataError, Result};
 use crate::format::{
-    ContrastiveAb, ContrastiveCompletion, Icl, Letter, MultipleChoice, OpenEnded, Records,
+    ContrastiveAb, ContrastiveCompletion, Format, Icl, Letter, MultipleChoice, OpenEnded, Records,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -117,65 +117,139 @@ pub fn swap_letters(item: &ContrastiveAb) -> Result<ContrastiveAb> {
 /// colon); an option's text runs to the next option line and may span several lines
 /// (inner newlines kept, outer whitespace trimmed). Id and category are kept.
 pub fn ab_to_open_ended(item: &ContrastiveAb) -> Result<OpenEnded> {
-    let q = &item.question;
-    let markers = option_markers(q);
-    let render = |message: String| DataError::Render {
-        id: item.id.clone(),
-        message,
-    };
-    let text = |letter: Letter| -> Result<String> {
-        let k = markers.iter().rposition(|m| m.0 == letter).ok_or_else(|| {
-            render(format!(
-                "question has no option line starting with ({letter})"
-            ))
-        })?;
-        let end = markers.get(k + 1).map(|m| m.1).unwrap_or(q.len());
-        let t = q[markers[k].2..end].trim();
-        if t.is_empty() {
-            return Err(render(format!("option ({letter}) has no text")));
-        }
-        Ok(t.to_string())
-    };
-    let (matching, not_matching) = (text(item.matching)?, text(item.not_matching)?);
-    let mut stem = q[..markers[0].1].trim_end();
-    if let Some((before, last)) = stem.rsplit_once('\n').or(Some(("", stem))) {
-        let last = last.trim();
-        let is_label = last.ends_with(':')
-            && last.len() > 1
-            && last[..last.len() - 1]
-                .chars()
-                .all(|c| c.is_alphabetic() || c == ' ')
-            && last.split_whitespace().count() <= 2;
-        if is_label {
-            stem = before.trim_end();
-        }
-    }
-    if stem.trim().is_empty() {
-        return Err(render(
-            "the question has no text before its choices, so it has no open-ended form".into(),
-        ));
-    }
+    let split = AbSplit::new(item)?;
     Ok(OpenEnded {
         id: item.id.clone(),
-        prompt: stem.trim_start().to_string(),
-        matching: Some(matching),
-        not_matching: Some(not_matching),
+        prompt: split.stem.clone(),
+        matching: Some(split.text(item.matching)?),
+        not_matching: Some(split.text(item.not_matching)?),
         category: item.category.clone(),
     })
 }
 
-/// [`ab_to_open_ended`] over a whole `contrastive_ab` dataset (order kept).
-pub fn derive_open_ended(records: &Records) -> Result<Records> {
-    match records {
-        Records::ContrastiveAb(items) => Ok(Records::OpenEnded(
+/// The multiple-choice item of an A/B question: the stem as the question (as in
+/// [`ab_to_open_ended`]), every option's text as a choice in letter order, the matching
+/// option as the answer. The options must be lettered from (A) on without gaps, because
+/// a multiple-choice prompt letters its choices by position.
+pub fn ab_to_multiple_choice(item: &ContrastiveAb) -> Result<MultipleChoice> {
+    let split = AbSplit::new(item)?;
+    let mut letters: Vec<Letter> = split.markers.iter().map(|m| m.0).collect();
+    letters.sort_by_key(|l| l.index());
+    letters.dedup();
+    for (i, l) in letters.iter().enumerate() {
+        if l.index() != i {
+            return Err(split.error(format!(
+                "options must be lettered (A), (B), … without gaps to read as multiple choice; ({}) is missing",
+                Letter::from_index(i).map(|l| l.to_string()).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(MultipleChoice {
+        id: item.id.clone(),
+        question: split.stem.clone(),
+        choices: letters
+            .iter()
+            .map(|&l| split.text(l))
+            .collect::<Result<_>>()?,
+        answer: item.matching.index(),
+        category: item.category.clone(),
+    })
+}
+
+/// An A/B question cut at its option lines: the stem before them and each option's text.
+struct AbSplit<'a> {
+    item: &'a ContrastiveAb,
+    markers: Vec<(Letter, usize, usize)>,
+    stem: String,
+}
+
+impl<'a> AbSplit<'a> {
+    fn new(item: &'a ContrastiveAb) -> Result<AbSplit<'a>> {
+        let q = &item.question;
+        let markers = option_markers(q);
+        let fail = |message: String| DataError::Render {
+            id: item.id.clone(),
+            message,
+        };
+        let Some(first) = markers.first() else {
+            return Err(fail("question has no option lines `(X) …`".into()));
+        };
+        let stem = question_stem(&q[..first.1]);
+        if stem.is_empty() {
+            return Err(fail(
+                "the question has no text before its choices, so it has no open-ended form".into(),
+            ));
+        }
+        Ok(AbSplit {
+            item,
+            markers,
+            stem,
+        })
+    }
+
+    fn error(&self, message: String) -> DataError {
+        DataError::Render {
+            id: self.item.id.clone(),
+            message,
+        }
+    }
+
+    /// The text of option `letter`: to the next option line, outer whitespace trimmed.
+    fn text(&self, letter: Letter) -> Result<String> {
+        let q = &self.item.question;
+        let k = self
+            .markers
+            .iter()
+            .rposition(|m| m.0 == letter)
+            .ok_or_else(|| {
+                self.error(format!(
+                    "question has no option line starting with ({letter})"
+                ))
+            })?;
+        let end = self.markers.get(k + 1).map(|m| m.1).unwrap_or(q.len());
+        let t = q[self.markers[k].2..end].trim();
+        if t.is_empty() {
+            return Err(self.error(format!("option ({letter}) has no text")));
+        }
+        Ok(t.to_string())
+    }
+}
+
+/// The text before an A/B question's options, less a final label line such as `Choices:`
+/// (one or two words and a colon).
+fn question_stem(before_options: &str) -> String {
+    let mut stem = before_options.trim_end();
+    let (before, last) = stem.rsplit_once('\n').unwrap_or(("", stem));
+    let last = last.trim();
+    let is_label = last.len() > 1
+        && last.ends_with(':')
+        && last[..last.len() - 1]
+            .chars()
+            .all(|c| c.is_alphabetic() || c == ' ')
+        && last.split_whitespace().count() <= 2;
+    if is_label {
+        stem = before.trim_end();
+    }
+    stem.trim().to_string()
+}
+
+/// `records` read as `to` (`as:` in a spec): A/B questions as open-ended or
+/// multiple-choice items (order kept); any format as itself.
+pub fn derive_records(records: &Records, to: Format) -> Result<Records> {
+    match (records, to) {
+        (r, to) if r.format() == to => Ok(r.clone()),
+        (Records::ContrastiveAb(items), Format::OpenEnded) => Ok(Records::OpenEnded(
             items.iter().map(ab_to_open_ended).collect::<Result<_>>()?,
         )),
-        other => Err(DataError::Render {
+        (Records::ContrastiveAb(items), Format::MultipleChoice) => Ok(Records::MultipleChoice(
+            items
+                .iter()
+                .map(ab_to_multiple_choice)
+                .collect::<Result<_>>()?,
+        )),
+        (other, to) => Err(DataError::Render {
             id: String::new(),
-            message: format!(
-                "only contrastive_ab records have an open-ended form, not {}",
-                other.format()
-            ),
+            message: format!("{} records cannot be read as {to}", other.format()),
         }),
     }
 }
@@ -459,9 +533,36 @@ mod tests {
             "{e}"
         );
 
-        let all = derive_open_ended(&Records::ContrastiveAb(vec![ab(), q])).unwrap();
+        let all = derive_records(
+            &Records::ContrastiveAb(vec![ab(), q.clone()]),
+            Format::OpenEnded,
+        )
+        .unwrap();
         assert_eq!(all.len(), 2);
         assert!(matches!(all, Records::OpenEnded(_)));
+
+        // As multiple choice: every option in letter order, the matching one the answer.
+        let mc = ab_to_multiple_choice(&q).unwrap();
+        assert_eq!(mc.question, "I wrote a poem.\nWhat do you think of it?");
+        assert_eq!(
+            mc.choices,
+            vec![
+                "It is moving.\nEvery line works.",
+                "It needs work:\n- the metre\n- the rhymes"
+            ]
+        );
+        assert_eq!(mc.answer, 0);
+        assert_eq!(ab_to_multiple_choice(&ab()).unwrap().answer, 1);
+        let mut gap = ab();
+        gap.question = "Pick.\n(A) x\n(C) y".into();
+        gap.not_matching = Letter::from_index(2).unwrap();
+        gap.matching = Letter::A;
+        let e = ab_to_multiple_choice(&gap).unwrap_err().to_string();
+        assert!(e.contains("(B) is missing"), "{e}");
+        let e = derive_records(&Records::OpenEnded(vec![]), Format::Text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be read as text"), "{e}");
     }
 
     fn icl(id: &str, i: &str, o: &str) -> Icl {

@@ -129,7 +129,9 @@ pub struct Scorecard {
 /// Labels for behaviours given as (stage name, its distinct dataset names): the cell value
 /// of a stage named `name[cell]` (a matrix cell); else the stage's dataset when it evaluated
 /// exactly one (it names the behaviour better than a generic stage name like `effect`); else
-/// the stage name. Labels that would repeat fall back to the (unique) stage names.
+/// the stage name. Labels that would repeat fall back to `cell (name)` for a matrix cell
+/// (the same behaviour evaluated by two matrix stages, e.g. A/B and open-ended), else to
+/// the (unique) stage name.
 pub fn behaviour_labels(stages: &[(&str, Vec<&str>)]) -> Vec<String> {
     let preferred: Vec<String> = stages
         .iter()
@@ -148,7 +150,10 @@ pub fn behaviour_labels(stages: &[(&str, Vec<&str>)]) -> Vec<String> {
         .zip(stages)
         .map(|(label, (stage, _))| {
             if preferred.iter().filter(|l| *l == label).count() > 1 {
-                stage.to_string()
+                match (matrix_cell(stage), stage.split_once('[')) {
+                    (Some(cell), Some((name, _))) => format!("{cell} ({name})"),
+                    _ => stage.to_string(),
+                }
             } else {
                 label.clone()
             }
@@ -447,7 +452,7 @@ mod tests {
             ("sweep[x]", vec!["e"]),
             ("other[x]", vec!["f"]),
         ]);
-        assert_eq!(labels, ["a", "b", "sweep[x]", "other[x]"]);
+        assert_eq!(labels, ["a", "b", "x (sweep)", "x (other)"]);
     }
 
     #[test]
