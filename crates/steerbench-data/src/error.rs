@@ -47,16 +47,10 @@ pub enum DataError {
     #[error("{url}: download failed: {message}")]
     Http { url: String, message: String },
 
-    #[error("{url}: sha256 is {actual}{detail}, but {origin} pins {expected}; if the source changed on purpose, pin the new hash (`steerbench lock` rewrites the lock file)")]
-    PinMismatch {
-        url: String,
-        expected: String,
-        actual: String,
-        origin: String,
-        /// Where the bytes were, when that helps (e.g. a cached copy that could not be
-        /// fetched again); empty or starting with a space.
-        detail: String,
-    },
+    /// Bytes whose sha256 differs from a pin (the message names both hashes and where the
+    /// pin was written; see `remote::pin_mismatch`). Two fields keep `DataError` small.
+    #[error("{url}: {message}")]
+    PinMismatch { url: String, message: String },
 
     #[error("unknown built-in dataset `{name}`; available: {}", available.join(", "))]
     UnknownBuiltin {

@@ -162,18 +162,15 @@ impl RemoteStore {
         // the mismatch of the copy at hand is the error to report.
         match self.fetch_fresh(url, pin) {
             Err(e @ DataError::PinMismatch { .. }) => Err(e),
-            Err(e) => Err(DataError::PinMismatch {
-                url: url.to_string(),
-                expected: pin
-                    .map(|p| p.sha256.to_ascii_lowercase())
-                    .unwrap_or_default(),
-                actual: sha256,
-                origin: pin.map(|p| p.origin.clone()).unwrap_or_default(),
-                detail: format!(
+            Err(e) => Err(pin_mismatch(
+                url,
+                pin.expect("a cached copy is refetched only when it fails a pin"),
+                &sha256,
+                &format!(
                     " (the cached copy {}; fetching it again failed: {e})",
                     cached.display()
                 ),
-            }),
+            )),
             ok => ok,
         }
     }
@@ -257,14 +254,21 @@ impl RemoteStore {
 
 fn check_pin(url: &str, actual: &str, pin: Option<&Pin>) -> Result<()> {
     match pin {
-        Some(p) if !p.sha256.eq_ignore_ascii_case(actual) => Err(DataError::PinMismatch {
-            url: url.to_string(),
-            expected: p.sha256.to_ascii_lowercase(),
-            actual: actual.to_string(),
-            origin: p.origin.clone(),
-            detail: String::new(),
-        }),
+        Some(p) if !p.sha256.eq_ignore_ascii_case(actual) => Err(pin_mismatch(url, p, actual, "")),
         _ => Ok(()),
+    }
+}
+
+/// The error for bytes of `url` whose sha256 `actual` is not `pin`'s; `detail` (empty or
+/// starting with a space) says where the bytes were when that helps.
+fn pin_mismatch(url: &str, pin: &Pin, actual: &str, detail: &str) -> DataError {
+    DataError::PinMismatch {
+        url: url.to_string(),
+        message: format!(
+            "sha256 is {actual}{detail}, but {} pins {}; if the source changed on purpose, pin the new hash (`steerbench lock` rewrites the lock file)",
+            pin.origin,
+            pin.sha256.to_ascii_lowercase()
+        ),
     }
 }
 
