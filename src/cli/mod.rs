@@ -226,7 +226,11 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
             Ok(pulled) => match data::write_lock(&file, &pulled) {
                 Ok(path) => {
                     print!("{}", data::render(&pulled));
-                    println!("wrote {} ({} remote datasets)", path.display(), pulled.len());
+                    println!(
+                        "wrote {} ({} remote datasets)",
+                        path.display(),
+                        pulled.len()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
