@@ -9,6 +9,7 @@ pub mod cli;
 pub mod exec;
 pub mod plan;
 pub mod runtime;
+pub mod slurm;
 pub mod spec;
 pub mod stages;
 pub mod store;

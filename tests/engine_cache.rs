@@ -151,6 +151,7 @@ fn a_failing_stage_leaves_no_folder_and_the_next_run_resumes() {
     broken.register(StageKind::Evaluate, Failing);
     let plan = ws.plan(1);
     let opts = RunOptions {
+        shards: 1,
         runs_dir: ws.runs(),
         wait: false,
         progress: ProgressBoard::hidden(),

@@ -49,6 +49,7 @@ fn relative_template_is_read_from_the_spec_folder_not_the_current_directory() {
     let mut registry: Registry<()> = common::registry(1);
     registry.register(StageKind::Report, ReadsTemplate);
     let opts = RunOptions {
+        shards: 1,
         runs_dir: ws.runs(),
         wait: false,
         progress: ProgressBoard::hidden(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod cluster;
 pub mod data;
 pub mod tools;
 
@@ -39,18 +40,28 @@ pub enum Command {
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
     },
-    /// Run a pipeline (resumable; cached stages are skipped).
+    /// Run a pipeline (resumable; cached stages are skipped), here or as Slurm jobs.
     Run {
         file: PathBuf,
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
-        /// Wait for another run of the same pipeline to finish instead of failing.
+        /// Local: wait for another run of the same pipeline to finish instead of failing.
+        /// Slurm: follow the submitted jobs until they are done, with progress.
         #[arg(long)]
         wait: bool,
         /// Log what happens (tracing) on stderr.
         #[arg(long, short)]
         verbose: bool,
+        #[command(flatten)]
+        cluster: cluster::ClusterArgs,
     },
+    /// Per stage and shard of a run directory: cached / queued / running / failed / done,
+    /// with Slurm job ids, elapsed time and logs (the last lines of failed ones).
+    Status { run_dir: PathBuf },
+    /// Run one stage, one shard of it, or the merge of its shards (what each Slurm job
+    /// runs; also usable by hand). Its inputs must be complete.
+    #[command(hide = true)]
+    Stage(cluster::StageArgs),
     /// List a run directory: stages, status, outputs, row counts, sizes.
     Ls { run_dir: PathBuf },
     /// Check every output of every complete stage (size and blake3) against its manifest.
@@ -143,6 +154,7 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
             runs_dir,
             wait,
             verbose,
+            cluster,
         } => {
             if verbose {
                 init_tracing();
@@ -151,7 +163,22 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                 Ok(p) => p,
                 Err(d) => return spec_failure(&d),
             };
+            let (slurm_opts, shards) = match cluster.options() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SPEC);
+                }
+            };
+            if cluster.executor == cluster::Executor::Slurm {
+                return cluster::run_slurm(&plan, &app, &file, &runs_dir, &slurm_opts, wait);
+            }
+            if let Err(e) = crate::slurm::refuse_if_active(&exec::run_dir(&plan, &runs_dir)) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
             let opts = RunOptions {
+                shards,
                 runs_dir,
                 wait,
                 progress: ProgressBoard::new(true),
@@ -187,6 +214,8 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Status { run_dir } => cluster::status(&run_dir),
+        Command::Stage(args) => cluster::stage(&app, &args),
         Command::Ls { run_dir } => match render_ls(&run_dir) {
             Ok(s) => {
                 print!("{s}");

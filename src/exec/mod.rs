@@ -6,6 +6,7 @@
 //! threading, and the cheap non-model stages gain little from overlapping.
 
 mod progress;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::spec::{DatasetRef, PromptFormat, StageKind, StageSpec};
 use crate::store::manifest::{DatasetProvenance, MANIFEST_VERSION};
 use crate::store::{self, Manifest, Provenance, RunLock, RunStore, Timings};
 pub use progress::{Progress, ProgressBoard};
+pub use shard::Shard;
 
 /// One stage kind's implementation. Register it in a `Registry` under its kind.
 pub trait StageRunner<S>: Send + Sync {
@@ -28,6 +30,26 @@ pub trait StageRunner<S>: Send + Sync {
     /// Reads `ctx`'s inputs, writes outputs into `ctx.out_dir()` (use
     /// `ctx.write_parquet`), and returns a summary for the manifest.
     fn run(&self, ctx: &StageContext<'_, S>) -> anyhow::Result<StageOutputs>;
+
+    /// Whether the stage can run as shards (`run_shard` + `merge`). A shardable stage's
+    /// merged outputs must equal `run`'s bit for bit.
+    fn shardable(&self) -> bool {
+        false
+    }
+
+    /// Does shard `shard`'s share of the work, writing into `ctx.out_dir()` (the shard's
+    /// temporary folder). Returns the number of work units it did.
+    fn run_shard(&self, ctx: &StageContext<'_, S>, shard: Shard) -> anyhow::Result<usize> {
+        let _ = (ctx, shard);
+        anyhow::bail!("stage kind `{}` cannot run as shards", ctx.kind())
+    }
+
+    /// Writes the stage's outputs into `ctx.out_dir()` from the complete shard folders
+    /// (in shard order).
+    fn merge(&self, ctx: &StageContext<'_, S>, shards: &[PathBuf]) -> anyhow::Result<StageOutputs> {
+        let _ = shards;
+        anyhow::bail!("stage kind `{}` cannot run as shards", ctx.kind())
+    }
 }
 
 /// What a stage reports besides its files (which the executor lists itself).
@@ -229,6 +251,19 @@ pub enum ExecError {
     Store(#[from] store::StoreError),
     #[error("no implementation is registered for stage kind `{0}`")]
     Unregistered(StageKind),
+    #[error("stage `{stage}` needs stage `{input}`, which is not complete in the run directory")]
+    InputMissing { stage: String, input: String },
+    #[error("stage `{0}` ({1}) cannot run as shards")]
+    NotShardable(String, StageKind),
+    #[error(
+        "stage `{stage}`: shard(s) {} of {count} are not complete; run them before the merge",
+        join_usize(missing)
+    )]
+    ShardsMissing {
+        stage: String,
+        missing: Vec<usize>,
+        count: usize,
+    },
     #[error("stage `{stage}` failed: {}", error_chain(source.as_ref()))]
     Stage {
         stage: String,
@@ -241,6 +276,9 @@ pub struct RunOptions {
     pub runs_dir: PathBuf,
     /// Wait for another run holding the lock instead of failing.
     pub wait: bool,
+    /// Run shardable stages as this many shards, one after another, then merge them
+    /// (1: run every stage whole).
+    pub shards: usize,
     pub progress: ProgressBoard,
 }
 
@@ -298,34 +336,28 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Runs the plan. Safe to call again after a crash or kill: completed stages
-/// are skipped and half-written ones start over.
+/// are skipped and half-written ones start over. With `opts.shards` > 1, shardable
+/// stages run shard by shard (complete shards are kept) and are then merged.
 pub fn execute<S: Sync>(
     plan: &Plan,
     registry: &Registry<S>,
     services: &S,
     opts: &RunOptions,
 ) -> Result<RunReport, ExecError> {
-    let store = RunStore::new(run_dir(plan, &opts.runs_dir));
-    let _lock = RunLock::acquire(&store.root, opts.wait)?;
-    tracing::info!(run_dir = %store.root.display(), "lock acquired");
-    let git_commit = git_commit(&plan.spec.base_dir);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let runner = StageExecutor::new(plan, registry, services, &opts.runs_dir);
+    let _lock = RunLock::acquire(&runner.store.root, opts.wait)?;
+    tracing::info!(run_dir = %runner.store.root.display(), "lock acquired");
     let mut report = RunReport {
-        run_dir: store.root.clone(),
+        run_dir: runner.store.root.clone(),
         executed: Vec::new(),
         cached: Vec::new(),
         repaired: Vec::new(),
     };
-    let mut dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
-
     for stage in &plan.stages {
         let fp16 = stage.short_fingerprint();
-        match store.cached(&stage.name, fp16) {
-            store::Cached::Complete(dir) => {
+        match runner.store.cached(&stage.name, fp16) {
+            store::Cached::Complete(_) => {
                 tracing::info!(stage = %stage.name, fingerprint = fp16, "cached");
-                dirs.insert(stage.name.clone(), dir);
                 report.cached.push(stage.name.clone());
                 continue;
             }
@@ -340,46 +372,223 @@ pub fn execute<S: Sync>(
             }
             store::Cached::Missing => {}
         }
-        let runner = registry
-            .get(stage.kind)
-            .ok_or(ExecError::Unregistered(stage.kind))?;
-        let tmp = store.begin(&stage.name, fp16)?;
-        tracing::info!(stage = %stage.name, kind = %stage.kind, fingerprint = fp16, "running");
         let progress = opts.progress.stage(&stage.name);
-        let inputs = stage
-            .inputs
-            .iter()
-            .map(|n| (n.clone(), dirs[n].clone()))
-            .collect();
-        let datasets = stage
-            .dataset_refs
-            .iter()
-            .map(|r| (r.dataset.clone(), &plan.datasets[&r.dataset]))
-            .collect::<BTreeMap<_, _>>();
-        let ctx = StageContext {
+        let sharded = opts.shards > 1
+            && registry
+                .get(stage.kind)
+                .ok_or(ExecError::Unregistered(stage.kind))?
+                .shardable();
+        if sharded {
+            for index in 0..opts.shards {
+                let shard = Shard {
+                    index,
+                    count: opts.shards,
+                };
+                runner.run_shard(stage, shard, &progress)?;
+            }
+            runner.merge(stage, opts.shards, &progress)?;
+        } else {
+            runner.run_whole(stage, &progress)?;
+        }
+        report.executed.push(stage.name.clone());
+    }
+    Ok(report)
+}
+
+/// Runs single stages (whole, one shard, or the merge of shards) of a plan against its
+/// run directory; `execute` drives it for a local run, and each Slurm job drives it for
+/// its one stage or shard. It takes no lock: callers guarantee one writer per stage
+/// folder (the run lock locally, the submission record under Slurm).
+pub struct StageExecutor<'a, S> {
+    plan: &'a Plan,
+    registry: &'a Registry<S>,
+    services: &'a S,
+    pub store: RunStore,
+    git_commit: Option<String>,
+    threads: usize,
+}
+
+impl<'a, S: Sync> StageExecutor<'a, S> {
+    pub fn new(
+        plan: &'a Plan,
+        registry: &'a Registry<S>,
+        services: &'a S,
+        runs_dir: &Path,
+    ) -> Self {
+        StageExecutor {
+            plan,
+            registry,
+            services,
+            store: RunStore::new(run_dir(plan, runs_dir)),
+            git_commit: git_commit(&plan.spec.base_dir),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+
+    fn runner(&self, stage: &StageInstance) -> Result<&dyn StageRunner<S>, ExecError> {
+        self.registry
+            .get(stage.kind)
+            .ok_or(ExecError::Unregistered(stage.kind))
+    }
+
+    /// Committed folders of `stage`'s inputs; every one must be complete.
+    fn inputs(&self, stage: &StageInstance) -> Result<BTreeMap<String, PathBuf>, ExecError> {
+        let mut out = BTreeMap::new();
+        for name in &stage.inputs {
+            let input = self
+                .plan
+                .stages
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| ExecError::InputMissing {
+                    stage: stage.name.clone(),
+                    input: name.clone(),
+                })?;
+            let dir = self
+                .store
+                .complete(name, input.short_fingerprint())
+                .ok_or_else(|| ExecError::InputMissing {
+                    stage: stage.name.clone(),
+                    input: name.clone(),
+                })?;
+            out.insert(name.clone(), dir);
+        }
+        Ok(out)
+    }
+
+    fn context<'c>(
+        &'c self,
+        stage: &'c StageInstance,
+        out_dir: &'c Path,
+        progress: &'c Progress,
+    ) -> Result<StageContext<'c, S>, ExecError> {
+        Ok(StageContext {
             stage,
-            out_dir: &tmp,
-            inputs,
-            datasets,
-            model_name: &plan.spec.model,
+            out_dir,
+            inputs: self.inputs(stage)?,
+            datasets: stage
+                .dataset_refs
+                .iter()
+                .map(|r| (r.dataset.clone(), &self.plan.datasets[&r.dataset]))
+                .collect(),
+            model_name: &self.plan.spec.model,
             model: if stage.uses_model {
-                plan.model.as_ref()
+                self.plan.model.as_ref()
             } else {
                 None
             },
-            prompt_format: plan.spec.prompt_format,
-            seed: plan.spec.seed,
-            progress: &progress,
-            services,
-            base_dir: &plan.spec.base_dir,
-        };
+            prompt_format: self.plan.spec.prompt_format,
+            seed: self.plan.spec.seed,
+            progress,
+            services: self.services,
+            base_dir: &self.plan.spec.base_dir,
+        })
+    }
+
+    /// Runs `stage` in one piece and commits it.
+    pub fn run_whole(
+        &self,
+        stage: &StageInstance,
+        progress: &Progress,
+    ) -> Result<PathBuf, ExecError> {
+        let runner = self.runner(stage)?;
+        let fp16 = stage.short_fingerprint();
+        let tmp = self.store.begin(&stage.name, fp16)?;
+        tracing::info!(stage = %stage.name, kind = %stage.kind, fingerprint = fp16, "running");
+        let ctx = self.context(stage, &tmp, progress)?;
+        self.finish(stage, &ctx, |ctx| runner.run(ctx))
+    }
+
+    /// Runs shard `shard` of `stage` unless it is complete; returns its folder.
+    pub fn run_shard(
+        &self,
+        stage: &StageInstance,
+        shard: Shard,
+        progress: &Progress,
+    ) -> Result<PathBuf, ExecError> {
+        let runner = self.runner(stage)?;
+        if !runner.shardable() {
+            return Err(ExecError::NotShardable(stage.name.clone(), stage.kind));
+        }
+        let stage_dir = self.store.stage_dir(&stage.name, stage.short_fingerprint());
+        if shard::done(&stage_dir, shard.index, shard.count, &stage.fingerprint).is_some() {
+            tracing::info!(stage = %stage.name, shard = shard.index, "shard complete");
+            return Ok(shard::shard_dir(&stage_dir, shard.index));
+        }
+        let tmp = shard::begin(&stage_dir, shard.index)?;
+        tracing::info!(stage = %stage.name, shard = shard.index, of = shard.count, "running shard");
+        let ctx = self.context(stage, &tmp, progress)?;
         let started = SystemTime::now();
         let clock = Instant::now();
-        let outputs = match runner.run(&ctx) {
+        let units = match runner.run_shard(&ctx, shard) {
+            Ok(n) => n,
+            Err(source) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(ExecError::Stage {
+                    stage: format!("{} (shard {} of {})", stage.name, shard.index, shard.count),
+                    source,
+                });
+            }
+        };
+        let record = shard::ShardRecord {
+            index: shard.index,
+            count: shard.count,
+            fingerprint: stage.fingerprint.clone(),
+            host: shard::hostname(),
+            pid: std::process::id(),
+            slurm_job: shard::slurm_job(),
+            started_unix: unix(started),
+            finished_unix: unix(SystemTime::now()),
+            wall_seconds: clock.elapsed().as_secs_f64(),
+            units,
+        };
+        Ok(shard::commit(&stage_dir, &tmp, &record)?)
+    }
+
+    /// Merges the `count` complete shards of `stage` into its outputs and commits them
+    /// (the shard folders go with the replaced incomplete folder).
+    pub fn merge(
+        &self,
+        stage: &StageInstance,
+        count: usize,
+        progress: &Progress,
+    ) -> Result<PathBuf, ExecError> {
+        let runner = self.runner(stage)?;
+        let stage_dir = self.store.stage_dir(&stage.name, stage.short_fingerprint());
+        let missing = shard::missing(&stage_dir, count, &stage.fingerprint);
+        if !missing.is_empty() {
+            return Err(ExecError::ShardsMissing {
+                stage: stage.name.clone(),
+                missing,
+                count,
+            });
+        }
+        let shards: Vec<PathBuf> = (0..count)
+            .map(|k| shard::shard_dir(&stage_dir, k))
+            .collect();
+        let tmp = self.store.begin(&stage.name, stage.short_fingerprint())?;
+        tracing::info!(stage = %stage.name, shards = count, "merging");
+        let ctx = self.context(stage, &tmp, progress)?;
+        self.finish(stage, &ctx, |ctx| runner.merge(ctx, &shards))
+    }
+
+    /// Runs `work` in `ctx`, then writes the manifest and commits the folder.
+    fn finish(
+        &self,
+        stage: &StageInstance,
+        ctx: &StageContext<'_, S>,
+        work: impl FnOnce(&StageContext<'_, S>) -> anyhow::Result<StageOutputs>,
+    ) -> Result<PathBuf, ExecError> {
+        let tmp = ctx.out_dir;
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let outputs = match work(ctx) {
             Ok(o) => o,
             Err(source) => {
-                progress.finish("failed");
-                let _ = std::fs::remove_dir_all(&tmp);
+                ctx.progress.finish("failed");
+                let _ = std::fs::remove_dir_all(tmp);
                 return Err(ExecError::Stage {
                     stage: stage.name.clone(),
                     source,
@@ -389,13 +598,13 @@ pub fn execute<S: Sync>(
         let wall = clock.elapsed().as_secs_f64();
         let manifest = Manifest {
             manifest_version: MANIFEST_VERSION,
-            pipeline: plan.spec.name.clone(),
+            pipeline: self.plan.spec.name.clone(),
             stage: stage.name.clone(),
             kind: stage.kind.name().to_string(),
             fingerprint: stage.fingerprint.clone(),
             fingerprint_inputs: serde_json::to_value(&stage.fingerprint_inputs)
                 .expect("fingerprint inputs serialize"),
-            outputs: store::describe_outputs(&tmp)?,
+            outputs: store::describe_outputs(tmp)?,
             timings: Timings {
                 started_unix: unix(started),
                 finished_unix: unix(SystemTime::now()),
@@ -403,7 +612,7 @@ pub fn execute<S: Sync>(
             },
             provenance: Provenance {
                 steerbench_version: env!("CARGO_PKG_VERSION").to_string(),
-                git_commit: git_commit.clone(),
+                git_commit: self.git_commit.clone(),
                 model_id: ctx.model.map(|m| m.id.clone()),
                 model_weight_hash: ctx.model.map(|m| m.weight_hash.clone()),
                 datasets: ctx
@@ -418,19 +627,26 @@ pub fn execute<S: Sync>(
                         (n.clone(), p)
                     })
                     .collect(),
-                spec_hash: plan.spec.hash.clone(),
-                seed: plan.spec.seed,
-                threads,
+                spec_hash: self.plan.spec.hash.clone(),
+                seed: self.plan.spec.seed,
+                threads: self.threads,
             },
             summary: outputs.summary,
         };
-        let dir = store.commit(&tmp, &stage.name, fp16, &manifest)?;
-        progress.finish("done");
+        let dir = self
+            .store
+            .commit(tmp, &stage.name, stage.short_fingerprint(), &manifest)?;
+        ctx.progress.finish("done");
         tracing::info!(stage = %stage.name, seconds = wall, "committed");
-        dirs.insert(stage.name.clone(), dir);
-        report.executed.push(stage.name.clone());
+        Ok(dir)
     }
-    Ok(report)
+}
+
+fn join_usize(v: &[usize]) -> String {
+    v.iter()
+        .map(|k| k.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn unix(t: SystemTime) -> f64 {

@@ -9,13 +9,13 @@
 
 use anyhow::{bail, Result};
 use steerbench_data as data;
-use steerbench_eval::capture::{capture, ReadAt};
+use steerbench_eval::capture::{capture, Captured, ReadAt};
 use steerbench_eval::prompt;
 use steerbench_model::{HookPoint, Sequence};
 use steerbench_steering::methods::normalize::median;
 
 use super::common::{self, Ctx};
-use crate::exec::{StageOutputs, StageRunner};
+use crate::exec::{Shard, StageOutputs, StageRunner};
 use crate::spec::{ExtractParams, Layers, ReadPosition, StageSpec};
 use crate::tables::{ActivationRow, NormRow};
 
@@ -134,14 +134,101 @@ impl StageRunner<common::Services> for Extract {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
-        let StageSpec::Extract(p) = ctx.params() else {
-            bail!("not an extract stage")
-        };
-        run(ctx, p)
+        let w = work(ctx, params(ctx)?)?;
+        let cap = w.capture(ctx, 0..w.pairs.len())?;
+        let acts = w.activation_rows(0, cap.vectors);
+        finish(ctx, &w, acts, cap.token_norms)
+    }
+
+    fn shardable(&self) -> bool {
+        true
+    }
+
+    /// A shard does a contiguous run of batches (four pairs, eight sequences each, the
+    /// batch a whole run uses), so every forward pass sees the same sequences.
+    fn run_shard(&self, ctx: &Ctx<'_>, shard: Shard) -> Result<usize> {
+        let w = work(ctx, params(ctx)?)?;
+        let batches = shard.range(w.pairs.len().div_ceil(PAIRS_PER_BATCH));
+        let pairs = (batches.start * PAIRS_PER_BATCH).min(w.pairs.len())
+            ..(batches.end * PAIRS_PER_BATCH).min(w.pairs.len());
+        let cap = w.capture(ctx, pairs.clone())?;
+        ctx.write_table(&w.activation_rows(pairs.start, cap.vectors))?;
+        let mut norms = token_norm_frame(&cap.token_norms)?;
+        ctx.write_parquet(TOKEN_NORMS, &mut norms)?;
+        Ok(batches.len())
+    }
+
+    fn merge(&self, ctx: &Ctx<'_>, shards: &[std::path::PathBuf]) -> Result<StageOutputs> {
+        let w = work(ctx, params(ctx)?)?;
+        let mut acts = Vec::new();
+        let mut token_norms = vec![Vec::new(); w.points.len()];
+        for dir in shards {
+            acts.extend(crate::tables::read_table::<ActivationRow>(dir)?);
+            let path = dir.join(format!("{TOKEN_NORMS}.parquet"));
+            let df = crate::store::read_parquet(&path)?;
+            let point = df.column("point")?.u32()?;
+            let norm = df.column("norm")?.f32()?;
+            for (k, v) in point.iter().zip(norm.iter()) {
+                let (Some(k), Some(v)) = (k, v) else {
+                    bail!("{}: null in token norms", path.display());
+                };
+                token_norms
+                    .get_mut(k as usize)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{}: hook point {k} out of range", path.display())
+                    })?
+                    .push(v);
+            }
+        }
+        let expected = w.pairs.len() * 2 * w.points.len();
+        if acts.len() != expected {
+            bail!(
+                "the shards hold {} activation rows, the stage has {expected}",
+                acts.len()
+            );
+        }
+        finish(ctx, &w, acts, token_norms)
     }
 }
 
-fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
+/// Pairs per forward pass (two sequences each).
+const PAIRS_PER_BATCH: usize = 4;
+/// A shard's per-token norms (`point`, `norm`), concatenated by the merge before the medians.
+const TOKEN_NORMS: &str = "token_norms";
+
+fn params<'c>(ctx: &'c Ctx<'_>) -> Result<&'c ExtractParams> {
+    match ctx.params() {
+        StageSpec::Extract(p) => Ok(p),
+        _ => bail!("not an extract stage"),
+    }
+}
+
+fn token_norm_frame(norms: &[Vec<f32>]) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::*;
+    let point: Vec<u32> = norms
+        .iter()
+        .enumerate()
+        .flat_map(|(k, v)| std::iter::repeat_n(k as u32, v.len()))
+        .collect();
+    let norm: Vec<f32> = norms.iter().flatten().copied().collect();
+    Ok(DataFrame::new(
+        point.len(),
+        vec![
+            Column::new("point".into(), point),
+            Column::new("norm".into(), norm),
+        ],
+    )?)
+}
+
+/// An extract stage's inputs: hook points, pairs as sequences, where to read.
+struct Work {
+    points: Vec<HookPoint>,
+    pairs: Vec<Pair>,
+    at: ReadAt,
+    position: String,
+}
+
+fn work(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<Work> {
     let lm = common::model(ctx)?;
     let n_layers = lm.model.config().n_layers;
     let layers: Vec<usize> = match &p.layers {
@@ -166,40 +253,73 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
             ]
         }),
     )?;
-    let at = read_at(&p.read_position, &records);
-    let seqs: Vec<Sequence> = pairs
-        .iter()
-        .flat_map(|x| [x.pos.clone(), x.neg.clone()])
-        .collect();
-    let progress = ctx.progress();
-    progress.set_total(seqs.len() as u64);
-    progress.set_message(format!(
-        "{} sequences × {} hook points",
-        seqs.len(),
-        points.len()
-    ));
-    let cap = capture(&lm.model, &seqs, &points, &at, 8, |n| {
-        progress.inc(n as u64)
-    })?;
+    Ok(Work {
+        points,
+        at: read_at(&p.read_position, &records),
+        pairs,
+        position: p.read_position.name().to_string(),
+    })
+}
 
-    let position = p.read_position.name().to_string();
-    let mut acts = Vec::new();
-    for (s, per_point) in cap.vectors.into_iter().enumerate() {
-        for (k, vector) in per_point.into_iter().enumerate() {
-            acts.push(ActivationRow {
-                example_id: pairs[s / 2].id.clone(),
-                side: if s % 2 == 0 { "pos" } else { "neg" }.to_string(),
-                layer: points[k].layer as u32,
-                site: site_name(points[k].site).to_string(),
-                position: position.clone(),
-                vector,
-            });
-        }
+impl Work {
+    /// Activations of the pairs in `range` (both sides, batches of `PAIRS_PER_BATCH`).
+    fn capture(&self, ctx: &Ctx<'_>, range: std::ops::Range<usize>) -> Result<Captured> {
+        let lm = common::model(ctx)?;
+        let seqs: Vec<Sequence> = self.pairs[range]
+            .iter()
+            .flat_map(|x| [x.pos.clone(), x.neg.clone()])
+            .collect();
+        let progress = ctx.progress();
+        progress.set_total(seqs.len() as u64);
+        progress.set_message(format!(
+            "{} sequences × {} hook points",
+            seqs.len(),
+            self.points.len()
+        ));
+        Ok(capture(
+            &lm.model,
+            &seqs,
+            &self.points,
+            &self.at,
+            2 * PAIRS_PER_BATCH,
+            |n| progress.inc(n as u64),
+        )?)
     }
-    ctx.write_table(&acts)?;
 
+    /// Rows of captured vectors, the first sequence being pair `first_pair`'s positive side.
+    fn activation_rows(
+        &self,
+        first_pair: usize,
+        vectors: Vec<Vec<Vec<f32>>>,
+    ) -> Vec<ActivationRow> {
+        let mut acts = Vec::new();
+        for (s, per_point) in vectors.into_iter().enumerate() {
+            for (k, vector) in per_point.into_iter().enumerate() {
+                acts.push(ActivationRow {
+                    example_id: self.pairs[first_pair + s / 2].id.clone(),
+                    side: if s % 2 == 0 { "pos" } else { "neg" }.to_string(),
+                    layer: self.points[k].layer as u32,
+                    site: site_name(self.points[k].site).to_string(),
+                    position: self.position.clone(),
+                    vector,
+                });
+            }
+        }
+        acts
+    }
+}
+
+/// Writes the activations and the norms (median over every captured token, per point).
+fn finish(
+    ctx: &Ctx<'_>,
+    w: &Work,
+    acts: Vec<ActivationRow>,
+    token_norms: Vec<Vec<f32>>,
+) -> Result<StageOutputs> {
+    let lm = common::model(ctx)?;
+    ctx.write_table(&acts)?;
     let mut norms = Vec::new();
-    for (point, token_norms) in points.iter().zip(&cap.token_norms) {
+    for (point, token_norms) in w.points.iter().zip(&token_norms) {
         norms.push(NormRow {
             layer: point.layer as u32,
             site: site_name(point.site).to_string(),
@@ -209,7 +329,7 @@ fn run(ctx: &Ctx<'_>, p: &ExtractParams) -> Result<StageOutputs> {
     }
     ctx.write_table(&norms)?;
     let mut out = StageOutputs::default();
-    out.summary.insert("pairs".into(), pairs.len().into());
+    out.summary.insert("pairs".into(), w.pairs.len().into());
     // What vectors computed from these activations are valid for (checked on use).
     let cfg = lm.model.config();
     out.summary.insert("n_layers".into(), cfg.n_layers.into());

@@ -338,14 +338,14 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     f.sync_all().map_err(io(path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(io(dir))
 }
 
 /// fsyncs every file and folder under `dir` (stage code may have written files without syncing).
-fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_tree(dir: &Path) -> Result<(), StoreError> {
     for e in fs::read_dir(dir).map_err(io(dir))?.flatten() {
         let p = e.path();
         if p.is_dir() {

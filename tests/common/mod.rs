@@ -173,6 +173,7 @@ impl Workspace {
     pub fn run(&self, parts: usize, wait: bool) -> Result<RunReport, steerbench::exec::ExecError> {
         let plan = self.plan(parts);
         let opts = RunOptions {
+            shards: 1,
             runs_dir: self.runs(),
             wait,
             progress: ProgressBoard::hidden(),
@@ -227,6 +228,7 @@ pub fn child_run(parts: usize) -> Option<Result<RunReport, steerbench::exec::Exe
     let plan =
         plan::build(spec, &env, &registry(parts).versions()).unwrap_or_else(|d| panic!("{d}"));
     let opts = RunOptions {
+        shards: 1,
         runs_dir: dir.join("runs"),
         wait: false,
         progress: ProgressBoard::hidden(),

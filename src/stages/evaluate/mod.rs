@@ -31,9 +31,9 @@ use steerbench_model::Positions;
 use super::common::{self, Ctx};
 use super::vectors::{load_stored, Stored};
 use crate::analysis;
-use crate::exec::{StageOutputs, StageRunner};
+use crate::exec::{Shard, StageOutputs, StageRunner};
 use crate::spec::{DatasetRef, EvaluateParams, Layers, PositionSel, StageSpec};
-use crate::tables::{Condition, ScoreRow};
+use crate::tables::{Condition, ScoreRow, Table};
 use units::{icl_units, units, At, Units};
 
 pub struct Evaluate;
@@ -45,10 +45,26 @@ impl StageRunner<common::Services> for Evaluate {
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
-        let StageSpec::Evaluate(p) = ctx.params() else {
-            bail!("not an evaluate stage")
-        };
-        run(ctx, p)
+        run(ctx, params(ctx)?)
+    }
+
+    fn shardable(&self) -> bool {
+        true
+    }
+
+    fn run_shard(&self, ctx: &Ctx<'_>, shard: Shard) -> Result<usize> {
+        run_shard(ctx, params(ctx)?, shard)
+    }
+
+    fn merge(&self, ctx: &Ctx<'_>, shards: &[std::path::PathBuf]) -> Result<StageOutputs> {
+        merge(ctx, params(ctx)?, shards)
+    }
+}
+
+fn params<'c>(ctx: &'c Ctx<'_>) -> Result<&'c EvaluateParams> {
+    match ctx.params() {
+        StageSpec::Evaluate(p) => Ok(p),
+        _ => bail!("not an evaluate stage"),
     }
 }
 
@@ -128,74 +144,48 @@ fn layer_groups(stored: &[Stored], layers: &[usize]) -> Vec<(Option<usize>, Vec<
     groups
 }
 
-/// The steered sweep of one dataset at one position selector: score rows for every
-/// method × layer × multiplier, plus the derived rows (steerability, relative likelihood).
-fn steered(
-    ctx: &Ctx<'_>,
-    p: &EvaluateParams,
-    d: &EvalDataset,
-    stored: &[Stored],
-    layers: &[usize],
-    sel: &PositionSel,
-    unsteered: &[ScoreRow],
-) -> Result<Vec<ScoreRow>> {
-    let lm = common::model(ctx)?;
-    let progress = ctx.progress();
-    let opts = SweepOptions {
-        positions: positions(sel)?,
-        batch_items: 8,
-        max_rows: 40,
-        ..SweepOptions::default()
-    };
-    let mults: Vec<f32> = p.multipliers.iter().map(|&m| m as f32).collect();
-    let mut out = Vec::new();
-    for (layer, members) in layer_groups(stored, layers) {
-        let steers: Vec<Steer> = members
-            .iter()
-            .map(|&k| stored[k].steer(layer.unwrap_or(0)))
-            .collect::<Result<_>>()?;
-        progress.set_message(format!(
-            "{}: layer {}",
-            d.dataset,
-            layer.map_or("all".into(), |l| l.to_string())
-        ));
-        // Steerings starting at the same hook point share a prefix pass.
-        let mut by_start: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
-        for (j, st) in steers.iter().enumerate() {
-            let fp = st.first_point();
-            by_start
-                .entry((fp.layer, fp.site as u8))
-                .or_default()
-                .push(j);
-        }
-        for js in by_start.into_values() {
-            let refs: Vec<&Steer> = js.iter().map(|&j| &steers[j]).collect();
-            let vals = sweep_many(&lm.model, &d.units.items, &refs, &mults, &opts, |n| {
-                progress.inc(n as u64)
-            })?;
-            for (v, &j) in vals.iter().zip(&js) {
-                let method = Condition::Steered(stored[members[j]].method);
-                let mut rows = Vec::new();
-                for (a, per_item) in v.iter().enumerate() {
-                    let at = At {
-                        method,
-                        layer,
-                        multiplier: p.multipliers[a],
-                        position: sel.name().to_string(),
-                        ..d.at.clone()
-                    };
-                    rows.extend(d.units.rows(&at, per_item, &p.metrics)?);
-                }
-                let derived = analysis::derive_scores(&rows, unsteered, &p.metrics)?;
-                out.extend(rows);
-                out.extend(derived);
-            }
-        }
-    }
-    Ok(out)
+/// One independent piece of an evaluate stage's work. A whole run does them in
+/// `work_units` order; shards do contiguous runs of them. Items are never split across
+/// units: the sweep shares one prompt prefix pass over all items of a dataset and
+/// batches them eight at a time, and a different split would change floating-point
+/// summation order (and so the last bits of the scores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// The unsteered model on dataset `d`.
+    Unsteered(usize),
+    /// Every steering of layer group `group` at position selector `position` on `d`.
+    Steered {
+        d: usize,
+        position: usize,
+        group: usize,
+    },
+    /// The prompting baselines on `d`.
+    Baselines(usize),
 }
 
-fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
+fn work_units(n_datasets: usize, n_positions: usize, n_groups: usize) -> Vec<Unit> {
+    let mut out = Vec::new();
+    for d in 0..n_datasets {
+        out.push(Unit::Unsteered(d));
+        for position in 0..n_positions {
+            for group in 0..n_groups {
+                out.push(Unit::Steered { d, position, group });
+            }
+        }
+        out.push(Unit::Baselines(d));
+    }
+    out
+}
+
+/// What an evaluate stage works on: the vectors, the layers, the datasets as items.
+struct Work {
+    stored: Vec<Stored>,
+    groups: Vec<(Option<usize>, Vec<usize>)>,
+    datasets: Vec<EvalDataset>,
+    units: Vec<Unit>,
+}
+
+fn work(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<Work> {
     let lm = common::model(ctx)?;
     let stored = load_stored(ctx.input_dir(&p.vectors)?)?;
     let layers: Vec<usize> = match &p.layers {
@@ -208,47 +198,265 @@ fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
         .iter()
         .map(|r| eval_dataset(ctx, r))
         .collect::<Result<_>>()?;
+    let groups = layer_groups(&stored, &layers);
+    let units = work_units(datasets.len(), p.positions.0.len(), groups.len());
+    Ok(Work {
+        stored,
+        groups,
+        datasets,
+        units,
+    })
+}
 
-    // Work estimate for the progress bar: items × passes.
-    let passes: usize = layer_groups(&stored, &layers)
-        .iter()
-        .map(|(_, members)| members.len())
-        .sum::<usize>()
-        * p.positions.0.len()
-        + 1;
+/// Runs one unit: its score rows in blocks. Steered units give one block per steering
+/// (method), each later followed by its derived rows ([`assemble`]).
+fn run_unit(ctx: &Ctx<'_>, p: &EvaluateParams, w: &Work, unit: Unit) -> Result<Vec<Vec<ScoreRow>>> {
+    let lm = common::model(ctx)?;
     let progress = ctx.progress();
-    progress.set_total(
-        datasets
-            .iter()
-            .map(|d| d.units.items.len() * passes)
-            .sum::<usize>() as u64,
-    );
-
-    let mut scores: Vec<ScoreRow> = Vec::new();
-    for d in &datasets {
-        progress.set_message(format!("{}: unsteered", d.dataset));
-        let base = sweep(
-            &lm.model,
-            &d.units.items,
-            None,
-            &[0.0],
-            &SweepOptions::default(),
-            |n| progress.inc(n as u64),
-        )?
-        .remove(0);
-        let unsteered = d.units.rows(&d.at, &base, &p.metrics)?;
-        scores.extend(unsteered.iter().cloned());
-        for sel in &p.positions.0 {
-            scores.extend(steered(ctx, p, d, &stored, &layers, sel, &unsteered)?);
+    match unit {
+        Unit::Unsteered(d) => {
+            let d = &w.datasets[d];
+            progress.set_message(format!("{}: unsteered", d.dataset));
+            let base = sweep(
+                &lm.model,
+                &d.units.items,
+                None,
+                &[0.0],
+                &SweepOptions::default(),
+                |n| progress.inc(n as u64),
+            )?
+            .remove(0);
+            Ok(vec![d.units.rows(&d.at, &base, &p.metrics)?])
         }
-        scores.extend(baselines::baselines(ctx, lm, p, d)?);
+        Unit::Steered { d, position, group } => {
+            let (layer, members) = &w.groups[group];
+            steered(
+                ctx,
+                p,
+                &w.datasets[d],
+                &w.stored,
+                *layer,
+                members,
+                &p.positions.0[position],
+            )
+        }
+        Unit::Baselines(d) => Ok(vec![baselines::baselines(ctx, lm, p, &w.datasets[d])?]),
     }
+}
 
+/// The score rows of a whole stage, in the order of a whole run, from every unit's
+/// blocks: each steered block is followed by its derived rows (steerability, relative
+/// likelihood), computed against the unsteered rows of its dataset.
+fn assemble(
+    p: &EvaluateParams,
+    units: &[Unit],
+    blocks: Vec<Vec<Vec<ScoreRow>>>,
+) -> Result<Vec<ScoreRow>> {
+    let mut unsteered: BTreeMap<usize, Vec<ScoreRow>> = BTreeMap::new();
+    for (u, b) in units.iter().zip(&blocks) {
+        if let Unit::Unsteered(d) = u {
+            unsteered.insert(*d, b.concat());
+        }
+    }
+    let mut scores = Vec::new();
+    for (u, unit_blocks) in units.iter().zip(blocks) {
+        match u {
+            Unit::Steered { d, .. } => {
+                let base = &unsteered[d];
+                for rows in unit_blocks {
+                    let derived = analysis::derive_scores(&rows, base, &p.metrics)?;
+                    scores.extend(rows);
+                    scores.extend(derived);
+                }
+            }
+            _ => scores.extend(unit_blocks.into_iter().flatten()),
+        }
+    }
+    Ok(scores)
+}
+
+/// The steered sweep of one dataset at one position selector and one layer group: raw
+/// score rows for each member method × multiplier, one block per method.
+fn steered(
+    ctx: &Ctx<'_>,
+    p: &EvaluateParams,
+    d: &EvalDataset,
+    stored: &[Stored],
+    layer: Option<usize>,
+    members: &[usize],
+    sel: &PositionSel,
+) -> Result<Vec<Vec<ScoreRow>>> {
+    let lm = common::model(ctx)?;
+    let progress = ctx.progress();
+    let opts = SweepOptions {
+        positions: positions(sel)?,
+        batch_items: 8,
+        max_rows: 40,
+        ..SweepOptions::default()
+    };
+    let mults: Vec<f32> = p.multipliers.iter().map(|&m| m as f32).collect();
+    let mut out = Vec::new();
+    let steers: Vec<Steer> = members
+        .iter()
+        .map(|&k| stored[k].steer(layer.unwrap_or(0)))
+        .collect::<Result<_>>()?;
+    progress.set_message(format!(
+        "{}: layer {}",
+        d.dataset,
+        layer.map_or("all".into(), |l| l.to_string())
+    ));
+    // Steerings starting at the same hook point share a prefix pass.
+    let mut by_start: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
+    for (j, st) in steers.iter().enumerate() {
+        let fp = st.first_point();
+        by_start
+            .entry((fp.layer, fp.site as u8))
+            .or_default()
+            .push(j);
+    }
+    for js in by_start.into_values() {
+        let refs: Vec<&Steer> = js.iter().map(|&j| &steers[j]).collect();
+        let vals = sweep_many(&lm.model, &d.units.items, &refs, &mults, &opts, |n| {
+            progress.inc(n as u64)
+        })?;
+        for (v, &j) in vals.iter().zip(&js) {
+            let method = Condition::Steered(stored[members[j]].method);
+            let mut rows = Vec::new();
+            for (a, per_item) in v.iter().enumerate() {
+                let at = At {
+                    method,
+                    layer,
+                    multiplier: p.multipliers[a],
+                    position: sel.name().to_string(),
+                    ..d.at.clone()
+                };
+                rows.extend(d.units.rows(&at, per_item, &p.metrics)?);
+            }
+            out.push(rows);
+        }
+    }
+    Ok(out)
+}
+
+/// Progress total: items × passes of the given units.
+fn set_progress_total(ctx: &Ctx<'_>, w: &Work, units: &[Unit]) {
+    let total: usize = units
+        .iter()
+        .map(|u| match *u {
+            Unit::Unsteered(d) => w.datasets[d].units.items.len(),
+            Unit::Steered { d, group, .. } => {
+                w.datasets[d].units.items.len() * w.groups[group].1.len()
+            }
+            Unit::Baselines(_) => 0,
+        })
+        .sum();
+    ctx.progress().set_total(total as u64);
+}
+
+fn run(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<StageOutputs> {
+    let w = work(ctx, p)?;
+    set_progress_total(ctx, &w, &w.units);
+    let blocks = w
+        .units
+        .iter()
+        .map(|&u| run_unit(ctx, p, &w, u))
+        .collect::<Result<Vec<_>>>()?;
+    let scores = assemble(p, &w.units, blocks)?;
+    finish(ctx, p, &w, scores)
+}
+
+/// A shard's file of one block: `unit<u>-block<b>.parquet` (score rows, raw).
+fn block_file(unit: usize, block: usize) -> String {
+    format!("unit{unit:05}-block{block:03}")
+}
+
+/// `units.json` in a shard folder: which units it did and how many blocks each gave.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ShardUnits {
+    total_units: usize,
+    first: usize,
+    blocks: Vec<usize>,
+}
+
+fn run_shard(ctx: &Ctx<'_>, p: &EvaluateParams, shard: Shard) -> Result<usize> {
+    let w = work(ctx, p)?;
+    let range = shard.range(w.units.len());
+    set_progress_total(ctx, &w, &w.units[range.clone()]);
+    let mut blocks = Vec::new();
+    for u in range.clone() {
+        let unit_blocks = run_unit(ctx, p, &w, w.units[u])?;
+        for (b, rows) in unit_blocks.iter().enumerate() {
+            let mut df = ScoreRow::to_frame(rows)?;
+            ctx.write_parquet(&block_file(u, b), &mut df)?;
+        }
+        blocks.push(unit_blocks.len());
+    }
+    let record = ShardUnits {
+        total_units: w.units.len(),
+        first: range.start,
+        blocks,
+    };
+    ctx.write_file("units.json", &serde_json::to_vec_pretty(&record)?)?;
+    Ok(range.len())
+}
+
+fn merge(ctx: &Ctx<'_>, p: &EvaluateParams, shards: &[std::path::PathBuf]) -> Result<StageOutputs> {
+    let w = work(ctx, p)?;
+    let mut blocks: Vec<Vec<Vec<ScoreRow>>> = Vec::with_capacity(w.units.len());
+    for dir in shards {
+        let path = dir.join("units.json");
+        let rec: ShardUnits = serde_json::from_slice(&std::fs::read(&path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if rec.total_units != w.units.len() || rec.first != blocks.len() {
+            bail!(
+                "{}: shard holds units {}..{} of {}, expected to start at unit {} of {}",
+                dir.display(),
+                rec.first,
+                rec.first + rec.blocks.len(),
+                rec.total_units,
+                blocks.len(),
+                w.units.len()
+            );
+        }
+        for (i, &n) in rec.blocks.iter().enumerate() {
+            let u = rec.first + i;
+            let mut unit_blocks = Vec::with_capacity(n);
+            for b in 0..n {
+                let file = dir.join(format!("{}.parquet", block_file(u, b)));
+                let df = crate::store::read_parquet(&file)?;
+                unit_blocks.push(
+                    ScoreRow::from_frame(&df)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+                );
+            }
+            blocks.push(unit_blocks);
+        }
+    }
+    if blocks.len() != w.units.len() {
+        bail!(
+            "the shards hold {} of {} units",
+            blocks.len(),
+            w.units.len()
+        );
+    }
+    let scores = assemble(p, &w.units, blocks)?;
+    finish(ctx, p, &w, scores)
+}
+
+/// From all score rows: selection, controls, generations at the selected settings,
+/// aggregates; writes every table.
+fn finish(
+    ctx: &Ctx<'_>,
+    p: &EvaluateParams,
+    w: &Work,
+    mut scores: Vec<ScoreRow>,
+) -> Result<StageOutputs> {
+    let lm = common::model(ctx)?;
     let selected = analysis::select(&scores, ctx.seed());
     if p.metrics.contains(&crate::spec::Metric::Generation) {
         let mut gens = Vec::new();
-        for d in &datasets {
-            let (g, s) = generation::at_selections(ctx, lm, p, d, &selected.selection, &stored)?;
+        for d in &w.datasets {
+            let (g, s) = generation::at_selections(ctx, lm, p, d, &selected.selection, &w.stored)?;
             gens.extend(g);
             scores.extend(s);
         }
