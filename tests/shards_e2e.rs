@@ -10,153 +10,13 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 mod outputs;
+#[path = "support/sharded_run.rs"]
+mod sharded_run;
 #[path = "support/tiny_llama.rs"]
 mod tiny_llama;
 
 use outputs::stage_dir;
-
-fn spec(model: &Path) -> String {
-    format!(
-        r#"# Sharding test.
-name: shards_e2e
-seed: 3
-model: {}
-prompt_format: chat
-datasets:
-  ab:
-    source: builtin:sentiment_ab
-    format: contrastive_ab
-    split: {{ train: 0.5, val: 0.25, test: 0.25 }}
-    limit: 36
-  corpus:
-    source: builtin:corpus_en
-    format: text
-    split: {{ train: 0.0, val: 0.0, test: 1.0 }}
-    limit: 2
-    window_tokens: 64
-stages:
-  acts:
-    extract: {{ dataset: ab.train, layers: all, read_position: answer }}
-  vectors:
-    vectors: {{ activations: acts, methods: [caa, pca, random, shuffled], normalize: resid_norm }}
-  sweep:
-    evaluate:
-      vectors: vectors
-      datasets: [ab.val, ab.test]
-      layers: [0, 1]
-      multipliers: [-2, -1, 0, 0.5, 1, 2]
-      positions: [all, last]
-      metrics: [propensity, steerability]
-      baselines: [letter_swap]
-  damage:
-    degradation: {{ vectors: vectors, from: sweep, corpus: corpus.test, metrics: [perplexity] }}
-  report:
-    report: {{ inputs: [sweep, damage] }}
-"#,
-        model.display()
-    )
-}
-
-struct Setup {
-    _tmp: tempfile::TempDir,
-    spec: PathBuf,
-    root: PathBuf,
-}
-
-fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny-llama");
-    tiny_llama::write_tiny_model(&model);
-    let spec_path = tmp.path().join("shards_e2e.yaml");
-    std::fs::write(&spec_path, spec(&model)).unwrap();
-    Setup {
-        root: tmp.path().to_path_buf(),
-        spec: spec_path,
-        _tmp: tmp,
-    }
-}
-
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_steerbench"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "failed:\n{o}\n{e}");
-    o.to_string()
-}
-
-fn run(s: &Setup, runs: &str, extra: &[&str]) -> PathBuf {
-    let runs = s.root.join(runs);
-    let mut args = vec![
-        "run",
-        s.spec.to_str().unwrap(),
-        "--runs-dir",
-        runs.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    ok(&bin(&args));
-    runs.join("shards_e2e")
-}
-
-/// A duration as the report writes it (`0.52 s`, `3 min 04 s`, `1 h 02 min`).
-fn is_duration(cell: &str) -> bool {
-    let words: Vec<&str> = cell.split_whitespace().collect();
-    match words.as_slice() {
-        [n, "s"] => n.parse::<f64>().is_ok(),
-        [a, "min", b, "s"] | [a, "h", b, "min"] => {
-            a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok()
-        }
-        _ => false,
-    }
-}
-
-/// The report with its stage wall times (the one thing two runs of the same spec
-/// never share) blanked.
-fn report_without_times(run: &Path) -> String {
-    let md = std::fs::read_to_string(stage_dir(run, "report").join("report.md")).unwrap();
-    md.lines()
-        .map(|l| {
-            if !l.starts_with('|') {
-                return l.to_string();
-            }
-            l.split('|')
-                .map(|c| if is_duration(c.trim()) { " T " } else { c })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every stage's outputs as the manifest lists them: (path, bytes, blake3, rows), but
-/// for the report's markdown, compared by `report_without_times`.
-fn outputs_of(run: &Path) -> Vec<(String, Vec<(String, u64, String, Option<u64>)>)> {
-    ["acts", "vectors", "sweep", "damage", "report"]
-        .iter()
-        .map(|st| {
-            let dir = stage_dir(run, st);
-            let m = steerbench::store::RunStore::read_manifest(&dir).unwrap();
-            assert!(
-                !dir.join("shards").exists(),
-                "{st}: shards removed by the merge"
-            );
-            let files = m
-                .outputs
-                .into_iter()
-                .filter(|o| o.path != "report.md")
-                .map(|o| (o.path, o.bytes, o.blake3, o.rows))
-                .collect();
-            (st.to_string(), files)
-        })
-        .collect()
-}
+use sharded_run::*;
 
 #[test]
 fn sharded_runs_equal_a_whole_run_bit_for_bit() {
@@ -179,24 +39,6 @@ fn sharded_runs_equal_a_whole_run_bit_for_bit() {
         steerbench::store::read_parquet(&stage_dir(&whole, "sweep").join("scores.parquet"))
             .unwrap();
     assert!(scores.height() > 1000, "{}", scores.height());
-}
-
-/// The text without terminal colour codes (`ESC [ … m`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn stage(s: &Setup, runs: &Path, args: &[&str]) -> Output {

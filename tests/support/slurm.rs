@@ -115,6 +115,13 @@ impl SlurmCluster {
                 None => missing.push(*name),
             }
         }
+        if !missing.is_empty() && std::env::var_os("STEERBENCH_REQUIRE_SLURM").is_some() {
+            panic!(
+                "STEERBENCH_REQUIRE_SLURM is set but {} missing (install with `apt-get install -y \
+                 slurmctld slurmd slurm-client munge`)",
+                missing.join(", ")
+            );
+        }
         if !missing.is_empty() {
             eprintln!(
                 "SKIPPED: no Slurm test cluster: missing {} (install with `apt-get install -y \

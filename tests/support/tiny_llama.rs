@@ -42,12 +42,17 @@ fn byte_chars() -> Vec<char> {
 /// A random-weight Llama with a byte-level tokenizer (every byte one token, so any text
 /// encodes and the A/B letters are single tokens), as a Hugging Face directory.
 pub fn write_tiny_model(dir: &Path) {
+    write_model(dir, HIDDEN, FF, LAYERS)
+}
+
+/// The same layout at another size (for tests that need a stage to take a while).
+pub fn write_model(dir: &Path, hidden: usize, ff: usize, layers: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let vocab = 257; // 256 bytes + <eos>
-    let head_dim = HIDDEN / HEADS;
+    let head_dim = hidden / HEADS;
     let config = serde_json::json!({
-        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": HIDDEN,
-        "intermediate_size": FF, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": hidden,
+        "intermediate_size": ff, "num_hidden_layers": layers, "num_attention_heads": HEADS,
         "num_key_value_heads": KV_HEADS, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
         "max_position_embeddings": 4096, "vocab_size": vocab, "tie_word_embeddings": true,
         "hidden_act": "silu", "eos_token_id": 256, "bos_token_id": 256,
@@ -64,49 +69,49 @@ pub fn write_tiny_model(dir: &Path) {
     };
     put(
         "model.embed_tokens.weight".into(),
-        &[vocab, HIDDEN],
+        &[vocab, hidden],
         0.0,
         1.0,
     );
-    for l in 0..LAYERS {
+    for l in 0..layers {
         let p = format!("model.layers.{l}");
-        put(format!("{p}.input_layernorm.weight"), &[HIDDEN], 1.0, 0.1);
+        put(format!("{p}.input_layernorm.weight"), &[hidden], 1.0, 0.1);
         put(
             format!("{p}.post_attention_layernorm.weight"),
-            &[HIDDEN],
+            &[hidden],
             1.0,
             0.1,
         );
         put(
             format!("{p}.self_attn.q_proj.weight"),
-            &[HIDDEN, HIDDEN],
+            &[hidden, hidden],
             0.0,
             0.4,
         );
         let kv = KV_HEADS * head_dim;
         put(
             format!("{p}.self_attn.k_proj.weight"),
-            &[kv, HIDDEN],
+            &[kv, hidden],
             0.0,
             0.4,
         );
         put(
             format!("{p}.self_attn.v_proj.weight"),
-            &[kv, HIDDEN],
+            &[kv, hidden],
             0.0,
             0.4,
         );
         put(
             format!("{p}.self_attn.o_proj.weight"),
-            &[HIDDEN, HIDDEN],
+            &[hidden, hidden],
             0.0,
             0.4,
         );
-        put(format!("{p}.mlp.gate_proj.weight"), &[FF, HIDDEN], 0.0, 0.4);
-        put(format!("{p}.mlp.up_proj.weight"), &[FF, HIDDEN], 0.0, 0.4);
-        put(format!("{p}.mlp.down_proj.weight"), &[HIDDEN, FF], 0.0, 0.4);
+        put(format!("{p}.mlp.gate_proj.weight"), &[ff, hidden], 0.0, 0.4);
+        put(format!("{p}.mlp.up_proj.weight"), &[ff, hidden], 0.0, 0.4);
+        put(format!("{p}.mlp.down_proj.weight"), &[hidden, ff], 0.0, 0.4);
     }
-    put("model.norm.weight".into(), &[HIDDEN], 1.0, 0.1);
+    put("model.norm.weight".into(), &[hidden], 1.0, 0.1);
     candle_core::safetensors::save(&t, dir.join("model.safetensors")).unwrap();
 
     let vocab_map: serde_json::Map<String, serde_json::Value> = byte_chars()
