@@ -19,22 +19,25 @@ pub struct JobState {
 }
 
 impl JobState {
-    /// Still in the queue: not yet finished one way or another.
+    /// Still in the queue: not yet finished one way or another. A job pending on a
+    /// dependency that failed never runs (when the cluster does not cancel it as
+    /// `--kill-on-invalid-dep` asks): not active.
     pub fn is_active(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "PENDING"
-                | "RUNNING"
-                | "CONFIGURING"
-                | "COMPLETING"
-                | "SUSPENDED"
-                | "REQUEUED"
-                | "REQUEUE_HOLD"
-                | "REQUEUE_FED"
-                | "RESIZING"
-                | "SIGNALING"
-                | "STAGE_OUT"
-        )
+        self.reason != "DependencyNeverSatisfied"
+            && matches!(
+                self.state.as_str(),
+                "PENDING"
+                    | "RUNNING"
+                    | "CONFIGURING"
+                    | "COMPLETING"
+                    | "SUSPENDED"
+                    | "REQUEUED"
+                    | "REQUEUE_HOLD"
+                    | "REQUEUE_FED"
+                    | "RESIZING"
+                    | "SIGNALING"
+                    | "STAGE_OUT"
+            )
     }
 }
 
@@ -55,10 +58,10 @@ pub fn which(program: &str) -> Option<PathBuf> {
 impl Scheduler {
     /// Fails when `sbatch` (or its companions) are not on PATH.
     pub fn from_path() -> Result<Scheduler, SlurmError> {
+        let sbatch = which("sbatch").ok_or_else(|| SlurmError::MissingTool("sbatch".into()))?;
         for tool in ["scontrol", "sinfo", "scancel"] {
             which(tool).ok_or_else(|| SlurmError::MissingTool(tool.into()))?;
         }
-        let sbatch = which("sbatch").ok_or_else(|| SlurmError::MissingTool("sbatch".into()))?;
         Ok(Scheduler { sbatch })
     }
 

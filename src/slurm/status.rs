@@ -156,6 +156,7 @@ fn job_state(
     match states.get(id) {
         Some(s) => {
             let state = match s.state.as_str() {
+                _ if !s.is_active() && s.state == "PENDING" => "failed",
                 "PENDING" | "REQUEUED" | "REQUEUE_HOLD" | "SUSPENDED" => "queued",
                 "RUNNING" | "CONFIGURING" | "COMPLETING" | "SIGNALING" | "STAGE_OUT"
                 | "RESIZING" => "running",
