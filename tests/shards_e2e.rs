@@ -195,3 +195,62 @@ fn single_shards_merge_and_rerun_only_the_missing_ones() {
     let st = ok(&bin(&["status", run_dir.to_str().unwrap()]));
     assert!(st.contains("acts") && st.contains("done"), "{st}");
 }
+
+/// The default real model (SmolLM2-135M-Instruct, pulled by `.ci/run`): batched,
+/// left-padded forward passes of real width, shared prompt prefixes, layer groups of
+/// two methods; three shards give the same bytes as a whole run.
+#[test]
+fn on_the_real_model_three_shards_equal_a_whole_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("shards_real.yaml");
+    std::fs::write(
+        &spec,
+        r#"name: shards_real
+seed: 1
+model: smollm2-135m-instruct
+prompt_format: chat
+datasets:
+  ab:
+    source: builtin:sentiment_ab
+    format: contrastive_ab
+    split: { train: 0.5, val: 0.25, test: 0.25 }
+    limit: 16
+stages:
+  acts:
+    extract: { dataset: ab.train, layers: [4, 10], read_position: answer }
+  vectors:
+    vectors: { activations: acts, methods: [caa, random], normalize: resid_norm }
+  sweep:
+    evaluate:
+      vectors: vectors
+      datasets: [ab.val, ab.test]
+      layers: [4, 10]
+      multipliers: [-1, 1]
+      metrics: [ab_probability, propensity, steerability]
+"#,
+    )
+    .unwrap();
+    let run_in = |runs: &str, extra: &[&str]| -> PathBuf {
+        let dir = tmp.path().join(runs);
+        let mut args = vec![
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            dir.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        ok(&bin(&args));
+        dir.join("shards_real")
+    };
+    let whole = run_in("whole", &[]);
+    let sharded = run_in("sharded", &["--shards", "3"]);
+    let stages = ["acts", "vectors", "sweep"];
+    assert_eq!(
+        outputs_of_stages(&sharded, &stages),
+        outputs_of_stages(&whole, &stages)
+    );
+    let scores =
+        steerbench::store::read_parquet(&stage_dir(&whole, "sweep").join("scores.parquet"))
+            .unwrap();
+    assert!(scores.height() > 50, "{}", scores.height());
+}

@@ -149,7 +149,15 @@ pub fn report_without_times(run: &Path) -> String {
 /// Every stage's outputs as the manifest lists them: (path, bytes, blake3, rows), but
 /// for the report's markdown, compared by `report_without_times`.
 pub fn outputs_of(run: &Path) -> Vec<(String, Vec<(String, u64, String, Option<u64>)>)> {
-    ["acts", "vectors", "sweep", "damage", "report"]
+    outputs_of_stages(run, &["acts", "vectors", "sweep", "damage", "report"])
+}
+
+/// Output listings of the named stages.
+pub fn outputs_of_stages(
+    run: &Path,
+    stages: &[&str],
+) -> Vec<(String, Vec<(String, u64, String, Option<u64>)>)> {
+    stages
         .iter()
         .map(|st| {
             let dir = stage_dir(run, st);
