@@ -148,15 +148,15 @@ pub fn report_without_times(run: &Path) -> String {
 
 /// Every stage's outputs as the manifest lists them: (path, bytes, blake3, rows), but
 /// for the report's markdown, compared by `report_without_times`.
-pub fn outputs_of(run: &Path) -> Vec<(String, Vec<(String, u64, String, Option<u64>)>)> {
+/// Per stage: its output files as (path, bytes, blake3, rows).
+pub type Listing = Vec<(String, Vec<(String, u64, String, Option<u64>)>)>;
+
+pub fn outputs_of(run: &Path) -> Listing {
     outputs_of_stages(run, &["acts", "vectors", "sweep", "damage", "report"])
 }
 
 /// Output listings of the named stages.
-pub fn outputs_of_stages(
-    run: &Path,
-    stages: &[&str],
-) -> Vec<(String, Vec<(String, u64, String, Option<u64>)>)> {
+pub fn outputs_of_stages(run: &Path, stages: &[&str]) -> Listing {
     stages
         .iter()
         .map(|st| {
