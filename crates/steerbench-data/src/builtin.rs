@@ -41,6 +41,9 @@ builtins! {
     "icl_uppercase" => IclTask,
     "mc_general" => MultipleChoice,
     "corpus_en" => Text,
+    "conversations_sentiment" => Conversation,
+    "tools_caution" => ToolChoice,
+    "tools_neutral" => ToolChoice,
 }
 
 /// All embedded datasets, in a stable order.

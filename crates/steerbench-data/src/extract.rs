@@ -108,6 +108,14 @@ pub fn extract(rows: &[Row], fields: &FieldMap, source_name: &str) -> Result<Rec
                 category,
             })
         })?),
+        FieldMap::Conversation(f) => Records::Conversation(collect(rows, |i, row| {
+            let (id, category) = base(i, row)?;
+            crate::conversation::Reader { source_name }.conversation(row, id, category, &f.messages)
+        })?),
+        FieldMap::ToolChoice(f) => Records::ToolChoice(collect(rows, |i, row| {
+            let (id, category) = base(i, row)?;
+            crate::conversation::Reader { source_name }.tool_task(row, id, category, f)
+        })?),
     };
     check_unique_ids(&records, rows, source_name)?;
     Ok(records)

@@ -125,11 +125,36 @@ field_struct!(
     }
 );
 
+field_struct!(
+    /// Fields of `conversation`: the list of messages (each `{role, content, matching,
+    /// not_matching}`, keys fixed; see `conversation`).
+    ConversationFields {
+        messages = "messages",
+    }
+);
+
+field_struct!(
+    /// Fields of `tool_choice`: declared tools, the user task, an optional system text, and
+    /// either a behaviour pair of calls (`matching` / `not_matching`) or a neutral task's
+    /// `correct` call and `distractors`.
+    ToolChoiceFields {
+        tools = "tools",
+        task = "task",
+        system = "system",
+        matching = "matching",
+        not_matching = "not_matching",
+        correct = "correct",
+        distractors = "distractors",
+    }
+);
+
 /// Record field names per role, as written in a pipeline spec (`fields:`); every key is
 /// optional and roles left out keep the format's default. Which roles apply depends on the
 /// format: contrastive_ab: question, matching, not_matching; contrastive_completion: prompt,
 /// positive, negative; open_ended: prompt, matching, not_matching (the last two optional in the
-/// data); icl_task: input, output; multiple_choice: question, choices, answer; text: text.
+/// data); icl_task: input, output; multiple_choice: question, choices, answer; text: text;
+/// conversation: messages; tool_choice: tools, task, system, matching, not_matching, correct,
+/// distractors.
 /// `id` and `category` apply to every format.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -167,6 +192,24 @@ pub struct FieldOverrides {
     /// Text of a corpus record (text). Default `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The list of messages (conversation). Default `messages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<String>,
+    /// The declared tools (tool_choice). Default `tools`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<String>,
+    /// The user's task (tool_choice). Default `task`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Optional system text (tool_choice). Default `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The right call of a neutral task (tool_choice). Default `correct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct: Option<String>,
+    /// The wrong calls of a neutral task (tool_choice). Default `distractors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distractors: Option<String>,
     /// Record id, any format. Default `id`; when that default column is absent the 0-based row
     /// index is used, while a column named here must be present in every record. Ids must be unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,6 +235,12 @@ impl FieldOverrides {
             ("choices", &self.choices),
             ("answer", &self.answer),
             ("text", &self.text),
+            ("messages", &self.messages),
+            ("tools", &self.tools),
+            ("task", &self.task),
+            ("system", &self.system),
+            ("correct", &self.correct),
+            ("distractors", &self.distractors),
             ("id", &self.id),
             ("category", &self.category),
         ];
@@ -212,6 +261,8 @@ impl Format {
             Format::IclTask => IclFields::ROLES,
             Format::MultipleChoice => McFields::ROLES,
             Format::Text => TextFields::ROLES,
+            Format::Conversation => ConversationFields::ROLES,
+            Format::ToolChoice => ToolChoiceFields::ROLES,
         }
     }
 
@@ -239,6 +290,8 @@ pub enum FieldMap {
     IclTask(IclFields),
     MultipleChoice(McFields),
     Text(TextFields),
+    Conversation(ConversationFields),
+    ToolChoice(ToolChoiceFields),
 }
 
 impl FieldMap {
@@ -251,6 +304,8 @@ impl FieldMap {
             Format::IclTask => FieldMap::IclTask(Default::default()),
             Format::MultipleChoice => FieldMap::MultipleChoice(Default::default()),
             Format::Text => FieldMap::Text(Default::default()),
+            Format::Conversation => FieldMap::Conversation(Default::default()),
+            Format::ToolChoice => FieldMap::ToolChoice(Default::default()),
         }
     }
 
@@ -266,6 +321,8 @@ impl FieldMap {
                 FieldMap::IclTask(f) => f.set(role, field),
                 FieldMap::MultipleChoice(f) => f.set(role, field),
                 FieldMap::Text(f) => f.set(role, field),
+                FieldMap::Conversation(f) => f.set(role, field),
+                FieldMap::ToolChoice(f) => f.set(role, field),
             };
             if !known {
                 let roles: Vec<String> = format
@@ -293,6 +350,8 @@ impl FieldMap {
             FieldMap::IclTask(_) => Format::IclTask,
             FieldMap::MultipleChoice(_) => Format::MultipleChoice,
             FieldMap::Text(_) => Format::Text,
+            FieldMap::Conversation(_) => Format::Conversation,
+            FieldMap::ToolChoice(_) => Format::ToolChoice,
         }
     }
 
@@ -306,6 +365,8 @@ impl FieldMap {
             FieldMap::IclTask(f) => f.roles(),
             FieldMap::MultipleChoice(f) => f.roles(),
             FieldMap::Text(f) => f.roles(),
+            FieldMap::Conversation(f) => f.roles(),
+            FieldMap::ToolChoice(f) => f.roles(),
         }
     }
 
@@ -318,6 +379,8 @@ impl FieldMap {
             FieldMap::IclTask(f) => (&f.id, &f.category),
             FieldMap::MultipleChoice(f) => (&f.id, &f.category),
             FieldMap::Text(f) => (&f.id, &f.category),
+            FieldMap::Conversation(f) => (&f.id, &f.category),
+            FieldMap::ToolChoice(f) => (&f.id, &f.category),
         }
     }
 }

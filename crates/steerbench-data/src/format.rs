@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use crate::conversation::{Conversation, ToolTask};
+
 /// The six dataset formats steerbench evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -19,16 +21,22 @@ pub enum Format {
     MultipleChoice,
     /// Plain text paragraphs — for perplexity.
     Text,
+    /// Multi-turn conversations whose assistant turns are scored (or written).
+    Conversation,
+    /// Declared tools, a task and candidate tool calls (agentic settings).
+    ToolChoice,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 8] = [
         Format::ContrastiveAb,
         Format::ContrastiveCompletion,
         Format::OpenEnded,
         Format::IclTask,
         Format::MultipleChoice,
         Format::Text,
+        Format::Conversation,
+        Format::ToolChoice,
     ];
 
     /// The name used in pipeline specs.
@@ -40,6 +48,8 @@ impl Format {
             Format::IclTask => "icl_task",
             Format::MultipleChoice => "multiple_choice",
             Format::Text => "text",
+            Format::Conversation => "conversation",
+            Format::ToolChoice => "tool_choice",
         }
     }
 
@@ -165,7 +175,15 @@ macro_rules! category_stratum {
         }
     )*};
 }
-category_stratum!(ContrastiveCompletion, OpenEnded, Icl, MultipleChoice, Text);
+category_stratum!(
+    ContrastiveCompletion,
+    OpenEnded,
+    Icl,
+    MultipleChoice,
+    Text,
+    Conversation,
+    ToolTask
+);
 
 impl Record for ContrastiveAb {
     fn id(&self) -> &str {
@@ -186,6 +204,8 @@ pub enum Records {
     IclTask(Vec<Icl>),
     MultipleChoice(Vec<MultipleChoice>),
     Text(Vec<Text>),
+    Conversation(Vec<Conversation>),
+    ToolChoice(Vec<ToolTask>),
 }
 
 macro_rules! each_records {
@@ -197,6 +217,8 @@ macro_rules! each_records {
             Records::IclTask($v) => $body,
             Records::MultipleChoice($v) => $body,
             Records::Text($v) => $body,
+            Records::Conversation($v) => $body,
+            Records::ToolChoice($v) => $body,
         }
     };
 }
@@ -210,6 +232,8 @@ impl Records {
             Records::IclTask(_) => Format::IclTask,
             Records::MultipleChoice(_) => Format::MultipleChoice,
             Records::Text(_) => Format::Text,
+            Records::Conversation(_) => Format::Conversation,
+            Records::ToolChoice(_) => Format::ToolChoice,
         }
     }
 
@@ -241,6 +265,8 @@ impl Records {
             Records::IclTask(v) => Records::IclTask(pick(v, indices)),
             Records::MultipleChoice(v) => Records::MultipleChoice(pick(v, indices)),
             Records::Text(v) => Records::Text(pick(v, indices)),
+            Records::Conversation(v) => Records::Conversation(pick(v, indices)),
+            Records::ToolChoice(v) => Records::ToolChoice(pick(v, indices)),
         }
     }
 }

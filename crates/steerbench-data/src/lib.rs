@@ -3,6 +3,7 @@
 //! rendering as plain data (no tokenizer here; chat templates are applied by the caller).
 
 pub mod builtin;
+pub mod conversation;
 pub mod error;
 pub mod extract;
 pub mod fields;

@@ -13,6 +13,7 @@
 //!   head contributions through the output projection (Function Vectors).
 
 pub mod capture;
+pub mod dialogue;
 pub mod error;
 pub mod function_vector;
 pub mod prompt;

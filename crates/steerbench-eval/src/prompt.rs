@@ -37,6 +37,37 @@ impl Prompt {
 
 /// The prompt as text, ready for tokenisation.
 pub fn render(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Result<String> {
+    Ok(render_with_note(tok, p, style)?.0)
+}
+
+/// The chat messages of a prompt, the system message folded into the first user message
+/// when `fold_system` (for templates without a system role).
+fn chat_messages(p: &Prompt, fold_system: bool) -> Vec<ChatMessage> {
+    let mut msgs = Vec::new();
+    let mut pending_system = None;
+    if let Some(s) = &p.system {
+        if fold_system {
+            pending_system = Some(s.clone());
+        } else {
+            msgs.push(ChatMessage::system(s.clone()));
+        }
+    }
+    let mut user = |text: &str| match pending_system.take() {
+        Some(sys) => ChatMessage::user(format!("{sys}\n\n{text}")),
+        None => ChatMessage::user(text.to_string()),
+    };
+    for (u, a) in &p.shots {
+        msgs.push(user(u));
+        msgs.push(ChatMessage::assistant(a.clone()));
+    }
+    msgs.push(user(&p.user));
+    msgs
+}
+
+/// [`render`], and whether the system prompt had to be folded into the first user turn:
+/// when the chat template refuses a system message (Gemma's raises an exception), the
+/// system text is put before the first user message, separated by a blank line.
+pub fn render_with_note(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Result<(String, bool)> {
     match style {
         PromptStyle::Chat => {
             if !tok.has_chat_template() {
@@ -44,18 +75,18 @@ pub fn render(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Result<String>
                     "prompt_format is `chat` but the model has no chat template; use prompt_format: raw".into(),
                 ));
             }
-            let mut msgs = Vec::new();
-            if let Some(s) = &p.system {
-                msgs.push(ChatMessage::system(s.clone()));
-            }
-            for (u, a) in &p.shots {
-                msgs.push(ChatMessage::user(u.clone()));
-                msgs.push(ChatMessage::assistant(a.clone()));
-            }
-            msgs.push(ChatMessage::user(p.user.clone()));
-            let mut text = tok.apply_chat_template(&msgs, true)?;
+            let (mut text, folded) = match tok.apply_chat_template(&chat_messages(p, false), true) {
+                Ok(t) => (t, false),
+                Err(e) if p.system.is_some() => {
+                    match tok.apply_chat_template(&chat_messages(p, true), true) {
+                        Ok(t) => (t, true),
+                        Err(_) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             text.push_str(&p.assistant_prefix);
-            Ok(text)
+            Ok((text, folded))
         }
         PromptStyle::Raw => {
             let mut text = String::new();
@@ -72,8 +103,103 @@ pub fn render(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Result<String>
             text.push_str(&p.user);
             text.push('\n');
             text.push_str(&p.assistant_prefix);
-            Ok(text)
+            Ok((text, false))
         }
+    }
+}
+
+/// Where one message's text lies in an encoded prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSpan {
+    /// `system`, `user` or `assistant`.
+    pub role: &'static str,
+    /// 0-based exchange: the user message and assistant reply of shot `i` (the prompt's
+    /// own user message is exchange `shots.len()`); 0 for the system message.
+    pub exchange: usize,
+    /// Token indices whose text overlaps the message's text.
+    pub tokens: std::ops::Range<usize>,
+}
+
+/// A prompt's token ids with the token span of each message's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub spans: Vec<MessageSpan>,
+    /// The template has no system role: the system text went into the first user turn
+    /// (its span is then inside that user message's span).
+    pub system_folded: bool,
+}
+
+/// [`encode`] with the token span of every message (system, each shot's user and
+/// assistant text, the user message), found in the rendered text in order. Used to steer
+/// only some turns of a conversation.
+pub fn encode_with_spans(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Result<Encoded> {
+    let (text, system_folded) = render_with_note(tok, p, style)?;
+    let enc = tok
+        .inner()
+        .encode(text.as_str(), false)
+        .map_err(|e| EvalError::Input(format!("cannot tokenize the prompt: {e}")))?;
+    let ids = enc.get_ids().to_vec();
+    if ids.is_empty() {
+        return Err(EvalError::Input("prompt encodes to zero tokens".into()));
+    }
+    let offsets = enc.get_offsets();
+    let mut parts: Vec<(&'static str, usize, &str)> = Vec::new();
+    if let Some(s) = &p.system {
+        parts.push(("system", 0, s));
+    }
+    for (i, (u, a)) in p.shots.iter().enumerate() {
+        parts.push(("user", i, u));
+        parts.push(("assistant", i, a));
+    }
+    parts.push(("user", p.shots.len(), &p.user));
+    let mut from = 0;
+    let mut spans = Vec::new();
+    for (role, exchange, content) in parts {
+        let needle = content.trim();
+        let Some(at) = text[from..].find(needle).map(|i| i + from) else {
+            return Err(EvalError::Input(format!(
+                "the rendered prompt does not contain the {role} message {:?} verbatim (the chat template rewrites it), so its tokens cannot be located",
+                truncate(needle, 60)
+            )));
+        };
+        let end = at + needle.len();
+        let toks: Vec<usize> = offsets
+            .iter()
+            .enumerate()
+            .filter(|(_, &(s, e))| s < end && e > at)
+            .map(|(i, _)| i)
+            .collect();
+        let tokens = match (toks.first(), toks.last()) {
+            (Some(&a), Some(&b)) => a..b + 1,
+            _ => 0..0,
+        };
+        spans.push(MessageSpan {
+            role,
+            exchange,
+            tokens,
+        });
+        // A folded system text sits inside the first user message: search that from the
+        // system text's start.
+        from = if role == "system" && system_folded {
+            at
+        } else {
+            end
+        };
+    }
+    Ok(Encoded {
+        ids,
+        text,
+        spans,
+        system_folded,
+    })
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
