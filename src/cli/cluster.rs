@@ -251,10 +251,12 @@ pub struct StageArgs {
     /// The Slurm submission's token (checks that this node sees the run directory).
     #[arg(long)]
     pub submission: Option<String>,
+    #[command(flatten)]
+    pub model: super::ModelArg,
 }
 
 pub fn stage<S: Sync>(app: &App<S>, a: &StageArgs) -> ExitCode {
-    let plan = match load_plan(&a.file, app) {
+    let plan = match load_plan(&a.file, app, &a.model) {
         Ok(p) => p,
         Err(d) => return spec_failure(&d),
     };

@@ -32,10 +32,16 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check a pipeline spec and report every error at once.
-    Validate { file: PathBuf },
+    Validate {
+        file: PathBuf,
+        #[command(flatten)]
+        model: ModelArg,
+    },
     /// Show the stages, their inputs, fingerprints and whether each is cached.
     Plan {
         file: PathBuf,
+        #[command(flatten)]
+        model: ModelArg,
         /// Folder holding run directories.
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
@@ -43,6 +49,8 @@ pub enum Command {
     /// Run a pipeline (resumable; cached stages are skipped), here or as Slurm jobs.
     Run {
         file: PathBuf,
+        #[command(flatten)]
+        model: ModelArg,
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
         /// Local: wait for another run of the same pipeline to finish instead of failing.
@@ -113,6 +121,33 @@ pub enum Command {
     },
 }
 
+/// `--model NAME`: run the pipeline on another model without editing it.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ModelArg {
+    /// Use this model instead of the spec's `model:` (a registry name, a local directory or
+    /// .gguf file, or a hub id); fingerprints follow the model it resolves to.
+    #[arg(long = "model")]
+    pub model: Option<String>,
+}
+
+impl ModelArg {
+    /// The model as the spec will hold it: an existing local path made absolute (the
+    /// spec's own relative paths are relative to its folder, this one to the current
+    /// directory), anything else as given.
+    pub fn resolved(&self) -> Option<String> {
+        self.model.as_ref().map(|m| {
+            let p = Path::new(m);
+            if p.exists() {
+                std::path::absolute(p)
+                    .map(|a| a.display().to_string())
+                    .unwrap_or_else(|_| m.clone())
+            } else {
+                m.clone()
+            }
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Download every remote dataset of a pipeline into the cache
@@ -129,7 +164,12 @@ pub struct App<S> {
 
 pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Validate { file } => match spec::load(&file) {
+        Command::Validate { file, model } => match spec::load(&file).map(|mut s| {
+            if let Some(m) = model.resolved() {
+                s.model = m;
+            }
+            s
+        }) {
             Ok(s) => {
                 println!(
                     "{}: ok ({} datasets, {} stages)",
@@ -141,8 +181,12 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
             }
             Err(d) => spec_failure(&d),
         },
-        Command::Plan { file, runs_dir } => {
-            let plan = match load_plan(&file, &app) {
+        Command::Plan {
+            file,
+            model,
+            runs_dir,
+        } => {
+            let plan = match load_plan(&file, &app, &model) {
                 Ok(p) => p,
                 Err(d) => return spec_failure(&d),
             };
@@ -151,6 +195,7 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
         }
         Command::Run {
             file,
+            model,
             runs_dir,
             wait,
             verbose,
@@ -159,7 +204,7 @@ pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
             if verbose {
                 init_tracing();
             }
-            let plan = match load_plan(&file, &app) {
+            let plan = match load_plan(&file, &app, &model) {
                 Ok(p) => p,
                 Err(d) => return spec_failure(&d),
             };
@@ -301,8 +346,16 @@ fn outcome(r: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-pub fn load_plan<S>(file: &Path, app: &App<S>) -> Result<plan::Plan, Diagnostics> {
-    let spec = spec::load(file)?;
+/// Loads, checks and plans `file`, on `model` when given instead of the spec's.
+pub fn load_plan<S>(
+    file: &Path,
+    app: &App<S>,
+    model: &ModelArg,
+) -> Result<plan::Plan, Diagnostics> {
+    let mut spec = spec::load(file)?;
+    if let Some(m) = model.resolved() {
+        spec.model = m;
+    }
     plan::build(spec, app.environment.as_ref(), &app.registry.versions())
 }
 

@@ -288,6 +288,7 @@ pub fn submit<S>(
                 .collect();
             let base = JobCommand {
                 exe,
+                model: &plan.spec.model,
                 spec: &spec,
                 runs_dir: &runs_dir,
                 stage: &stage.name,
@@ -373,6 +374,8 @@ pub fn submit<S>(
 /// The `steerbench stage` command line a job runs.
 struct JobCommand<'a> {
     exe: &'a Path,
+    /// The plan's model (the spec's, or `--model`'s): jobs plan the same pipeline.
+    model: &'a str,
     spec: &'a Path,
     runs_dir: &'a Path,
     stage: &'a str,
@@ -383,13 +386,14 @@ struct JobCommand<'a> {
 impl JobCommand<'_> {
     fn prefix(&self) -> String {
         format!(
-            "exec {} stage {} --runs-dir {} --stage {} --fingerprint {} --submission {}",
+            "exec {} stage {} --runs-dir {} --stage {} --fingerprint {} --submission {} --model {}",
             quote(&self.exe.display().to_string()),
             quote(&self.spec.display().to_string()),
             quote(&self.runs_dir.display().to_string()),
             quote(self.stage),
             self.fingerprint,
-            self.token
+            self.token,
+            quote(self.model)
         )
     }
     fn whole_line(&self) -> String {
