@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Tiny random-weight models of every rotary family with every quirk switched on, and
+transformers reference outputs, for tests/parity_families.rs.
+
+Run from anywhere:  python3 crates/steerbench-model/tests/golden/make_families_golden.py
+Needs torch, transformers (>= 5), safetensors (PyPI; CPU is enough, ~20 s).
+Deterministic: fixed seeds.
+
+For each model `<name>` it writes `families/<name>/` (config.json + model.safetensors,
+a Hugging Face directory our loader reads) and `families/<name>.golden.safetensors` in
+the layout make_golden.py documents: per case `<case>.input_ids` (b, t) left-padded,
+`<case>.attention_mask`, `<case>.logits` (b, t, vocab), `<case>.hidden`
+(n_layers + 1, b, t, d). Models are kept small (< 200 KB each) so they are committed.
+
+Quirks exercised, per family:
+  mistral: sliding window (5) shorter than the test sequences, GQA, untied head.
+  qwen2:   bias on q/k/v only, sliding window on layers >= max_window_layers, untied.
+  qwen3:   per-head q/k RMSNorm, attention bias (q/k/v and o), sliding window, tied.
+  gemma:   GeGLU gelu-tanh, RMSNorm (1 + w), embeddings x sqrt(hidden), head_dim 12
+           != hidden / heads, MQA, tied.
+  gemma2:  pre/post attention and feed-forward norms, attention and final soft-caps,
+           alternating sliding window, query_pre_attn_scalar != head_dim.
+  gemma3:  q/k norms, local/global layers with separate rope bases (global linear rope
+           scaling), sliding window on local layers, untied head.
+  phi3:    fused qkv_proj and gate_up_proj, sliding window, untied.
+"""
+import os
+import shutil
+
+import torch
+from safetensors.torch import save_file
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
+                          GemmaConfig, GemmaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "families")
+VOCAB = 128
+WINDOW = 5
+
+# Token-id prompts. "batch" mixes lengths (left-padded); the longest rows are several
+# windows long.
+PROMPTS = {
+    "single": [[1, 17, 100, 45, 3, 99, 120, 7, 64, 125, 33, 12]],
+    "batch": [
+        [1, 17, 100, 45, 3, 99, 120, 7, 64, 125, 33, 12],
+        [1, 5, 6, 7, 8, 9, 10],
+        [42],
+        [1, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108],
+    ],
+}
+
+BASE = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+            rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+
+
+def randomize(model, seed, norm_center):
+    """Larger-than-init weights so errors show; norms around `norm_center` (Gemma stores
+    offsets from 1, so 0 there)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+            elif "norm" in name:
+                p.copy_(norm_center + 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def pad_left(rows):
+    t = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), t, dtype=torch.long)
+    mask = torch.zeros(len(rows), t, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, t - len(r):] = torch.tensor(r)
+        mask[i, t - len(r):] = 1
+    return ids, mask
+
+
+def golden(model, name):
+    out = {}
+    for case, rows in PROMPTS.items():
+        ids, mask = pad_left(rows)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            o = model(input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=True)
+        out[f"{case}.input_ids"] = ids
+        out[f"{case}.attention_mask"] = mask
+        out[f"{case}.logits"] = o.logits.float().contiguous()
+        out[f"{case}.hidden"] = torch.stack(o.hidden_states).float().contiguous()
+    save_file(out, os.path.join(HERE, f"{name}.golden.safetensors"))
+
+
+def build(name, seed, config_cls, model_cls, norm_center=1.0, **cfg):
+    torch.manual_seed(seed)
+    kw = dict(BASE)
+    kw.update(cfg)
+    config = config_cls(**kw)
+    config._attn_implementation = "eager"
+    model = model_cls(config).eval()
+    randomize(model, seed, norm_center)
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    d = os.path.join(HERE, name)
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d, safe_serialization=True)
+    p = os.path.join(d, "generation_config.json")
+    if os.path.exists(p):
+        os.remove(p)
+    golden(model, name)
+
+
+def main():
+    torch.set_num_threads(2)
+    os.makedirs(HERE, exist_ok=True)
+    build("mistral", 10, MistralConfig, MistralForCausalLM, sliding_window=WINDOW,
+          tie_word_embeddings=False, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    build("qwen2", 11, Qwen2Config, Qwen2ForCausalLM, use_sliding_window=True, sliding_window=WINDOW,
+          max_window_layers=1, tie_word_embeddings=False,
+          rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    build("qwen3", 12, Qwen3Config, Qwen3ForCausalLM, attention_bias=True, use_sliding_window=True,
+          sliding_window=WINDOW, max_window_layers=1, tie_word_embeddings=True)
+    build("gemma", 13, GemmaConfig, GemmaForCausalLM, norm_center=0.0, head_dim=12,
+          num_key_value_heads=1, hidden_act="gelu_pytorch_tanh")
+    build("gemma2", 14, Gemma2Config, Gemma2ForCausalLM, norm_center=0.0, sliding_window=WINDOW,
+          attn_logit_softcapping=2.0, final_logit_softcapping=3.0, query_pre_attn_scalar=20,
+          head_dim=12)
+    build("gemma3", 15, Gemma3TextConfig, Gemma3ForCausalLM, norm_center=0.0, sliding_window=WINDOW,
+          layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+          query_pre_attn_scalar=10, tie_word_embeddings=False,
+          rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                           "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})
+    build("phi3", 16, Phi3Config, Phi3ForCausalLM, sliding_window=WINDOW, tie_word_embeddings=False,
+          original_max_position_embeddings=64)
+    for root, _, files in os.walk(HERE):
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            print(f"{os.path.relpath(p, HERE)}: {os.path.getsize(p) / 1e3:.0f} KB")
+
+
+if __name__ == "__main__":
+    main()

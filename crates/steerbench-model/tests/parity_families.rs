@@ -1,0 +1,200 @@
+//! Parity with transformers for every rotary family, on tiny random-weight models with
+//! every quirk switched on (see `tests/golden/make_families_golden.py`): logits and every
+//! hidden state within 1e-4, single rows and left-padded batches, whole-prompt and
+//! chunked prefill (the chunked runs go through the KV cache, so its sliding-window
+//! masking is checked too).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use steerbench_model::weights::load_hf_dir;
+use steerbench_model::{Arch, HookPoint, Hooks, Model, Sequence, Site};
+
+const TOL: f32 = 1e-4;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/families")
+}
+
+/// Max |a - b| of two (.., n) tensors.
+fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// Every golden case against `model`: (max logits error, max hidden error).
+fn check(model: &Model, golden: &Path, what: &str) -> (f32, f32) {
+    let g = candle_core::safetensors::load(golden, &Device::Cpu).expect("golden file");
+    let n = model.config().n_layers;
+    let (mut worst_logits, mut worst_hidden) = (0f32, 0f32);
+    for case in ["single", "batch"] {
+        let ids = g[&format!("{case}.input_ids")].to_vec2::<i64>().unwrap();
+        let mask = g[&format!("{case}.attention_mask")]
+            .to_vec2::<i64>()
+            .unwrap();
+        let batch: Vec<Sequence> = ids
+            .iter()
+            .zip(&mask)
+            .map(|(ids, m)| {
+                Sequence::prompt(
+                    ids.iter()
+                        .zip(m)
+                        .filter(|(_, &m)| m == 1)
+                        .map(|(&i, _)| i as u32)
+                        .collect(),
+                )
+            })
+            .collect();
+        let mut hooks = Hooks::new();
+        (0..n).for_each(|l| hooks.capture(HookPoint::new(l, Site::ResidPre)));
+        let out = model.forward(&batch, &mut hooks).unwrap();
+        let resid: Vec<Tensor> = (0..n)
+            .map(|l| hooks.take(HookPoint::new(l, Site::ResidPre)).unwrap())
+            .collect();
+        let hs = &g[&format!("{case}.hidden")];
+        let logits = &g[&format!("{case}.logits")];
+        for (r, s) in batch.iter().enumerate() {
+            let pad = out.pad_left(r);
+            for p in 0..s.tokens.len() {
+                for l in 0..=n {
+                    let ours = resid.get(l).unwrap_or(out.hidden());
+                    let ours = ours.get(r).unwrap().get(pad + p).unwrap();
+                    let e = max_abs(
+                        &ours,
+                        &hs.get(l).unwrap().get(r).unwrap().get(pad + p).unwrap(),
+                    );
+                    assert!(
+                        e <= TOL,
+                        "{what}/{case}: hidden state {l} row {r} pos {p} differs by {e}"
+                    );
+                    worst_hidden = worst_hidden.max(e);
+                }
+                let theirs = logits.get(r).unwrap().get(pad + p).unwrap();
+                let e = max_abs(&out.logits_at(r, p).unwrap(), &theirs);
+                assert!(
+                    e <= TOL,
+                    "{what}/{case}: logits row {r} pos {p} differ by {e}"
+                );
+                worst_logits = worst_logits.max(e);
+            }
+        }
+    }
+    eprintln!(
+        "{what}: max |logits err| = {worst_logits:.2e}, max |hidden err| = {worst_hidden:.2e}"
+    );
+    (worst_logits, worst_hidden)
+}
+
+/// Loads `families/<name>`, checks it whole and in prefill chunks of 1 (every token
+/// through the KV cache, as in decoding) and 3.
+fn parity(name: &str, arch: Arch) {
+    let path = dir().join(name);
+    let golden = dir().join(format!("{name}.golden.safetensors"));
+    if !path.join("model.safetensors").is_file() || !golden.is_file() {
+        eprintln!("{name} skipped: run tests/golden/make_families_golden.py to create it");
+        return;
+    }
+    let mut model = load_hf_dir(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(model.config().arch, arch);
+    check(&model, &golden, name);
+    for chunk in [1, 3] {
+        model.set_prefill_chunk(Some(chunk));
+        check(&model, &golden, &format!("{name} (prefill chunk {chunk})"));
+    }
+}
+
+#[test]
+fn parity_mistral_sliding_window() {
+    parity("mistral", Arch::Llama);
+}
+
+#[test]
+fn parity_qwen2_qkv_bias_sliding_layers() {
+    parity("qwen2", Arch::Qwen2);
+}
+
+#[test]
+fn parity_qwen3_qk_norm_bias() {
+    parity("qwen3", Arch::Qwen3);
+}
+
+#[test]
+fn parity_gemma_geglu_offset_norm_scaled_embedding() {
+    parity("gemma", Arch::Gemma);
+}
+
+#[test]
+fn parity_gemma2_post_norms_softcaps_alternating_window() {
+    parity("gemma2", Arch::Gemma2);
+}
+
+#[test]
+fn parity_gemma3_qk_norm_local_global_rope() {
+    parity("gemma3", Arch::Gemma3);
+}
+
+#[test]
+fn parity_phi3_fused_projections() {
+    parity("phi3", Arch::Phi3);
+}
+
+/// The goldens exercise each quirk: switching it off moves the logits far past the
+/// tolerance, so the parity above is not passing by accident.
+#[test]
+fn each_quirk_changes_the_output() {
+    use steerbench_model::weights::{read_config, safetensors_files, var_builder};
+    use steerbench_model::ModelConfig;
+    type Mutate = fn(&mut ModelConfig);
+    let cases: &[(&str, &str, Mutate)] = &[
+        ("mistral", "sliding window", |c| c.sliding_window = None),
+        ("qwen2", "sliding window", |c| c.sliding_window = None),
+        ("gemma2", "attention soft-cap", |c| {
+            c.attn_logit_softcapping = None
+        }),
+        ("gemma2", "final soft-cap", |c| {
+            c.final_logit_softcapping = None
+        }),
+        ("gemma2", "query_pre_attn_scalar", |c| {
+            c.query_pre_attn_scalar = None
+        }),
+        ("gemma3", "local rope", |c| c.rope_local = None),
+        ("gemma", "embedding scale", |c| c.embed_scale = None),
+    ];
+    for (name, quirk, mutate) in cases {
+        let path = dir().join(name);
+        let golden = dir().join(format!("{name}.golden.safetensors"));
+        if !golden.is_file() {
+            continue;
+        }
+        let mut cfg = read_config(&path).unwrap();
+        mutate(&mut cfg);
+        let vb = var_builder(&safetensors_files(&path).unwrap(), &Device::Cpu).unwrap();
+        let model = Model::new(cfg, vb).unwrap();
+        let g = candle_core::safetensors::load(&golden, &Device::Cpu).unwrap();
+        let ids: Vec<u32> = g["batch.input_ids"].to_vec2::<i64>().unwrap()[3]
+            .iter()
+            .map(|&i| i as u32)
+            .collect();
+        let out = model
+            .forward(&[Sequence::prompt(ids.clone())], &mut Hooks::new())
+            .unwrap();
+        let theirs = g["batch.logits"]
+            .get(3)
+            .unwrap()
+            .get(ids.len() - 1)
+            .unwrap();
+        let e = max_abs(&out.logits_at(0, ids.len() - 1).unwrap(), &theirs);
+        assert!(
+            e > 100.0 * TOL,
+            "{name}: without its {quirk} the logits still match ({e})"
+        );
+    }
+}
