@@ -198,3 +198,50 @@ fn each_quirk_changes_the_output() {
         );
     }
 }
+
+/// Rows continuing a shared prefix are laid out `[prefix][pad][own tokens]`; the sliding
+/// window counts unpadded positions, so it reaches across the padding gap into the
+/// prefix exactly as in the whole sequence.
+#[test]
+fn windowed_families_with_a_shared_prefix_equal_whole_sequences() {
+    use steerbench_model::Pass;
+    let prefix = [1u32, 5, 9, 14, 20, 21];
+    let own = [
+        vec![22u32, 3, 7],
+        vec![60],
+        vec![30, 31, 32, 33, 34, 35, 36],
+    ];
+    for name in ["mistral", "qwen2", "gemma2", "gemma3", "phi3"] {
+        let path = dir().join(name);
+        if !path.join("model.safetensors").is_file() {
+            continue;
+        }
+        let mut m = load_hf_dir(&path, &Device::Cpu).unwrap();
+        for chunk in [None, Some(2)] {
+            m.set_prefill_chunk(chunk);
+            let whole: Vec<Sequence> = own
+                .iter()
+                .map(|c| Sequence::new([prefix.to_vec(), c.clone()].concat(), prefix.len()))
+                .collect();
+            let full = m.forward(&whole, &mut Hooks::new()).unwrap();
+            let n = m.config().n_layers;
+            let (sp, _) = m
+                .shared_prefix(&prefix, 0..n, 1, None, &mut Hooks::new())
+                .unwrap();
+            let rows: Vec<Sequence> = own.iter().map(|c| Sequence::new(c.clone(), 0)).collect();
+            let pass = Pass {
+                prefix: Some((&sp, &[0, 0, 0])),
+                ..Pass::default()
+            };
+            let part = m.forward_pass(&rows, &pass, &mut Hooks::new()).unwrap();
+            for (r, c) in own.iter().enumerate() {
+                for p in 0..c.len() {
+                    let a = full.logits_at(r, prefix.len() + p).unwrap();
+                    let b = part.logits_at(r, p).unwrap();
+                    let e = max_abs(&a, &b);
+                    assert!(e <= TOL, "{name} chunk {chunk:?}: row {r} pos {p}: {e}");
+                }
+            }
+        }
+    }
+}
