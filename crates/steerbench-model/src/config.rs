@@ -77,6 +77,17 @@ pub struct RopeConfig {
     pub scaling: RopeScaling,
 }
 
+/// Phi-3's LongRoPE: per-frequency divisors, the short set for passes whose longest row
+/// fits in the pretraining context, the long set beyond it, and cos/sin scaled by
+/// `attention_factor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LongRope {
+    pub short_factor: Vec<f64>,
+    pub long_factor: Vec<f64>,
+    pub original_max_position_embeddings: usize,
+    pub attention_factor: f64,
+}
+
 /// Normalisation layer kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -134,6 +145,9 @@ pub struct ModelConfig {
     /// (Gemma 3's `rope_local_base_freq`).
     #[serde(default)]
     pub rope_local: Option<RopeConfig>,
+    /// LongRoPE frequency factors of `rope` (Phi-3 long-context models).
+    #[serde(default)]
+    pub longrope: Option<LongRope>,
     /// RMSNorm weights are stored as offsets: the norm multiplies by `1 + w` (Gemma).
     #[serde(default)]
     pub norm_plus_one: bool,
@@ -185,6 +199,16 @@ impl ModelConfig {
                 self.layer_attention.len(),
                 self.n_layers
             )));
+        }
+        if let Some(l) = &self.longrope {
+            let half = self.head_dim / 2;
+            if l.short_factor.len() != half || l.long_factor.len() != half {
+                return Err(ModelError::Config(format!(
+                    "longrope factors: {} short and {} long, expected head_dim / 2 = {half} each",
+                    l.short_factor.len(),
+                    l.long_factor.len()
+                )));
+            }
         }
         if self.sliding_window == Some(0) {
             return Err(ModelError::Config("sliding_window must be positive".into()));

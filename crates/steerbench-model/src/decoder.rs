@@ -38,9 +38,19 @@ pub struct Model {
     parts: Parts,
     head: LmHead,
     /// Rotary inverse frequencies (1, 1, head_dim/2): `rope`, then `rope_local` if any.
+    /// With LongRoPE the first is its short set.
     inv_freqs: Vec<Tensor>,
+    longrope: Option<LongRopeTables>,
     device: Device,
     prefill_chunk: Option<usize>,
+}
+
+/// LongRoPE's long frequency set, used for passes whose longest row exceeds
+/// `original` positions, and the cos/sin scale of both sets.
+struct LongRopeTables {
+    long: Tensor,
+    original: usize,
+    mscale: f64,
 }
 
 /// Keys and values of a token prefix that the rows of later batches all start with (a
@@ -201,17 +211,33 @@ impl Model {
         let parts = (crate::families::family(cfg.arch).load)(&cfg, &src)?;
         let vb = &src.vb;
         let device = vb.device().clone();
-        let ropes: Vec<_> = match &cfg.rope {
-            Some(r) => std::iter::once(r).chain(&cfg.rope_local).collect(),
-            None => Vec::new(),
-        };
-        let inv_freqs = ropes
-            .into_iter()
-            .map(|r| {
+        let mut inv_freqs = Vec::new();
+        if let Some(r) = &cfg.rope {
+            for r in std::iter::once(r).chain(&cfg.rope_local) {
                 let f = rope_inv_freq(r, cfg.head_dim);
-                Ok(Tensor::from_vec(f, (1, 1, cfg.head_dim / 2), &device)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
+                inv_freqs.push(Tensor::from_vec(f, (1, 1, cfg.head_dim / 2), &device)?);
+            }
+        }
+        let longrope = match (&cfg.longrope, &cfg.rope) {
+            (Some(l), Some(r)) => {
+                let table = |factors: &[f64]| -> Result<Tensor> {
+                    let hd = cfg.head_dim;
+                    let f: Vec<f32> = factors
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| (1.0 / (x * r.theta.powf((2 * i) as f64 / hd as f64))) as f32)
+                        .collect();
+                    Ok(Tensor::from_vec(f, (1, 1, hd / 2), &device)?)
+                };
+                inv_freqs[0] = table(&l.short_factor)?;
+                Some(LongRopeTables {
+                    long: table(&l.long_factor)?,
+                    original: l.original_max_position_embeddings,
+                    mscale: l.attention_factor,
+                })
+            }
+            _ => None,
+        };
         let head = LmHead {
             linear: parts.lm_head.clone(),
             softcap: cfg.final_logit_softcapping,
@@ -221,6 +247,7 @@ impl Model {
             parts,
             head,
             inv_freqs,
+            longrope,
             device,
             prefill_chunk: None,
         })
@@ -680,10 +707,23 @@ impl Model {
                 Vec::new()
             } else {
                 let p = Tensor::from_vec(Self::positions(frame), (b, t), &self.device)?;
-                self.inv_freqs
+                let mut ropes = self
+                    .inv_freqs
                     .iter()
                     .map(|f| rope_tables(f, &p))
-                    .collect::<Result<Vec<_>>>()?
+                    .collect::<Result<Vec<_>>>()?;
+                if let Some(l) = &self.longrope {
+                    // The set follows the longest row of the whole pass (not of this
+                    // chunk), so chunked prefill equals one pass.
+                    let len = frame.lens.iter().copied().max().unwrap_or(0);
+                    let (cos, sin) = if len > l.original {
+                        rope_tables(&l.long, &p)?
+                    } else {
+                        ropes[0].clone()
+                    };
+                    ropes[0] = ((cos * l.mscale)?, (sin * l.mscale)?);
+                }
+                ropes
             },
         };
         let mask = CausalPad {

@@ -23,7 +23,9 @@ mod layers;
 pub mod weights;
 
 pub use chat::{ChatMessage, ChatTemplate};
-pub use config::{Activation, Arch, AttentionKind, ModelConfig, NormKind, RopeConfig, RopeScaling};
+pub use config::{
+    Activation, Arch, AttentionKind, LongRope, ModelConfig, NormKind, RopeConfig, RopeScaling,
+};
 pub use decoder::{ForwardOutput, Model, Pass, Sequence, SharedPrefix};
 pub use families::supported_model_types;
 pub use fetch::{pull, Pulled, WheelSource};

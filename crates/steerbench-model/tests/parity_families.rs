@@ -146,6 +146,31 @@ fn parity_phi3_fused_projections() {
     parity("phi3", Arch::Phi3);
 }
 
+#[test]
+fn parity_phi3_longrope_short_and_long_factors() {
+    parity("phi3_longrope", Arch::Phi3);
+}
+
+/// Phi-3's hub configs write LongRoPE as `rope_scaling` with the pretraining context at
+/// the top level; the attention factor then follows from the context ratio.
+#[test]
+fn phi3_longrope_config_in_the_older_layout() {
+    let cfg = steerbench_model::ModelConfig::from_hf_config(&serde_json::json!({
+        "model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32064,
+        "max_position_embeddings": 131072, "original_max_position_embeddings": 4096,
+        "rope_theta": 10000.0, "sliding_window": 262144,
+        "rope_scaling": {"type": "longrope", "short_factor": vec![1.0; 48], "long_factor": vec![2.0; 48]}
+    }))
+    .unwrap();
+    let l = cfg.longrope.as_ref().unwrap();
+    assert_eq!(l.original_max_position_embeddings, 4096);
+    let want = (1.0 + (32.0f64).ln() / (4096.0f64).ln()).sqrt();
+    assert!((l.attention_factor - want).abs() < 1e-12);
+    assert_eq!(cfg.rope.unwrap().theta, 10000.0);
+    assert_eq!(cfg.head_dim, 96);
+}
+
 /// The goldens exercise each quirk: switching it off moves the logits far past the
 /// tolerance, so the parity above is not passing by accident.
 #[test]
@@ -167,6 +192,7 @@ fn each_quirk_changes_the_output() {
         }),
         ("gemma3", "local rope", |c| c.rope_local = None),
         ("gemma", "embedding scale", |c| c.embed_scale = None),
+        ("phi3_longrope", "longrope", |c| c.longrope = None),
     ];
     for (name, quirk, mutate) in cases {
         let path = dir().join(name);

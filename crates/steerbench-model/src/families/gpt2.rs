@@ -88,6 +88,7 @@ fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
         sliding_window: None,
         layer_attention: Vec::new(),
         rope_local: None,
+        longrope: None,
         norm_plus_one: false,
         embed_scale: None,
         query_pre_attn_scalar: None,

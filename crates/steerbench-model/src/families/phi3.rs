@@ -1,9 +1,10 @@
 //! Phi-3: the Llama block with fused `qkv_proj` (rows q, k, v) and `gate_up_proj` (rows
-//! gate, up), no biases, and the config's sliding window on every layer.
+//! gate, up), no biases, the config's sliding window on every layer, and LongRoPE
+//! (`longrope` scaling) for the long-context models.
 
 use crate::block::{load_rotary, Parts, RotaryNames};
-use crate::config::{Activation, Arch, ModelConfig};
-use crate::error::Result;
+use crate::config::{Activation, Arch, LongRope, ModelConfig};
+use crate::error::{ModelError, Result};
 use crate::families::rotary::{Defaults, RotaryWire};
 use crate::families::Family;
 use crate::layers::Src;
@@ -25,7 +26,8 @@ const PHI3_NAMES: RotaryNames = RotaryNames {
 };
 
 fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Result<ModelConfig> {
-    let w = RotaryWire::parse(model_type, json)?;
+    let mut w = RotaryWire::parse(model_type, json)?;
+    let longrope = longrope(model_type, &mut w, json)?;
     let defaults = Defaults {
         tie_word_embeddings: false,
         rms_norm_eps: 1e-5,
@@ -37,7 +39,69 @@ fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Result<ModelCon
     cfg.attention_bias = false;
     cfg.o_proj_bias = false;
     cfg.sliding_window = w.sliding_window;
+    cfg.longrope = longrope;
     Ok(cfg)
+}
+
+/// Takes a `longrope` (or its old names `su`, `yarn`) scaling out of `rope_scaling` /
+/// `rope_parameters`, leaving the plain rope for the shared parser.
+fn longrope(
+    model_type: &str,
+    w: &mut RotaryWire,
+    json: &serde_json::Value,
+) -> Result<Option<LongRope>> {
+    let slot = if w.rope_scaling.as_ref().is_some_and(|v| v.is_object()) {
+        &mut w.rope_scaling
+    } else {
+        &mut w.rope_parameters
+    };
+    let Some(s) = slot.as_ref().filter(|v| v.is_object()) else {
+        return Ok(None);
+    };
+    let kind = s
+        .get("rope_type")
+        .or_else(|| s.get("type"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("default");
+    if !matches!(kind, "longrope" | "su" | "yarn") {
+        return Ok(None);
+    }
+    let factors = |k: &str| -> Result<Vec<f64>> {
+        s.get(k)
+            .and_then(|v| v.as_array())
+            .and_then(|a| a.iter().map(|x| x.as_f64()).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| {
+                ModelError::Config(format!("{model_type}: longrope needs a numeric list `{k}`"))
+            })
+    };
+    let max_pos = w.max_position_embeddings.unwrap_or(4096);
+    let original = s
+        .get("original_max_position_embeddings")
+        .or_else(|| json.get("original_max_position_embeddings"))
+        .and_then(|v| v.as_u64())
+        .map_or(max_pos, |v| v as usize);
+    let factor = s
+        .get("factor")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(max_pos as f64 / original as f64);
+    let attention_factor = match s.get("attention_factor").and_then(|v| v.as_f64()) {
+        Some(a) => a,
+        None if factor <= 1.0 => 1.0,
+        None => (1.0 + factor.ln() / (original as f64).ln()).sqrt(),
+    };
+    let l = LongRope {
+        short_factor: factors("short_factor")?,
+        long_factor: factors("long_factor")?,
+        original_max_position_embeddings: original,
+        attention_factor,
+    };
+    // The theta stays; the shared parser sees a plain rope.
+    let theta = s.get("rope_theta").and_then(|v| v.as_f64());
+    *slot = None;
+    if w.rope_theta.is_none() {
+        w.rope_theta = theta;
+    }
+    Ok(Some(l))
 }
 
 fn load(cfg: &ModelConfig, src: &Src) -> Result<Parts> {

@@ -119,6 +119,7 @@ impl RotaryWire {
             sliding_window: None,
             layer_attention: Vec::new(),
             rope_local: None,
+            longrope: None,
             norm_plus_one: false,
             embed_scale: None,
             query_pre_attn_scalar: None,

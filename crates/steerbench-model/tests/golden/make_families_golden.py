@@ -23,6 +23,8 @@ Quirks exercised, per family:
   gemma3:  q/k norms, local/global layers with separate rope bases (global linear rope
            scaling), sliding window on local layers, untied head.
   phi3:    fused qkv_proj and gate_up_proj, sliding window, untied.
+  phi3_longrope: LongRoPE with a pretraining context of 12 (the single 12-token case
+           uses the short factors, the 20-token batch the long ones; cos/sin scaled).
 """
 import os
 import shutil
@@ -134,6 +136,10 @@ def main():
                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}})
     build("phi3", 16, Phi3Config, Phi3ForCausalLM, sliding_window=WINDOW, tie_word_embeddings=False,
           original_max_position_embeddings=64)
+    build("phi3_longrope", 17, Phi3Config, Phi3ForCausalLM, tie_word_embeddings=False,
+          original_max_position_embeddings=12,
+          rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                           "short_factor": [1.0, 1.3, 2.1, 3.4], "long_factor": [1.1, 2.5, 4.0, 7.5]})
     for root, _, files in os.walk(HERE):
         for f in sorted(files):
             p = os.path.join(root, f)
