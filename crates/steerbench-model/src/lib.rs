@@ -4,6 +4,7 @@ pub mod chat;
 pub mod error;
 pub mod fetch;
 pub mod gguf;
+mod gguf_meta;
 pub mod hub;
 pub mod registry;
 pub mod source;
@@ -27,7 +28,7 @@ pub use config::{
     Activation, Arch, AttentionKind, LongRope, ModelConfig, NormKind, RopeConfig, RopeScaling,
 };
 pub use decoder::{ForwardOutput, Model, Pass, Sequence, SharedPrefix};
-pub use families::supported_model_types;
+pub use families::{supported_gguf_archs, supported_model_types};
 pub use fetch::{pull, Pulled, WheelSource};
 pub use generate::{Detokenizer, EosOnly, GenerateOptions, Sampling};
 pub use hooks::{HookPoint, Hooks, Intervention, MapFn, Positions, Site};

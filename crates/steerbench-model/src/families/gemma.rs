@@ -6,7 +6,7 @@ use crate::block::{load_rotary, Parts, LLAMA_NAMES};
 use crate::config::{Activation, Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::rotary::{Defaults, RotaryWire};
-use crate::families::Family;
+use crate::families::{no_gguf_config, Family, GgufSpec};
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
@@ -14,6 +14,14 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["gemma"],
     config_from_hf,
     load,
+    gguf: Some(GgufSpec {
+        archs: &["gemma"],
+        permute_qk: false,
+        norm_shift: 1.0,
+        names: &[],
+        hidden_act: "gelu_pytorch_tanh",
+        config: no_gguf_config,
+    }),
 };
 
 /// Activation names the Gemma families accept: all mean the tanh approximation (the

@@ -7,7 +7,8 @@ use crate::block::{load_rotary, Parts, RotaryNames};
 use crate::config::{AttentionKind, Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::gemma::{gemma_base, opt_f64};
-use crate::families::Family;
+use crate::families::{Family, GgufSpec};
+use crate::gguf_meta::ArchMeta;
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
@@ -15,6 +16,14 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["gemma2"],
     config_from_hf,
     load,
+    gguf: Some(GgufSpec {
+        archs: &["gemma2"],
+        permute_qk: false,
+        norm_shift: 1.0,
+        names: GEMMA2_GGUF_NAMES,
+        hidden_act: "gelu_pytorch_tanh",
+        config: gguf_config,
+    }),
 };
 
 /// Gemma 2 and 3 block names: four norms per block.
@@ -26,6 +35,34 @@ pub(crate) const GEMMA2_NAMES: RotaryNames = RotaryNames {
     fused_qkv: false,
     fused_gate_up: false,
 };
+
+/// llama.cpp's names of the four Gemma 2/3 block norms.
+pub(crate) const GEMMA2_GGUF_NAMES: &[(&str, &str)] = &[
+    ("post_attention_norm", "post_attention_layernorm"),
+    ("ffn_norm", "pre_feedforward_layernorm"),
+    ("post_ffw_norm", "post_feedforward_layernorm"),
+];
+
+/// llama.cpp does not store `query_pre_attn_scalar`: it scales by head_dim^-1/2 except on
+/// the 27B models (recognised by their layer count), which use hidden / heads.
+pub(crate) fn query_scalar(meta: &ArchMeta, json: &mut serde_json::Value, layers_27b: usize) {
+    let get = |k: &str| json.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let scalar = if get("num_hidden_layers") as usize == layers_27b {
+        get("hidden_size") / get("num_attention_heads").max(1)
+    } else {
+        get("head_dim")
+    };
+    json["query_pre_attn_scalar"] = scalar.into();
+    if let Some(w) = meta.usize("attention.sliding_window") {
+        json["sliding_window"] = w.into();
+    }
+}
+
+fn gguf_config(meta: &ArchMeta, json: &mut serde_json::Value) {
+    query_scalar(meta, json, 46);
+    json["attn_logit_softcapping"] = meta.f64("attn_logit_softcapping").into();
+    json["final_logit_softcapping"] = meta.f64("final_logit_softcapping").into();
+}
 
 fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Result<ModelConfig> {
     let (w, mut cfg) = gemma_base(Arch::Gemma2, model_type, json, 8192)?;

@@ -6,9 +6,10 @@ use crate::block::{load_rotary, Parts};
 use crate::config::{AttentionKind, Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::gemma::{gemma_base, opt_f64};
-use crate::families::gemma2::GEMMA2_NAMES;
+use crate::families::gemma2::{query_scalar, GEMMA2_NAMES};
 use crate::families::rotary::rope_from_hf;
-use crate::families::Family;
+use crate::families::{Family, GgufSpec};
+use crate::gguf_meta::ArchMeta;
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
@@ -16,7 +17,50 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["gemma3_text"],
     config_from_hf,
     load,
+    gguf: Some(GgufSpec {
+        archs: &["gemma3"],
+        permute_qk: false,
+        norm_shift: 1.0,
+        names: GEMMA3_GGUF_NAMES,
+        hidden_act: "gelu_pytorch_tanh",
+        config: gguf_config,
+    }),
 };
+
+const GEMMA3_GGUF_NAMES: &[(&str, &str)] = &[
+    ("post_attention_norm", "post_attention_layernorm"),
+    ("ffn_norm", "pre_feedforward_layernorm"),
+    ("post_ffw_norm", "post_feedforward_layernorm"),
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
+];
+
+/// llama.cpp's Gemma 3: the global rope base in `rope.freq_base`, the local one in
+/// `rope.freq_base_swa` (10 000 when absent, as llama.cpp assumes), the local/global
+/// pattern in `attention.sliding_window_pattern` (a period or one flag per layer; every
+/// 6th layer global when absent).
+fn gguf_config(meta: &ArchMeta, json: &mut serde_json::Value) {
+    use candle_core::quantized::gguf_file::Value;
+    query_scalar(meta, json, 62);
+    json["final_logit_softcapping"] = meta.f64("final_logit_softcapping").into();
+    json["rope_local_base_freq"] = meta.f64("rope.freq_base_swa").unwrap_or(10_000.0).into();
+    match meta.value("attention.sliding_window_pattern") {
+        Some(Value::Array(flags)) => {
+            let types: Vec<&str> = flags
+                .iter()
+                .map(|f| match f {
+                    Value::Bool(true) => "sliding_attention",
+                    _ => "full_attention",
+                })
+                .collect();
+            json["layer_types"] = types.into();
+        }
+        _ => {
+            json["sliding_window_pattern"] =
+                meta.usize("attention.sliding_window_pattern").unwrap_or(6).into();
+        }
+    }
+}
 
 fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Result<ModelConfig> {
     let (w, mut cfg) = gemma_base(Arch::Gemma3, model_type, json, 131_072)?;

@@ -15,6 +15,7 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["gpt2"],
     config_from_hf: |_, json| config_from_hf(json),
     load,
+    gguf: None,
 };
 
 #[derive(Debug, Deserialize)]

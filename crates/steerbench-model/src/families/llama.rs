@@ -7,7 +7,7 @@ use crate::block::{load_rotary, Parts, LLAMA_NAMES};
 use crate::config::{Activation, Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::rotary::{Defaults, RotaryWire};
-use crate::families::Family;
+use crate::families::{no_gguf_config, Family, GgufSpec};
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
@@ -15,6 +15,14 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["llama", "mistral"],
     config_from_hf,
     load,
+    gguf: Some(GgufSpec {
+        archs: &["llama"],
+        permute_qk: true,
+        norm_shift: 0.0,
+        names: &[],
+        hidden_act: "silu",
+        config: no_gguf_config,
+    }),
 };
 
 fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Result<ModelConfig> {

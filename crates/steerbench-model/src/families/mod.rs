@@ -12,6 +12,7 @@
 use crate::block::Parts;
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
+use crate::gguf_meta::ArchMeta;
 use crate::layers::Src;
 
 pub(crate) mod rotary;
@@ -25,6 +26,46 @@ pub(crate) struct Family {
     pub config_from_hf: fn(&str, &serde_json::Value) -> Result<ModelConfig>,
     /// Builds the model's parts from weights under Hugging Face names.
     pub load: fn(&ModelConfig, &Src) -> Result<Parts>,
+    /// How llama.cpp writes the family as GGUF; `None`: no GGUF loading.
+    pub gguf: Option<GgufSpec>,
+}
+
+/// llama.cpp's conventions for one family (its `convert_hf_to_gguf.py` and runtime).
+pub(crate) struct GgufSpec {
+    /// `general.architecture` values.
+    pub archs: &'static [&'static str],
+    /// The converter permuted Q/K rows into llama.cpp's interleaved rope layout.
+    pub permute_qk: bool,
+    /// The converter added this to every `*norm.weight` (Gemma: the `1 + w`).
+    pub norm_shift: f64,
+    /// Block tensor names that differ from Llama's: (GGUF part, Hugging Face part).
+    pub names: &'static [(&'static str, &'static str)],
+    /// `hidden_act` of the translated `config.json`.
+    pub hidden_act: &'static str,
+    /// Family `config.json` keys from the metadata (the shared ones are already set).
+    pub config: fn(&ArchMeta, &mut serde_json::Value),
+}
+
+/// No family-specific GGUF metadata.
+pub(crate) fn no_gguf_config(_: &ArchMeta, _: &mut serde_json::Value) {}
+
+/// The family (and its GGUF conventions) of a GGUF `general.architecture`.
+pub(crate) fn gguf_family(arch: &str) -> Option<(&'static Family, &'static GgufSpec)> {
+    FAMILIES.iter().find_map(|f| {
+        f.gguf
+            .as_ref()
+            .filter(|g| g.archs.contains(&arch))
+            .map(|g| (*f, g))
+    })
+}
+
+/// Every GGUF `general.architecture` the loader maps.
+pub fn supported_gguf_archs() -> Vec<&'static str> {
+    FAMILIES
+        .iter()
+        .filter_map(|f| f.gguf.as_ref())
+        .flat_map(|g| g.archs.iter().copied())
+        .collect()
 }
 
 macro_rules! families {

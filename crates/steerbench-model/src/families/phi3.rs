@@ -6,7 +6,8 @@ use crate::block::{load_rotary, Parts, RotaryNames};
 use crate::config::{Activation, Arch, LongRope, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::families::rotary::{Defaults, RotaryWire};
-use crate::families::Family;
+use crate::families::{Family, GgufSpec};
+use crate::gguf_meta::ArchMeta;
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
@@ -14,6 +15,17 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["phi3"],
     config_from_hf,
     load,
+    gguf: Some(GgufSpec {
+        archs: &["phi3"],
+        permute_qk: false,
+        norm_shift: 0.0,
+        names: &[
+            ("attn_qkv", "self_attn.qkv_proj"),
+            ("ffn_up", "mlp.gate_up_proj"),
+        ],
+        hidden_act: "silu",
+        config: gguf_config,
+    }),
 };
 
 const PHI3_NAMES: RotaryNames = RotaryNames {
@@ -24,6 +36,15 @@ const PHI3_NAMES: RotaryNames = RotaryNames {
     fused_qkv: true,
     fused_gate_up: true,
 };
+
+/// llama.cpp writes Phi-3's window as `attention.sliding_window` (0: none); LongRoPE's
+/// factors are tensors, which the GGUF loader turns into `rope_scaling`.
+fn gguf_config(meta: &ArchMeta, json: &mut serde_json::Value) {
+    json["sliding_window"] = meta
+        .usize("attention.sliding_window")
+        .filter(|&w| w > 0)
+        .into();
+}
 
 fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Result<ModelConfig> {
     let mut w = RotaryWire::parse(model_type, json)?;
@@ -69,7 +90,12 @@ fn longrope(
     let factors = |k: &str| -> Result<Vec<f64>> {
         s.get(k)
             .and_then(|v| v.as_array())
-            .and_then(|a| a.iter().map(|x| x.as_f64()).collect::<Option<Vec<_>>>())
+            // transformers multiplies with them as f32.
+            .and_then(|a| {
+                a.iter()
+                    .map(|x| x.as_f64().map(|x| x as f32 as f64))
+                    .collect::<Option<Vec<_>>>()
+            })
             .ok_or_else(|| {
                 ModelError::Config(format!("{model_type}: longrope needs a numeric list `{k}`"))
             })

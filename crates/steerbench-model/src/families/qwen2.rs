@@ -7,7 +7,7 @@ use crate::block::{load_rotary, Parts, LLAMA_NAMES};
 use crate::config::{parse_wire, Activation, Arch, AttentionKind, ModelConfig};
 use crate::error::Result;
 use crate::families::rotary::{Defaults, RotaryWire};
-use crate::families::Family;
+use crate::families::{no_gguf_config, Family, GgufSpec};
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
@@ -15,6 +15,14 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["qwen2"],
     config_from_hf,
     load,
+    gguf: Some(GgufSpec {
+        archs: &["qwen2"],
+        permute_qk: false,
+        norm_shift: 0.0,
+        names: &[],
+        hidden_act: "silu",
+        config: no_gguf_config,
+    }),
 };
 
 /// Qwen's sliding-window switches (shared with Qwen3).

@@ -6,7 +6,7 @@ use crate::config::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::qwen2::{QwenWindow, QWEN_DEFAULTS};
 use crate::families::rotary::RotaryWire;
-use crate::families::Family;
+use crate::families::{no_gguf_config, Family, GgufSpec};
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
@@ -14,7 +14,21 @@ pub(crate) const FAMILY: Family = Family {
     model_types: &["qwen3"],
     config_from_hf,
     load,
+    gguf: Some(GgufSpec {
+        archs: &["qwen3"],
+        permute_qk: false,
+        norm_shift: 0.0,
+        names: QK_NORM_NAMES,
+        hidden_act: "silu",
+        config: no_gguf_config,
+    }),
 };
+
+/// llama.cpp's names of the per-head q/k norms.
+pub(crate) const QK_NORM_NAMES: &[(&str, &str)] = &[
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
+];
 
 fn config_from_hf(model_type: &str, json: &serde_json::Value) -> Result<ModelConfig> {
     let mut w = RotaryWire::parse(model_type, json)?;

@@ -12,6 +12,13 @@ the layout make_golden.py documents: per case `<case>.input_ids` (b, t) left-pad
 `<case>.attention_mask`, `<case>.logits` (b, t, vocab), `<case>.hidden`
 (n_layers + 1, b, t, d). Models are kept small (< 200 KB each) so they are committed.
 
+Each model is also written as `families/<name>.gguf` the way llama.cpp's converter
+writes it (the `gguf` package's tensor names per architecture, Q/K rows permuted for
+`llama`, Gemma norm weights stored + 1, metadata keys per architecture), f32, for
+tests/gguf_families.rs. What llama.cpp does not carry is lost there, as in real GGUF
+files: Mistral's and Qwen's sliding windows, Gemma 2/3's query_pre_attn_scalar (llama.cpp
+scales by head_dim^-1/2 except on the 27B models).
+
 Quirks exercised, per family:
   mistral: sliding window (5) shorter than the test sequences, GQA, untied head.
   qwen2:   bias on q/k/v only, sliding window on layers >= max_window_layers, untied.
@@ -29,6 +36,8 @@ Quirks exercised, per family:
 import os
 import shutil
 
+import gguf
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
@@ -95,6 +104,86 @@ def golden(model, name):
     save_file(out, os.path.join(HERE, f"{name}.golden.safetensors"))
 
 
+def llama_cpp_permute(w, n_head):
+    """convert_hf_to_gguf.py's Q/K row permutation (its interleaved rope layout)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+# HF model_type -> (GGUF architecture, Q/K rows permuted, norm weights shifted by).
+GGUF_ARCH = {
+    "mistral": (gguf.MODEL_ARCH.LLAMA, True, 0.0),
+    "qwen2": (gguf.MODEL_ARCH.QWEN2, False, 0.0),
+    "qwen3": (gguf.MODEL_ARCH.QWEN3, False, 0.0),
+    "gemma": (gguf.MODEL_ARCH.GEMMA, False, 1.0),
+    "gemma2": (gguf.MODEL_ARCH.GEMMA2, False, 1.0),
+    "gemma3_text": (gguf.MODEL_ARCH.GEMMA3, False, 1.0),
+    "phi3": (gguf.MODEL_ARCH.PHI3, False, 0.0),
+}
+
+
+def write_gguf(model, name):
+    c = model.config
+    arch, permute, shift = GGUF_ARCH[c.model_type]
+    w = gguf.GGUFWriter(os.path.join(HERE, f"{name}.gguf"), gguf.MODEL_ARCH_NAMES[arch])
+    head_dim = c.head_dim
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+    rope = c.rope_parameters.get("full_attention", c.rope_parameters)
+    w.add_rope_freq_base(rope["rope_theta"])
+    if c.model_type.startswith("gemma"):
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+    else:
+        w.add_rope_dimension_count(head_dim)
+    if c.model_type == "gemma2":
+        w.add_attn_logit_softcapping(c.attn_logit_softcapping)
+        w.add_final_logit_softcapping(c.final_logit_softcapping)
+        w.add_sliding_window(c.sliding_window)
+    if c.model_type == "gemma3_text":
+        w.add_sliding_window(c.sliding_window)
+        w.add_sliding_window_pattern([t == "sliding_attention" for t in c.layer_types])
+        if rope.get("rope_type") == "linear":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            w.add_rope_scaling_factor(rope["factor"])
+    if c.model_type == "phi3":
+        w.add_sliding_window(c.sliding_window or 0)
+        w.add_rope_scaling_orig_ctx_len(c.rope_parameters.get("original_max_position_embeddings",
+                                                              c.max_position_embeddings))
+        if c.rope_parameters.get("rope_type") == "longrope":
+            orig = c.rope_parameters["original_max_position_embeddings"]
+            scale = c.max_position_embeddings / orig
+            w.add_rope_scaling_attn_factors(
+                (1 + np.log(scale) / np.log(orig)) ** 0.5 if scale > 1.0 else 1.0)
+            w.add_tensor("rope_factors_long.weight",
+                         np.array(c.rope_parameters["long_factor"], dtype=np.float32))
+            w.add_tensor("rope_factors_short.weight",
+                         np.array(c.rope_parameters["short_factor"], dtype=np.float32))
+    names = gguf.get_tensor_name_map(arch, c.num_hidden_layers)
+    for hf, t in model.state_dict().items():
+        if hf == "lm_head.weight" and c.tie_word_embeddings:
+            continue
+        new = names.get_name(hf, try_suffixes=(".weight", ".bias"))
+        assert new is not None, hf
+        data = t.float().numpy().copy()
+        if permute and ".q_proj." in hf:
+            data = llama_cpp_permute(data, c.num_attention_heads)
+        if permute and ".k_proj." in hf:
+            data = llama_cpp_permute(data, c.num_key_value_heads)
+        if shift and hf.endswith("norm.weight"):
+            data = data + np.float32(shift)
+        w.add_tensor(new, data)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def build(name, seed, config_cls, model_cls, norm_center=1.0, **cfg):
     torch.manual_seed(seed)
     kw = dict(BASE)
@@ -112,6 +201,7 @@ def build(name, seed, config_cls, model_cls, norm_center=1.0, **cfg):
     if os.path.exists(p):
         os.remove(p)
     golden(model, name)
+    write_gguf(model, name)
 
 
 def main():
