@@ -271,3 +271,52 @@ fn windowed_families_with_a_shared_prefix_equal_whole_sequences() {
         }
     }
 }
+
+/// Greedy generation through the KV cache (with and without it, and with chunked
+/// prefill) picks transformers' tokens, 16 steps past a 5-token sliding window.
+#[test]
+fn greedy_generation_matches_transformers() {
+    use steerbench_model::{EosOnly, GenerateOptions};
+    for name in [
+        "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3",
+    ] {
+        let golden = dir().join(format!("{name}.golden.safetensors"));
+        if !golden.is_file() {
+            continue;
+        }
+        let g = candle_core::safetensors::load(&golden, &Device::Cpu).unwrap();
+        let ids = g["generate.input_ids"].to_vec2::<i64>().unwrap();
+        let mask = g["generate.attention_mask"].to_vec2::<i64>().unwrap();
+        let want: Vec<Vec<u32>> = g["generate.new_tokens"]
+            .to_vec2::<i64>()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.into_iter().map(|x| x as u32).collect())
+            .collect();
+        let prompts: Vec<Vec<u32>> = ids
+            .iter()
+            .zip(&mask)
+            .map(|(i, m)| {
+                i.iter()
+                    .zip(m)
+                    .filter(|(_, &m)| m == 1)
+                    .map(|(&x, _)| x as u32)
+                    .collect()
+            })
+            .collect();
+        let mut model = load_hf_dir(&dir().join(name), &Device::Cpu).unwrap();
+        for (cache, chunk) in [(true, None), (false, None), (true, Some(2))] {
+            model.set_prefill_chunk(chunk);
+            let opts = GenerateOptions {
+                max_new_tokens: want[0].len(),
+                use_kv_cache: cache,
+                stop_at_eos: false,
+                ..Default::default()
+            };
+            let got = model
+                .generate(&EosOnly::default(), &prompts, &opts, &Hooks::new())
+                .unwrap();
+            assert_eq!(got, want, "{name}: cache {cache}, prefill chunk {chunk:?}");
+        }
+    }
+}

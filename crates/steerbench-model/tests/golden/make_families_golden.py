@@ -10,7 +10,8 @@ For each model `<name>` it writes `families/<name>/` (config.json + model.safete
 a Hugging Face directory our loader reads) and `families/<name>.golden.safetensors` in
 the layout make_golden.py documents: per case `<case>.input_ids` (b, t) left-padded,
 `<case>.attention_mask`, `<case>.logits` (b, t, vocab), `<case>.hidden`
-(n_layers + 1, b, t, d). Models are kept small (< 200 KB each) so they are committed.
+(n_layers + 1, b, t, d), and `generate.*`: the first two batch rows (left-padded) and the
+GEN_TOKENS tokens transformers' greedy `generate` adds to them. Models are kept small (< 200 KB each) so they are committed.
 
 Each model is also written as `families/<name>.gguf` the way llama.cpp's converter
 writes it (the `gguf` package's tensor names per architecture, Q/K rows permuted for
@@ -48,6 +49,7 @@ from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Ge
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "families")
 VOCAB = 128
 WINDOW = 5
+GEN_TOKENS = 16
 
 # Token-id prompts. "batch" mixes lengths (left-padded); the longest rows are several
 # windows long.
@@ -101,6 +103,18 @@ def golden(model, name):
         out[f"{case}.attention_mask"] = mask
         out[f"{case}.logits"] = o.logits.float().contiguous()
         out[f"{case}.hidden"] = torch.stack(o.hidden_states).float().contiguous()
+    # Greedy generation through transformers' KV cache, well past the sliding window
+    # (LongRoPE is left out: transformers recomputes the cache when a sequence crosses
+    # the pretraining context, which our runtime does not).
+    if not name.endswith("longrope"):
+        ids, mask = pad_left(PROMPTS["batch"][:2])
+        model.generation_config.eos_token_id = None
+        with torch.no_grad():
+            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=GEN_TOKENS,
+                                 do_sample=False, pad_token_id=0)
+        out["generate.input_ids"] = ids
+        out["generate.attention_mask"] = mask
+        out["generate.new_tokens"] = gen[:, ids.shape[1]:].contiguous()
     save_file(out, os.path.join(HERE, f"{name}.golden.safetensors"))
 
 
