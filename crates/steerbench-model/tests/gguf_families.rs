@@ -177,3 +177,47 @@ fn unsupported_gguf_architecture_lists_the_supported_ones() {
         assert!(e.contains(a), "{a} missing from: {e}");
     }
 }
+
+/// The quantized load (`hf_quantized_split` + `Model::new_quantized`: Q8_0 matrices kept
+/// in 8-bit blocks, norms f32 with Gemma's shift undone) of a family computes what the
+/// dequantized load of the same file computes, on few rows (8-bit kernel) and many
+/// (dequantized gemm).
+#[test]
+fn quantized_gguf_families_equal_their_dequantized_load() {
+    for (name, arch) in [("qwen2", Arch::Qwen2), ("gemma3", Arch::Gemma3)] {
+        let path = dir().join(format!("{name}.q8_0.gguf"));
+        if !path.is_file() {
+            continue;
+        }
+        let file = GgufFile::open(&path).unwrap();
+        let cfg = ModelConfig::from_hf_config(&file.hf_config_json().unwrap()).unwrap();
+        assert_eq!(cfg.arch, arch);
+        let dev = Device::Cpu;
+        let (dense, quant) = file.hf_quantized_split(&dev).unwrap();
+        assert!(!quant.is_empty(), "{name}: nothing quantized");
+        let q = Model::new_quantized(
+            cfg.clone(),
+            VarBuilder::from_tensors(dense, DType::F32, &dev),
+            &quant,
+        )
+        .unwrap();
+        assert!(q.is_quantized(), "{name}: LM head not quantized");
+        let f = Model::new(
+            cfg,
+            VarBuilder::from_tensors(file.hf_tensors(&dev).unwrap(), DType::F32, &dev),
+        )
+        .unwrap();
+        for rows in [vec![batch()[0].clone()], batch()] {
+            let (a, b) = (
+                q.forward(&rows, &mut Hooks::new()).unwrap(),
+                f.forward(&rows, &mut Hooks::new()).unwrap(),
+            );
+            let e = max_abs(&a.last_logits().unwrap(), &b.last_logits().unwrap());
+            eprintln!(
+                "{name} Q8_0, {} rows: quantized vs dequantized {e:.2e}",
+                rows.len()
+            );
+            assert!(e < 1e-4, "{name}: {e}");
+        }
+    }
+}

@@ -18,7 +18,8 @@ writes it (the `gguf` package's tensor names per architecture, Q/K rows permuted
 `llama`, Gemma norm weights stored + 1, metadata keys per architecture), f32, for
 tests/gguf_families.rs. What llama.cpp does not carry is lost there, as in real GGUF
 files: Mistral's and Qwen's sliding windows, Gemma 2/3's query_pre_attn_scalar (llama.cpp
-scales by head_dim^-1/2 except on the 27B models).
+scales by head_dim^-1/2 except on the 27B models). qwen2 and gemma3 are also written with
+Q8_0 matrices (`<name>.q8_0.gguf`) for the quantized load.
 
 Quirks exercised, per family:
   mistral: sliding window (5) shorter than the test sequences, GQA, untied head.
@@ -135,10 +136,13 @@ GGUF_ARCH = {
 }
 
 
-def write_gguf(model, name):
+def write_gguf(model, name, q8=False):
+    """f32, or with `q8` every matrix whose rows split into 32-blocks as Q8_0 (norms and
+    the rest stay f32, as llama.cpp's quantizer leaves them)."""
     c = model.config
     arch, permute, shift = GGUF_ARCH[c.model_type]
-    w = gguf.GGUFWriter(os.path.join(HERE, f"{name}.gguf"), gguf.MODEL_ARCH_NAMES[arch])
+    path = os.path.join(HERE, f"{name}.q8_0.gguf" if q8 else f"{name}.gguf")
+    w = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[arch])
     head_dim = c.head_dim
     w.add_context_length(c.max_position_embeddings)
     w.add_embedding_length(c.hidden_size)
@@ -191,7 +195,11 @@ def write_gguf(model, name):
             data = llama_cpp_permute(data, c.num_key_value_heads)
         if shift and hf.endswith("norm.weight"):
             data = data + np.float32(shift)
-        w.add_tensor(new, data)
+        if q8 and data.ndim == 2 and data.shape[1] % 32 == 0:
+            qt = gguf.GGMLQuantizationType.Q8_0
+            w.add_tensor(new, gguf.quants.quantize(data, qt), raw_dtype=qt)
+        else:
+            w.add_tensor(new, data)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -216,6 +224,8 @@ def build(name, seed, config_cls, model_cls, norm_center=1.0, **cfg):
         os.remove(p)
     golden(model, name)
     write_gguf(model, name)
+    if name in ("qwen2", "gemma3"):
+        write_gguf(model, name, q8=True)
 
 
 def main():
