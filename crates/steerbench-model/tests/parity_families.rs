@@ -320,3 +320,66 @@ fn greedy_generation_matches_transformers() {
         }
     }
 }
+
+/// Hook sites mean the same in every family: `ResidMid = ResidPre + AttnOut`,
+/// `ResidPost = ResidMid + MlpOut` (for Gemma 2/3 the branches are post-normed before
+/// being added), `ResidPost(l) = ResidPre(l + 1)`, and `HeadOut` is (b, t, heads, head_dim).
+#[test]
+fn hook_sites_mean_the_same_in_every_family() {
+    let names = [
+        "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3",
+    ];
+    for name in names {
+        let path = dir().join(name);
+        if !path.join("model.safetensors").is_file() {
+            continue;
+        }
+        let m = load_hf_dir(&path, &Device::Cpu).unwrap();
+        let c = m.config().clone();
+        let mut h = Hooks::new();
+        let sites = [
+            Site::ResidPre,
+            Site::AttnOut,
+            Site::ResidMid,
+            Site::MlpOut,
+            Site::ResidPost,
+            Site::HeadOut,
+        ];
+        for s in sites {
+            h.capture(HookPoint::new(1, s));
+        }
+        h.capture(HookPoint::new(2, Site::ResidPre));
+        let batch = [
+            Sequence::prompt((1..12).collect()),
+            Sequence::prompt(vec![5, 6, 7]),
+        ];
+        m.forward(&batch, &mut h).unwrap();
+        let mut get = |s| h.take(HookPoint::new(1, s)).unwrap();
+        let (pre, attn, mid, mlp, post, heads) = (
+            get(Site::ResidPre),
+            get(Site::AttnOut),
+            get(Site::ResidMid),
+            get(Site::MlpOut),
+            get(Site::ResidPost),
+            get(Site::HeadOut),
+        );
+        let next = h.take(HookPoint::new(2, Site::ResidPre)).unwrap();
+        assert!(
+            max_abs(&(pre + attn).unwrap(), &mid) < 1e-6,
+            "{name}: ResidMid"
+        );
+        assert!(
+            max_abs(&(&mid + mlp).unwrap(), &post) < 1e-6,
+            "{name}: ResidPost"
+        );
+        assert!(
+            max_abs(&post, &next) == 0.0,
+            "{name}: ResidPost != next ResidPre"
+        );
+        assert_eq!(
+            heads.dims(),
+            &[2, 11, c.n_heads, c.head_dim],
+            "{name}: HeadOut"
+        );
+    }
+}
