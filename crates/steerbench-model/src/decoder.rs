@@ -6,13 +6,12 @@ use std::ops::Range;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 
-use crate::config::{Arch, ModelConfig};
+use crate::block::{Parts, PosCtx};
+use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::hooks::{Frame, HookPoint, Hooks, Site};
 use crate::kv_cache::KvCache;
-use crate::layers::{
-    attention, rope_inv_freq, rope_tables, CausalPad, Linear, Norm, QuantWeights, Src,
-};
+use crate::layers::{attention, rope_inv_freq, rope_tables, CausalPad, LmHead, QuantWeights, Src};
 
 /// One row of a batch. `tokens[prompt_len..]` are the completion (or generated) tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,41 +32,25 @@ impl Sequence {
     }
 }
 
-/// Positional information shared by every block of one chunk.
-pub(crate) struct PosCtx {
-    /// cos/sin (b, t, head_dim/2) for rotary architectures.
-    pub rope: Option<(Tensor, Tensor)>,
-}
-
-/// An architecture's block, split where the shared loop places hook sites.
-pub(crate) trait DecoderBlock: Send + Sync {
-    fn attn_norm(&self, xs: &Tensor) -> Result<Tensor>;
-    /// q (b, t, n_heads, hd) with positions applied; k, v (b, t, n_kv_heads, hd). Views
-    /// of any strides with a contiguous last dimension.
-    fn qkv(&self, xs: &Tensor, pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)>;
-    /// Output projection of the concatenated heads (b, t, n_heads * hd) -> (b, t, d).
-    fn attn_out(&self, heads: &Tensor) -> Result<Tensor>;
-    fn mlp_norm(&self, xs: &Tensor) -> Result<Tensor>;
-    fn mlp(&self, xs: &Tensor) -> Result<Tensor>;
-}
-
-/// What an architecture file builds from the weights.
-pub(crate) struct Parts {
-    pub wte: Tensor,
-    pub wpe: Option<Tensor>,
-    pub blocks: Vec<Box<dyn DecoderBlock>>,
-    pub norm: Norm,
-    /// d -> vocab
-    pub lm_head: Linear,
-}
-
 /// A causal LM with hook sites. Knows token ids only; text is the tokenizer's business.
 pub struct Model {
     cfg: ModelConfig,
     parts: Parts,
-    inv_freq: Option<Tensor>,
+    head: LmHead,
+    /// Rotary inverse frequencies (1, 1, head_dim/2): `rope`, then `rope_local` if any.
+    /// With LongRoPE the first is its short set.
+    inv_freqs: Vec<Tensor>,
+    longrope: Option<LongRopeTables>,
     device: Device,
     prefill_chunk: Option<usize>,
+}
+
+/// LongRoPE's long frequency set, used for passes whose longest row exceeds
+/// `original` positions, and the cos/sin scale of both sets.
+struct LongRopeTables {
+    long: Tensor,
+    original: usize,
+    mscale: f64,
 }
 
 /// Keys and values of a token prefix that the rows of later batches all start with (a
@@ -214,7 +197,8 @@ impl BatchLayout {
 }
 
 impl Model {
-    /// Build from Hugging Face tensor names (see `llama.rs` / `gpt2.rs`). Weights are f32.
+    /// Build from Hugging Face tensor names (each family's file in `families/`). Weights
+    /// are f32.
     pub fn new(cfg: ModelConfig, vb: VarBuilder) -> Result<Model> {
         Self::new_quantized(cfg, vb, &QuantWeights::new())
     }
@@ -224,23 +208,46 @@ impl Model {
     pub fn new_quantized(cfg: ModelConfig, vb: VarBuilder, quant: &QuantWeights) -> Result<Model> {
         cfg.check_implemented()?;
         let src = Src::new(vb.set_dtype(DType::F32), Some(quant));
-        let parts = match cfg.arch {
-            Arch::Llama => crate::llama::load(&cfg, &src)?,
-            Arch::Gpt2 => crate::gpt2::load(&cfg, &src)?,
-        };
+        let parts = (crate::families::family(cfg.arch).load)(&cfg, &src)?;
         let vb = &src.vb;
         let device = vb.device().clone();
-        let inv_freq = match &cfg.rope {
-            Some(r) => {
+        let mut inv_freqs = Vec::new();
+        if let Some(r) = &cfg.rope {
+            for r in std::iter::once(r).chain(&cfg.rope_local) {
                 let f = rope_inv_freq(r, cfg.head_dim);
-                Some(Tensor::from_vec(f, (1, 1, cfg.head_dim / 2), &device)?)
+                inv_freqs.push(Tensor::from_vec(f, (1, 1, cfg.head_dim / 2), &device)?);
             }
-            None => None,
+        }
+        let longrope = match (&cfg.longrope, &cfg.rope) {
+            (Some(l), Some(r)) => {
+                let table = |factors: &[f64]| -> Result<Tensor> {
+                    let hd = cfg.head_dim;
+                    let f: Vec<f32> = factors
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| (1.0 / (x * r.theta.powf((2 * i) as f64 / hd as f64))) as f32)
+                        .collect();
+                    Ok(Tensor::from_vec(f, (1, 1, hd / 2), &device)?)
+                };
+                inv_freqs[0] = table(&l.short_factor)?;
+                Some(LongRopeTables {
+                    long: table(&l.long_factor)?,
+                    original: l.original_max_position_embeddings,
+                    mscale: l.attention_factor,
+                })
+            }
+            _ => None,
+        };
+        let head = LmHead {
+            linear: parts.lm_head.clone(),
+            softcap: cfg.final_logit_softcapping,
         };
         Ok(Model {
             cfg,
             parts,
-            inv_freq,
+            head,
+            inv_freqs,
+            longrope,
             device,
             prefill_chunk: None,
         })
@@ -252,7 +259,7 @@ impl Model {
 
     /// Whether the LM head multiplies quantized weights (see [`Model::new_quantized`]).
     pub fn is_quantized(&self) -> bool {
-        self.parts.lm_head.is_quantized()
+        self.head.is_quantized()
     }
 
     pub fn device(&self) -> &Device {
@@ -540,7 +547,7 @@ impl Model {
         ForwardOutput {
             hidden,
             last_only: false,
-            lm_head: self.parts.lm_head.clone(),
+            lm_head: self.head.clone(),
             tokens: batch.iter().map(|s| s.tokens.clone()).collect(),
             pad: lay.pad,
             lens: lay.lens,
@@ -662,6 +669,9 @@ impl Model {
             let pix = Tensor::from_vec(pos, b * t, &self.device)?;
             xs = (xs + wpe.index_select(&pix, 0)?)?;
         }
+        if let Some(s) = self.cfg.embed_scale {
+            xs = (xs * s)?;
+        }
         Ok(xs.reshape((b, t, self.cfg.hidden_size))?)
     }
 
@@ -692,30 +702,37 @@ impl Model {
                 cache.as_ref().map(|c| c.len(from_layer))
             )));
         }
-        if let Some(w) = self.cfg.sliding_window {
-            if frame.start + t > w {
-                return Err(ModelError::Input(format!(
-                    "sequence of {} tokens exceeds the sliding window ({w}), which is not implemented",
-                    frame.start + t
-                )));
-            }
-        }
         let pos = PosCtx {
-            rope: match &self.inv_freq {
-                Some(f) => Some(rope_tables(
-                    f,
-                    &Tensor::from_vec(Self::positions(frame), (b, t), &self.device)?,
-                )?),
-                None => None,
+            ropes: if self.inv_freqs.is_empty() {
+                Vec::new()
+            } else {
+                let p = Tensor::from_vec(Self::positions(frame), (b, t), &self.device)?;
+                let mut ropes = self
+                    .inv_freqs
+                    .iter()
+                    .map(|f| rope_tables(f, &p))
+                    .collect::<Result<Vec<_>>>()?;
+                if let Some(l) = &self.longrope {
+                    // The set follows the longest row of the whole pass (not of this
+                    // chunk), so chunked prefill equals one pass.
+                    let len = frame.lens.iter().copied().max().unwrap_or(0);
+                    let (cos, sin) = if len > l.original {
+                        rope_tables(&l.long, &p)?
+                    } else {
+                        ropes[0].clone()
+                    };
+                    ropes[0] = ((cos * l.mscale)?, (sin * l.mscale)?);
+                }
+                ropes
             },
         };
         let mask = CausalPad {
             pad: frame.pad.clone(),
             shared: frame.shared,
             start: frame.start,
+            window: None,
         };
         let (nh, hd) = (self.cfg.n_heads, self.cfg.head_dim);
-        let scale = 1.0 / (hd as f64).sqrt();
         let (lo, hi) = (layers.start, layers.end.min(self.parts.blocks.len()));
         let n_blocks = self.parts.blocks.len();
         let mut frame = frame.clone();
@@ -740,7 +757,9 @@ impl Model {
                 q
             };
             let tq = frame.t;
-            let heads = attention(&q, &k, &v, &mask, scale)?;
+            let spec = block.attn_spec();
+            mask.window = spec.window;
+            let heads = attention(&q, &k, &v, &mask, spec.scale, spec.softcap)?;
             let heads = hooks.apply(at(Site::HeadOut), heads, &frame)?;
             let a = block.attn_out(&heads.reshape((b, tq, nh * hd))?)?;
             let a = hooks.apply(at(Site::AttnOut), a, &frame)?;
@@ -758,7 +777,7 @@ impl Model {
 
     /// Logits (n, vocab) of final hidden rows (n, d).
     pub(crate) fn logits(&self, h: &Tensor) -> Result<Tensor> {
-        self.parts.lm_head.forward(h)
+        self.head.forward(h)
     }
 }
 
@@ -780,7 +799,7 @@ pub struct ForwardOutput {
     hidden: Tensor,
     /// Only each row's last position was computed (see [`Pass::last_only`]).
     last_only: bool,
-    lm_head: Linear,
+    lm_head: LmHead,
     tokens: Vec<Vec<u32>>,
     pad: Vec<usize>,
     lens: Vec<usize>,

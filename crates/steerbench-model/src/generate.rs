@@ -350,6 +350,12 @@ pub(crate) fn sample(
     c[p.len() - 1].0
 }
 
+/// Logits checked for NaN / infinity before a token is chosen from them.
+fn finite_logits(logits: Tensor) -> Result<Tensor> {
+    crate::decoder::check_finite(&logits, "logits")?;
+    Ok(logits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,10 +386,4 @@ mod tests {
     fn argmax_takes_first_max() {
         assert_eq!(argmax(&[1.0, 3.0, 3.0, f32::NAN]), 1);
     }
-}
-
-/// Logits checked for NaN / infinity before a token is chosen from them.
-fn finite_logits(logits: Tensor) -> Result<Tensor> {
-    crate::decoder::check_finite(&logits, "logits")?;
-    Ok(logits)
 }

@@ -14,9 +14,26 @@ use candle_core::{Device, Tensor};
 use serde_json::json;
 
 use crate::error::{ModelError, Result};
+use crate::families::{gguf_family, GgufSpec};
+pub(crate) use crate::gguf_meta::meta_usize;
+use crate::gguf_meta::{meta_f64, meta_str, ArchMeta};
 
-/// Architectures whose GGUF tensors this loader can map to Hugging Face names.
-pub const SUPPORTED_ARCHS: &[&str] = &["llama"];
+/// The family conventions of `arch`, or the error listing the supported ones.
+fn spec_of(arch: &str, path: Option<&Path>) -> Result<&'static GgufSpec> {
+    gguf_family(arch).map(|(_, g)| g).ok_or_else(|| {
+        let found = match path {
+            Some(p) => format!("{arch} (GGUF {})", p.display()),
+            None => format!("{arch} (GGUF)"),
+        };
+        ModelError::UnsupportedArch {
+            found,
+            supported: crate::families::supported_gguf_archs().join(", "),
+        }
+    })
+}
+
+/// llama.cpp's LongRoPE factor tensors (read into the config, not weights).
+const ROPE_FACTORS: [&str; 2] = ["rope_factors_long.weight", "rope_factors_short.weight"];
 
 /// An opened GGUF file: its parsed header (metadata + tensor directory), tensors read on demand.
 pub struct GgufFile {
@@ -75,11 +92,44 @@ impl GgufFile {
 
     /// The model config as a Hugging Face `config.json` value (for `ModelConfig::from_hf_config`).
     pub fn hf_config_json(&self) -> Result<serde_json::Value> {
-        let has_output = self.content.tensor_infos.contains_key("output.weight");
-        hf_config_from_metadata(self.metadata(), has_output).map_err(|e| match e {
-            ModelError::Config(msg) => gguf_err(&self.path, msg),
-            other => other,
-        })
+        let infos = &self.content.tensor_infos;
+        let has_output = infos.contains_key("output.weight");
+        let mut json =
+            hf_config_from_metadata(self.metadata(), has_output).map_err(|e| match e {
+                ModelError::Config(msg) => gguf_err(&self.path, msg),
+                other => other,
+            })?;
+        if infos.contains_key("blk.0.attn_q.bias") {
+            json["attention_bias"] = true.into();
+        }
+        if ROPE_FACTORS.iter().all(|n| infos.contains_key(*n)) {
+            let factors = |name: &str| -> Result<Vec<f64>> {
+                let t = self.qtensor(name, &Device::Cpu)?.dequantize(&Device::Cpu)?;
+                Ok(t.flatten_all()?
+                    .to_vec1::<f32>()?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect())
+            };
+            let arch = self.architecture()?;
+            let m = ArchMeta {
+                m: self.metadata(),
+                arch,
+            };
+            let mut scaling = json!({
+                "rope_type": "longrope",
+                "long_factor": factors(ROPE_FACTORS[0])?,
+                "short_factor": factors(ROPE_FACTORS[1])?,
+            });
+            if let Some(a) = m.f64("rope.scaling.attn_factor") {
+                scaling["attention_factor"] = a.into();
+            }
+            if let Some(n) = m.usize("rope.scaling.original_context_length") {
+                scaling["original_max_position_embeddings"] = n.into();
+            }
+            json["rope_scaling"] = scaling;
+        }
+        Ok(json)
     }
 
     /// One tensor as stored (possibly quantized), GGUF name.
@@ -98,12 +148,7 @@ impl GgufFile {
     /// permutation undone. Unknown tensor names are an error (they would silently be dropped).
     pub fn hf_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
         let arch = self.architecture()?.to_string();
-        if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
-            return Err(ModelError::UnsupportedArch {
-                found: format!("{arch} (GGUF {})", self.path.display()),
-                supported: SUPPORTED_ARCHS.join(", "),
-            });
-        }
+        let spec = spec_of(&arch, Some(&self.path))?;
         let meta = self.metadata();
         let key = |k: &str| format!("{arch}.{k}");
         let n_head =
@@ -119,7 +164,10 @@ impl GgufFile {
         names.sort();
         let mut out = HashMap::with_capacity(names.len());
         for name in names {
-            let hf = hf_tensor_name(name).ok_or_else(|| {
+            if ROPE_FACTORS.contains(&name.as_str()) {
+                continue;
+            }
+            let hf = hf_tensor_name_for(spec, name).ok_or_else(|| {
                 gguf_err(
                     &self.path,
                     format!("tensor `{name}` has no Hugging Face counterpart"),
@@ -132,14 +180,23 @@ impl GgufFile {
                 .map_err(ctx)?
                 .dequantize(device)
                 .map_err(ctx)?;
-            let t = match qk_kind(name) {
+            let t = match qk_kind(name).filter(|_| spec.permute_qk) {
                 Some(QkKind::Q) => unpermute_rows(&t, n_head).map_err(ctx)?,
                 Some(QkKind::K) => unpermute_rows(&t, n_kv_head).map_err(ctx)?,
                 None => t,
             };
-            out.insert(hf, t);
+            out.insert(hf, unshift_norm(spec, name, t).map_err(ctx)?);
         }
         Ok(out)
+    }
+}
+
+/// Undo the converter's `+ norm_shift` on norm weights (Gemma's `1 + w`).
+fn unshift_norm(spec: &GgufSpec, gguf_name: &str, t: Tensor) -> candle_core::Result<Tensor> {
+    if spec.norm_shift != 0.0 && gguf_name.ends_with("norm.weight") {
+        t - spec.norm_shift
+    } else {
+        Ok(t)
     }
 }
 
@@ -151,13 +208,17 @@ impl GgufFile {
     pub fn hf_qtensors(&self, device: &Device) -> Result<HashMap<String, QTensor>> {
         let meta = self.metadata();
         let arch = self.architecture()?.to_string();
+        let spec = spec_of(&arch, Some(&self.path))?;
         let key = |k: &str| format!("{arch}.{k}");
         let n_head =
             meta_usize(meta, &key("attention.head_count")).map_err(|e| gguf_err(&self.path, e))?;
         let n_kv_head = meta_usize(meta, &key("attention.head_count_kv")).unwrap_or(n_head);
         let mut out = HashMap::new();
         for name in self.content.tensor_infos.keys() {
-            let hf = hf_tensor_name(name).ok_or_else(|| {
+            if ROPE_FACTORS.contains(&name.as_str()) {
+                continue;
+            }
+            let hf = hf_tensor_name_for(spec, name).ok_or_else(|| {
                 gguf_err(
                     &self.path,
                     format!("tensor `{name}` has no Hugging Face counterpart"),
@@ -165,7 +226,7 @@ impl GgufFile {
             })?;
             let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
             let q = self.qtensor(name, device)?;
-            let q = match qk_kind(name) {
+            let q = match qk_kind(name).filter(|_| spec.permute_qk) {
                 Some(QkKind::Q) => unpermute_qtensor(&q, n_head, device).map_err(ctx)?,
                 Some(QkKind::K) => unpermute_qtensor(&q, n_kv_head, device).map_err(ctx)?,
                 None => q,
@@ -185,13 +246,22 @@ impl GgufFile {
         &self,
         device: &Device,
     ) -> Result<(HashMap<String, Tensor>, crate::layers::QuantWeights)> {
+        let spec = spec_of(self.architecture()?, Some(&self.path))?;
         let mut dense = HashMap::new();
         let mut quant = crate::layers::QuantWeights::new();
         for (name, q) in self.hf_qtensors(device)? {
             let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
             let quantized = !matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+            if quantized && name.ends_with("norm.weight") && spec.norm_shift != 0.0 {
+                return Err(gguf_err(
+                    &self.path,
+                    format!("tensor `{name}`: quantized norm weights are not supported"),
+                ));
+            }
             if !quantized || name == "model.embed_tokens.weight" {
-                let t = q.dequantize(device).map_err(ctx)?;
+                // Norm weights are stored f32 by llama.cpp; HF names end the same way.
+                let t =
+                    unshift_norm(spec, &name, q.dequantize(device).map_err(ctx)?).map_err(ctx)?;
                 dense.insert(name.clone(), t);
             }
             if quantized {
@@ -252,6 +322,13 @@ fn qk_kind(gguf_name: &str) -> Option<QkKind> {
 
 /// GGUF tensor name → Hugging Face (Llama) tensor name. `None` for names we do not know.
 pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
+    let (_, spec) = gguf_family("llama")?;
+    hf_tensor_name_for(spec, gguf_name)
+}
+
+/// GGUF tensor name → Hugging Face tensor name under a family's conventions (its own
+/// block names first, then Llama's).
+pub(crate) fn hf_tensor_name_for(spec: &GgufSpec, gguf_name: &str) -> Option<String> {
     let (stem, suffix) = gguf_name.rsplit_once('.')?;
     if suffix != "weight" && suffix != "bias" {
         return None;
@@ -268,16 +345,18 @@ pub fn hf_tensor_name(gguf_name: &str) -> Option<String> {
     let rest = stem.strip_prefix("blk.")?;
     let (layer, part) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
-    let hf_part = match part {
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
+    let own = spec.names.iter().find(|(g, _)| *g == part).map(|(_, h)| *h);
+    let hf_part = match (own, part) {
+        (Some(h), _) => h,
+        (None, "attn_q") => "self_attn.q_proj",
+        (None, "attn_k") => "self_attn.k_proj",
+        (None, "attn_v") => "self_attn.v_proj",
+        (None, "attn_output") => "self_attn.o_proj",
+        (None, "ffn_gate") => "mlp.gate_proj",
+        (None, "ffn_up") => "mlp.up_proj",
+        (None, "ffn_down") => "mlp.down_proj",
+        (None, "attn_norm") => "input_layernorm",
+        (None, "ffn_norm") => "post_attention_layernorm",
         _ => return None,
     };
     Some(format!("model.layers.{layer}.{hf_part}.{suffix}"))
@@ -320,57 +399,8 @@ pub fn permute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
         .reshape(dims)
 }
 
-fn meta<'a>(m: &'a HashMap<String, Value>, key: &str) -> std::result::Result<&'a Value, String> {
-    m.get(key)
-        .ok_or_else(|| format!("missing metadata key `{key}`"))
-}
-
-fn meta_str<'a>(m: &'a HashMap<String, Value>, key: &str) -> std::result::Result<&'a str, String> {
-    meta(m, key)?
-        .to_string()
-        .map(String::as_str)
-        .map_err(|e| format!("metadata `{key}`: {e}"))
-}
-
-/// Integer metadata of any integer width (writers differ: u32, u64, i32 all occur).
-pub(crate) fn meta_usize(
-    m: &HashMap<String, Value>,
-    key: &str,
-) -> std::result::Result<usize, String> {
-    let v = meta(m, key)?;
-    let n: i128 = match v {
-        Value::U8(x) => *x as i128,
-        Value::I8(x) => *x as i128,
-        Value::U16(x) => *x as i128,
-        Value::I16(x) => *x as i128,
-        Value::U32(x) => *x as i128,
-        Value::I32(x) => *x as i128,
-        Value::U64(x) => *x as i128,
-        Value::I64(x) => *x as i128,
-        other => {
-            return Err(format!(
-                "metadata `{key}`: expected an integer, found {other:?}"
-            ))
-        }
-    };
-    usize::try_from(n).map_err(|_| format!("metadata `{key}`: {n} is not a valid size"))
-}
-
-/// Float metadata, printed through f32's shortest form so `1e-5` stored as f32 stays `1e-5`.
-fn meta_f64(m: &HashMap<String, Value>, key: &str) -> std::result::Result<f64, String> {
-    match meta(m, key)? {
-        Value::F32(x) => Ok(format!("{x}").parse::<f64>().unwrap_or(*x as f64)),
-        Value::F64(x) => Ok(*x),
-        other => match meta_usize(m, key) {
-            Ok(n) => Ok(n as f64),
-            Err(_) => Err(format!(
-                "metadata `{key}`: expected a float, found {other:?}"
-            )),
-        },
-    }
-}
-
-/// Translate llama.cpp metadata into a Hugging Face Llama `config.json`.
+/// Translate llama.cpp metadata into a Hugging Face `config.json` of the architecture's
+/// family (the shared keys here, the family's own from its `GgufSpec::config`).
 ///
 /// `has_output` says whether the file holds a separate `output.weight` (otherwise the LM head is
 /// tied to the token embedding).
@@ -380,12 +410,8 @@ pub fn hf_config_from_metadata(
 ) -> Result<serde_json::Value> {
     let cfg = |e: String| ModelError::Config(e);
     let arch = meta_str(m, "general.architecture").map_err(cfg)?;
-    if !SUPPORTED_ARCHS.contains(&arch) {
-        return Err(ModelError::UnsupportedArch {
-            found: format!("{arch} (GGUF)"),
-            supported: SUPPORTED_ARCHS.join(", "),
-        });
-    }
+    let spec = spec_of(arch, None)?;
+    let (family, _) = gguf_family(arch).expect("spec_of found it");
     let k = |s: &str| format!("{arch}.{s}");
     let hidden = meta_usize(m, &k("embedding_length")).map_err(cfg)?;
     let n_layers = meta_usize(m, &k("block_count")).map_err(cfg)?;
@@ -413,13 +439,18 @@ pub fn hf_config_from_metadata(
             )));
         }
     }
-    if let Ok(kind) = meta_str(m, &k("rope.scaling.type")) {
-        if kind != "none" {
+    let rope_scaling = match meta_str(m, &k("rope.scaling.type")) {
+        Err(_) | Ok("none") => serde_json::Value::Null,
+        Ok("linear") => {
+            let factor = meta_f64(m, &k("rope.scaling.factor")).map_err(cfg)?;
+            json!({"rope_type": "linear", "factor": factor})
+        }
+        Ok(kind) => {
             return Err(cfg(format!(
                 "rope scaling `{kind}` in GGUF metadata is not supported yet; load the Hugging Face directory instead"
-            )));
+            )))
         }
-    }
+    };
     let eps = meta_f64(m, &k("attention.layer_norm_rms_epsilon")).map_err(cfg)?;
     let theta = meta_f64(m, &k("rope.freq_base")).unwrap_or(10_000.0);
     let ctx = meta_usize(m, &k("context_length")).unwrap_or(2048);
@@ -428,7 +459,7 @@ pub fn hf_config_from_metadata(
         _ => meta_usize(m, &k("vocab_size")).map_err(cfg)?,
     };
     let mut out = json!({
-        "model_type": arch,
+        "model_type": family.model_types[0],
         "architectures": ["LlamaForCausalLM"],
         "hidden_size": hidden,
         "intermediate_size": ff,
@@ -441,10 +472,12 @@ pub fn hf_config_from_metadata(
         "max_position_embeddings": ctx,
         "vocab_size": vocab,
         "tie_word_embeddings": !has_output,
-        "hidden_act": "silu",
+        "hidden_act": spec.hidden_act,
         "attention_bias": false,
+        "rope_scaling": rope_scaling,
         "torch_dtype": "float32",
     });
+    (spec.config)(&ArchMeta { m, arch }, &mut out);
     for (gguf_key, hf_key) in [
         ("tokenizer.ggml.bos_token_id", "bos_token_id"),
         ("tokenizer.ggml.eos_token_id", "eos_token_id"),

@@ -16,13 +16,17 @@ use crate::error::{ModelError, Result};
 pub enum Site {
     /// Residual stream entering the block (= transformers' `hidden_states[layer]`).
     ResidPre,
-    /// Residual stream after the attention residual add.
+    /// Residual stream after the attention residual add. For post-norm families (Gemma
+    /// 2/3) the added branch is the post-normed attention output, and this is the input of
+    /// the MLP's pre-norm.
     ResidMid,
     /// Residual stream leaving the block (before the next block's `ResidPre` hooks).
     ResidPost,
-    /// Attention output after the output projection, before the residual add.
+    /// Attention output after the output projection (and the post-attention norm, in
+    /// Gemma 2/3), before the residual add: exactly what is added to the residual.
     AttnOut,
-    /// MLP output before the residual add.
+    /// MLP output (after the post-feed-forward norm, in Gemma 2/3) before the residual
+    /// add: exactly what is added to the residual.
     MlpOut,
     /// Per-head attention outputs before the output projection: (b, t, n_heads, head_dim).
     HeadOut,

@@ -530,6 +530,28 @@ impl Linear {
     }
 }
 
+/// The LM head: a linear layer d -> vocab, with Gemma 2's final-logit soft-capping.
+#[derive(Debug, Clone)]
+pub(crate) struct LmHead {
+    pub linear: Linear,
+    /// `cap * tanh(logit / cap)`.
+    pub softcap: Option<f64>,
+}
+
+impl LmHead {
+    pub(crate) fn forward(&self, h: &Tensor) -> Result<Tensor> {
+        let y = self.linear.forward(h)?;
+        Ok(match self.softcap {
+            Some(cap) => ((y / cap)?.tanh()? * cap)?,
+            None => y,
+        })
+    }
+
+    pub(crate) fn is_quantized(&self) -> bool {
+        self.linear.is_quantized()
+    }
+}
+
 /// RMSNorm or LayerNorm over the last dimension.
 #[derive(Debug, Clone)]
 pub(crate) enum Norm {
@@ -538,11 +560,17 @@ pub(crate) enum Norm {
 }
 
 impl Norm {
-    pub(crate) fn rms(src: &Src, name: &str, d: usize, eps: f64) -> Result<Self> {
-        Ok(Norm::Rms {
-            w: get(&src.vb, &[d], &format!("{name}.weight"))?,
-            eps: eps as f32,
-        })
+    /// RMSNorm whose stored weight `w` multiplies as `1 + w` when `plus_one` (Gemma).
+    pub(crate) fn rms_offset(
+        src: &Src,
+        name: &str,
+        d: usize,
+        eps: f64,
+        plus_one: bool,
+    ) -> Result<Self> {
+        let w = get(&src.vb, &[d], &format!("{name}.weight"))?;
+        let w = if plus_one { (w + 1.0)? } else { w };
+        Ok(Norm::Rms { w, eps: eps as f32 })
     }
 
     pub(crate) fn layer(src: &Src, name: &str, d: usize, eps: f64) -> Result<Self> {
@@ -619,6 +647,9 @@ pub(crate) struct CausalPad {
     /// Length of the token prefix every row shares (0: none).
     pub shared: usize,
     pub start: usize,
+    /// Sliding window: a query sees itself and the `window - 1` tokens before it, counted
+    /// on the unpadded sequence (so the padding gap after a shared prefix is not counted).
+    pub window: Option<usize>,
 }
 
 impl CausalPad {
@@ -627,15 +658,36 @@ impl CausalPad {
     fn keys(&self, r: usize, i: usize) -> (usize, usize, (usize, usize)) {
         let q = self.start + i;
         let (p0, p1) = (self.shared, self.shared + self.pad[r]);
-        if (p0..p1).contains(&q) {
-            (q, q + 1, (q, q))
+        let (lo, hi, gap) = if (p0..p1).contains(&q) {
+            return (q, q + 1, (q, q));
         } else if q < p0 {
             (0, q + 1, (0, 0))
         } else if p0 == 0 {
             (p1, q + 1, (0, 0))
         } else {
             (0, q + 1, (p0, p1))
-        }
+        };
+        let Some(w) = self.window else {
+            return (lo, hi, gap);
+        };
+        // Unpadded position of the query, the first unpadded key it sees, and that key's
+        // padded index.
+        let pad = self.pad[r];
+        let u = if q >= p1 { q - pad } else { q };
+        let first = (u + 1).saturating_sub(w);
+        let first = if first >= p0 && q >= p1 {
+            first + pad
+        } else {
+            first
+        };
+        let lo = lo.max(first);
+        // A gap wholly below `lo` is masked anyway; keep it inside [lo, hi) or empty.
+        let gap = if gap.1 <= lo {
+            (lo, lo)
+        } else {
+            (gap.0.max(lo), gap.1)
+        };
+        (lo, hi, gap)
     }
 
     /// The same mask as an additive tensor (b, 1, t, start + t), `None` when nothing is
@@ -667,17 +719,20 @@ impl CausalPad {
 /// Scaled dot-product attention with grouped kv heads (heads sharing a kv head are
 /// adjacent): q (b, t, n_heads, hd), k/v (b, s, n_kv_heads, hd), any strides with a
 /// contiguous last dimension -> per-head outputs (b, t, n_heads, hd), contiguous.
+/// `softcap`: scores become `cap * tanh(score / cap)` after scaling, before the mask.
 pub(crate) fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     mask: &CausalPad,
     scale: f64,
+    softcap: Option<f64>,
 ) -> Result<Tensor> {
     if q.device().is_cpu() && q.dtype() == DType::F32 {
         let op = CpuAttention {
             mask: mask.clone(),
             scale: scale as f32,
+            softcap: softcap.map(|c| c as f32),
         };
         return Ok(q.apply_op3_no_bwd(k, v, &op)?);
     }
@@ -690,6 +745,10 @@ pub(crate) fn attention(
     let v = v.transpose(1, 2)?.contiguous()?;
     let q = (q * scale)?.reshape((b, nkv, g * t, hd))?;
     let att = q.matmul(&k.t()?)?.reshape((b, nh, t, s))?;
+    let att = match softcap {
+        Some(cap) => ((att / cap)?.tanh()? * cap)?,
+        None => att,
+    };
     let att = match mask.additive(t, q.device())? {
         Some(m) => att.broadcast_add(&m)?,
         None => att,
@@ -705,6 +764,7 @@ pub(crate) fn attention(
 struct CpuAttention {
     mask: CausalPad,
     scale: f32,
+    softcap: Option<f32>,
 }
 
 /// A 4-D f32 view: data, offset of element 0, strides (last one must be 1).
@@ -826,6 +886,11 @@ impl candle_core::CustomOp3 for CpuAttention {
                 for i in 0..t {
                     let row = &mut scores[i * s..(i + 1) * s];
                     let (lo, hi, gap) = self.mask.keys(r, i);
+                    if let Some(cap) = self.softcap {
+                        row[lo..hi]
+                            .iter_mut()
+                            .for_each(|x| *x = (*x / cap).tanh() * cap);
+                    }
                     row[gap.0..gap.1]
                         .iter_mut()
                         .for_each(|x| *x = f32::NEG_INFINITY);

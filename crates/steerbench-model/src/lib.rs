@@ -4,6 +4,7 @@ pub mod chat;
 pub mod error;
 pub mod fetch;
 pub mod gguf;
+mod gguf_meta;
 pub mod hub;
 pub mod registry;
 pub mod source;
@@ -12,19 +13,22 @@ pub mod tokenizer;
 pub use candle_core::{DType, Device, Tensor};
 pub use error::{ModelError, Result};
 
+mod block;
 pub mod config;
 pub mod decoder;
+mod families;
 pub mod generate;
-mod gpt2;
 pub mod hooks;
 pub mod kv_cache;
 mod layers;
-mod llama;
 pub mod weights;
 
 pub use chat::{ChatMessage, ChatTemplate};
-pub use config::{Activation, Arch, ModelConfig, NormKind, RopeConfig, RopeScaling};
+pub use config::{
+    Activation, Arch, AttentionKind, LongRope, ModelConfig, NormKind, RopeConfig, RopeScaling,
+};
 pub use decoder::{ForwardOutput, Model, Pass, Sequence, SharedPrefix};
+pub use families::{supported_gguf_archs, supported_model_types};
 pub use fetch::{pull, Pulled, WheelSource};
 pub use generate::{Detokenizer, EosOnly, GenerateOptions, Sampling};
 pub use hooks::{HookPoint, Hooks, Intervention, MapFn, Positions, Site};

@@ -4,10 +4,19 @@
 use candle_core::Tensor;
 use serde::Deserialize;
 
+use crate::block::{AttnSpec, DecoderBlock, Parts, PosCtx};
 use crate::config::{parse_wire, token_ids, Activation, Arch, ModelConfig, NormKind};
-use crate::decoder::{DecoderBlock, Parts, PosCtx};
 use crate::error::{ModelError, Result};
+use crate::families::Family;
 use crate::layers::{get, Linear, Norm, Src};
+
+pub(crate) const FAMILY: Family = Family {
+    arch: Arch::Gpt2,
+    model_types: &["gpt2"],
+    config_from_hf: |_, json| config_from_hf(json),
+    load,
+    gguf: None,
+};
 
 #[derive(Debug, Deserialize)]
 struct Gpt2Wire {
@@ -26,7 +35,7 @@ struct Gpt2Wire {
     bos_token_id: Option<u32>,
 }
 
-pub(crate) fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
+fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
     let w: Gpt2Wire = parse_wire("gpt2", json)?;
     match w.activation_function.as_deref() {
         None | Some("gelu_new") | Some("gelu_pytorch_tanh") => {}
@@ -68,6 +77,7 @@ pub(crate) fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
         activation: Activation::GeluTanh,
         rope: None,
         attention_bias: true,
+        o_proj_bias: true,
         mlp_bias: true,
         tie_word_embeddings: true,
         bos_token_id: w.bos_token_id,
@@ -77,11 +87,18 @@ pub(crate) fn config_from_hf(json: &serde_json::Value) -> Result<ModelConfig> {
         attn_logit_softcapping: None,
         final_logit_softcapping: None,
         sliding_window: None,
+        layer_attention: Vec::new(),
+        rope_local: None,
+        longrope: None,
+        norm_plus_one: false,
+        embed_scale: None,
+        query_pre_attn_scalar: None,
+        post_norms: false,
     })
 }
 
 /// Names `wte`, `wpe`, `h.N.*`, `ln_f`, with or without the `transformer.` prefix.
-pub(crate) fn load(cfg: &ModelConfig, src: &Src) -> Result<Parts> {
+fn load(cfg: &ModelConfig, src: &Src) -> Result<Parts> {
     let m = if src.vb.contains_tensor("transformer.wte.weight") {
         src.pp("transformer")
     } else {
@@ -92,7 +109,7 @@ pub(crate) fn load(cfg: &ModelConfig, src: &Src) -> Result<Parts> {
     let wpe = get(&m.vb, &[cfg.max_position_embeddings, d], "wpe.weight")?;
     let blocks = (0..cfg.n_layers)
         .map(|i| {
-            Ok(Box::new(Gpt2Block::load(cfg, &m.pp(format!("h.{i}")))?) as Box<dyn DecoderBlock>)
+            Ok(Box::new(Gpt2Block::load(cfg, &m.pp(format!("h.{i}")), i)?) as Box<dyn DecoderBlock>)
         })
         .collect::<Result<Vec<_>>>()?;
     let norm = Norm::layer(&m, "ln_f", d, cfg.norm_eps)?;
@@ -114,10 +131,11 @@ pub(crate) struct Gpt2Block {
     mlp_proj: Linear,
     n_heads: usize,
     hd: usize,
+    spec: AttnSpec,
 }
 
 impl Gpt2Block {
-    fn load(cfg: &ModelConfig, vb: &Src) -> Result<Self> {
+    fn load(cfg: &ModelConfig, vb: &Src, layer: usize) -> Result<Self> {
         let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             ln1: Norm::layer(vb, "ln_1", d, cfg.norm_eps)?,
@@ -128,6 +146,7 @@ impl Gpt2Block {
             mlp_proj: Linear::conv1d(&vb.pp("mlp"), "c_proj", i, d)?,
             n_heads: cfg.n_heads,
             hd: cfg.head_dim,
+            spec: AttnSpec::of_layer(cfg, layer),
         })
     }
 }
@@ -156,5 +175,9 @@ impl DecoderBlock for Gpt2Block {
 
     fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
         self.mlp_proj.forward(&self.c_fc.forward(xs)?.gelu()?)
+    }
+
+    fn attn_spec(&self) -> AttnSpec {
+        self.spec
     }
 }
