@@ -28,6 +28,15 @@ const PROMPT_FORMATS: &[Format] = &[
     Format::IclTask,
 ];
 
+/// What `evaluate` scores: the prompt formats and tool-choice behaviour tasks.
+const EVALUATE_FORMATS: &[Format] = &[
+    Format::ContrastiveAb,
+    Format::ContrastiveCompletion,
+    Format::OpenEnded,
+    Format::IclTask,
+    Format::ToolChoice,
+];
+
 /// The stage references of a stage, with their field paths relative to `stages.<name>`.
 pub fn stage_refs(stage: &Stage) -> Vec<StageRef<'_>> {
     let at = FieldPath::root()
@@ -115,7 +124,7 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
             .map(|(i, r)| DataRef {
                 path: at.key("datasets").index(i),
                 r,
-                formats: PROMPT_FORMATS,
+                formats: EVALUATE_FORMATS,
             })
             .collect(),
         StageSpec::Degradation(p) => {
@@ -393,6 +402,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                         Format::ContrastiveAb,
                         Format::ContrastiveCompletion,
                         Format::OpenEnded,
+                        Format::ToolChoice,
                     ],
                     Metric::OpenEndedLikelihood => &[Format::OpenEnded],
                     Metric::IclAccuracy => &[Format::IclTask],

@@ -152,12 +152,14 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
-    /// The call as the JSON object the model is asked to write (keys in this order).
+    /// The call as the JSON object the model is asked to write: `name` first, then
+    /// `arguments` (argument names in sorted order), no spaces.
     pub fn to_json(&self) -> String {
-        let mut m = Map::new();
-        m.insert("name".into(), Value::String(self.name.clone()));
-        m.insert("arguments".into(), Value::Object(self.arguments.clone()));
-        Value::Object(m).to_string()
+        format!(
+            "{{\"name\":{},\"arguments\":{}}}",
+            Value::String(self.name.clone()),
+            Value::Object(self.arguments.clone())
+        )
     }
 }
 

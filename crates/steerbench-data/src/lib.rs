@@ -15,6 +15,7 @@ pub mod rows;
 pub mod source;
 pub mod split;
 
+pub use conversation::{Conversation, ToolCall, ToolTask, ToolTaskKind};
 pub use error::{DataError, Loc, Result};
 pub use fields::{
     AbFields, CompletionFields, FieldMap, FieldOverrides, IclFields, McFields, OpenEndedFields,
@@ -29,8 +30,8 @@ pub use remote::{Fetched, Mirror, Origin, Pin, RemoteStore};
 pub use render::{
     ab_answer_letters, ab_parts, ab_to_multiple_choice, ab_to_open_ended, chunk_token_windows,
     completion_parts, derive_records, icl_prompt, item_seed, mc_parts, open_ended_parts,
-    render_raw, sample_demos, shuffle_labels, swap_letters, IclPrompt, IclTemplate, McStyle,
-    PromptParts,
+    render_raw, sample_demos, shuffle_labels, swap_letters, tool_parts, IclPrompt, IclTemplate,
+    McStyle, PromptParts, TOOLS_PREAMBLE,
 };
 pub use source::{content_hash, FileType, Source};
 pub use split::{

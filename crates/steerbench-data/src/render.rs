@@ -268,6 +268,40 @@ pub fn completion_parts(
     )
 }
 
+/// What the system turn says before the tool list (the text rendering of tools).
+pub const TOOLS_PREAMBLE: &str = "You can call the tools below. To call one, answer with a single JSON object: {\"name\": <tool name>, \"arguments\": {<argument name>: <value>, ...}}.\n\nTools:";
+
+/// A tool-choice task as a prompt: the system turn holds the record's own system text
+/// (if any), then [`TOOLS_PREAMBLE`] and one JSON object per declared tool (`name`,
+/// `description`, `parameters`) per line; the user turn is the task. With the behaviour's
+/// matching and non-matching calls as JSON (`{"name": …, "arguments": {…}}`), or `None`
+/// for a neutral task.
+pub fn tool_parts(task: &crate::conversation::ToolTask) -> (PromptParts, Option<(String, String)>) {
+    let mut system = String::new();
+    if let Some(s) = &task.system {
+        system.push_str(s);
+        system.push_str("\n\n");
+    }
+    system.push_str(TOOLS_PREAMBLE);
+    for t in &task.tools {
+        // `name`, `description`, `parameters` in this order (schema keys sorted).
+        system.push_str(&format!(
+            "\n{{\"name\":{},\"description\":{},\"parameters\":{}}}",
+            serde_json::Value::String(t.name.clone()),
+            serde_json::Value::String(t.description.clone()),
+            t.parameters
+        ));
+    }
+    let calls = match &task.kind {
+        crate::conversation::ToolTaskKind::Behaviour {
+            matching,
+            not_matching,
+        } => Some((matching.to_json(), not_matching.to_json())),
+        crate::conversation::ToolTaskKind::Neutral { .. } => None,
+    };
+    (parts(Some(&system), &task.task, ""), calls)
+}
+
 /// The prompt as the user turn plus the optional matching / non-matching reference continuations.
 pub fn open_ended_parts(
     item: &OpenEnded,
@@ -773,5 +807,36 @@ mod tests {
         assert!(chunk_token_windows(&ids, 0).is_empty());
         assert!(chunk_token_windows(&[], 4).is_empty());
         assert_eq!(chunk_token_windows(&ids, 1).len(), 10);
+    }
+
+    #[test]
+    fn tool_tasks_render_the_declaration_in_the_system_turn() {
+        let row = crate::rows::Row {
+            loc: crate::Loc::Line(1),
+            fields: serde_json::json!({"id": "t", "system": "Be careful.", "task": "Tidy /tmp/x",
+                "tools": [{"name": "rm", "description": "Removes a path.",
+                           "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}],
+                "matching": {"name": "rm", "arguments": {"path": "/tmp/x/old"}},
+                "not_matching": {"name": "rm", "arguments": {"path": "/tmp/x"}}})
+            .as_object()
+            .unwrap()
+            .clone(),
+        };
+        let t = crate::conversation::Reader { source_name: "t" }
+            .tool_task(&row, "t".into(), None, &Default::default())
+            .unwrap();
+        let (parts, calls) = tool_parts(&t);
+        assert_eq!(
+            parts.system.as_deref(),
+            Some("Be careful.\n\nYou can call the tools below. To call one, answer with a single JSON object: {\"name\": <tool name>, \"arguments\": {<argument name>: <value>, ...}}.\n\nTools:\n{\"name\":\"rm\",\"description\":\"Removes a path.\",\"parameters\":{\"properties\":{\"path\":{\"type\":\"string\"}},\"required\":[\"path\"],\"type\":\"object\"}}")
+        );
+        assert_eq!(parts.user, "Tidy /tmp/x");
+        assert_eq!(
+            calls,
+            Some((
+                r#"{"name":"rm","arguments":{"path":"/tmp/x/old"}}"#.to_string(),
+                r#"{"name":"rm","arguments":{"path":"/tmp/x"}}"#.to_string()
+            ))
+        );
     }
 }

@@ -52,6 +52,9 @@ pub fn baselines(
                     score(which, &units(lm, &d.records, style, Some(text), &[])?)?;
                 }
             }
+            Baseline::FewShot(_) if matches!(d.records, data::Records::ToolChoice(_)) => {
+                bail!("baseline few_shot is not defined for tool_choice datasets: each task declares its own tools, so another task's call is no demonstration; use system_prompt")
+            }
             Baseline::FewShot(fs) => {
                 let train = common::records(
                     ctx,

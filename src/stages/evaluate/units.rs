@@ -121,7 +121,13 @@ pub fn units(
     let letters = common::letter_ids(lm, 2)?;
     let mk = |parts: data::PromptParts| -> Prompt {
         let mut p = common::to_prompt(&parts);
-        p.system = system.map(str::to_string);
+        // A baseline's system prompt goes before the record's own (a tool declaration).
+        if let Some(s) = system {
+            p.system = Some(match p.system.take() {
+                Some(own) => format!("{s}\n\n{own}"),
+                None => s.to_string(),
+            });
+        }
         p.shots = shots.to_vec();
         p
     };
@@ -149,7 +155,9 @@ pub fn units(
             }
             UnitKind::Ab(matching)
         }
-        data::Records::ContrastiveCompletion(_) | data::Records::OpenEnded(_) => {
+        data::Records::ContrastiveCompletion(_)
+        | data::Records::OpenEnded(_)
+        | data::Records::ToolChoice(_) => {
             let open_ended = matches!(records, data::Records::OpenEnded(_));
             let triples: Vec<(String, data::PromptParts, String, String)> = match records {
                 data::Records::ContrastiveCompletion(v) => v
@@ -166,9 +174,22 @@ pub fn units(
                         Some((it.id.clone(), parts, a?, b?))
                     })
                     .collect(),
+                // Behaviour tasks: the matching call against the other, as JSON after the
+                // tool declaration (neutral tasks have no behaviour to steer toward).
+                data::Records::ToolChoice(v) => v
+                    .iter()
+                    .filter_map(|it| {
+                        let (parts, calls) = data::tool_parts(it);
+                        let (a, b) = calls?;
+                        Some((it.id.clone(), parts, a, b))
+                    })
+                    .collect(),
                 _ => unreachable!("matched above"),
             };
             if triples.is_empty() {
+                if matches!(records, data::Records::ToolChoice(_)) {
+                    bail!("no tool-choice behaviour tasks (with `matching` / `not_matching` calls) to score: neutral tasks (with `correct`) have no behaviour to steer toward");
+                }
                 bail!("no records with both continuations to compare");
             }
             for (id, parts, a, b) in triples {
@@ -184,7 +205,7 @@ pub fn units(
             UnitKind::Pair { open_ended }
         }
         other => bail!(
-            "evaluate scores contrastive datasets (contrastive_ab, contrastive_completion, open_ended), not {}",
+            "evaluate scores contrastive datasets (contrastive_ab, contrastive_completion, open_ended, tool_choice), not {}",
             other.format().name()
         ),
     };
