@@ -7,7 +7,7 @@ use crate::block::{load_rotary, Parts, RotaryNames};
 use crate::config::{AttentionKind, Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::gemma::{gemma_base, opt_f64};
-use crate::families::{Family, GgufSpec};
+use crate::families::family::{Family, GgufSpec};
 use crate::gguf_meta::ArchMeta;
 use crate::layers::Src;
 

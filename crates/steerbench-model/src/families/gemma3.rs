@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::families::gemma::{gemma_base, opt_f64};
 use crate::families::gemma2::{query_scalar, GEMMA2_NAMES};
 use crate::families::rotary::rope_from_hf;
-use crate::families::{Family, GgufSpec};
+use crate::families::family::{Family, GgufSpec};
 use crate::gguf_meta::ArchMeta;
 use crate::layers::Src;
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::block::{AttnSpec, DecoderBlock, Parts, PosCtx};
 use crate::config::{parse_wire, token_ids, Activation, Arch, ModelConfig, NormKind};
 use crate::error::{ModelError, Result};
-use crate::families::Family;
+use crate::families::family::Family;
 use crate::layers::{get, Linear, Norm, Src};
 
 pub(crate) const FAMILY: Family = Family {

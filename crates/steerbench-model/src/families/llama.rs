@@ -7,7 +7,7 @@ use crate::block::{load_rotary, Parts, LLAMA_NAMES};
 use crate::config::{Activation, Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::rotary::{Defaults, RotaryWire};
-use crate::families::{no_gguf_config, Family, GgufSpec};
+use crate::families::family::{no_gguf_config, Family, GgufSpec};
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {

@@ -6,7 +6,7 @@ use crate::block::{load_rotary, Parts, RotaryNames};
 use crate::config::{Activation, Arch, LongRope, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::families::rotary::{Defaults, RotaryWire};
-use crate::families::{Family, GgufSpec};
+use crate::families::family::{Family, GgufSpec};
 use crate::gguf_meta::ArchMeta;
 use crate::layers::Src;
 

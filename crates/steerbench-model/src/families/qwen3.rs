@@ -6,7 +6,7 @@ use crate::config::{Arch, ModelConfig};
 use crate::error::Result;
 use crate::families::qwen2::{QwenWindow, QWEN_DEFAULTS};
 use crate::families::rotary::RotaryWire;
-use crate::families::{no_gguf_config, Family, GgufSpec};
+use crate::families::family::{no_gguf_config, Family, GgufSpec};
 use crate::layers::Src;
 
 pub(crate) const FAMILY: Family = Family {
