@@ -28,7 +28,8 @@ const PROMPT_FORMATS: &[Format] = &[
     Format::IclTask,
 ];
 
-/// What `evaluate` scores: the prompt formats and tool-choice behaviour tasks.
+/// What `extract` contrasts and `evaluate` scores: the prompt formats and tool-choice
+/// behaviour tasks.
 const EVALUATE_FORMATS: &[Format] = &[
     Format::ContrastiveAb,
     Format::ContrastiveCompletion,
@@ -97,7 +98,7 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
         StageSpec::Extract(p) => vec![DataRef {
             path: at.key("dataset"),
             r: &p.dataset,
-            formats: PROMPT_FORMATS,
+            formats: EVALUATE_FORMATS,
         }],
         StageSpec::Vectors(p) => p
             .methods

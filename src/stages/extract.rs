@@ -72,6 +72,17 @@ pub fn pairs(
                 out.push(Pair { id: it.id.clone(), pos: cont(&parts, &m)?.1, neg: cont(&parts, &n)?.1 });
             }
         }
+        data::Records::ToolChoice(items) => {
+            // Behaviour tasks: the matching call against the other, after the declaration.
+            for it in items {
+                let (parts, calls) = data::tool_parts(it);
+                let Some((m, n)) = calls else { continue };
+                out.push(Pair { id: it.id.clone(), pos: cont(&parts, &m)?.1, neg: cont(&parts, &n)?.1 });
+            }
+            if out.is_empty() {
+                bail!("no tool-choice behaviour tasks (with `matching` / `not_matching` calls) to contrast");
+            }
+        }
         data::Records::IclTask(items) => {
             // In-Context Vectors (Liu et al.): the latent of a demonstration's output versus
             // that of its input, each run on its own.
@@ -84,7 +95,7 @@ pub fn pairs(
             }
         }
         other => bail!(
-            "extract reads contrastive datasets (contrastive_ab, contrastive_completion, open_ended with references) or icl_task, not {}",
+            "extract reads contrastive datasets (contrastive_ab, contrastive_completion, open_ended with references, tool_choice behaviour tasks) or icl_task, not {}",
             other.format().name()
         ),
     }
@@ -95,6 +106,8 @@ pub fn read_at(pos: &ReadPosition, records: &data::Records) -> ReadAt {
     match pos {
         ReadPosition::Answer => match records {
             data::Records::ContrastiveAb(_) | data::Records::IclTask(_) => ReadAt::Last,
+            // Every call starts `{"name":"`: the first tokens of both sides are the same.
+            data::Records::ToolChoice(_) => ReadAt::CompletionMean,
             _ => ReadAt::FirstCompletion,
         },
         ReadPosition::LastPrompt => ReadAt::LastPrompt,
