@@ -65,17 +65,24 @@ pub fn shard_dir(stage_dir: &Path, index: usize) -> PathBuf {
     shards_dir(stage_dir).join(index.to_string())
 }
 
-/// The record of shard `index`, if that shard is complete for this `count` and
-/// `fingerprint` (a shard of another split of the work does not count).
+/// The record of a committed shard folder `shards/<index>`, whatever split it belongs to.
+pub fn record(stage_dir: &Path, index: usize) -> Option<ShardRecord> {
+    let bytes = fs::read(shard_dir(stage_dir, index).join(SHARD_RECORD)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The record of shard `index`, if that shard is complete for this `count` and for a
+/// stage whose fingerprint starts with `fingerprint` (the full 64 digits, or the 16 of a
+/// folder name); a shard of another split of the work does not count.
 pub fn done(
     stage_dir: &Path,
     index: usize,
     count: usize,
     fingerprint: &str,
 ) -> Option<ShardRecord> {
-    let bytes = fs::read(shard_dir(stage_dir, index).join(SHARD_RECORD)).ok()?;
-    let rec: ShardRecord = serde_json::from_slice(&bytes).ok()?;
-    (rec.index == index && rec.count == count && rec.fingerprint == fingerprint).then_some(rec)
+    let rec = record(stage_dir, index)?;
+    (rec.index == index && rec.count == count && rec.fingerprint.starts_with(fingerprint))
+        .then_some(rec)
 }
 
 /// Shards of `count` not complete yet, in order.

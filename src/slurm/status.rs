@@ -87,8 +87,7 @@ fn stage_rows(
         for k in 0..st.shard_count {
             let part = format!("shard {k}/{}", st.shard_count);
             let task = st.array_job.as_ref().map(|a| format!("{a}_{k}"));
-            let fp_full = shard_fingerprint(&stage_dir, k);
-            match fp_full.and_then(|fp| shard::done(&stage_dir, k, st.shard_count, &fp)) {
+            match shard::done(&stage_dir, k, st.shard_count, &st.fingerprint) {
                 Some(rec) => out.push(row(
                     part,
                     "done",
@@ -135,13 +134,6 @@ fn stage_rows(
             detail,
         ));
     }
-}
-
-/// The full fingerprint recorded by a committed shard (the submission keeps 16 digits).
-fn shard_fingerprint(stage_dir: &Path, k: usize) -> Option<String> {
-    let bytes = std::fs::read(shard::shard_dir(stage_dir, k).join(shard::SHARD_RECORD)).ok()?;
-    let rec: shard::ShardRecord = serde_json::from_slice(&bytes).ok()?;
-    Some(rec.fingerprint)
 }
 
 /// Our state for a job whose output is not committed: (state, detail, elapsed).
