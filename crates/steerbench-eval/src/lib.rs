@@ -8,6 +8,8 @@
 //! - [`steer`]: a steering object (vector, affine map, MLP, ablation, ICV) → hooks.
 //! - [`sweep`]: run items under a steering object at several strengths, reusing the
 //!   unsteered residual below the steered layer and batching strengths as rows.
+//! - [`dialogue`], [`turn_sweep`]: steering scopes over a conversation's turns, and
+//!   conversations scored turn by turn on one growing KV cache per steering setting.
 //! - [`capture`]: read residual-stream activations at declared layers and positions.
 //! - [`function_vector`]: per-head mean outputs, indirect effects by head patching, and
 //!   head contributions through the output projection (Function Vectors).
@@ -19,5 +21,6 @@ pub mod function_vector;
 pub mod prompt;
 pub mod steer;
 pub mod sweep;
+pub mod turn_sweep;
 
 pub use error::{EvalError, Result};

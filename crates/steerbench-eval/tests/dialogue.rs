@@ -241,3 +241,112 @@ fn first_turn_equals_steering_turn_one_then_continuing_unsteered_from_its_cache(
         "steering turn 1 changes later logits: {max_effect}"
     );
 }
+
+/// A conversation of three scored turns on made-up token ids: turn k's prompt is turn
+/// k−1's prompt, its history reply, user message k and an assistant header.
+fn nested_dialogue() -> steerbench_eval::turn_sweep::Dialogue {
+    use steerbench_eval::prompt::{Encoded, MessageSpan};
+    use steerbench_eval::turn_sweep::{Dialogue, ScoredTurn};
+    let tok = |i: usize| ((i * 13 + 5) % 47) as u32 + 1;
+    // (user span, assistant-header end) per turn; history replies of 4 tokens.
+    let mut ids: Vec<u32> = Vec::new();
+    let mut spans: Vec<MessageSpan> = vec![MessageSpan {
+        role: "system",
+        exchange: 0,
+        tokens: 1..3,
+    }];
+    ids.extend((0..4).map(tok));
+    let mut turns = Vec::new();
+    for k in 1..=3usize {
+        let start = ids.len();
+        ids.extend((start..start + 3 + k).map(tok));
+        spans.push(MessageSpan {
+            role: "user",
+            exchange: k - 1,
+            tokens: start + 1..start + 2 + k,
+        });
+        turns.push(ScoredTurn {
+            k,
+            prompt: Encoded {
+                ids: ids.clone(),
+                text: String::new(),
+                spans: spans.clone(),
+                system_folded: false,
+            },
+            replies: [vec![tok(k + 40), tok(k + 41), 7], vec![tok(k + 30)]],
+        });
+        // The history reply of turn k.
+        let start = ids.len();
+        ids.extend((start..start + 4).map(|i| tok(i + 100)));
+        spans.push(MessageSpan {
+            role: "assistant",
+            exchange: k - 1,
+            tokens: start..start + 4,
+        });
+    }
+    Dialogue::new("c1".into(), turns).unwrap()
+}
+
+#[test]
+fn turn_by_turn_scoring_on_one_cache_equals_re_encoding_every_turn_in_every_scope() {
+    use steerbench_eval::steer::Steer;
+    use steerbench_eval::turn_sweep::{score_dialogue, score_naive, sweep_dialogues};
+    let (model, _) = common::tiny_llama_with_weights(5);
+    let d = nested_dialogue();
+    let steer = Steer::Add {
+        layer: 1,
+        vector: (0..16).map(|i| ((i as f32) * 0.61).cos()).collect(),
+    };
+    let max_diff = |a: &[[Vec<f32>; 2]], b: &[[Vec<f32>; 2]]| {
+        let mut m = 0f32;
+        for (x, y) in a.iter().zip(b) {
+            for c in 0..2 {
+                assert_eq!(x[c].len(), y[c].len());
+                for (p, q) in x[c].iter().zip(&y[c]) {
+                    m = m.max((p - q).abs());
+                }
+            }
+        }
+        m
+    };
+    let base = score_naive(&model, &d, None, 0.0, Scope::AllTurns).unwrap();
+    assert!(
+        max_diff(
+            &score_dialogue(&model, &d, None, 0.0, Scope::AllTurns).unwrap(),
+            &base
+        ) < 1e-4
+    );
+    let mut effects = Vec::new();
+    for scope in Scope::ALL {
+        let fast = score_dialogue(&model, &d, Some(&steer), 2.5, scope).unwrap();
+        let slow = score_naive(&model, &d, Some(&steer), 2.5, scope).unwrap();
+        assert_eq!(fast.len(), 3);
+        let diff = max_diff(&fast, &slow);
+        assert!(diff < 1e-4, "{}: cached vs re-encoded {diff}", scope.name());
+        effects.push((scope, max_diff(&fast, &base)));
+    }
+    // Every scope steers something on these turns (turn 1 at least).
+    for (scope, e) in &effects {
+        assert!(*e > 1e-3, "{} changes nothing: {e}", scope.name());
+    }
+    // current_turn steers only the replies: on turn 3, first_turn (turns 1..) and
+    // current_turn differ.
+    let ft = score_dialogue(&model, &d, Some(&steer), 2.5, Scope::FirstTurn).unwrap();
+    let ct = score_dialogue(&model, &d, Some(&steer), 2.5, Scope::CurrentTurn).unwrap();
+    assert!(max_diff(&ft[2..], &ct[2..]) > 1e-3);
+    // The sweep lays values out per turn, matching then not matching; strength 0 is the
+    // unsteered model.
+    let swept = sweep_dialogues(
+        &model,
+        &[d.clone(), d.clone()],
+        Some(&steer),
+        &[0.0, 2.5],
+        Scope::FirstTurn,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!((swept.len(), swept[0].len()), (2, 12));
+    let cached_base = score_dialogue(&model, &d, None, 0.0, Scope::FirstTurn).unwrap();
+    assert_eq!(swept[0][4].as_slice(), cached_base[2][0].as_slice());
+    assert_eq!(swept[1][11].as_slice(), ft[2][1].as_slice());
+}

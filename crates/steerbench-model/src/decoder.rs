@@ -445,6 +445,40 @@ impl Model {
         Ok((prefix, out))
     }
 
+    /// `prefix` continued by `tokens` (the same tokens on each of its rows), through every
+    /// block: the keys and values of both, as one longer prefix. Hooks see the new tokens
+    /// at their positions in the whole sequence, as prompt (`Positions::Last` selects
+    /// none). A conversation's history grows this way turn by turn, each token computed
+    /// once. The prefix must hold every block (be built from the embedding).
+    pub fn extend_prefix(
+        &self,
+        prefix: &SharedPrefix,
+        tokens: &[u32],
+        hooks: &mut Hooks,
+    ) -> Result<SharedPrefix> {
+        let n = self.cfg.n_layers;
+        if prefix.layers != (0..n) {
+            return Err(ModelError::Input(format!(
+                "extend_prefix: the prefix holds blocks {:?}, extending needs all {n}",
+                prefix.layers
+            )));
+        }
+        if tokens.is_empty() {
+            return Ok(prefix.clone());
+        }
+        let rows: Vec<usize> = (0..prefix.rows).collect();
+        let batch = vec![Sequence::prompt(tokens.to_vec()); prefix.rows];
+        let (mut lay, cache) = self.layout(&batch, Some((prefix, &rows)), &(0..n))?;
+        lay.open_ended = true;
+        let (_, cache) = self.run_layers(&lay, 0..n, None, hooks, cache, false)?;
+        Ok(SharedPrefix {
+            len: prefix.len + tokens.len(),
+            rows: prefix.rows,
+            layers: 0..n,
+            cache: cache.expect("run with a cache"),
+        })
+    }
+
     /// The layout of `batch`, and the KV cache its rows start from when they continue a
     /// shared prefix (checked to cover `layers`).
     /// Refuses a pass of `rows` sequences of `positions` tokens (shared prefix included)
