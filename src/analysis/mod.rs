@@ -8,12 +8,14 @@ pub mod derive;
 pub mod index;
 pub mod paired;
 pub mod select;
+pub mod turns;
 
 pub use aggregate::aggregate;
 pub use derive::derive_scores;
 pub use index::{mult_key, ScoreIndex, SettingKey};
 pub use paired::{paired_effect, PairedEffect};
 pub use select::{select, Selected};
+pub use turns::turn_table;
 
 use steerbench_steering::metrics::stats::BootstrapConfig;
 

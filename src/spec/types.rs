@@ -704,6 +704,24 @@ named_choice! {
         "generated" => Generated: "completion / generated positions only",
         "last" => Last: "the last position",
         "indices" => Indices(Vec<i64>): "explicit indices on the unpadded sequence; negative counts from the end",
+        "all_turns" => AllTurns: "conversations: every token of the conversation",
+        "first_turn" => FirstTurn: "conversations: up to the end of the first assistant reply, unsteered after (on its cached history)",
+        "current_turn" => CurrentTurn: "conversations: only the reply being scored",
+        "user_turns" => UserTurns: "conversations: only the tokens of user messages",
+    }
+}
+
+impl PositionSel {
+    /// The turn scope of a conversation-only selector.
+    pub fn scope(&self) -> Option<steerbench_eval::dialogue::Scope> {
+        use steerbench_eval::dialogue::Scope;
+        match self {
+            PositionSel::AllTurns => Some(Scope::AllTurns),
+            PositionSel::FirstTurn => Some(Scope::FirstTurn),
+            PositionSel::CurrentTurn => Some(Scope::CurrentTurn),
+            PositionSel::UserTurns => Some(Scope::UserTurns),
+            _ => None,
+        }
     }
 }
 

@@ -28,14 +28,23 @@ const PROMPT_FORMATS: &[Format] = &[
     Format::IclTask,
 ];
 
-/// What `extract` contrasts and `evaluate` scores: the prompt formats and tool-choice
-/// behaviour tasks.
+/// What `extract` contrasts: the prompt formats and tool-choice behaviour tasks.
+const EXTRACT_FORMATS: &[Format] = &[
+    Format::ContrastiveAb,
+    Format::ContrastiveCompletion,
+    Format::OpenEnded,
+    Format::IclTask,
+    Format::ToolChoice,
+];
+
+/// What `evaluate` scores: what `extract` reads, and conversations turn by turn.
 const EVALUATE_FORMATS: &[Format] = &[
     Format::ContrastiveAb,
     Format::ContrastiveCompletion,
     Format::OpenEnded,
     Format::IclTask,
     Format::ToolChoice,
+    Format::Conversation,
 ];
 
 /// The stage references of a stage, with their field paths relative to `stages.<name>`.
@@ -98,7 +107,7 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
         StageSpec::Extract(p) => vec![DataRef {
             path: at.key("dataset"),
             r: &p.dataset,
-            formats: EVALUATE_FORMATS,
+            formats: EXTRACT_FORMATS,
         }],
         StageSpec::Vectors(p) => p
             .methods
@@ -404,6 +413,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                         Format::ContrastiveCompletion,
                         Format::OpenEnded,
                         Format::ToolChoice,
+                        Format::Conversation,
                     ],
                     Metric::OpenEndedLikelihood => &[Format::OpenEnded],
                     Metric::IclAccuracy => &[Format::IclTask],
@@ -420,7 +430,26 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     );
                 }
             }
+            // Turn scopes steer conversations; conversations are steered by turn scope.
+            let conversations = formats
+                .iter()
+                .filter(|f| **f == Format::Conversation)
+                .count();
+            for (i, sel) in p.positions.0.iter().enumerate() {
+                let path = at.key("positions").index(i);
+                if sel.scope().is_some() && conversations < formats.len() {
+                    err(path, format!("positions `{}` is a turn scope: it steers conversation datasets only, and `datasets` lists other formats (evaluate them in another stage)", sel.name()));
+                } else if sel.scope().is_none() && conversations > 0 {
+                    err(path, format!("`datasets` lists a conversation: steer it with turn scopes (all_turns, first_turn, current_turn, user_turns), not `{}`", sel.name()));
+                }
+            }
             for (i, b) in p.baselines.iter().enumerate() {
+                if matches!(b, Baseline::FewShot(_)) && conversations > 0 {
+                    err(
+                        at.key("baselines").index(i),
+                        "baseline `few_shot` is not defined for conversations: their own history precedes every scored turn; use `system_prompt`".into(),
+                    );
+                }
                 if matches!(b, Baseline::LetterSwap)
                     && !formats.is_empty()
                     && !formats.contains(&Format::ContrastiveAb)

@@ -153,6 +153,37 @@ table! {
 }
 
 table! {
+    /// `evaluate/<fp>/turns.parquet` (conversation datasets): per setting, metric and
+    /// scored turn, the effect over conversations and its persistence.
+    pub struct TurnRow = "turns" {
+        pub dataset: String,
+        pub split: String,
+        pub method: Condition,
+        pub layer: Option<usize>,
+        /// NaN for `steerability_slope` (a fit over the sweep).
+        pub multiplier: f64,
+        /// The turn scope (`all_turns`, `first_turn`, `current_turn`, `user_turns`);
+        /// `none` for baselines.
+        pub position: String,
+        pub metric: ScoreMetric,
+        /// 1-based assistant turn.
+        pub turn: u32,
+        /// Conversations scored at this turn.
+        pub n: u32,
+        /// Mean over conversations of (value − unsteered value); for
+        /// `steerability_slope` the mean slope.
+        pub effect: f64,
+        pub effect_ci_low: f64,
+        pub effect_ci_high: f64,
+        /// effect at this turn ÷ effect at the first scored turn, over conversations
+        /// scored at both; bootstrap CI resampling conversations.
+        pub persistence: f64,
+        pub persistence_ci_low: f64,
+        pub persistence_ci_high: f64,
+    }
+}
+
+table! {
     /// `evaluate/<fp>/generations.parquet`: continuations unsteered and at chosen settings.
     pub struct GenerationRow = "generations" {
         pub dataset: String,

@@ -160,7 +160,7 @@ pub fn score_naive(
 
 /// Every dialogue under every strength: `out[a][i]`, items in the order evaluate lays
 /// them out (per dialogue, per turn: matching then not matching). `progress` gets
-/// dialogues done.
+/// items (replies) done.
 pub fn sweep_dialogues(
     model: &Model,
     dialogues: &[Dialogue],
@@ -184,7 +184,7 @@ pub fn sweep_dialogues(
             };
             out[a].extend(vals);
         }
-        progress(1);
+        progress(2 * d.turns.len());
     }
     Ok(out)
 }

@@ -73,6 +73,10 @@ pub struct ReportData {
     /// Scores of the sampled generations per (dataset, method); empty without generations.
     #[serde(default)]
     pub generation_quality: Vec<GenerationQualityRow>,
+    /// Conversations: per selected setting and turn scope, the effect at each scored turn
+    /// and its persistence. Empty: no conversation dataset (the section is left out).
+    #[serde(default)]
+    pub turns: Vec<TurnPoint>,
     #[serde(default)]
     pub curves: Vec<Curve>,
     #[serde(default)]
@@ -448,6 +452,30 @@ pub struct IclRow {
     pub zero_shot_vector: Option<Estimate>,
     #[serde(default)]
     pub n: Option<usize>,
+}
+
+/// One scored turn of the conversations of a dataset under one condition: a method at
+/// the setting chosen on validation toward the behaviour, in one turn scope, or a
+/// prompting baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnPoint {
+    pub dataset: String,
+    /// `all_turns`, `first_turn`, `current_turn`, `user_turns`; `none` for baselines.
+    pub scope: String,
+    pub method: String,
+    #[serde(default)]
+    pub layer: Option<usize>,
+    #[serde(default)]
+    pub multiplier: Option<f64>,
+    /// 1-based assistant turn.
+    pub turn: u32,
+    pub n: usize,
+    /// Mean (condition − unsteered) propensity over conversations at this turn.
+    pub effect: Estimate,
+    /// effect at this turn ÷ effect at the first turn.
+    #[serde(default)]
+    pub persistence: Option<Estimate>,
 }
 
 /// Mean scores of one condition's generations on one dataset.

@@ -44,6 +44,7 @@ pub fn all(data: &ReportData) -> Result<Vec<NamedTable>> {
         letter_bias(&data.letter_bias)?,
         icl(&data.icl)?,
         generation_quality(&data.generation_quality)?,
+        turns(&data.turns)?,
     ];
     let mut tables: Vec<NamedTable> = tables
         .into_iter()
@@ -884,6 +885,67 @@ pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<
         notes: Vec::new(),
         name: "generation_quality",
         caption: "Generations: concept similarity (cosine to the positive minus the negative reference, MiniLM), fluency (perplexity under the unsteered model) and distinct bigrams",
+        display,
+        raw,
+    })
+}
+
+pub fn turns(rows: &[crate::data::TurnPoint]) -> Result<NamedTable> {
+    let mut display = Table::new(&[
+        ("Dataset", L),
+        ("Scope", L),
+        ("Method", L),
+        ("Layer", R),
+        ("Mult.", R),
+        ("Turn", R),
+        ("Effect", R),
+        ("Persistence", R),
+        ("n", R),
+    ]);
+    let mut raw = Table::plain(&[
+        "dataset",
+        "scope",
+        "method",
+        "layer",
+        "multiplier",
+        "turn",
+        "effect",
+        "effect_ci_low",
+        "effect_ci_high",
+        "persistence",
+        "persistence_ci_low",
+        "persistence_ci_high",
+        "n",
+    ]);
+    for r in rows {
+        display.push(vec![
+            r.dataset.clone(),
+            r.scope.clone(),
+            r.method.clone(),
+            opt_layer(r.layer),
+            opt_mult(r.multiplier),
+            r.turn.to_string(),
+            f::estimate(Some(&r.effect), 3),
+            f::estimate(r.persistence.as_ref(), 2),
+            r.n.to_string(),
+        ])?;
+        let mut w = vec![
+            r.dataset.clone(),
+            r.scope.clone(),
+            r.method.clone(),
+            r.layer.map_or_else(String::new, |l| l.to_string()),
+            f::raw(r.multiplier),
+            r.turn.to_string(),
+        ];
+        w.extend(est_raw(Some(&r.effect)));
+        w.extend(est_raw(r.persistence.as_ref()));
+        w.push(r.n.to_string());
+        raw.push(w)?;
+    }
+    Ok(NamedTable {
+        notes: Vec::new(),
+        name: "turns",
+        caption: "Conversations: effect on propensity (condition minus unsteered) at each scored turn and its persistence (effect at the turn over effect at the first turn), per turn scope",
         display,
         raw,
     })

@@ -7,7 +7,10 @@ use steerbench_data as data;
 use steerbench_eval::sweep::{sweep, SweepOptions};
 use steerbench_model::LoadedModel;
 
-use super::units::{icl_units, shots_for, units, At, Units};
+use steerbench_eval::dialogue::Scope;
+use steerbench_eval::turn_sweep::{sweep_dialogues, Dialogue};
+
+use super::units::{conversation_units, icl_units, shots_for, units, At, Units};
 use super::EvalDataset;
 use crate::spec::{Baseline, DatasetRef, EvaluateParams, SplitName};
 use crate::stages::common::{self, Ctx};
@@ -23,20 +26,24 @@ pub fn baselines(
 ) -> Result<Vec<ScoreRow>> {
     let style = common::style(ctx);
     let mut out = Vec::new();
-    let mut score = |which: BaselineCondition, u: &Units| -> Result<()> {
-        let vals = sweep(
-            &lm.model,
-            &u.items,
-            None,
-            &[0.0],
-            &SweepOptions::default(),
-            |_| {},
-        )?
-        .remove(0);
-        let at = At::baseline(&d.at.dataset, &d.at.split, Condition::Baseline(which));
-        out.extend(u.rows(&at, &vals, &p.metrics)?);
-        Ok(())
-    };
+    let mut score =
+        |which: BaselineCondition, u: &Units, dialogues: Option<&[Dialogue]>| -> Result<()> {
+            let vals = match dialogues {
+                Some(ds) => sweep_dialogues(&lm.model, ds, None, &[0.0], Scope::AllTurns, |_| {})?,
+                None => sweep(
+                    &lm.model,
+                    &u.items,
+                    None,
+                    &[0.0],
+                    &SweepOptions::default(),
+                    |_| {},
+                )?,
+            }
+            .remove(0);
+            let at = At::baseline(&d.at.dataset, &d.at.split, Condition::Baseline(which));
+            out.extend(u.rows(&at, &vals, &p.metrics)?);
+            Ok(())
+        };
     for b in &p.baselines {
         match b {
             // A system prompt cannot state an ICL task's answer; few-shot is its baseline.
@@ -49,8 +56,19 @@ pub fn baselines(
                     let Some(text) = text else {
                         bail!("baseline system_prompt needs `positive` and `negative` texts (the dataset has none of its own)");
                     };
-                    score(which, &units(lm, &d.records, style, Some(text), &[])?)?;
+                    match &d.records {
+                        data::Records::Conversation(convs) => {
+                            let (u, ds) = conversation_units(lm, convs, style, Some(text))?;
+                            score(which, &u, Some(&ds))?;
+                        }
+                        records => {
+                            score(which, &units(lm, records, style, Some(text), &[])?, None)?
+                        }
+                    }
                 }
+            }
+            Baseline::FewShot(_) if matches!(d.records, data::Records::Conversation(_)) => {
+                bail!("baseline few_shot is not defined for conversation datasets: a conversation's own history already precedes every scored turn; use system_prompt")
             }
             Baseline::FewShot(_) if matches!(d.records, data::Records::ToolChoice(_)) => {
                 bail!("baseline few_shot is not defined for tool_choice datasets: each task declares its own tools, so another task's call is no demonstration; use system_prompt")
@@ -70,7 +88,7 @@ pub fn baselines(
                     }
                     _ => units(lm, &d.records, style, None, &shots_for(&train, fs.k))?,
                 };
-                score(BaselineCondition::FewShot, &u)?;
+                score(BaselineCondition::FewShot, &u, None)?;
             }
             Baseline::LetterSwap => {
                 if let data::Records::ContrastiveAb(v) = &d.records {
@@ -82,6 +100,7 @@ pub fn baselines(
                     score(
                         BaselineCondition::LetterSwap,
                         &units(lm, &swapped, style, None, &[])?,
+                        None,
                     )?;
                 }
             }

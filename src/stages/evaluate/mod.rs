@@ -8,7 +8,9 @@
 //!   multiplier) chosen on validation and its effect on test ([`analysis::select`]);
 //! - `controls.parquet`: the random / shuffled controls at each chosen setting and the
 //!   method's margin over them;
-//! - `generations.parquet` (with the `generation` metric).
+//! - `generations.parquet` (with the `generation` metric);
+//! - `turns.parquet` (conversation datasets): effect and persistence per scored turn
+//!   ([`analysis::turn_table`]).
 //!
 //! Baselines share the tables: `unsteered` (no layer, multiplier 0), the prompting
 //! baselines ([`baselines`]) and, for A/B data, `letter_swap`.
@@ -24,6 +26,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use steerbench_data as data;
+use steerbench_eval::dialogue::Scope;
 use steerbench_eval::steer::Steer;
 use steerbench_eval::sweep::{sweep, sweep_many, SweepOptions};
 use steerbench_model::Positions;
@@ -34,7 +37,8 @@ use crate::analysis;
 use crate::exec::{Shard, StageOutputs, StageRunner};
 use crate::spec::{DatasetRef, EvaluateParams, Layers, PositionSel, StageSpec};
 use crate::tables::{Condition, ScoreRow, Table};
-use units::{icl_units, units, At, Units};
+use steerbench_eval::turn_sweep::{sweep_dialogues, Dialogue};
+use units::{conversation_units, icl_units, units, At, Units};
 
 pub struct Evaluate;
 
@@ -73,6 +77,9 @@ pub struct EvalDataset {
     pub dataset: DatasetRef,
     pub records: data::Records,
     pub units: Units,
+    /// Conversation datasets: the scored turns for the turn-by-turn scorer, in the
+    /// order of `units`' items.
+    pub dialogues: Option<Vec<Dialogue>>,
     /// Dataset (as written), split, unsteered.
     pub at: At,
 }
@@ -96,6 +103,13 @@ pub(crate) fn positions(sel: &PositionSel) -> Result<Positions> {
             }
             Positions::Indices(ix.iter().map(|&i| i as usize).collect())
         }
+        PositionSel::AllTurns
+        | PositionSel::FirstTurn
+        | PositionSel::CurrentTurn
+        | PositionSel::UserTurns => bail!(
+            "positions `{}` is a turn scope: it steers conversation datasets only",
+            sel.name()
+        ),
     })
 }
 
@@ -103,13 +117,18 @@ fn eval_dataset(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<EvalDataset> {
     let lm = common::model(ctx)?;
     let style = common::style(ctx);
     let records = common::records(ctx, r)?;
-    let units = match &records {
+    let (units, dialogues) = match &records {
         // Zero-shot: the vectors have to supply the task.
         data::Records::IclTask(queries) => {
             let template = icl_template(ctx, r)?;
-            icl_units(lm, queries, queries, 0, &template, style, ctx.seed())?
+            let u = icl_units(lm, queries, queries, 0, &template, style, ctx.seed())?;
+            (u, None)
         }
-        _ => units(lm, &records, style, None, &[])?,
+        data::Records::Conversation(convs) => {
+            let (u, d) = conversation_units(lm, convs, style, None)?;
+            (u, Some(d))
+        }
+        _ => (units(lm, &records, style, None, &[])?, None),
     };
     units.check_lengths(ctx, lm, r)?;
     let split = r.split.map_or("all", |s| s.name()).to_string();
@@ -118,6 +137,7 @@ fn eval_dataset(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<EvalDataset> {
         dataset: r.clone(),
         records,
         units,
+        dialogues,
     })
 }
 
@@ -217,14 +237,19 @@ fn run_unit(ctx: &Ctx<'_>, p: &EvaluateParams, w: &Work, unit: Unit) -> Result<V
         Unit::Unsteered(d) => {
             let d = &w.datasets[d];
             progress.set_message(format!("{}: unsteered", d.dataset));
-            let base = sweep(
-                &lm.model,
-                &d.units.items,
-                None,
-                &[0.0],
-                &SweepOptions::default(),
-                |n| progress.inc(n as u64),
-            )?
+            let base = match &d.dialogues {
+                Some(ds) => sweep_dialogues(&lm.model, ds, None, &[0.0], Scope::AllTurns, |n| {
+                    progress.inc(n as u64)
+                })?,
+                None => sweep(
+                    &lm.model,
+                    &d.units.items,
+                    None,
+                    &[0.0],
+                    &SweepOptions::default(),
+                    |n| progress.inc(n as u64),
+                )?,
+            }
             .remove(0);
             Ok(vec![d.units.rows(&d.at, &base, &p.metrics)?])
         }
@@ -288,6 +313,9 @@ fn steered(
 ) -> Result<Vec<Vec<ScoreRow>>> {
     let lm = common::model(ctx)?;
     let progress = ctx.progress();
+    if let Some(dialogues) = &d.dialogues {
+        return steered_dialogues(ctx, p, d, dialogues, stored, layer, members, sel);
+    }
     let opts = SweepOptions {
         positions: positions(sel)?,
         batch_items: 8,
@@ -334,6 +362,58 @@ fn steered(
             }
             out.push(rows);
         }
+    }
+    Ok(out)
+}
+
+/// [`steered`] on a conversation dataset: each member method turn by turn at the
+/// selector's turn scope, one block of rows per method.
+#[allow(clippy::too_many_arguments)]
+fn steered_dialogues(
+    ctx: &Ctx<'_>,
+    p: &EvaluateParams,
+    d: &EvalDataset,
+    dialogues: &[Dialogue],
+    stored: &[Stored],
+    layer: Option<usize>,
+    members: &[usize],
+    sel: &PositionSel,
+) -> Result<Vec<Vec<ScoreRow>>> {
+    let lm = common::model(ctx)?;
+    let progress = ctx.progress();
+    let Some(scope) = sel.scope() else {
+        bail!(
+            "dataset `{}` is a conversation: steer it with a turn scope (positions: all_turns, first_turn, current_turn, user_turns), not `{}`",
+            d.dataset,
+            sel.name()
+        );
+    };
+    let mults: Vec<f32> = p.multipliers.iter().map(|&m| m as f32).collect();
+    let mut out = Vec::new();
+    for &k in members {
+        let steer = stored[k].steer(layer.unwrap_or(0))?;
+        progress.set_message(format!(
+            "{}: {} at layer {}, {}",
+            d.dataset,
+            stored[k].method,
+            layer.map_or("all".into(), |l| l.to_string()),
+            scope.name()
+        ));
+        let vals = sweep_dialogues(&lm.model, dialogues, Some(&steer), &mults, scope, |n| {
+            progress.inc(n as u64)
+        })?;
+        let mut rows = Vec::new();
+        for (a, per_item) in vals.iter().enumerate() {
+            let at = At {
+                method: Condition::Steered(stored[k].method),
+                layer,
+                multiplier: p.multipliers[a],
+                position: sel.name().to_string(),
+                ..d.at.clone()
+            };
+            rows.extend(d.units.rows(&at, per_item, &p.metrics)?);
+        }
+        out.push(rows);
     }
     Ok(out)
 }
@@ -461,6 +541,21 @@ fn finish(
             scores.extend(s);
         }
         ctx.write_table(&gens)?;
+    }
+    // Conversations: effects and persistence per turn.
+    let conversations: Vec<&str> = w
+        .datasets
+        .iter()
+        .filter(|d| d.dialogues.is_some())
+        .map(|d| d.at.dataset.as_str())
+        .collect();
+    if !conversations.is_empty() {
+        let rows: Vec<ScoreRow> = scores
+            .iter()
+            .filter(|s| conversations.contains(&s.dataset.as_str()))
+            .cloned()
+            .collect();
+        ctx.write_table(&analysis::turn_table(&rows, ctx.seed()))?;
     }
     ctx.write_table(&scores)?;
     ctx.write_table(&analysis::aggregate(&scores, ctx.seed()))?;

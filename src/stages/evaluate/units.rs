@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use steerbench_data as data;
 use steerbench_eval::prompt::{self, Prompt, PromptStyle};
 use steerbench_eval::sweep::{Item, Read, Value};
+use steerbench_eval::turn_sweep::{Dialogue, ScoredTurn};
 use steerbench_model::{LoadedModel, Sequence};
 use steerbench_steering::metrics::behaviour::{ab_probability, propensity, Letter};
 
@@ -204,12 +205,78 @@ pub fn units(
             }
             UnitKind::Pair { open_ended }
         }
+        data::Records::Conversation(_) => {
+            bail!("conversation datasets are scored turn by turn (conversation_units)")
+        }
         other => bail!(
-            "evaluate scores contrastive datasets (contrastive_ab, contrastive_completion, open_ended, tool_choice), not {}",
+            "evaluate scores contrastive datasets (contrastive_ab, contrastive_completion, open_ended, tool_choice, conversation), not {}",
             other.format().name()
         ),
     };
     Ok(Units { ids, items, kind })
+}
+
+/// A conversation dataset's scored turns: as units (one per conversation and scored
+/// turn, id `<conversation id>/turn<k>`, items = the turn's prompt followed by the
+/// matching and by the non-matching reply), and as dialogues for the turn-by-turn
+/// scorer, which lays its values out in the same order. `system` (a baseline's system
+/// prompt) goes before the conversation's own.
+pub fn conversation_units(
+    lm: &LoadedModel,
+    conversations: &[data::Conversation],
+    style: PromptStyle,
+    system: Option<&str>,
+) -> Result<(Units, Vec<Dialogue>)> {
+    let (mut ids, mut items, mut dialogues) = (Vec::new(), Vec::new(), Vec::new());
+    for c in conversations {
+        let mut turns = Vec::new();
+        for t in c.scored_turns() {
+            let (matching, not_matching) = t.pair.expect("scored turns have a pair");
+            let p = Prompt {
+                system: match (system, t.system) {
+                    (Some(s), Some(own)) => Some(format!("{s}\n\n{own}")),
+                    (s, own) => s.or(own).map(str::to_string),
+                },
+                shots: t
+                    .history
+                    .iter()
+                    .map(|(u, a)| (u.to_string(), a.to_string()))
+                    .collect(),
+                user: t.user.to_string(),
+                assistant_prefix: String::new(),
+            };
+            let enc = prompt::encode_with_spans(&lm.tokenizer, &p, style)
+                .map_err(|e| anyhow::anyhow!("conversation {}, turn {}: {e}", c.id, t.k))?;
+            let mut replies = Vec::with_capacity(2);
+            for reply in [matching, not_matching] {
+                let seq = prompt::with_continuation(&lm.tokenizer, &enc.ids, false, style, reply)?;
+                replies.push(seq.tokens[seq.prompt_len..].to_vec());
+                items.push(Item {
+                    seq,
+                    read: Read::Completion,
+                });
+            }
+            ids.push(format!("{}/turn{}", c.id, t.k));
+            let not = replies.pop().expect("two replies");
+            turns.push(ScoredTurn {
+                k: t.k,
+                prompt: enc,
+                replies: [replies.pop().expect("two replies"), not],
+            });
+        }
+        dialogues.push(Dialogue::new(c.id.clone(), turns)?);
+    }
+    if ids.is_empty() {
+        bail!("no conversation has a scored assistant turn (with `matching` / `not_matching`)");
+    }
+    Ok((
+        Units {
+            ids,
+            items,
+            kind: UnitKind::Pair { open_ended: false },
+        },
+        dialogues,
+    ))
 }
 
 impl Units {

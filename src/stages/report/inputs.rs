@@ -66,6 +66,8 @@ pub struct Evaluated {
     pub selection: Vec<SelectionRow>,
     pub controls: Vec<ControlRow>,
     pub generations: Vec<GenerationRow>,
+    /// Conversation datasets' per-turn effects (`turns.parquet`).
+    pub turns: Vec<crate::tables::TurnRow>,
     /// One per `evaluate` input, ordered by stage name: the behaviours of the
     /// cross-behaviour scorecard.
     pub stages: Vec<EvaluatedStage>,
@@ -140,6 +142,10 @@ pub fn tables(folders: &[Folder], inputs: &[PathBuf]) -> Result<(Evaluated, Degr
                     selection,
                     controls,
                 });
+                if f.dir.join("turns.parquet").exists() {
+                    e.turns
+                        .extend(read_table::<crate::tables::TurnRow>(&f.dir)?);
+                }
                 if f.dir.join("generations.parquet").exists() {
                     e.generations.extend(read_table::<GenerationRow>(&f.dir)?);
                 }

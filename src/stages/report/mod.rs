@@ -9,6 +9,7 @@ mod generations;
 mod inputs;
 mod plots;
 mod provenance;
+mod turns;
 
 use std::path::PathBuf;
 
@@ -121,6 +122,7 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
         icl: effects::icl_rows(&evaluated),
         generations: generations::examples(&evaluated, 3),
         generation_quality: generations::quality(&evaluated),
+        turns: turns::points(&evaluated, &reported),
         curves,
         heatmap,
         slopes: plots::slopes(&evaluated),

@@ -67,6 +67,7 @@ pub(super) fn size(fig: &Figure, panels: &[CurvePanel]) -> (u32, u32) {
 pub(super) fn draw<DB: DrawingBackend>(
     fig: &Figure,
     metric: &str,
+    x_desc: &str,
     panels: &[CurvePanel],
     root: &DrawingArea<DB, Shift>,
 ) -> DrawResult
@@ -109,12 +110,7 @@ where
     let areas = grid_area.split_evenly((rows, cols));
     for (panel, area) in panels.iter().zip(&areas) {
         let mut chart = ChartBuilder::on(area)
-            .caption(
-                panel
-                    .layer
-                    .map_or_else(|| "all layers".to_string(), |l| format!("layer {l}")),
-                font(style::PANEL_TITLE_SIZE),
-            )
+            .caption(panel.title.clone(), font(style::PANEL_TITLE_SIZE))
             .margin(10)
             .margin_right(22)
             .x_label_area_size(50)
@@ -128,7 +124,7 @@ where
             )?;
         chart
             .configure_mesh()
-            .x_desc("multiplier")
+            .x_desc(x_desc)
             .y_desc(metric)
             .label_style(font(style::LABEL_SIZE))
             .axis_desc_style(font(style::AXIS_DESC_SIZE))

@@ -49,6 +49,8 @@ pub struct Figure {
 pub(crate) enum Body {
     Curves {
         metric: String,
+        /// What the x axis is (`multiplier`, `turn`).
+        x_desc: String,
         panels: Vec<CurvePanel>,
     },
     Heatmap {
@@ -67,8 +69,8 @@ pub(crate) enum Body {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CurvePanel {
-    /// `None`: all-layer methods.
-    pub layer: Option<usize>,
+    /// `layer 3`, `all layers`, a turn scope.
+    pub title: String,
     /// (method, points sorted by multiplier)
     pub series: Vec<(String, Vec<CurvePoint>)>,
 }
@@ -130,7 +132,8 @@ fn method_order(data: &ReportData) -> Vec<String> {
         .chain(data.curves.iter().map(|c| &c.method))
         .chain(data.heatmap.iter().map(|c| &c.method))
         .chain(data.slopes.iter().map(|s| &s.method))
-        .chain(data.pareto.points.iter().map(|p| &p.method));
+        .chain(data.pareto.points.iter().map(|p| &p.method))
+        .chain(data.turns.iter().map(|t| &t.method));
     for m in seen {
         if !out.contains(m) {
             out.push(m.clone());
@@ -199,7 +202,10 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
                     .filter(|(_, p)| !p.is_empty())
                     .collect();
                 series.sort_by_key(|(m, _)| rank(&methods, m));
-                CurvePanel { layer, series }
+                CurvePanel {
+                    title: layer.map_or_else(|| "all layers".to_string(), |l| format!("layer {l}")),
+                    series,
+                }
             })
             .filter(|p| !p.series.is_empty())
             .collect::<Vec<_>>();
@@ -213,8 +219,74 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
             format!(
                 "Mean `{metric}` on `{dataset}` against the steering multiplier, one panel per layer; shaded bands are 95% CIs."
             ),
-            Body::Curves { metric: metric.clone(), panels },
+            Body::Curves {
+                metric: metric.clone(),
+                x_desc: "multiplier".into(),
+                panels,
+            },
         ));
+    }
+
+    for (dataset, points) in groups(&data.turns, |t| t.dataset.clone()) {
+        for (what, metric) in [
+            ("effect", "propensity effect"),
+            ("persistence", "persistence"),
+        ] {
+            let panels: Vec<CurvePanel> = groups(&points, |t| t.scope.clone())
+                .into_iter()
+                .map(|(scope, pts)| {
+                    let mut series: Vec<(String, Vec<CurvePoint>)> =
+                        groups(&pts, |t| t.method.clone())
+                            .into_iter()
+                            .map(|(method, ts)| {
+                                let pts = ts
+                                    .iter()
+                                    .filter_map(|t| {
+                                        let e = if what == "effect" {
+                                            Some(&t.effect)
+                                        } else {
+                                            t.persistence.as_ref()
+                                        }?;
+                                        e.value.is_finite().then_some(CurvePoint {
+                                            multiplier: t.turn as f64,
+                                            mean: e.value,
+                                            ci_low: e.ci_low,
+                                            ci_high: e.ci_high,
+                                        })
+                                    })
+                                    .collect();
+                                (method, pts)
+                            })
+                            .filter(|(_, p): &(String, Vec<CurvePoint>)| !p.is_empty())
+                            .collect();
+                    series.sort_by_key(|(m, _)| rank(&methods, m));
+                    let title = if scope == "none" {
+                        "prompting baselines".to_string()
+                    } else {
+                        scope
+                    };
+                    CurvePanel { title, series }
+                })
+                .filter(|p| !p.series.is_empty())
+                .collect();
+            if panels.is_empty() {
+                continue;
+            }
+            figs.push(fig(
+                format!("turns_{}_{what}", slug(&dataset)),
+                PlotKind::Curves,
+                format!("{dataset}: {metric} per turn"),
+                format!(
+                    "Conversations on `{dataset}`: {} at each scored assistant turn, one panel per turn scope, each method at its setting chosen on validation; shaded bands are 95% CIs over conversations.",
+                    if what == "effect" { "mean (steered − unsteered) propensity" } else { "the effect relative to the first turn" }
+                ),
+                Body::Curves {
+                    metric: metric.into(),
+                    x_desc: "turn".into(),
+                    panels,
+                },
+            ));
+        }
     }
 
     for ((dataset, metric), cells) in
@@ -338,7 +410,11 @@ where
 {
     root.fill(&WHITE)?;
     match &fig.body {
-        Body::Curves { metric, panels } => curves::draw(fig, metric, panels, &root)?,
+        Body::Curves {
+            metric,
+            x_desc,
+            panels,
+        } => curves::draw(fig, metric, x_desc, panels, &root)?,
         Body::Heatmap { metric, panels } => heatmap::draw(fig, metric, panels, &root)?,
         Body::Slopes { panels } => slopes::draw(fig, panels, &root)?,
         Body::Pareto {
