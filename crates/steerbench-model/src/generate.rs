@@ -178,31 +178,31 @@ impl Model {
 }
 
 /// Frame of padded positions [start, start + t) during generation, `generated` tokens in.
-fn gen_frame(lay: &BatchLayout, start: usize, t: usize, generated: usize) -> Frame {
+pub(crate) fn gen_frame(lay: &BatchLayout, start: usize, t: usize, generated: usize) -> Frame {
     let mut f = lay.frame(start, t);
     f.lens = lay.lens.iter().map(|l| l + generated).collect();
     f
 }
 
 /// (b, t, d) -> (b, d) at the last position (left padding puts every row's end there).
-fn last_rows(h: &Tensor) -> Result<Tensor> {
+pub(crate) fn last_rows(h: &Tensor) -> Result<Tensor> {
     let (b, t, d) = h.dims3()?;
     Ok(h.narrow(1, t - 1, 1)?.reshape((b, d))?)
 }
 
 /// Token choice and stopping, shared by both paths.
-struct Stepper<'a, T: Detokenizer + ?Sized> {
+pub(crate) struct Stepper<'a, T: Detokenizer + ?Sized> {
     tok: &'a T,
     opts: &'a GenerateOptions,
     rngs: Vec<ChaCha8Rng>,
     finished: Vec<bool>,
     /// Token fed for each row at the next step (finished rows repeat their last one).
     feed: Vec<u32>,
-    out: Vec<Vec<u32>>,
+    pub(crate) out: Vec<Vec<u32>>,
 }
 
 impl<'a, T: Detokenizer + ?Sized> Stepper<'a, T> {
-    fn new(tok: &'a T, opts: &'a GenerateOptions, b: usize) -> Self {
+    pub(crate) fn new(tok: &'a T, opts: &'a GenerateOptions, b: usize) -> Self {
         let seed = match opts.sampling {
             Sampling::Sample { seed, .. } => seed,
             Sampling::Greedy => 0,
@@ -224,7 +224,7 @@ impl<'a, T: Detokenizer + ?Sized> Stepper<'a, T> {
         }
     }
 
-    fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.finished.iter().all(|&f| f)
     }
 
@@ -245,7 +245,7 @@ impl<'a, T: Detokenizer + ?Sized> Stepper<'a, T> {
         Ok(next)
     }
 
-    fn step(&mut self, logits: &Tensor) -> Result<Vec<u32>> {
+    pub(crate) fn step(&mut self, logits: &Tensor) -> Result<Vec<u32>> {
         let logits = logits.to_vec2::<f32>()?;
         for (r, row) in logits.iter().enumerate() {
             if self.finished[r] {
@@ -351,7 +351,7 @@ pub(crate) fn sample(
 }
 
 /// Logits checked for NaN / infinity before a token is chosen from them.
-fn finite_logits(logits: Tensor) -> Result<Tensor> {
+pub(crate) fn finite_logits(logits: Tensor) -> Result<Tensor> {
     crate::decoder::check_finite(&logits, "logits")?;
     Ok(logits)
 }

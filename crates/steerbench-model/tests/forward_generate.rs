@@ -201,3 +201,51 @@ fn streaming_reports_every_token_as_it_is_chosen() {
         );
     }
 }
+
+#[test]
+fn a_session_carries_its_cache_across_turns_and_equals_generating_from_the_whole_sequence() {
+    let prompt: Vec<u32> = vec![3, 9, 14, 2, 7, 11];
+    let next_turn: Vec<u32> = vec![5, 8, 1, 4];
+    for model in [tiny_llama(12), tiny_gpt2(12)] {
+        for pos in [
+            Positions::All,
+            Positions::Generated,
+            Positions::Indices(vec![0, 1, 2, 3, 4, 5, 7, 12, 15]),
+        ] {
+            let hooks = steering(pos.clone());
+            let tok = EosOnly::default();
+            let mut s = model.session();
+            s.feed(&prompt, &hooks).unwrap();
+            let r1 = s.generate(&tok, &opts(6, true), &hooks).unwrap();
+            let whole1 = model
+                .generate(&tok, &[prompt.clone()], &opts(6, true), &hooks)
+                .unwrap();
+            assert_eq!(r1, whole1[0], "{pos:?}: turn 1");
+            // Turn 2: the reply and the next turn's tokens stay in the cache.
+            s.feed(&next_turn, &hooks).unwrap();
+            let r2 = s.generate(&tok, &opts(5, true), &hooks).unwrap();
+            let history = [prompt.as_slice(), &r1, &next_turn].concat();
+            assert_eq!(s.tokens(), [history.as_slice(), &r2].concat().as_slice());
+            // In the session, turn 1's reply was steered as `Generated` while it was
+            // written; in one pass over the history it is prompt, so name it.
+            let whole_hooks = match &pos {
+                Positions::Generated => steering(Positions::Indices(
+                    (prompt.len()..prompt.len() + r1.len())
+                        .chain(history.len()..history.len() + 5)
+                        .collect(),
+                )),
+                _ => hooks.clone(),
+            };
+            let whole2 = model
+                .generate(&tok, &[history.clone()], &opts(5, false), &whole_hooks)
+                .unwrap();
+            assert_eq!(r2, whole2[0], "{pos:?}: turn 2 from the carried cache");
+        }
+    }
+    // Generating before anything was fed is an error, not a panic.
+    let model = tiny_llama(12);
+    let mut s = model.session();
+    assert!(s
+        .generate(&EosOnly::default(), &opts(3, true), &Hooks::new())
+        .is_err());
+}
