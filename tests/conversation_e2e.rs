@@ -173,3 +173,38 @@ fn turn_scopes_and_conversations_go_together() {
         "{e}"
     );
 }
+
+#[test]
+fn the_model_writes_every_turn_of_a_conversation_under_steering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny_llama::write_tiny_model(&model);
+    let text = spec(&model, "[first_turn, current_turn]", "[]").replace(
+        "metrics: [propensity, steerability]",
+        "metrics: [propensity, generation]\n      generation: { max_new_tokens: 4, limit: 2 }",
+    );
+    let out = run(tmp.path(), &text, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = stage_dir(&tmp.path().join("runs/conv_e2e"), "sweep");
+    let gens = steerbench::store::read_parquet(&dir.join("generations.parquet")).unwrap();
+    let ids = strings(&gens, "example_id");
+    let methods = strings(&gens, "method");
+    // Two conversations, every turn written, unsteered and under each chosen setting.
+    let convs: std::collections::BTreeSet<&str> = ids
+        .iter()
+        .map(|i| i.rsplit_once("/turn").unwrap().0)
+        .collect();
+    assert_eq!(convs.len(), 2, "{ids:?}");
+    assert!(ids.iter().any(|i| i.ends_with("/turn3")), "{ids:?}");
+    assert!(methods.iter().any(|m| m == "unsteered") && methods.iter().any(|m| m == "caa"));
+    let turns = steerbench::store::read_parquet(&dir.join("turns.parquet")).unwrap();
+    let metrics = strings(&turns, "metric");
+    assert!(
+        metrics.iter().any(|m| m == "gen_fluency_ppl"),
+        "{metrics:?}"
+    );
+}

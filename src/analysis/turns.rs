@@ -4,8 +4,9 @@
 //!
 //! A conversation's scored turn k is the input `<conversation id>/turn<k>` in the score
 //! rows. Effects are paired per input: steered (or baseline) minus unsteered, for
-//! `propensity` and `propensity_norm`; for `steerability_slope`, whose per-input slope
-//! is already relative to the unsteered model, the value itself.
+//! `propensity`, `propensity_norm` and the scores of written turns (`gen_*`: their
+//! drift over turns); for `steerability_slope`, whose per-input slope is already
+//! relative to the unsteered model, the value itself.
 
 use std::collections::BTreeMap;
 
@@ -20,10 +21,14 @@ pub fn split_turn_id(id: &str) -> Option<(&str, u32)> {
     Some((conv, k.parse().ok()?))
 }
 
-const METRICS: [ScoreMetric; 3] = [
+const METRICS: [ScoreMetric; 7] = [
     ScoreMetric::Propensity,
     ScoreMetric::PropensityNorm,
     ScoreMetric::SteerabilitySlope,
+    ScoreMetric::GenConceptSimilarity,
+    ScoreMetric::GenFluencyPpl,
+    ScoreMetric::GenDistinct1,
+    ScoreMetric::GenDistinct2,
 ];
 
 /// Per-turn rows for every steered setting (multiplier ≠ 0) and baseline of the given

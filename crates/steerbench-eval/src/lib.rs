@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod dialogue;
+pub mod dialogue_gen;
 pub mod error;
 pub mod function_vector;
 pub mod prompt;

@@ -468,10 +468,13 @@ pub struct TurnPoint {
     pub layer: Option<usize>,
     #[serde(default)]
     pub multiplier: Option<f64>,
+    /// `propensity`, or a score of the turns the model wrote (`gen_concept_similarity`,
+    /// `gen_fluency_ppl`).
+    pub metric: String,
     /// 1-based assistant turn.
     pub turn: u32,
     pub n: usize,
-    /// Mean (condition − unsteered) propensity over conversations at this turn.
+    /// Mean (condition − unsteered) value over conversations at this turn.
     pub effect: Estimate,
     /// effect at this turn ÷ effect at the first turn.
     #[serde(default)]

@@ -893,6 +893,7 @@ pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<
 pub fn turns(rows: &[crate::data::TurnPoint]) -> Result<NamedTable> {
     let mut display = Table::new(&[
         ("Dataset", L),
+        ("Metric", L),
         ("Scope", L),
         ("Method", L),
         ("Layer", R),
@@ -904,6 +905,7 @@ pub fn turns(rows: &[crate::data::TurnPoint]) -> Result<NamedTable> {
     ]);
     let mut raw = Table::plain(&[
         "dataset",
+        "metric",
         "scope",
         "method",
         "layer",
@@ -920,6 +922,7 @@ pub fn turns(rows: &[crate::data::TurnPoint]) -> Result<NamedTable> {
     for r in rows {
         display.push(vec![
             r.dataset.clone(),
+            r.metric.clone(),
             r.scope.clone(),
             r.method.clone(),
             opt_layer(r.layer),
@@ -931,6 +934,7 @@ pub fn turns(rows: &[crate::data::TurnPoint]) -> Result<NamedTable> {
         ])?;
         let mut w = vec![
             r.dataset.clone(),
+            r.metric.clone(),
             r.scope.clone(),
             r.method.clone(),
             r.layer.map_or_else(String::new, |l| l.to_string()),
@@ -945,7 +949,7 @@ pub fn turns(rows: &[crate::data::TurnPoint]) -> Result<NamedTable> {
     Ok(NamedTable {
         notes: Vec::new(),
         name: "turns",
-        caption: "Conversations: effect on propensity (condition minus unsteered) at each scored turn and its persistence (effect at the turn over effect at the first turn), per turn scope",
+        caption: "Conversations: effect (condition minus unsteered) at each turn and its persistence (effect at the turn over effect at the first turn), per metric and turn scope",
         display,
         raw,
     })

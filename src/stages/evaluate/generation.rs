@@ -97,7 +97,7 @@ pub fn prompts(
         .collect()
 }
 
-fn options(g: &GenerationParams, seed: u64, eos: bool) -> GenerateOptions {
+pub(super) fn options(g: &GenerationParams, seed: u64, eos: bool) -> GenerateOptions {
     GenerateOptions {
         max_new_tokens: g.max_new_tokens,
         sampling: if g.temperature > 0.0 {

@@ -19,6 +19,7 @@
 //! statistics in [`crate::analysis`].
 
 mod baselines;
+mod dialogue_generation;
 pub mod generation;
 pub mod units;
 
@@ -536,7 +537,17 @@ fn finish(
     if p.metrics.contains(&crate::spec::Metric::Generation) {
         let mut gens = Vec::new();
         for d in &w.datasets {
-            let (g, s) = generation::at_selections(ctx, lm, p, d, &selected.selection, &w.stored)?;
+            let (g, s) = match d.dialogues {
+                Some(_) => dialogue_generation::at_selections(
+                    ctx,
+                    lm,
+                    p,
+                    d,
+                    &selected.selection,
+                    &w.stored,
+                )?,
+                None => generation::at_selections(ctx, lm, p, d, &selected.selection, &w.stored)?,
+            };
             gens.extend(g);
             scores.extend(s);
         }

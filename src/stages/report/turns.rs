@@ -1,5 +1,6 @@
 //! The conversations section: effect and persistence per turn, per turn scope, for each
-//! method at its setting chosen toward the behaviour, and for the prompting baselines.
+//! method at its setting chosen toward the behaviour, and for the prompting baselines;
+//! propensity, and the drift of the written turns' concept similarity and fluency.
 
 use steerbench_report as rep;
 
@@ -11,7 +12,13 @@ use crate::tables::{Condition, Direction, ScoreMetric, TurnRow};
 /// The turn points of the reported split, in (dataset, scope, method, turn) order.
 pub fn points(e: &Evaluated, reported: &Reported) -> Vec<rep::TurnPoint> {
     let shown = |t: &TurnRow| -> bool {
-        if t.metric != ScoreMetric::Propensity || !reported.is_reported(&t.dataset, &t.split) {
+        let metric_shown = matches!(
+            t.metric,
+            ScoreMetric::Propensity
+                | ScoreMetric::GenConceptSimilarity
+                | ScoreMetric::GenFluencyPpl
+        );
+        if !metric_shown || !reported.is_reported(&t.dataset, &t.split) {
             return false;
         }
         match t.method {
@@ -37,6 +44,7 @@ pub fn points(e: &Evaluated, reported: &Reported) -> Vec<rep::TurnPoint> {
             method: t.method.to_string(),
             layer: t.layer,
             multiplier: matches!(t.method, Condition::Steered(_)).then_some(t.multiplier),
+            metric: t.metric.to_string(),
             turn: t.turn,
             n: t.n as usize,
             effect: est(t.effect, t.effect_ci_low, t.effect_ci_high),

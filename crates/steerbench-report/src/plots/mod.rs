@@ -227,11 +227,16 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
         ));
     }
 
-    for (dataset, points) in groups(&data.turns, |t| t.dataset.clone()) {
-        for (what, metric) in [
-            ("effect", "propensity effect"),
-            ("persistence", "persistence"),
-        ] {
+    for ((dataset, turn_metric), points) in
+        groups(&data.turns, |t| (t.dataset.clone(), t.metric.clone()))
+    {
+        let whats: &[&str] = if turn_metric == "propensity" {
+            &["effect", "persistence"]
+        } else {
+            &["effect"]
+        };
+        for &what in whats {
+            let metric = format!("{turn_metric} {what}");
             let panels: Vec<CurvePanel> = groups(&points, |t| t.scope.clone())
                 .into_iter()
                 .map(|(scope, pts)| {
@@ -273,15 +278,15 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
                 continue;
             }
             figs.push(fig(
-                format!("turns_{}_{what}", slug(&dataset)),
+                format!("turns_{}_{}_{what}", slug(&dataset), slug(&turn_metric)),
                 PlotKind::Curves,
                 format!("{dataset}: {metric} per turn"),
                 format!(
-                    "Conversations on `{dataset}`: {} at each scored assistant turn, one panel per turn scope, each method at its setting chosen on validation; shaded bands are 95% CIs over conversations.",
-                    if what == "effect" { "mean (steered − unsteered) propensity" } else { "the effect relative to the first turn" }
+                    "Conversations on `{dataset}`: {} at each assistant turn, one panel per turn scope, each method at its setting chosen on validation; shaded bands are 95% CIs over conversations.",
+                    if what == "effect" { format!("mean (condition − unsteered) `{turn_metric}`") } else { "the effect relative to the first turn".to_string() }
                 ),
                 Body::Curves {
-                    metric: metric.into(),
+                    metric,
                     x_desc: "turn".into(),
                     panels,
                 },
