@@ -12,7 +12,10 @@
 //! conversation: the same positions whether a token is computed in the cache or in a
 //! reply pass, so both ways give the same numbers.
 
-use steerbench_model::{Hooks, Model, Pass, Positions, Sequence, SharedPrefix};
+use candle_core::Tensor;
+use steerbench_model::{
+    HookPoint, Hooks, Intervention, Model, Pass, Positions, Sequence, SharedPrefix, Site,
+};
 
 use crate::dialogue::{scope_positions, Scope};
 use crate::error::{EvalError, Result};
@@ -74,6 +77,57 @@ fn hooks(model: &Model, steer: Option<&Steer>, alpha: f32, positions: &Positions
     Ok(h)
 }
 
+/// How the rows of one scoring run are steered: one strength for every row, or (for an
+/// additive vector) one strength per row, `alpha_r * v`, so that several strengths share
+/// each pass (`repeat`: consecutive batch rows per strength).
+enum Rows<'a> {
+    One(Option<&'a Steer>, f32),
+    PerRow {
+        layer: usize,
+        vector: &'a [f32],
+        alphas: &'a [f32],
+    },
+}
+
+impl Rows<'_> {
+    fn n(&self) -> usize {
+        match self {
+            Rows::One(..) => 1,
+            Rows::PerRow { alphas, .. } => alphas.len(),
+        }
+    }
+
+    fn hooks(&self, model: &Model, positions: &Positions, repeat: usize) -> Result<Hooks> {
+        match *self {
+            Rows::One(steer, alpha) => hooks(model, steer, alpha, positions),
+            Rows::PerRow {
+                layer,
+                vector,
+                alphas,
+            } => {
+                let d = vector.len();
+                let data: Vec<f32> = alphas
+                    .iter()
+                    .flat_map(|&a| std::iter::repeat_n(a, repeat))
+                    .flat_map(|a| vector.iter().map(move |x| a * x))
+                    .collect();
+                let rows = data.len() / d;
+                let v = Tensor::from_vec(data, (rows, d), model.device())?;
+                let mut h = Hooks::new();
+                h.write(
+                    HookPoint::new(layer, Site::ResidPost),
+                    Intervention::Add {
+                        vector: v,
+                        alpha: 1.0,
+                    },
+                    positions.clone(),
+                );
+                Ok(h)
+            }
+        }
+    }
+}
+
 /// Completion log-probs of each turn's two replies under `steer` at `alpha`, steering
 /// where `scope` says: `out[t] = [matching, not matching]`, one log-prob per reply token.
 pub fn score_dialogue(
@@ -83,16 +137,55 @@ pub fn score_dialogue(
     alpha: f32,
     scope: Scope,
 ) -> Result<Vec<[Vec<f32>; 2]>> {
+    Ok(score_rows(model, d, &Rows::One(steer, alpha), scope)?.remove(0))
+}
+
+/// [`score_dialogue`] at every strength of `alphas` (`out[a]`); an additive steering runs
+/// all strengths as rows of the same passes.
+pub fn score_dialogue_strengths(
+    model: &Model,
+    d: &Dialogue,
+    steer: &Steer,
+    alphas: &[f32],
+    scope: Scope,
+) -> Result<Vec<Vec<[Vec<f32>; 2]>>> {
+    match steer {
+        Steer::Add { layer, vector } => score_rows(
+            model,
+            d,
+            &Rows::PerRow {
+                layer: *layer,
+                vector,
+                alphas,
+            },
+            scope,
+        ),
+        _ => alphas
+            .iter()
+            .map(|&a| score_dialogue(model, d, Some(steer), a, scope))
+            .collect(),
+    }
+}
+
+/// The scorer: one cache of `rows.n()` rows grown turn by turn, and per turn one pass of
+/// two rows per strength (matching, not matching). `out[row][turn]`.
+fn score_rows(
+    model: &Model,
+    d: &Dialogue,
+    rows: &Rows<'_>,
+    scope: Scope,
+) -> Result<Vec<Vec<[Vec<f32>; 2]>>> {
     let n_layers = model.config().n_layers;
+    let n = rows.n();
     // The cache and the tokens it holds.
     let mut cache: Option<(SharedPrefix, Vec<u32>)> = None;
-    let mut out = Vec::with_capacity(d.turns.len());
+    let mut out = vec![Vec::with_capacity(d.turns.len()); n];
     for t in &d.turns {
         let ids = &t.prompt.ids;
         let positions = scope_positions(scope, &t.prompt);
         // The prompt's last token runs with the replies: it gives their first log-prob.
         let keep = ids.len() - 1;
-        let mut h = hooks(model, steer, alpha, &positions)?;
+        let mut h = rows.hooks(model, &positions, 1)?;
         cache = match cache.take() {
             _ if keep == 0 => None,
             // The usual case: this turn's prompt continues what the cache holds.
@@ -104,12 +197,12 @@ pub fn score_dialogue(
             // turn starts a fresh cache (still exact, only slower).
             _ => Some((
                 model
-                    .shared_prefix(&ids[..keep], 0..n_layers, 1, None, &mut h)?
+                    .shared_prefix(&ids[..keep], 0..n_layers, n, None, &mut h)?
                     .0,
                 ids[..keep].to_vec(),
             )),
         };
-        let batch: Vec<Sequence> = t
+        let pair: Vec<Sequence> = t
             .replies
             .iter()
             .map(|r| {
@@ -118,14 +211,20 @@ pub fn score_dialogue(
                 Sequence::new(s, 1)
             })
             .collect();
-        let row_of = [0usize, 0];
+        let batch: Vec<Sequence> = (0..n).flat_map(|_| pair.iter().cloned()).collect();
+        let row_of: Vec<usize> = (0..n).flat_map(|r| [r, r]).collect();
         let pass = Pass {
             prefix: cache.as_ref().map(|(p, _)| (p, &row_of[..])),
             ..Pass::default()
         };
-        let mut h = hooks(model, steer, alpha, &positions)?;
+        let mut h = rows.hooks(model, &positions, 2)?;
         let o = model.forward_pass(&batch, &pass, &mut h)?;
-        out.push([o.completion_logprobs(0)?, o.completion_logprobs(1)?]);
+        for (r, per_row) in out.iter_mut().enumerate() {
+            per_row.push([
+                o.completion_logprobs(2 * r)?,
+                o.completion_logprobs(2 * r + 1)?,
+            ]);
+        }
     }
     Ok(out)
 }
@@ -170,17 +269,25 @@ pub fn sweep_dialogues(
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<Vec<Value>>> {
     let mut out = vec![Vec::new(); alphas.len()];
+    let steered: Vec<f32> = alphas.iter().copied().filter(|&a| a != 0.0).collect();
     for d in dialogues {
-        // Unsteered strengths are one computation.
-        let mut base: Option<Vec<Value>> = None;
+        let base = match (steer, steered.len() < alphas.len()) {
+            (None, _) | (_, true) => Some(flatten(score_dialogue(model, d, None, 0.0, scope)?)),
+            _ => None,
+        };
+        let mut by_strength = match steer {
+            Some(s) if !steered.is_empty() => {
+                score_dialogue_strengths(model, d, s, &steered, scope)?
+            }
+            _ => Vec::new(),
+        }
+        .into_iter();
         for (a, &alpha) in alphas.iter().enumerate() {
             let vals = if steer.is_none() || alpha == 0.0 {
-                if base.is_none() {
-                    base = Some(flatten(score_dialogue(model, d, None, 0.0, scope)?));
-                }
-                base.clone().expect("set above")
+                base.clone()
+                    .expect("computed when any strength is unsteered")
             } else {
-                flatten(score_dialogue(model, d, steer, alpha, scope)?)
+                flatten(by_strength.next().expect("one result per steered strength"))
             };
             out[a].extend(vals);
         }

@@ -334,6 +334,19 @@ fn turn_by_turn_scoring_on_one_cache_equals_re_encoding_every_turn_in_every_scop
     let ft = score_dialogue(&model, &d, Some(&steer), 2.5, Scope::FirstTurn).unwrap();
     let ct = score_dialogue(&model, &d, Some(&steer), 2.5, Scope::CurrentTurn).unwrap();
     assert!(max_diff(&ft[2..], &ct[2..]) > 1e-3);
+    // Strengths as rows of one pass equal one strength at a time.
+    let alphas = [-1.0f32, 2.5, 4.0];
+    for scope in Scope::ALL {
+        let rows = steerbench_eval::turn_sweep::score_dialogue_strengths(
+            &model, &d, &steer, &alphas, scope,
+        )
+        .unwrap();
+        for (a, r) in alphas.iter().zip(&rows) {
+            let one = score_dialogue(&model, &d, Some(&steer), *a, scope).unwrap();
+            let diff = max_diff(r, &one);
+            assert!(diff < 1e-4, "{} at {a}: rows vs one {diff}", scope.name());
+        }
+    }
     // The sweep lays values out per turn, matching then not matching; strength 0 is the
     // unsteered model.
     let swept = sweep_dialogues(
