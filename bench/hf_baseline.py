@@ -9,6 +9,7 @@ file steerbench writes, so both sides see identical tokens.
     python3 bench/hf_baseline.py prefill  --gguf MODEL.gguf
     python3 bench/hf_baseline.py caa-sweep [--inputs target/bench/caa_sweep_inputs.json]
     python3 bench/compare_caa_sweep.py
+    python3 bench/hf_baseline.py turns     [--inputs target/bench/turn_sweep_inputs.json]
 
 Needs: pip install torch transformers gguf numpy (caa-sweep also: steering-vectors)
 """
@@ -197,6 +198,93 @@ def caa_sweep(args):
     print(f"wrote {args.out}")
 
 
+def turns(args):
+    """Issue 15's multi-turn scoring, replayed from `turn_sweep_inputs.json` as a
+    forward-hook loop: for every multiplier, conversation, turn and reply, the whole
+    sequence (history + user message + reply) through the model with a forward hook
+    adding alpha * v to the output of block `layer` at every position, then the reply's
+    token log-probs. Variants: `per_reply` (one forward per reply) and `pair_batch` (a
+    turn's two replies as one right-padded batch with an attention mask).
+    """
+    import torch
+
+    spec = json.load(open(args.inputs))
+    model = load(args.gguf or spec["gguf"], args.threads)
+    layer = spec["layer"]
+    assert spec["site"] == "resid_post" and spec["positions"] == "all"
+    vec = torch.tensor(spec["vector"], dtype=torch.float32)
+    mults = [float(m) for m in spec["multipliers"]]
+    state = {"alpha": 0.0}
+
+    def hook(_module, _inputs, output):
+        hs = output[0] if isinstance(output, tuple) else output
+        hs = hs + state["alpha"] * vec
+        return (hs,) + tuple(output[1:]) if isinstance(output, tuple) else hs
+
+    def reply_logprobs(logits, prompt_len, reply):
+        lp = torch.log_softmax(logits.float(), -1)
+        return [float(lp[prompt_len - 1 + j, t]) for j, t in enumerate(reply)]
+
+    def per_reply():
+        out = []
+        for m in mults:
+            state["alpha"] = m
+            vals = []
+            for c in spec["conversations"]:
+                for t in c["turns"]:
+                    for r in t["replies"]:
+                        ids = torch.tensor([t["prompt"] + r])
+                        logits = model(ids).logits[0]
+                        vals.append(reply_logprobs(logits, len(t["prompt"]), r))
+            out.append(vals)
+        return out
+
+    def pair_batch():
+        out = []
+        for m in mults:
+            state["alpha"] = m
+            vals = []
+            for c in spec["conversations"]:
+                for t in c["turns"]:
+                    seqs = [t["prompt"] + r for r in t["replies"]]
+                    n = max(len(x) for x in seqs)
+                    ids = torch.tensor([x + [0] * (n - len(x)) for x in seqs])
+                    mask = torch.tensor([[1] * len(x) + [0] * (n - len(x)) for x in seqs])
+                    logits = model(ids, attention_mask=mask).logits
+                    for b, r in enumerate(t["replies"]):
+                        vals.append(reply_logprobs(logits[b], len(t["prompt"]), r))
+            out.append(vals)
+        return out
+
+    results = {}
+    handle = model.model.layers[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            for name in args.variants.split(","):
+                t0 = time.perf_counter()
+                vals = {"per_reply": per_reply, "pair_batch": pair_batch}[name]()
+                dt = time.perf_counter() - t0
+                results[name] = {"seconds": dt, "logprobs": vals}
+                print(f"{name}: {dt:.1f} s", flush=True)
+    finally:
+        handle.remove()
+    ours = args.steerbench
+    if ours and os.path.exists(ours):
+        sb = json.load(open(ours))
+        for name, r in results.items():
+            diff = max(
+                abs(a - b)
+                for sa, ta in zip(sb["logprobs"], r["logprobs"])
+                for x, y in zip(sa, ta)
+                for a, b in zip(x, y)
+            )
+            r["max_abs_diff_vs_steerbench"] = diff
+            print(f"{name}: {r['seconds'] / sb['cached_s']:.2f}x steerbench's turn-by-turn scorer "
+                  f"({sb['cached_s']:.1f} s), max |log-prob difference| {diff:.2e}")
+    json.dump({k: {kk: vv for kk, vv in v.items() if kk != "logprobs"} for k, v in results.items()},
+              open(args.out, "w"), indent=1)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -216,8 +304,15 @@ def main():
     b.add_argument("--last-logits-only", action="store_true",
                    help="pass logits_to_keep=1 (LM head at the last position only)")
     b.add_argument("--out", default="target/bench/caa_sweep_transformers.json")
+    c = sub.add_parser("turns")
+    c.add_argument("--inputs", default="target/bench/turn_sweep_inputs.json")
+    c.add_argument("--steerbench", default="target/bench/turn_sweep_steerbench.json")
+    c.add_argument("--gguf", help="model file (default: the one the inputs JSON names)")
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--variants", default="per_reply,pair_batch")
+    c.add_argument("--out", default="target/bench/turn_sweep_transformers.json")
     args = p.parse_args()
-    {"prefill": prefill, "caa-sweep": caa_sweep}[args.cmd](args)
+    {"prefill": prefill, "caa-sweep": caa_sweep, "turns": turns}[args.cmd](args)
 
 
 if __name__ == "__main__":
