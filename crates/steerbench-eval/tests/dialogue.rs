@@ -363,3 +363,71 @@ fn turn_by_turn_scoring_on_one_cache_equals_re_encoding_every_turn_in_every_scop
     assert_eq!(swept[0][4].as_slice(), cached_base[2][0].as_slice());
     assert_eq!(swept[1][11].as_slice(), ft[2][1].as_slice());
 }
+
+#[test]
+fn each_scope_writes_exactly_its_positions_seen_by_a_capture_hook() {
+    use steerbench_eval::steer::Steer;
+    let (model, _) = common::tiny_llama_with_weights(9);
+    let d = nested_dialogue();
+    let t = &d.turns[2]; // turn 3: two earlier exchanges in its history
+    let mut tokens = t.prompt.ids.clone();
+    tokens.extend_from_slice(&t.replies[0]);
+    let seq = Sequence::new(tokens.clone(), t.prompt.ids.len());
+    let at = HookPoint::new(1, Site::ResidPost);
+    let steer = Steer::Add {
+        layer: 1,
+        vector: vec![1.0; 16],
+    };
+    let captured = |positions: Option<&Positions>| -> Vec<Vec<f32>> {
+        let mut h = Hooks::new();
+        if let Some(p) = positions {
+            steer
+                .install(&mut h, 2.0, p, model.config().n_layers, &Device::Cpu)
+                .unwrap();
+        }
+        h.capture(at);
+        model.forward(&[seq.clone()], &mut h).unwrap();
+        h.take(at).unwrap().squeeze(0).unwrap().to_vec2().unwrap()
+    };
+    let plain = captured(None);
+    let user: Vec<usize> = t
+        .prompt
+        .spans
+        .iter()
+        .filter(|s| s.role == "user")
+        .flat_map(|s| s.tokens.clone())
+        .collect();
+    let first_end = t
+        .prompt
+        .spans
+        .iter()
+        .find(|s| s.role == "assistant")
+        .unwrap()
+        .tokens
+        .end;
+    let n = tokens.len();
+    for scope in Scope::ALL {
+        let steered = captured(Some(&scope_positions(scope, &t.prompt)));
+        let moved: Vec<usize> = (0..n)
+            .filter(|&i| {
+                steered[i]
+                    .iter()
+                    .zip(&plain[i])
+                    .any(|(a, b)| (a - b).abs() > 1e-6)
+            })
+            .collect();
+        let want: Vec<usize> = match scope {
+            Scope::AllTurns => (0..n).collect(),
+            Scope::FirstTurn => (0..first_end).collect(),
+            Scope::CurrentTurn => (t.prompt.ids.len()..n).collect(),
+            Scope::UserTurns => user.clone(),
+        };
+        assert_eq!(moved, want, "{}", scope.name());
+        // Each moved position moved by exactly the added vector (2 × 1 per unit).
+        for &i in &moved {
+            for (a, b) in steered[i].iter().zip(&plain[i]) {
+                assert!(((a - b) - 2.0).abs() < 1e-5);
+            }
+        }
+    }
+}
