@@ -378,8 +378,8 @@ fn bos_eos_post(m: &HashMap<String, Value>, tokens: &[String], default_bos: bool
     let id = |k: &str| meta_usize(m, k).ok().filter(|&i| i < tokens.len());
     let bos = id("tokenizer.ggml.bos_token_id")
         .filter(|_| flag("tokenizer.ggml.add_bos_token", default_bos));
-    let eos = id("tokenizer.ggml.eos_token_id")
-        .filter(|_| flag("tokenizer.ggml.add_eos_token", false));
+    let eos =
+        id("tokenizer.ggml.eos_token_id").filter(|_| flag("tokenizer.ggml.add_eos_token", false));
     if bos.is_none() && eos.is_none() {
         return None;
     }
