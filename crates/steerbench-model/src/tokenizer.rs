@@ -250,6 +250,15 @@ impl Tokenizer {
                 }
             }
         }
+        // SentencePiece files name their end-of-turn token only by text (Gemma's
+        // `<end_of_turn>`, Phi-3's `<|end|>`), which llama.cpp also treats as end of generation.
+        if matches!(m.get("tokenizer.ggml.model"), Some(Value::String(s)) if s == "llama") {
+            for (i, t) in tokens.iter().enumerate() {
+                if SP_END_OF_TURN.contains(&t.as_str()) && !eos_ids.contains(&(i as u32)) {
+                    eos_ids.push(i as u32);
+                }
+            }
+        }
         let template = match m.get("tokenizer.chat_template") {
             Some(Value::String(s)) => Some(s.as_str()),
             _ => None,
@@ -285,6 +294,9 @@ fn string_array(m: &HashMap<String, Value>, key: &str) -> std::result::Result<Ve
         )),
     }
 }
+
+/// End-of-turn tokens of SentencePiece vocabularies that stop generation besides EOS.
+const SP_END_OF_TURN: [&str; 3] = ["<end_of_turn>", "<|end|>", "<|eot_id|>"];
 
 // llama.cpp's token types (llama_token_type).
 const TOKEN_TYPE_CONTROL: i64 = 3;
