@@ -24,3 +24,14 @@ fn every_shipped_pipeline_validates() {
     }
     assert!(n >= 6, "expected the reference pipelines, found {n}");
 }
+
+/// The Gemma-3-270M pipeline names the registry's base model and renders raw prompts (the
+/// model has no chat template, so `chat` would fail at the first prompt).
+#[test]
+fn gemma3_pipeline_uses_raw_prompts_on_the_registry_model() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/gemma3_sentiment.yaml");
+    let spec = steerbench::spec::load(&path).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(spec.model, "gemma-3-270m");
+    assert!(steerbench_model::lookup(&spec.model).is_ok());
+    assert_eq!(spec.prompt_format, steerbench::spec::PromptFormat::Raw);
+}

@@ -11,7 +11,8 @@ pub enum PromptStyle {
     /// The model's chat template (system/user turns, generation prompt), then the
     /// assistant prefix.
     Chat,
-    /// `system\n\n` + demonstrations + `user\n` + assistant prefix, no special tokens.
+    /// `system\n\n` + demonstrations + `user\n` + assistant prefix; no special tokens but
+    /// the BOS token of models that want one.
     Raw,
 }
 
@@ -140,11 +141,16 @@ pub fn encode_with_spans(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Res
         .inner()
         .encode(text.as_str(), false)
         .map_err(|e| EvalError::Input(format!("cannot tokenize the prompt: {e}")))?;
-    let ids = enc.get_ids().to_vec();
+    let mut ids = enc.get_ids().to_vec();
     if ids.is_empty() {
         return Err(EvalError::Input("prompt encodes to zero tokens".into()));
     }
-    let offsets = enc.get_offsets();
+    let mut offsets = enc.get_offsets().to_vec();
+    // BOS the model wants and the text did not write (as `encode` does), covering no text.
+    if let Some(bos) = tok.missing_bos(&ids) {
+        ids.insert(0, bos);
+        offsets.insert(0, (0, 0));
+    }
     let mut parts: Vec<(&'static str, usize, &str)> = Vec::new();
     if let Some(s) = &p.system {
         parts.push(("system", 0, s));
@@ -203,10 +209,12 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Token ids of the prompt.
+/// Token ids of the prompt, with the BOS token first when the model wants one and the text
+/// (a chat template) did not write it already ([`Tokenizer::encode_prompt`]): Gemma and
+/// Llama 2 prompts start with BOS in both styles, SmolLM2's and Qwen2's never.
 pub fn encode(tok: &Tokenizer, p: &Prompt, style: PromptStyle) -> Result<Vec<u32>> {
     let text = render(tok, p, style)?;
-    let ids = tok.encode(&text, false)?;
+    let ids = tok.encode_prompt(&text)?;
     if ids.is_empty() {
         return Err(EvalError::Input("prompt encodes to zero tokens".into()));
     }

