@@ -87,7 +87,12 @@ pub fn generate_conversation(
                 ))
             })?;
         let start = session.tokens().len();
-        let (ids, user_range) = encode_locating(tok, new_text, user)?;
+        let (mut ids, mut user_range) = encode_locating(tok, new_text, user)?;
+        // The conversation starts with the BOS a model wants (as `prompt::encode` does).
+        if let Some(bos) = tok.missing_bos(&ids).filter(|_| start == 0) {
+            ids.insert(0, bos);
+            user_range = user_range.start + 1..user_range.end + 1;
+        }
         let user_abs = start + user_range.start..start + user_range.end;
         let (feed, reply) = session_positions(scope, i + 1, user_abs);
         session.feed(&ids, &hooks(feed)?)?;
