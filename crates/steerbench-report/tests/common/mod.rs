@@ -387,6 +387,7 @@ pub fn sample() -> ReportData {
                 n: Some(12),
             },
         ],
+        turns: Vec::new(),
         curves,
         heatmap,
         slopes,
