@@ -269,11 +269,18 @@ pub fn sweep_dialogues(
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<Vec<Value>>> {
     let mut out = vec![Vec::new(); alphas.len()];
-    let steered: Vec<f32> = alphas.iter().copied().filter(|&a| a != 0.0).collect();
+    // An additive vector runs every strength as a row, 0 (the unsteered model) included;
+    // other steerings run each nonzero strength and the unsteered model on its own.
+    let rows_for_all = matches!(steer, Some(Steer::Add { .. }));
+    let steered: Vec<f32> = alphas
+        .iter()
+        .copied()
+        .filter(|&a| rows_for_all || a != 0.0)
+        .collect();
     for d in dialogues {
-        let base = match (steer, steered.len() < alphas.len()) {
-            (None, _) | (_, true) => Some(flatten(score_dialogue(model, d, None, 0.0, scope)?)),
-            _ => None,
+        let base = match steer {
+            Some(_) if steered.len() == alphas.len() => None,
+            _ => Some(flatten(score_dialogue(model, d, None, 0.0, scope)?)),
         };
         let mut by_strength = match steer {
             Some(s) if !steered.is_empty() => {
@@ -283,11 +290,11 @@ pub fn sweep_dialogues(
         }
         .into_iter();
         for (a, &alpha) in alphas.iter().enumerate() {
-            let vals = if steer.is_none() || alpha == 0.0 {
+            let vals = if steer.is_none() || (alpha == 0.0 && !rows_for_all) {
                 base.clone()
-                    .expect("computed when any strength is unsteered")
+                    .expect("computed when any strength runs unsteered")
             } else {
-                flatten(by_strength.next().expect("one result per steered strength"))
+                flatten(by_strength.next().expect("one result per strength"))
             };
             out[a].extend(vals);
         }

@@ -359,9 +359,13 @@ fn turn_by_turn_scoring_on_one_cache_equals_re_encoding_every_turn_in_every_scop
     )
     .unwrap();
     assert_eq!((swept.len(), swept[0].len()), (2, 12));
+    // (Strength 0 is a zero row of the same passes: equal up to float summation order.)
     let cached_base = score_dialogue(&model, &d, None, 0.0, Scope::FirstTurn).unwrap();
-    assert_eq!(swept[0][4].as_slice(), cached_base[2][0].as_slice());
-    assert_eq!(swept[1][11].as_slice(), ft[2][1].as_slice());
+    let close = |a: &[f32], b: &[f32]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4)
+    };
+    assert!(close(swept[0][4].as_slice(), &cached_base[2][0]));
+    assert!(close(swept[1][11].as_slice(), &ft[2][1]));
 }
 
 #[test]
