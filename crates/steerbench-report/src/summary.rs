@@ -144,6 +144,18 @@ pub fn summary(data: &ReportData) -> String {
                     f::sig(kl.value, 2)
                 ));
             }
+            let tools_base = data
+                .degradation
+                .unsteered
+                .as_ref()
+                .and_then(|u| u.tool_accuracy);
+            if let (Some(t), Some(u)) = (d.tool_accuracy, tools_base) {
+                parts.push(format!(
+                    "top-1 tool accuracy is {} (unsteered: {})",
+                    f::pct(t.value, 0),
+                    f::pct(u.value, 0)
+                ));
+            }
             if !parts.is_empty() {
                 out += &format!(" At that setting {}.", parts.join(" and "));
             }
