@@ -156,8 +156,14 @@ pub fn summary(data: &ReportData) -> String {
                     f::pct(u.value, 0)
                 ));
             }
-            if !parts.is_empty() {
-                out += &format!(" At that setting {}.", parts.join(" and "));
+            if let Some(last) = parts.pop() {
+                let head = parts.join(", ");
+                let joined = if head.is_empty() {
+                    last
+                } else {
+                    format!("{head} and {last}")
+                };
+                out += &format!(" At that setting {joined}.");
             }
         }
     }
