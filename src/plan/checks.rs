@@ -93,6 +93,28 @@ pub fn datasets(
             } else {
                 1
             };
+            // `tool_accuracy` scores neutral tasks (one right call among distractors).
+            if let (StageSpec::Degradation(p), data::Records::ToolChoice(tasks)) =
+                (&s.spec, records)
+            {
+                let neutral = tasks
+                    .iter()
+                    .filter(|t| matches!(t.kind, data::ToolTaskKind::Neutral { .. }))
+                    .count();
+                if p.tools.as_ref().is_some_and(|t| std::ptr::eq(t, r.r))
+                    && !tasks.is_empty()
+                    && neutral == 0
+                {
+                    diags.push(spec.diagnostic(
+                        r.path.clone(),
+                        format!(
+                            "the {which} of `{}` has no neutral tool-choice tasks (with `correct` and `distractors`), and `tool_accuracy` scores only those: its {} task(s) are behaviour tasks (`matching` / `not_matching`), which `evaluate` scores",
+                            r.r.dataset,
+                            tasks.len(),
+                        ),
+                    ));
+                }
+            }
             if records.len() < need {
                 diags.push(spec.diagnostic(
                     r.path.clone(),

@@ -820,6 +820,11 @@ pub struct DegradationParams {
     /// Multiple-choice benchmark (format multiple_choice) for `mc_accuracy`.
     #[serde(default)]
     pub mc: Option<DatasetRef>,
+    /// Tool-choice tasks (format tool_choice, neutral tasks: `correct` + `distractors`)
+    /// for `tool_accuracy`. Left out of fingerprints when absent (stages without it keep
+    /// their fingerprints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<DatasetRef>,
     /// Degradation metrics.
     pub metrics: Vec<DegradationMetric>,
     /// Layers to sweep (needed when `from` is absent).
@@ -841,6 +846,9 @@ pub enum DegradationMetric {
     KlUnsteered,
     /// Accuracy on the multiple-choice benchmark.
     McAccuracy,
+    /// Top-1 tool-call accuracy on neutral tool-choice tasks (length-normalised
+    /// log-likelihood of each candidate call).
+    ToolAccuracy,
 }
 
 /// `report`: markdown report from other stages' outputs.

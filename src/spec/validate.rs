@@ -160,6 +160,13 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
                     formats: &[Format::MultipleChoice],
                 });
             }
+            if let Some(r) = &p.tools {
+                v.push(DataRef {
+                    path: at.key("tools"),
+                    r,
+                    formats: &[Format::ToolChoice],
+                });
+            }
             v
         }
         StageSpec::Report(_) => vec![],
@@ -501,6 +508,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                     DegradationMetric::Perplexity => ("corpus", p.corpus.is_some()),
                     DegradationMetric::KlUnsteered => ("neutral", p.neutral.is_some()),
                     DegradationMetric::McAccuracy => ("mc", p.mc.is_some()),
+                    DegradationMetric::ToolAccuracy => ("tools", p.tools.is_some()),
                 };
                 if !present {
                     err(
@@ -694,5 +702,6 @@ pub fn degradation_name(m: DegradationMetric) -> &'static str {
         DegradationMetric::Perplexity => "perplexity",
         DegradationMetric::KlUnsteered => "kl_unsteered",
         DegradationMetric::McAccuracy => "mc_accuracy",
+        DegradationMetric::ToolAccuracy => "tool_accuracy",
     }
 }

@@ -4,7 +4,11 @@
 //! - `perplexity`: per token window of a text corpus, exp(mean NLL);
 //! - `kl_unsteered`: KL(unsteered ‖ steered) of the next-token distribution at the end
 //!   of each neutral prompt (where a reply would start);
-//! - `mc_accuracy`: 1/0 per multiple-choice question (argmax over the choice letters).
+//! - `mc_accuracy`: 1/0 per multiple-choice question (argmax over the choice letters);
+//! - `tool_accuracy`: 1/0 per neutral tool-choice task: every candidate call (the correct
+//!   one and each distractor) is read as a continuation after the tool declaration and
+//!   the task, and the model's choice is the call with the highest mean log-prob per
+//!   token (summed log-likelihoods would favour short calls).
 //!
 //! Settings: every (layer, multiplier) an `evaluate` stage chose per method and
 //! dataset (`from`), plus the `multipliers` sweep at each chosen layer; or `layers` × `multipliers` without
@@ -48,10 +52,24 @@ impl StageRunner<common::Services> for Degradation {
 struct Probe {
     metric: DegradationMetric,
     dataset: String,
+    /// One id per scored unit (a window, a prompt, a question, a task).
     ids: Vec<String>,
     items: Vec<Item>,
-    /// multiple choice: the answer index per item.
+    /// multiple choice: the answer index per unit.
     answers: Vec<usize>,
+    /// tool accuracy: the items of each unit (the correct call first, then the
+    /// distractors); empty for the probes that read one item per unit.
+    groups: Vec<std::ops::Range<usize>>,
+}
+
+impl Probe {
+    /// The items unit `u` is scored on.
+    fn unit(&self, u: usize) -> std::ops::Range<usize> {
+        match self.groups.get(u) {
+            Some(g) => g.clone(),
+            None => u..u + 1,
+        }
+    }
 }
 
 fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<Probe>> {
@@ -62,6 +80,7 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
             DegradationMetric::Perplexity => (p.corpus.as_ref(), "corpus"),
             DegradationMetric::KlUnsteered => (p.neutral.as_ref(), "neutral"),
             DegradationMetric::McAccuracy => (p.mc.as_ref(), "mc"),
+            DegradationMetric::ToolAccuracy => (p.tools.as_ref(), "tools"),
         };
         let r = r.ok_or_else(|| anyhow!("metric {m:?} needs `{what}:` (a dataset split)"))?;
         let records = common::records(ctx, r)?;
@@ -71,6 +90,7 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
             ids: vec![],
             items: vec![],
             answers: vec![],
+            groups: vec![],
         };
         match (m, &records) {
             (DegradationMetric::Perplexity, data::Records::Text(texts)) => {
@@ -120,6 +140,40 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
                     probe.answers.push(it.answer);
                 }
             }
+            (DegradationMetric::ToolAccuracy, data::Records::ToolChoice(v)) => {
+                for task in v {
+                    let data::ToolTaskKind::Neutral {
+                        correct,
+                        distractors,
+                    } = &task.kind
+                    else {
+                        continue; // behaviour tasks are `evaluate`'s
+                    };
+                    let (parts, _) = data::tool_parts(task);
+                    let pids = common::encode(lm, &common::to_prompt(&parts), style)?;
+                    let start = probe.items.len();
+                    for call in std::iter::once(correct).chain(distractors) {
+                        probe.items.push(Item {
+                            seq: steerbench_eval::prompt::with_continuation(
+                                &lm.tokenizer,
+                                &pids,
+                                false,
+                                style,
+                                &call.to_json(),
+                            )?,
+                            read: Read::Completion,
+                        });
+                    }
+                    probe.ids.push(task.id.clone());
+                    probe.groups.push(start..probe.items.len());
+                }
+                if probe.ids.is_empty() {
+                    bail!(
+                        "dataset `{r}` has no neutral tool-choice tasks (with `correct` and `distractors`), and `tool_accuracy` scores only those: its {} task(s) are behaviour tasks, which `evaluate` scores",
+                        v.len()
+                    );
+                }
+            }
             (m, other) => bail!(
                 "metric {m:?} cannot read a {} dataset",
                 other.format().name()
@@ -132,24 +186,45 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
                 records.len()
             );
         }
-        common::check_lengths(
-            ctx,
-            lm,
-            r,
-            probe
-                .ids
-                .iter()
-                .map(String::as_str)
-                .zip(probe.items.iter().map(|i| i.seq.tokens.len())),
-        )?;
+        let lengths: Vec<(&str, usize)> = (0..probe.ids.len())
+            .flat_map(|u| probe.unit(u).map(move |i| (u, i)).collect::<Vec<_>>())
+            .map(|(u, i)| (probe.ids[u].as_str(), probe.items[i].seq.tokens.len()))
+            .collect();
+        common::check_lengths(ctx, lm, r, lengths.into_iter())?;
         out.push(probe);
     }
     Ok(out)
 }
 
-/// Per-item value of a degradation metric (`base` = the unsteered value).
-fn score(probe: &Probe, i: usize, v: &Value, base: &Value) -> Result<f64> {
+/// Mean log-prob per token of a completion (length-normalised log-likelihood).
+fn mean_logprob(v: &Value) -> f64 {
+    let lp = v.as_slice();
+    lp.iter().map(|x| *x as f64).sum::<f64>() / lp.len().max(1) as f64
+}
+
+/// Top-1 tool accuracy of one task: 1 when the correct call (the first of `calls`) has
+/// the highest mean log-prob per token among the candidates (ties count against it).
+pub(crate) fn tool_choice_correct(calls: &[Value]) -> f64 {
+    let means: Vec<f64> = calls.iter().map(mean_logprob).collect();
+    let best = means
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        .map_or(usize::MAX, |(k, _)| k);
+    let unique = means.iter().filter(|m| **m == means[0]).count() == 1;
+    (best == 0 && unique) as u8 as f64
+}
+
+/// Per-unit value of a degradation metric from the values of its items (`base` = the
+/// unsteered values).
+fn score(probe: &Probe, u: usize, vals: &[Value], base: &[Value]) -> Result<f64> {
+    let items = probe.unit(u);
+    if probe.metric == DegradationMetric::ToolAccuracy {
+        return Ok(tool_choice_correct(&vals[items]));
+    }
+    let (i, v, base) = (u, &vals[items.start], &base[items.start]);
     Ok(match probe.metric {
+        DegradationMetric::ToolAccuracy => unreachable!("scored above"),
         DegradationMetric::Perplexity => perplexity(v.as_slice())? as f64,
         DegradationMetric::KlUnsteered => kl_divergence(base.as_slice(), v.as_slice())? as f64,
         DegradationMetric::McAccuracy => {
@@ -275,14 +350,14 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
             progress.inc(n as u64)
         })?
         .remove(0);
-        for i in 0..probe.items.len() {
+        for u in 0..probe.ids.len() {
             scores.push(row(
                 probe,
-                i,
+                u,
                 Condition::UNSTEERED,
                 None,
                 0.0,
-                score(probe, i, &base[i], &base[i])?,
+                score(probe, u, &base, &base)?,
             ));
         }
         for s in &stored {
@@ -305,14 +380,14 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
                     progress.inc(n as u64)
                 })?;
                 for (a, mult) in ms.iter().enumerate() {
-                    for i in 0..probe.items.len() {
+                    for u in 0..probe.ids.len() {
                         scores.push(row(
                             probe,
-                            i,
+                            u,
                             Condition::Steered(s.method),
                             layer,
                             *mult,
-                            score(probe, i, &vals[a][i], &base[i])?,
+                            score(probe, u, &vals[a], &base)?,
                         ));
                     }
                 }
@@ -354,4 +429,26 @@ fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
             .insert("mc_chance".into(), serde_json::json!(chance));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(lp: &[f32]) -> Value {
+        Value::Completion(lp.to_vec())
+    }
+
+    #[test]
+    fn the_chosen_call_has_the_best_mean_log_prob_per_token() {
+        // Summed, the short distractor (−2) beats the correct call (−3); per token the
+        // correct call (−0.5) wins.
+        let correct = c(&[-0.5; 6]);
+        let short = c(&[-1.0, -1.0]);
+        assert_eq!(tool_choice_correct(&[correct.clone(), short.clone()]), 1.0);
+        assert_eq!(tool_choice_correct(&[short, correct.clone()]), 0.0);
+        // A tie with a distractor is not a correct choice.
+        assert_eq!(tool_choice_correct(&[correct.clone(), c(&[-0.5])]), 0.0);
+        assert_eq!(tool_choice_correct(&[correct]), 1.0);
+    }
 }

@@ -91,12 +91,19 @@ name_enum! {
         GenDistinct1 => "gen_distinct_1",
         /// Distinct bigrams / bigrams of the generation.
         GenDistinct2 => "gen_distinct_2",
+        /// Tool-choice generations: 1 when the first JSON object in the continuation names
+        /// a declared tool and its arguments fit the tool's schema, else 0.
+        GenToolCallValid => "gen_tool_call_valid",
+        /// Tool-choice generations: 1 when the continuation holds a JSON object at all.
+        GenToolCallJson => "gen_tool_call_json",
         /// Degradation: exp(mean NLL) of a corpus window.
         Perplexity => "perplexity",
         /// Degradation: KL(unsteered ‖ steered) of the next-token distribution, nats.
         KlUnsteered => "kl_unsteered",
         /// Degradation: 1/0 per multiple-choice question.
         McAccuracy => "mc_accuracy",
+        /// Degradation: 1/0 per neutral tool-choice task (top-1 call by mean log-prob).
+        ToolAccuracy => "tool_accuracy",
     }
 }
 
@@ -123,12 +130,12 @@ impl ScoreMetric {
             }
             IclAccuracy => RequestedBy::Evaluate(Metric::IclAccuracy),
             SteerabilitySlope | SteerabilityR2 => RequestedBy::Evaluate(Metric::Steerability),
-            GenConceptSimilarity | GenFluencyPpl | GenDistinct1 | GenDistinct2 => {
-                RequestedBy::Evaluate(Metric::Generation)
-            }
+            GenConceptSimilarity | GenFluencyPpl | GenDistinct1 | GenDistinct2
+            | GenToolCallValid | GenToolCallJson => RequestedBy::Evaluate(Metric::Generation),
             Perplexity => RequestedBy::Degradation(DegradationMetric::Perplexity),
             KlUnsteered => RequestedBy::Degradation(DegradationMetric::KlUnsteered),
             McAccuracy => RequestedBy::Degradation(DegradationMetric::McAccuracy),
+            ToolAccuracy => RequestedBy::Degradation(DegradationMetric::ToolAccuracy),
         }
     }
 
@@ -147,6 +154,7 @@ impl ScoreMetric {
             DegradationMetric::Perplexity => ScoreMetric::Perplexity,
             DegradationMetric::KlUnsteered => ScoreMetric::KlUnsteered,
             DegradationMetric::McAccuracy => ScoreMetric::McAccuracy,
+            DegradationMetric::ToolAccuracy => ScoreMetric::ToolAccuracy,
         }
     }
 }

@@ -384,6 +384,9 @@ pub struct Degradation {
 pub struct DegradationReference {
     pub perplexity: Option<Estimate>,
     pub mc_accuracy: Option<Estimate>,
+    /// Top-1 accuracy in [0, 1] on neutral tool-choice tasks.
+    #[serde(default)]
+    pub tool_accuracy: Option<Estimate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -403,6 +406,10 @@ pub struct DegradationRow {
     pub kl: Option<Estimate>,
     /// Accuracy in [0, 1] on the multiple-choice benchmark.
     pub mc_accuracy: Option<Estimate>,
+    /// Top-1 accuracy in [0, 1] on neutral tool-choice tasks (the column shows only
+    /// when some row or the reference has it).
+    #[serde(default)]
+    pub tool_accuracy: Option<Estimate>,
 }
 
 /// A metric that stayed within its chance band for every evaluated setting (the pipeline
@@ -497,6 +504,13 @@ pub struct GenerationQualityRow {
     /// Perplexity of the generation under the unsteered model.
     pub fluency_ppl: Option<Estimate>,
     pub distinct_2: Option<Estimate>,
+    /// Tool-choice data: share of continuations holding a JSON object.
+    #[serde(default)]
+    pub tool_call_json: Option<Estimate>,
+    /// Tool-choice data: share of continuations whose JSON is a call of a declared tool
+    /// with arguments fitting its schema (the columns show only when some row has them).
+    #[serde(default)]
+    pub tool_call_valid: Option<Estimate>,
     #[serde(default)]
     pub n: Option<usize>,
 }

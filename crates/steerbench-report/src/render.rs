@@ -64,6 +64,10 @@ struct Context<'a> {
     cautions: Vec<CautionNote>,
     /// The cross-behaviour scorecard; None with fewer than two behaviours.
     scorecard: Option<crate::scorecard::Scorecard>,
+    /// The degradation tables have a tool-accuracy column.
+    tool_accuracy: bool,
+    /// The generation table has tool-call columns.
+    tool_calls: bool,
 }
 
 /// The markdown alone, for the figures `plots::figures(data)` plans (pure apart from
@@ -106,6 +110,11 @@ fn markdown_for(data: &ReportData, figures: &[Figure], template: Option<&Path>) 
             .any(|b| matches!(b.baseline, BaselineKind::Random | BaselineKind::Shuffled)),
         cautions: cautions::notes(data),
         scorecard: crate::scorecard::build(&data.behaviours),
+        tool_accuracy: tables::has_tool_accuracy(&data.degradation),
+        tool_calls: data
+            .generation_quality
+            .iter()
+            .any(|r| r.tool_call_json.is_some() || r.tool_call_valid.is_some()),
         tables: md,
         tables_exported: exported.iter().map(|t| t.name).collect(),
         generation_tables: data

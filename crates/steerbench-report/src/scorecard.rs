@@ -421,6 +421,7 @@ mod tests {
             perplexity_ratio: None,
             kl: Some(Estimate::with_ci(kl, kl / 2.0, kl * 2.0)),
             mc_accuracy: None,
+            tool_accuracy: None,
         }
     }
 
@@ -429,6 +430,7 @@ mod tests {
             unsteered: Some(DegradationReference {
                 perplexity: Some(Estimate::new(10.0)),
                 mc_accuracy: None,
+                tool_accuracy: None,
             }),
             at_chosen: rows,
             sweep: Vec::new(),

@@ -144,8 +144,26 @@ pub fn summary(data: &ReportData) -> String {
                     f::sig(kl.value, 2)
                 ));
             }
-            if !parts.is_empty() {
-                out += &format!(" At that setting {}.", parts.join(" and "));
+            let tools_base = data
+                .degradation
+                .unsteered
+                .as_ref()
+                .and_then(|u| u.tool_accuracy);
+            if let (Some(t), Some(u)) = (d.tool_accuracy, tools_base) {
+                parts.push(format!(
+                    "top-1 tool accuracy is {} (unsteered: {})",
+                    f::pct(t.value, 0),
+                    f::pct(u.value, 0)
+                ));
+            }
+            if let Some(last) = parts.pop() {
+                let head = parts.join(", ");
+                let joined = if head.is_empty() {
+                    last
+                } else {
+                    format!("{head} and {last}")
+                };
+                out += &format!(" At that setting {joined}.");
             }
         }
     }

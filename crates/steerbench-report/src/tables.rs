@@ -648,21 +648,48 @@ const DEG_RAW: [&str; 10] = [
     "mc_accuracy_ci_high",
 ];
 
-fn deg_display(row: &DegradationRow, deg: &Degradation) -> Vec<String> {
-    vec![
+/// The tool-accuracy columns (after the fixed ones), present only when measured.
+const DEG_TOOLS_DISPLAY: (&str, Align) = ("Tool accuracy", R);
+const DEG_TOOLS_RAW: [&str; 3] = [
+    "tool_accuracy",
+    "tool_accuracy_ci_low",
+    "tool_accuracy_ci_high",
+];
+
+/// Whether a degradation stage measured `tool_accuracy` (the reference or any row).
+pub fn has_tool_accuracy(deg: &Degradation) -> bool {
+    deg.unsteered
+        .as_ref()
+        .is_some_and(|u| u.tool_accuracy.is_some())
+        || deg
+            .at_chosen
+            .iter()
+            .chain(&deg.sweep)
+            .any(|r| r.tool_accuracy.is_some())
+}
+
+fn deg_display(row: &DegradationRow, deg: &Degradation, tools: bool) -> Vec<String> {
+    let mut v = vec![
         f::estimate(row.perplexity.as_ref(), SIG),
         f::opt_sig(perplexity_ratio(row, deg), SIG),
         f::estimate(row.kl.as_ref(), SIG),
         f::pct_estimate(row.mc_accuracy.as_ref(), 1),
-    ]
+    ];
+    if tools {
+        v.push(f::pct_estimate(row.tool_accuracy.as_ref(), 1));
+    }
+    v
 }
 
-fn deg_raw(row: &DegradationRow, deg: &Degradation) -> Vec<String> {
-    let mut v = Vec::with_capacity(10);
+fn deg_raw(row: &DegradationRow, deg: &Degradation, tools: bool) -> Vec<String> {
+    let mut v = Vec::with_capacity(13);
     v.extend(est_raw(row.perplexity.as_ref()));
     v.push(f::raw(perplexity_ratio(row, deg)));
     v.extend(est_raw(row.kl.as_ref()));
     v.extend(est_raw(row.mc_accuracy.as_ref()));
+    if tools {
+        v.extend(est_raw(row.tool_accuracy.as_ref()));
+    }
     v
 }
 
@@ -678,6 +705,7 @@ fn reference_row(deg: &Degradation) -> Option<DegradationRow> {
         perplexity_ratio: u.perplexity.map(|_| 1.0),
         kl: Some(Estimate::new(0.0)),
         mc_accuracy: u.mc_accuracy,
+        tool_accuracy: u.tool_accuracy,
     })
 }
 
@@ -699,17 +727,20 @@ fn degradation_table(
     if mc_at_chance(cautions) {
         deg_cols[3].0 = &mc_header;
     }
+    let tools = has_tool_accuracy(deg);
     let lead: Vec<(&str, Align)> = [("Dataset", L)]
         .into_iter()
         .filter(|_| with_dataset)
         .chain([("Method", L), ("Layer", R), ("Mult.", R)])
         .chain(deg_cols)
+        .chain(Some(DEG_TOOLS_DISPLAY).filter(|_| tools))
         .collect();
     let raw_lead: Vec<&str> = ["dataset"]
         .into_iter()
         .filter(|_| with_dataset)
         .chain(["method", "layer", "multiplier"])
         .chain(DEG_RAW)
+        .chain(DEG_TOOLS_RAW.into_iter().filter(|_| tools))
         .collect();
     let mut display = Table::new(&lead);
     let mut raw = Table::plain(&raw_lead);
@@ -741,8 +772,8 @@ fn degradation_table(
             r.layer.map_or_else(String::new, |l| l.to_string()),
             f::raw(Some(r.multiplier)),
         ]);
-        d.extend(deg_display(r, deg));
-        w.extend(deg_raw(r, deg));
+        d.extend(deg_display(r, deg, tools));
+        w.extend(deg_raw(r, deg, tools));
         display.push(d)?;
         raw.push(w)?;
     }
@@ -832,7 +863,12 @@ pub fn letter_bias(rows: &[LetterBiasRow]) -> Result<NamedTable> {
 }
 
 pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<NamedTable> {
-    let mut display = Table::new(&[
+    // Tool-call columns only where some generations were tool calls.
+    let tools = rows
+        .iter()
+        .any(|r| r.tool_call_json.is_some() || r.tool_call_valid.is_some());
+    let tool_cols = [("JSON", R), ("Valid tool call", R)];
+    let display_cols: Vec<(&str, Align)> = [
         ("Dataset", L),
         ("Method", L),
         ("Layer", R),
@@ -840,9 +876,13 @@ pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<
         ("Concept similarity", R),
         ("Fluency (PPL)", R),
         ("Distinct-2", R),
-        ("n", R),
-    ]);
-    let mut raw = Table::plain(&[
+    ]
+    .into_iter()
+    .chain(tool_cols.into_iter().filter(|_| tools))
+    .chain([("n", R)])
+    .collect();
+    let mut display = Table::new(&display_cols);
+    let raw_cols: Vec<&str> = [
         "dataset",
         "method",
         "layer",
@@ -856,10 +896,25 @@ pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<
         "distinct_2",
         "distinct_2_ci_low",
         "distinct_2_ci_high",
-        "n",
-    ]);
+    ]
+    .into_iter()
+    .chain(
+        [
+            "tool_call_json",
+            "tool_call_json_ci_low",
+            "tool_call_json_ci_high",
+            "tool_call_valid",
+            "tool_call_valid_ci_low",
+            "tool_call_valid_ci_high",
+        ]
+        .into_iter()
+        .filter(|_| tools),
+    )
+    .chain(["n"])
+    .collect();
+    let mut raw = Table::plain(&raw_cols);
     for r in rows {
-        display.push(vec![
+        let mut d = vec![
             r.dataset.clone(),
             r.method.clone(),
             opt_layer(r.layer),
@@ -867,8 +922,13 @@ pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<
             f::estimate(r.concept_similarity.as_ref(), 2),
             f::estimate(r.fluency_ppl.as_ref(), 3),
             f::estimate(r.distinct_2.as_ref(), 2),
-            f::opt_int(r.n),
-        ])?;
+        ];
+        if tools {
+            d.push(f::pct_estimate(r.tool_call_json.as_ref(), 1));
+            d.push(f::pct_estimate(r.tool_call_valid.as_ref(), 1));
+        }
+        d.push(f::opt_int(r.n));
+        display.push(d)?;
         let mut w = vec![
             r.dataset.clone(),
             r.method.clone(),
@@ -878,13 +938,21 @@ pub fn generation_quality(rows: &[crate::data::GenerationQualityRow]) -> Result<
         w.extend(est_raw(r.concept_similarity.as_ref()));
         w.extend(est_raw(r.fluency_ppl.as_ref()));
         w.extend(est_raw(r.distinct_2.as_ref()));
+        if tools {
+            w.extend(est_raw(r.tool_call_json.as_ref()));
+            w.extend(est_raw(r.tool_call_valid.as_ref()));
+        }
         w.push(r.n.map_or_else(String::new, |n| n.to_string()));
         raw.push(w)?;
     }
     Ok(NamedTable {
         notes: Vec::new(),
         name: "generation_quality",
-        caption: "Generations: concept similarity (cosine to the positive minus the negative reference, MiniLM), fluency (perplexity under the unsteered model) and distinct bigrams",
+        caption: if tools {
+            "Generations: concept similarity (cosine to the positive minus the negative reference, MiniLM), fluency (perplexity under the unsteered model), distinct bigrams, and for tool-choice prompts the share of continuations holding a JSON object and the share that are a valid call (a declared tool, arguments fitting its schema)"
+        } else {
+            "Generations: concept similarity (cosine to the positive minus the negative reference, MiniLM), fluency (perplexity under the unsteered model) and distinct bigrams"
+        },
         display,
         raw,
     })

@@ -409,3 +409,40 @@ fn setup_and_degradation_tables_print_sweep_values_exactly() {
         .to_markdown();
     assert!(!t.contains("e-17"), "{t}");
 }
+
+/// Tool accuracy (degradation) and tool-call validity (generations) get their columns,
+/// a sentence each and a summary clause only when measured.
+#[test]
+fn tool_columns_show_only_when_measured() {
+    let data = common::sample();
+    let md = render_markdown(&data, None).unwrap();
+    assert!(!md.contains("Tool accuracy") && !md.contains("Valid tool call"));
+
+    let mut data = common::sample();
+    let e = |v: f64| Some(steerbench_report::Estimate::new(v));
+    data.degradation.unsteered.as_mut().unwrap().tool_accuracy = e(0.75);
+    for r in data
+        .degradation
+        .at_chosen
+        .iter_mut()
+        .chain(&mut data.degradation.sweep)
+    {
+        r.tool_accuracy = e(0.5);
+    }
+    for r in &mut data.generation_quality {
+        r.tool_call_json = e(1.0);
+        r.tool_call_valid = e(0.25);
+    }
+    let md = render_markdown(&data, None).unwrap();
+    assert_eq!(md.matches("Tool accuracy |").count(), 2, "{md}");
+    assert!(md.contains("*Tool accuracy*: share of neutral tool-choice tasks"));
+    assert!(md.contains("Valid tool call |") && md.contains("*Valid tool call*: share"));
+    assert!(
+        md.contains("top-1 tool accuracy is 50% (unsteered: 75%)"),
+        "{md}"
+    );
+    let sweep = tables::degradation_sweep(&data.degradation, &data.cautions).unwrap();
+    assert_eq!(sweep.raw.headers.last().unwrap(), "tool_accuracy_ci_high");
+    let g = tables::generation_quality(&data.generation_quality).unwrap();
+    assert!(g.raw.headers.contains(&"tool_call_valid".to_string()));
+}

@@ -58,6 +58,7 @@ fn two_behaviours() -> ReportData {
         unsteered: Some(DegradationReference {
             perplexity: Some(Estimate::new(10.0)),
             mc_accuracy: None,
+            tool_accuracy: None,
         }),
         at_chosen: vec![DegradationRow {
             dataset: Some("refusal_ab, formality_ab".into()),
@@ -68,6 +69,7 @@ fn two_behaviours() -> ReportData {
             perplexity_ratio: None,
             kl: Some(est(0.25, 0.125, 0.5)),
             mc_accuracy: None,
+            tool_accuracy: None,
         }],
         sweep: Vec::new(),
     };

@@ -4,7 +4,12 @@
 //!   negative reference) in MiniLM sentence-embedding space (when the data has both);
 //! - `gen_fluency_ppl`: perplexity of the continuation under the unsteered model, given
 //!   its prompt;
-//! - `gen_distinct_1`, `gen_distinct_2`: distinct unigrams / bigrams over its tokens.
+//! - `gen_distinct_1`, `gen_distinct_2`: distinct unigrams / bigrams over its tokens;
+//! - tool-choice data (the prompt is the tool declaration and the task):
+//!   `gen_tool_call_json` (1 when the continuation holds a JSON object, bare, in prose or
+//!   in a code fence) and `gen_tool_call_valid` (1 when that object is a call
+//!   `{"name", "arguments"}` naming a declared tool with arguments that fit its schema:
+//!   declared names, declared JSON types, every required one). Their means are the shares.
 
 use anyhow::{Context, Result};
 use steerbench_data as data;
@@ -34,6 +39,8 @@ pub struct GenPrompt {
     pub text: String,
     pub tokens: Vec<u32>,
     pub references: Option<(Vec<f32>, Vec<f32>)>,
+    /// Tool-choice tasks: the declared tools a generated call is checked against.
+    pub tools: Option<Vec<data::conversation::Tool>>,
 }
 
 /// One continuation and its scores.
@@ -45,8 +52,10 @@ pub struct Generation {
     pub scores: Vec<(ScoreMetric, f64)>,
 }
 
-/// The prompts of a completion or open-ended dataset (other formats have no free text to
-/// continue and give none), at most `limit`.
+/// The prompts of a completion or open-ended dataset, or the behaviour tasks of a
+/// tool-choice dataset (the tool declaration and the task; the matching and non-matching
+/// calls are the references), at most `limit`. Other formats have no free text to
+/// continue and give none.
 pub fn prompts(
     ctx: &Ctx<'_>,
     lm: &LoadedModel,
@@ -54,19 +63,41 @@ pub fn prompts(
     limit: Option<usize>,
 ) -> Result<Vec<GenPrompt>> {
     let style = common::style(ctx);
-    let items: Vec<(String, data::PromptParts, Option<String>, Option<String>)> = match records {
+    type Tools = Option<Vec<data::conversation::Tool>>;
+    let items: Vec<(
+        String,
+        data::PromptParts,
+        Option<String>,
+        Option<String>,
+        Tools,
+    )> = match records {
         data::Records::ContrastiveCompletion(v) => v
             .iter()
             .map(|it| {
                 let (parts, p, n) = data::completion_parts(it, None);
-                (it.id.clone(), parts, Some(p), Some(n))
+                (it.id.clone(), parts, Some(p), Some(n), None)
             })
             .collect(),
         data::Records::OpenEnded(v) => v
             .iter()
             .map(|it| {
                 let (parts, m, n) = data::open_ended_parts(it, None);
-                (it.id.clone(), parts, m, n)
+                (it.id.clone(), parts, m, n, None)
+            })
+            .collect(),
+        // The tasks `evaluate` scored: behaviour tasks (see `units`).
+        data::Records::ToolChoice(v) => v
+            .iter()
+            .filter_map(|it| {
+                let (parts, calls) = data::tool_parts(it);
+                let (m, n) = calls?;
+                Some((
+                    it.id.clone(),
+                    parts,
+                    Some(m),
+                    Some(n),
+                    Some(it.tools.clone()),
+                ))
             })
             .collect(),
         _ => Vec::new(),
@@ -74,7 +105,7 @@ pub fn prompts(
     items
         .into_iter()
         .take(limit.unwrap_or(usize::MAX))
-        .map(|(id, parts, positive, negative)| {
+        .map(|(id, parts, positive, negative, tools)| {
             let p = common::to_prompt(&parts);
             let references = match (positive, negative) {
                 (Some(pos), Some(neg)) => {
@@ -92,6 +123,7 @@ pub fn prompts(
                 text: parts.user.clone(),
                 id,
                 references,
+                tools,
             })
         })
         .collect()
@@ -187,6 +219,9 @@ pub fn generate_and_score(
                     ));
                 }
             }
+            if let Some(tools) = &p.tools {
+                scores.extend(tool_call_scores(&texts[k], tools));
+            }
             out.push(Generation {
                 example_id: p.id.clone(),
                 prompt: p.text.clone(),
@@ -197,6 +232,16 @@ pub fn generate_and_score(
         }
     }
     Ok(out)
+}
+
+/// `gen_tool_call_json` and `gen_tool_call_valid` of one continuation (1/0 each).
+pub fn tool_call_scores(text: &str, tools: &[data::conversation::Tool]) -> [(ScoreMetric, f64); 2] {
+    let (c, _) = data::conversation::check_generated_call(text, tools);
+    let valid = c.valid_json && c.known_tool && c.arguments_ok;
+    [
+        (ScoreMetric::GenToolCallJson, c.valid_json as u8 as f64),
+        (ScoreMetric::GenToolCallValid, valid as u8 as f64),
+    ]
 }
 
 /// The `generation` metric on one evaluated dataset split: continuations unsteered and
@@ -290,4 +335,94 @@ pub fn at_selections(
         }
     }
     Ok((gens, scores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use data::conversation::Tool;
+    use serde_json::json;
+
+    fn tools() -> Vec<Tool> {
+        vec![
+            Tool {
+                name: "get_weather".into(),
+                description: "Current weather in a city.".into(),
+                parameters: json!({"type": "object",
+                    "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+                    "required": ["city"]}),
+            },
+            Tool {
+                name: "send_email".into(),
+                description: "Sends an email.".into(),
+                parameters: json!({"type": "object",
+                    "properties": {"to": {"type": "string"}, "body": {"type": "string"}},
+                    "required": ["to", "body"]}),
+            },
+        ]
+    }
+
+    /// (gen_tool_call_json, gen_tool_call_valid)
+    fn check(text: &str) -> (f64, f64) {
+        let [(j, json), (v, valid)] = tool_call_scores(text, &tools());
+        assert_eq!(
+            (j, v),
+            (ScoreMetric::GenToolCallJson, ScoreMetric::GenToolCallValid)
+        );
+        (json, valid)
+    }
+
+    #[test]
+    fn generated_tool_calls_score_json_and_validity() {
+        // Valid: bare, with an optional argument, inside prose, inside a code fence.
+        assert_eq!(
+            check(r#"{"name": "get_weather", "arguments": {"city": "Oslo"}}"#),
+            (1.0, 1.0)
+        );
+        assert_eq!(
+            check(r#"{"name":"get_weather","arguments":{"city":"Oslo","unit":"C"}}"#),
+            (1.0, 1.0)
+        );
+        assert_eq!(
+            check(
+                r#"I will check that. {"name": "get_weather", "arguments": {"city": "Oslo"}} Done."#
+            ),
+            (1.0, 1.0)
+        );
+        assert_eq!(
+            check("```json\n{\"name\": \"send_email\", \"arguments\": {\"to\": \"a@b.c\", \"body\": \"hi {there}\"}}\n```"),
+            (1.0, 1.0)
+        );
+        // JSON, but not a valid call: an undeclared tool, a missing required argument,
+        // an undeclared argument, a wrong type, no `arguments`.
+        assert_eq!(
+            check(r#"{"name": "book_flight", "arguments": {"city": "Oslo"}}"#),
+            (1.0, 0.0)
+        );
+        assert_eq!(
+            check(r#"{"name": "send_email", "arguments": {"to": "a@b.c"}}"#),
+            (1.0, 0.0)
+        );
+        assert_eq!(
+            check(r#"{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}}"#),
+            (1.0, 0.0)
+        );
+        assert_eq!(
+            check(r#"{"name": "get_weather", "arguments": {"city": 7}}"#),
+            (1.0, 0.0)
+        );
+        assert_eq!(check(r#"{"name": "get_weather"}"#), (1.0, 0.0));
+        // Broken JSON: cut off, single quotes, unquoted keys, none at all.
+        assert_eq!(
+            check(r#"{"name": "get_weather", "arguments": {"city": "Os"#),
+            (0.0, 0.0)
+        );
+        assert_eq!(
+            check("{'name': 'get_weather', 'arguments': {'city': 'Oslo'}}"),
+            (0.0, 0.0)
+        );
+        assert_eq!(check("{name: get_weather}"), (0.0, 0.0));
+        assert_eq!(check("The weather in Oslo is sunny."), (0.0, 0.0));
+        assert_eq!(check(""), (0.0, 0.0));
+    }
 }

@@ -342,9 +342,10 @@ impl Units {
             // Derived from a finished sweep (crate::analysis::derive).
             OpenEndedLikelihood | SteerabilitySlope | SteerabilityR2 => None,
             // Scored on generations (generation.rs).
-            GenConceptSimilarity | GenFluencyPpl | GenDistinct1 | GenDistinct2 => None,
+            GenConceptSimilarity | GenFluencyPpl | GenDistinct1 | GenDistinct2
+            | GenToolCallValid | GenToolCallJson => None,
             // The degradation stage's probes.
-            Perplexity | KlUnsteered | McAccuracy => None,
+            Perplexity | KlUnsteered | McAccuracy | ToolAccuracy => None,
         })
     }
 

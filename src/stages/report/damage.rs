@@ -1,4 +1,4 @@
-//! Degradation beside the effects: perplexity, KL and multiple-choice accuracy at each
+//! Degradation beside the effects: perplexity, KL, multiple-choice and tool accuracy at each
 //! chosen setting and across the sweep, the effect–KL Pareto points, and the caution
 //! for a benchmark that stays at chance.
 
@@ -88,6 +88,7 @@ fn degradation_of(
     out.unsteered = Some(rep::DegradationReference {
         perplexity: base_ppl,
         mc_accuracy: base(ScoreMetric::McAccuracy),
+        tool_accuracy: base(ScoreMetric::ToolAccuracy),
     });
     for s in &d.settings {
         let method = Condition::Steered(s.method);
@@ -106,6 +107,7 @@ fn degradation_of(
             perplexity: ppl,
             kl,
             mc_accuracy: get(ScoreMetric::McAccuracy),
+            tool_accuracy: get(ScoreMetric::ToolAccuracy),
         };
         if s.chosen {
             out.at_chosen.push(rep::DegradationRow {

@@ -16,7 +16,9 @@ pub fn quality(e: &Evaluated) -> Vec<rep::GenerationQualityRow> {
         let field = match a.metric {
             ScoreMetric::GenConceptSimilarity
             | ScoreMetric::GenFluencyPpl
-            | ScoreMetric::GenDistinct2 => a.metric,
+            | ScoreMetric::GenDistinct2
+            | ScoreMetric::GenToolCallJson
+            | ScoreMetric::GenToolCallValid => a.metric,
             _ => continue,
         };
         let key = (
@@ -40,6 +42,8 @@ pub fn quality(e: &Evaluated) -> Vec<rep::GenerationQualityRow> {
                 concept_similarity: None,
                 fluency_ppl: None,
                 distinct_2: None,
+                tool_call_json: None,
+                tool_call_valid: None,
                 n: None,
             });
         let v = Some(est(a.mean, a.ci_low, a.ci_high));
@@ -48,6 +52,11 @@ pub fn quality(e: &Evaluated) -> Vec<rep::GenerationQualityRow> {
             ScoreMetric::GenFluencyPpl => {
                 row.fluency_ppl = v;
                 row.n = Some(a.n as usize);
+            }
+            ScoreMetric::GenToolCallJson => row.tool_call_json = v,
+            ScoreMetric::GenToolCallValid => {
+                row.tool_call_valid = v;
+                row.n = row.n.or(Some(a.n as usize));
             }
             _ => row.distinct_2 = v,
         }

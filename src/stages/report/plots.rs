@@ -71,9 +71,9 @@ fn has_curve(m: ScoreMetric) -> bool {
         }
         // Per-input fits and generation scores have no multiplier sweep.
         SteerabilitySlope | SteerabilityR2 | GenConceptSimilarity | GenFluencyPpl
-        | GenDistinct1 | GenDistinct2 => false,
+        | GenDistinct1 | GenDistinct2 | GenToolCallValid | GenToolCallJson => false,
         // Degradation metrics have their own tables.
-        Perplexity | KlUnsteered | McAccuracy => false,
+        Perplexity | KlUnsteered | McAccuracy | ToolAccuracy => false,
     }
 }
 

@@ -135,6 +135,7 @@ pub fn sample() -> ReportData {
                     kl: Some(est(kl + 0.04 * (m + 1) as f64, 0.01)),
                     // Four choices: at chance (25%) everywhere, hence the caution below.
                     mc_accuracy: Some(est(0.26 - 0.01 * m as f64, 0.05)),
+                    tool_accuracy: None,
                 });
             }
             for &layer in &LAYERS {
@@ -234,6 +235,7 @@ pub fn sample() -> ReportData {
                     perplexity_ratio: None,
                     kl: Some(est(0.012 * x * x * (m + 1) as f64, 0.004)),
                     mc_accuracy: Some(est(0.25 + 0.01 * x * (m as f64 - 1.0), 0.05)),
+                    tool_accuracy: None,
                 })
         })
         .collect();
@@ -316,6 +318,7 @@ pub fn sample() -> ReportData {
             unsteered: Some(DegradationReference {
                 perplexity: Some(est(14.2, 0.5)),
                 mc_accuracy: Some(est(0.25, 0.05)),
+                tool_accuracy: None,
             }),
             at_chosen,
             sweep,
@@ -374,6 +377,8 @@ pub fn sample() -> ReportData {
                 concept_similarity: Some(est(-0.02, 0.03)),
                 fluency_ppl: Some(est(6.1, 0.8)),
                 distinct_2: Some(est(0.93, 0.02)),
+                tool_call_json: None,
+                tool_call_valid: None,
                 n: Some(12),
             },
             GenerationQualityRow {
@@ -384,6 +389,8 @@ pub fn sample() -> ReportData {
                 concept_similarity: Some(est(0.21, 0.05)),
                 fluency_ppl: Some(est(9.4, 1.6)),
                 distinct_2: Some(est(0.88, 0.03)),
+                tool_call_json: None,
+                tool_call_valid: None,
                 n: Some(12),
             },
         ],
