@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 
 use crate::error::{ModelError, Result};
@@ -147,6 +147,14 @@ impl GgufFile {
     /// Every tensor dequantized to f32 under its Hugging Face name, with llama.cpp's Q/K row
     /// permutation undone. Unknown tensor names are an error (they would silently be dropped).
     pub fn hf_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        self.hf_tensors_as(device, DType::F32)
+    }
+
+    /// [`GgufFile::hf_tensors`] with the matrices (tensors of two or more dimensions)
+    /// dequantized into `dtype` a block of rows at a time, so that no f32 copy of a whole
+    /// matrix (the embedding table is the largest) is made; vectors (norm weights, biases)
+    /// stay f32.
+    pub fn hf_tensors_as(&self, device: &Device, dtype: DType) -> Result<HashMap<String, Tensor>> {
         let arch = self.architecture()?.to_string();
         let spec = spec_of(&arch, Some(&self.path))?;
         let meta = self.metadata();
@@ -174,12 +182,11 @@ impl GgufFile {
                 )
             })?;
             let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
-            let t = self
+            let q = self
                 .content
                 .tensor(&mut reader, name, device)
-                .map_err(ctx)?
-                .dequantize(device)
                 .map_err(ctx)?;
+            let t = dequantize_as(&q, dtype, device).map_err(ctx)?;
             let t = match qk_kind(name).filter(|_| spec.permute_qk) {
                 Some(QkKind::Q) => unpermute_rows(&t, n_head).map_err(ctx)?,
                 Some(QkKind::K) => unpermute_rows(&t, n_kv_head).map_err(ctx)?,
@@ -189,6 +196,43 @@ impl GgufFile {
         }
         Ok(out)
     }
+}
+
+/// Rows dequantized at once by [`dequantize_as`] (blocks of about a million values).
+const DEQUANT_VALUES: usize = 1 << 20;
+
+/// A quantized tensor as a dense one: f32 for `F32` and for vectors, else `dtype`, a
+/// block of whole rows at a time (quantized blocks run along rows, so a row range is a
+/// byte range).
+fn dequantize_as(q: &QTensor, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    let dims = q.shape().dims().to_vec();
+    if dtype == DType::F32 || dims.len() < 2 {
+        return q.dequantize(device);
+    }
+    let rows = dims[0];
+    let per_row: usize = dims[1..].iter().product();
+    let (bs, ts) = (q.dtype().block_size(), q.dtype().type_size());
+    let chunk = (DEQUANT_VALUES / per_row.max(1)).max(1);
+    if per_row % bs != 0 || rows <= chunk || !device.is_cpu() {
+        return q.dequantize(device)?.to_dtype(dtype);
+    }
+    let data = q.data()?;
+    let row_bytes = per_row / bs * ts;
+    let mut parts = Vec::with_capacity(rows.div_ceil(chunk));
+    for r0 in (0..rows).step_by(chunk) {
+        let n = chunk.min(rows - r0);
+        let bytes = &data[r0 * row_bytes..(r0 + n) * row_bytes];
+        let storage = candle_core::quantized::QStorage::from_data(
+            std::borrow::Cow::Borrowed(bytes),
+            device,
+            q.dtype(),
+        )?;
+        let mut shape = dims.clone();
+        shape[0] = n;
+        let part = QTensor::new(storage, shape)?;
+        parts.push(part.dequantize(device)?.to_dtype(dtype)?);
+    }
+    Tensor::cat(&parts, 0)
 }
 
 /// Undo the converter's `+ norm_shift` on norm weights (Gemma's `1 + w`).
