@@ -128,10 +128,7 @@ fn matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
         Ok(xs.apply_op2_no_bwd(w, &CpuMatmul)?)
     } else if w.dtype() != xs.dtype() {
         // Other devices: candle's matmul in the weight's dtype, the result back in f32.
-        Ok(xs
-            .to_dtype(w.dtype())?
-            .matmul(w)?
-            .to_dtype(xs.dtype())?)
+        Ok(xs.to_dtype(w.dtype())?.matmul(w)?.to_dtype(xs.dtype())?)
     } else {
         Ok(xs.matmul(w)?)
     }
@@ -378,7 +375,14 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// Columns [c0, c0 + cols) of the weight view (k, m) widened into `buf` as (cols, k)
 /// row-major: `buf[c * k + i] = w[i, c0 + c]`.
-fn widen_cols<T: HalfWeight>(r: &[T], rhs: &Rhs, k: usize, c0: usize, cols: usize, buf: &mut [f32]) {
+fn widen_cols<T: HalfWeight>(
+    r: &[T],
+    rhs: &Rhs,
+    k: usize,
+    c0: usize,
+    cols: usize,
+    buf: &mut [f32],
+) {
     for (c, dst) in buf.chunks_exact_mut(k).take(cols).enumerate() {
         let base = rhs.off + (c0 + c) * rhs.st[1];
         if rhs.st[0] == 1 {
@@ -392,7 +396,14 @@ fn widen_cols<T: HalfWeight>(r: &[T], rhs: &Rhs, k: usize, c0: usize, cols: usiz
 }
 
 /// [`f32_matmul`] for a bf16 / f16 weight (see [`matmul`]).
-fn half_matmul<T: HalfWeight>(lhs: &Lhs, r: &[T], rhs: &Rhs, n: usize, k: usize, m: usize) -> Vec<f32> {
+fn half_matmul<T: HalfWeight>(
+    lhs: &Lhs,
+    r: &[T],
+    rhs: &Rhs,
+    n: usize,
+    k: usize,
+    m: usize,
+) -> Vec<f32> {
     use rayon::prelude::*;
     if n <= GEMV_MAX_ROWS && rhs.st[0] == 1 {
         // Few rows: memory bound. Each weight row (an output) is widened into an L1
@@ -447,7 +458,9 @@ fn half_matmul<T: HalfWeight>(lhs: &Lhs, r: &[T], rhs: &Rhs, n: usize, k: usize,
         });
     } else {
         // Fewer rows: the column blocks are the tasks (narrower, so every thread has some).
-        let w = (m.div_ceil(threads * 4)).next_multiple_of(16).clamp(16, HALF_COLS);
+        let w = (m.div_ceil(threads * 4))
+            .next_multiple_of(16)
+            .clamp(16, HALF_COLS);
         let blocks: Vec<_> = col_blocks(w).collect();
         blocks
             .into_par_iter()

@@ -185,7 +185,9 @@ fn steering_moves_half_precision_models_like_f32() {
             let (err, scale) = (max_abs_diff(&got, &want), max_abs(&want));
             assert!(scale > 0.1, "{name}: the vector moves the logits ({scale})");
             assert!(
-                err <= 2.0 * tolerance(dtype) * scale.max(max_abs(&all_logits(r, &batch(), &mut Hooks::new()))),
+                err <= 2.0
+                    * tolerance(dtype)
+                    * scale.max(max_abs(&all_logits(r, &batch(), &mut Hooks::new()))),
                 "{name} {dtype:?}: steering effect differs by {err} (max {scale})"
             );
         }
@@ -248,15 +250,22 @@ fn gguf_dequantizes_into_the_dtype() {
         let want = &full[name];
         if t.rank() >= 2 {
             assert_eq!(t.dtype(), DType::BF16, "{name}");
-            let want = want.to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap();
-            assert_eq!(max_abs_diff(&t.to_dtype(DType::F32).unwrap(), &want), 0.0, "{name}");
+            let want = want
+                .to_dtype(DType::BF16)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap();
+            assert_eq!(
+                max_abs_diff(&t.to_dtype(DType::F32).unwrap(), &want),
+                0.0,
+                "{name}"
+            );
         } else {
             assert_eq!(t.dtype(), DType::F32, "{name}");
             assert_eq!(max_abs_diff(t, want), 0.0, "{name}");
         }
     }
-    let cfg =
-        steerbench_model::ModelConfig::from_hf_config(&f.hf_config_json().unwrap()).unwrap();
+    let cfg = steerbench_model::ModelConfig::from_hf_config(&f.hf_config_json().unwrap()).unwrap();
     let vb = |m| VarBuilder::from_tensors(m, DType::F32, &dev);
     let r = Model::new(cfg.clone(), vb(full)).unwrap();
     let m = Model::new_with(cfg.clone(), vb(half), &Default::default(), DType::BF16).unwrap();
