@@ -205,6 +205,16 @@ const DEQUANT_VALUES: usize = 1 << 20;
 /// block of whole rows at a time (quantized blocks run along rows, so a row range is a
 /// byte range).
 fn dequantize_as(q: &QTensor, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    dequantize_blocks(q, dtype, device, DEQUANT_VALUES)
+}
+
+/// [`dequantize_as`] with blocks of about `values` values.
+fn dequantize_blocks(
+    q: &QTensor,
+    dtype: DType,
+    device: &Device,
+    values: usize,
+) -> candle_core::Result<Tensor> {
     let dims = q.shape().dims().to_vec();
     if dtype == DType::F32 || dims.len() < 2 {
         return q.dequantize(device);
@@ -212,14 +222,15 @@ fn dequantize_as(q: &QTensor, dtype: DType, device: &Device) -> candle_core::Res
     let rows = dims[0];
     let per_row: usize = dims[1..].iter().product();
     let (bs, ts) = (q.dtype().block_size(), q.dtype().type_size());
-    let chunk = (DEQUANT_VALUES / per_row.max(1)).max(1);
+    let chunk = (values / per_row.max(1)).max(1);
     if per_row % bs != 0 || rows <= chunk || !device.is_cpu() {
         return q.dequantize(device)?.to_dtype(dtype);
     }
     let data = q.data()?;
     let row_bytes = per_row / bs * ts;
-    let mut parts = Vec::with_capacity(rows.div_ceil(chunk));
-    for r0 in (0..rows).step_by(chunk) {
+    // Each block of rows is dequantized to f32 and narrowed into one buffer of the whole
+    // tensor (no second copy of the matrix, as a concatenation of parts would make).
+    let block = |r0: usize| -> candle_core::Result<Vec<f32>> {
         let n = chunk.min(rows - r0);
         let bytes = &data[r0 * row_bytes..(r0 + n) * row_bytes];
         let storage = candle_core::quantized::QStorage::from_data(
@@ -229,10 +240,38 @@ fn dequantize_as(q: &QTensor, dtype: DType, device: &Device) -> candle_core::Res
         )?;
         let mut shape = dims.clone();
         shape[0] = n;
-        let part = QTensor::new(storage, shape)?;
-        parts.push(part.dequantize(device)?.to_dtype(dtype)?);
+        QTensor::new(storage, shape)?
+            .dequantize(device)?
+            .flatten_all()?
+            .to_vec1::<f32>()
+    };
+    fn narrow_all<T>(
+        rows: usize,
+        chunk: usize,
+        len: usize,
+        block: impl Fn(usize) -> candle_core::Result<Vec<f32>>,
+        from: impl Fn(f32) -> T,
+    ) -> candle_core::Result<Vec<T>> {
+        let mut out = Vec::with_capacity(len);
+        for r0 in (0..rows).step_by(chunk) {
+            out.extend(block(r0)?.into_iter().map(&from));
+        }
+        Ok(out)
     }
-    Tensor::cat(&parts, 0)
+    let len = rows * per_row;
+    match dtype {
+        DType::BF16 => Tensor::from_vec(
+            narrow_all(rows, chunk, len, block, half::bf16::from_f32)?,
+            dims,
+            device,
+        ),
+        DType::F16 => Tensor::from_vec(
+            narrow_all(rows, chunk, len, block, half::f16::from_f32)?,
+            dims,
+            device,
+        ),
+        _ => q.dequantize(device)?.to_dtype(dtype),
+    }
 }
 
 /// Undo the converter's `+ norm_shift` on norm weights (Gemma's `1 + w`).
@@ -559,6 +598,33 @@ mod tests {
         );
         assert!(hf_tensor_name("blk.x.attn_q.weight").is_none());
         assert!(hf_tensor_name("rope_freqs.weight").is_none());
+    }
+
+    /// Row blocks (uneven last one included) give the whole dequantization, rounded.
+    #[test]
+    fn dequantizing_row_blocks_into_half_equals_the_whole() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 64), &dev).unwrap();
+        for gd in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::F16] {
+            let q = QTensor::quantize(&w, gd).unwrap();
+            for dtype in [DType::BF16, DType::F16] {
+                let want = q.dequantize(&dev).unwrap().to_dtype(dtype).unwrap();
+                for values in [64, 64 * 5, 1 << 20] {
+                    let got = dequantize_blocks(&q, dtype, &dev, values).unwrap();
+                    assert_eq!(got.dtype(), dtype);
+                    let d = (got.to_dtype(DType::F32).unwrap()
+                        - want.to_dtype(DType::F32).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                    assert_eq!(d, 0.0, "{gd:?} {dtype:?} {values}");
+                }
+            }
+        }
     }
 
     #[test]
