@@ -120,17 +120,10 @@ fn dtype_name(d: DType) -> &'static str {
     }
 }
 
-fn main() {
-    if let Ok(list) = std::env::var("STEERBENCH_BENCH_DTYPES") {
-        return compare_dtypes(&list);
-    }
-    let quantized = std::env::var("STEERBENCH_BENCH_QUANTIZED").is_ok_and(|v| v == "1");
-    let dtype =
-        parse_dtype(&std::env::var("STEERBENCH_BENCH_DTYPE").unwrap_or_else(|_| "f32".into()));
+/// The bench model (`STEERBENCH_BENCH_MODEL`, else a tiny random Llama) in `dtype`.
+fn load(dtype: DType, quantized: bool) -> (String, Model) {
     let load_opts = LoadOptions { quantized, dtype };
-    let mut report = serde_json::Map::new();
-    report.insert("dtype".into(), dtype_name(dtype).into());
-    let (name, model) = match std::env::var("STEERBENCH_BENCH_MODEL") {
+    match std::env::var("STEERBENCH_BENCH_MODEL") {
         Ok(s) => {
             let t = Instant::now();
             let dir = std::path::Path::new(&s);
@@ -144,7 +137,6 @@ fn main() {
             };
             let model = model.unwrap_or_else(|e| panic!("loading {s}: {e}"));
             eprintln!("loaded {s} in {:.1}s", t.elapsed().as_secs_f64());
-            report.insert("load_s".into(), t.elapsed().as_secs_f64().into());
             let s = if model.is_quantized() {
                 format!("{s} (quantized)")
             } else {
@@ -153,7 +145,100 @@ fn main() {
             (s, model)
         }
         Err(_) => ("tiny random llama".to_string(), tiny_random_llama(dtype)),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Throughput of every dtype of `list` loaded in one process, timed in alternation (one
+/// prefill batch, then one 16-token decode, per dtype per round), so that load from other
+/// processes on a shared machine falls on all of them alike: medians, and the median of
+/// each round's ratio to the first dtype. (Peak RSS means nothing here: all are loaded.)
+fn interleaved(list: &str, quantized: bool) {
+    let dtypes: Vec<DType> = list.split(',').map(|d| parse_dtype(d.trim())).collect();
+    let models: Vec<Model> = dtypes.iter().map(|&d| load(d, quantized).1).collect();
+    let cfg = models[0].config().clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let batch: Vec<Sequence> = (0..8)
+        .map(|_| Sequence::prompt(tokens(&mut rng, 128, cfg.vocab_size)))
+        .collect();
+    let prompt = vec![tokens(&mut rng, 32, cfg.vocab_size)];
+    let pass = Pass {
+        last_only: true,
+        ..Pass::default()
     };
+    let opts = |n| GenerateOptions {
+        max_new_tokens: n,
+        stop_at_eos: false,
+        ..Default::default()
+    };
+    for m in &models {
+        m.forward(&batch[..1], &mut Hooks::new()).expect("warmup");
+    }
+    let rounds: usize = std::env::var("STEERBENCH_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let (mut prefill, mut decode) = (vec![vec![]; models.len()], vec![vec![]; models.len()]);
+    for _ in 0..rounds {
+        for (i, m) in models.iter().enumerate() {
+            let t = Instant::now();
+            m.forward_pass(&batch, &pass, &mut Hooks::new())
+                .and_then(|o| o.last_logits())
+                .expect("prefill");
+            prefill[i].push(1024.0 / t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            m.generate(&EosOnly::default(), &prompt, &opts(1), &Hooks::new())
+                .expect("decode");
+            let p = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            m.generate(&EosOnly::default(), &prompt, &opts(17), &Hooks::new())
+                .expect("decode");
+            decode[i].push(16.0 / (t.elapsed().as_secs_f64() - p));
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (i, &d) in dtypes.iter().enumerate() {
+        let ratio = |v: &[Vec<f64>]| {
+            let mut r: Vec<f64> = v[i].iter().zip(&v[0]).map(|(a, b)| a / b).collect();
+            median(&mut r)
+        };
+        let (pr, dr) = (ratio(&prefill), ratio(&decode));
+        let (pm, dm) = (
+            median(&mut prefill[i].clone()),
+            median(&mut decode[i].clone()),
+        );
+        println!(
+            "interleaved {}: prefill 8x128 (last position only) {pm:.0} tokens/s ({pr:.2}x), decode batch 1 {dm:.0} tokens/s ({dr:.2}x), medians of {rounds} rounds",
+            dtype_name(d)
+        );
+        out.insert(
+            dtype_name(d).into(),
+            serde_json::json!({"prefill_last_tokens_per_s": pm, "prefill_ratio": pr,
+                               "decode_b1_tokens_per_s": dm, "decode_ratio": dr, "rounds": rounds}),
+        );
+    }
+    println!("BENCH_JSON {}", serde_json::Value::Object(out));
+}
+
+fn main() {
+    if let Ok(list) = std::env::var("STEERBENCH_BENCH_DTYPES") {
+        return compare_dtypes(&list);
+    }
+    let quantized = std::env::var("STEERBENCH_BENCH_QUANTIZED").is_ok_and(|v| v == "1");
+    let dtype =
+        parse_dtype(&std::env::var("STEERBENCH_BENCH_DTYPE").unwrap_or_else(|_| "f32".into()));
+    let mut report = serde_json::Map::new();
+    report.insert("dtype".into(), dtype_name(dtype).into());
+    if let Ok(list) = std::env::var("STEERBENCH_BENCH_INTERLEAVE") {
+        return interleaved(&list, quantized);
+    }
+    let t = Instant::now();
+    let (name, model) = load(dtype, quantized);
+    report.insert("load_s".into(), t.elapsed().as_secs_f64().into());
     let cfg = model.config().clone();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
     println!(
@@ -352,6 +437,19 @@ fn compare_dtypes(list: &str) {
                 (j[k].as_f64().unwrap_or(f64::NAN) / base[k].as_f64().unwrap_or(f64::NAN)).into();
         }
         summary.insert(name.clone(), j);
+    }
+    eprintln!("--- interleaved ({list}, one process)");
+    let out = std::process::Command::new(&exe)
+        .args(&args)
+        .env_remove("STEERBENCH_BENCH_DTYPES")
+        .env("STEERBENCH_BENCH_INTERLEAVE", list)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run the bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    if let Some(j) = text.lines().find_map(|l| l.strip_prefix("BENCH_JSON ")) {
+        summary.insert("interleaved".into(), serde_json::from_str(j).unwrap());
     }
     let path = out_dir.join("runtime_dtypes.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
