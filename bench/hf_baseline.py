@@ -36,7 +36,16 @@ def load(path, threads, dtype="f32"):
         model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch_dtype)
     else:
         d, f = os.path.split(path)
-        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch_dtype)
+        kw = {}
+        try:
+            # transformers >= 5 can keep GGUF weights in their quantized blocks; the baseline
+            # is the dense model (what steerbench's default load computes with).
+            from transformers import GgufConfig
+
+            kw["quantization_config"] = GgufConfig(gguf_file=f, dequantize=True)
+        except ImportError:
+            pass
+        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch_dtype, **kw)
     model.eval()
     return model
 
