@@ -324,6 +324,14 @@ fn f32_matmul(lhs: &Lhs, r: &[f32], rhs: &Rhs, n: usize, k: usize, m: usize) -> 
 trait HalfWeight: Copy + Send + Sync + 'static {
     fn widen(src: &[Self], dst: &mut [f32]);
     fn widen_one(self) -> f32;
+    /// Whether [`HalfWeight::rows`] is a fused kernel.
+    const FUSED: bool = false;
+    /// dst[o * n + r] = w[o, :] · x[r, :] for the weight rows in `w` (row-major, k wide),
+    /// widening as it reads (only called when `FUSED`; otherwise a row is widened into a
+    /// buffer, then [`f32_rows`]).
+    fn rows(_w: &[Self], _x: &[f32], _k: usize, _n: usize, _dst: &mut [f32]) {
+        unreachable!("no fused kernel")
+    }
 }
 
 impl HalfWeight for half::bf16 {
@@ -335,6 +343,59 @@ impl HalfWeight for half::bf16 {
     }
     fn widen_one(self) -> f32 {
         self.to_f32()
+    }
+    const FUSED: bool = true;
+    fn rows(w: &[Self], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+        // SAFETY: bf16 is a transparent u16.
+        let w: &[u16] = unsafe { std::slice::from_raw_parts(w.as_ptr().cast(), w.len()) };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the CPU has the features this copy is compiled for.
+                unsafe { bf16_rows_avx512(w, x, k, n, dst) };
+                return;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                unsafe { bf16_rows_avx2(w, x, k, n, dst) };
+                return;
+            }
+        }
+        bf16_rows_generic(w, x, k, n, dst)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn bf16_rows_avx512(w: &[u16], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    bf16_rows_generic(w, x, k, n, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bf16_rows_avx2(w: &[u16], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    bf16_rows_generic(w, x, k, n, dst)
+}
+
+/// [`f32_rows_generic`] on bf16 weights (as raw bits), each widened (a shift) as it is
+/// read: decoding reads half the bytes of f32 weights and writes nothing in between.
+#[inline(always)]
+fn bf16_rows_generic(w: &[u16], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    let widen = |b: u16| f32::from_bits((b as u32) << 16);
+    for (o, wrow) in w.chunks_exact(k).enumerate() {
+        for r in 0..n {
+            let xrow = &x[r * k..(r + 1) * k];
+            let mut acc = [0f32; 16];
+            let (wc, xc) = (wrow.chunks_exact(16), xrow.chunks_exact(16));
+            let (wt, xt) = (wc.remainder(), xc.remainder());
+            for (wb, xb) in wc.zip(xc) {
+                for l in 0..16 {
+                    acc[l] = widen(wb[l]).mul_add(xb[l], acc[l]);
+                }
+            }
+            let tail: f32 = wt.iter().zip(xt).map(|(a, b)| widen(*a) * b).sum();
+            dst[o * n + r] = acc.iter().sum::<f32>() + tail;
+        }
     }
 }
 
@@ -349,9 +410,11 @@ impl HalfWeight for half::f16 {
     }
 }
 
-/// Output columns widened per block in [`half_matmul`]: k × 256 f32 values stay in L2
-/// for the hidden sizes of small models.
+/// Output columns widened per task in [`half_matmul`] when the columns are the tasks.
 const HALF_COLS: usize = 256;
+
+/// Weight values widened per block when each thread walks the columns (prefill).
+const HALF_BLOCK_VALUES: usize = 1 << 20;
 
 thread_local! {
     /// Per-thread scratch for widened weight blocks (reused across calls, so prefill does
@@ -409,6 +472,14 @@ fn half_matmul<T: HalfWeight>(
         // Few rows: memory bound. Each weight row (an output) is widened into an L1
         // buffer and dotted with the n input rows.
         let x = lhs.rows(n, k);
+        if T::FUSED && rhs.st[1] == k {
+            // Row-major (m, k) weight rows: widened as they are read.
+            let w = &r[rhs.off..rhs.off + m * k];
+            return by_output_rows(m, n, 64, |o0, dst| {
+                let rows = dst.len() / n;
+                T::rows(&w[o0 * k..(o0 + rows) * k], &x, k, n, dst)
+            });
+        }
         return by_output_rows(m, n, 64, |o0, dst| {
             with_scratch(k, |buf| {
                 for (o, d) in dst.chunks_exact_mut(n).enumerate() {
@@ -452,7 +523,10 @@ fn half_matmul<T: HalfWeight>(
         let per = n.div_ceil(threads);
         (0..n.div_ceil(per)).into_par_iter().for_each(|t| {
             let (r0, rows) = (t * per, per.min(n - t * per));
-            for (c0, cols) in col_blocks(HALF_COLS) {
+            // Wide blocks (about a million values): fewer gemm calls, each packing the
+            // thread's rows once.
+            let w = (HALF_BLOCK_VALUES / k).next_multiple_of(16).max(HALF_COLS);
+            for (c0, cols) in col_blocks(w) {
                 block(r0, rows, c0, cols);
             }
         });
