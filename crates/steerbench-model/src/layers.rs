@@ -469,8 +469,9 @@ fn half_matmul<T: HalfWeight>(
 ) -> Vec<f32> {
     use rayon::prelude::*;
     if n <= GEMV_MAX_ROWS && rhs.st[0] == 1 {
-        // Few rows: memory bound. Each weight row (an output) is widened into an L1
-        // buffer and dotted with the n input rows.
+        // Few rows: memory bound, dot products. bf16 weight rows are widened as they are
+        // read (fused kernel); f16 rows (and strided views) one at a time into an L1
+        // buffer, then dotted with the n input rows.
         let x = lhs.rows(n, k);
         if T::FUSED && rhs.st[1] == k {
             // Row-major (m, k) weight rows: widened as they are read.
