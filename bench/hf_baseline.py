@@ -6,7 +6,8 @@ Runs the same workloads as `steerbench bench` on PyPI torch + transformers
 in the same sitting. Inputs (token ids, steering vector) come from the JSON
 file steerbench writes, so both sides see identical tokens.
 
-    python3 bench/hf_baseline.py prefill  --gguf MODEL.gguf
+    python3 bench/hf_baseline.py prefill  --gguf MODEL.gguf [--dtype bf16] [--out FILE.json]
+    python3 bench/hf_baseline.py prefill  --model HF_DIR_OR.gguf --dtype f32
     python3 bench/hf_baseline.py caa-sweep [--inputs target/bench/caa_sweep_inputs.json]
     python3 bench/compare_caa_sweep.py
     python3 bench/hf_baseline.py turns     [--inputs target/bench/turn_sweep_inputs.json]
@@ -20,13 +21,32 @@ import resource
 import time
 
 
-def load(gguf_path, threads):
+TORCH_DTYPES = {"f32": "float32", "float32": "float32", "bf16": "bfloat16",
+                "bfloat16": "bfloat16", "f16": "float16", "float16": "float16"}
+
+
+def load(path, threads, dtype="f32"):
+    """A .gguf file (dequantized by transformers) or a Hugging Face directory, in `dtype`."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
-    d, f = os.path.split(os.path.abspath(gguf_path))
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32)
+    torch_dtype = getattr(torch, TORCH_DTYPES[dtype])
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch_dtype)
+    else:
+        d, f = os.path.split(path)
+        kw = {}
+        try:
+            # transformers >= 5 can keep GGUF weights in their quantized blocks; the baseline
+            # is the dense model (what steerbench's default load computes with).
+            from transformers import GgufConfig
+
+            kw["quantization_config"] = GgufConfig(gguf_file=f, dequantize=True)
+        except ImportError:
+            pass
+        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch_dtype, **kw)
     model.eval()
     return model
 
@@ -38,7 +58,12 @@ def peak_rss_mb():
 def prefill(args):
     import torch
 
-    model = load(args.gguf, args.threads)
+    path = args.model or args.gguf
+    if not path:
+        raise SystemExit("give --model (a .gguf file or HF directory) or --gguf")
+    t_load = time.perf_counter()
+    model = load(path, args.threads, args.dtype)
+    load_s = time.perf_counter() - t_load
     g = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size
     ids = torch.randint(100, vocab - 100, (args.batch, args.seq), generator=g)
@@ -62,12 +87,17 @@ def prefill(args):
                              min_new_tokens=args.decode_tokens)
         ddt = time.perf_counter() - t0
         n_new = out.shape[1] - prompt.shape[1]
-    print(json.dumps({
-        "impl": "transformers", "threads": args.threads, "batch": args.batch, "seq": args.seq,
+    result = {
+        "impl": "transformers", "torch": torch.__version__, "model": path,
+        "dtype": TORCH_DTYPES[args.dtype], "threads": args.threads, "batch": args.batch,
+        "seq": args.seq, "load_s": load_s,
         "prefill_tokens_per_s": prefill_tps, "prefill_last_logits_tokens_per_s": last_tps,
         "decode_tokens_per_s": n_new / ddt,
         "peak_rss_mb": peak_rss_mb(),
-    }))
+    }
+    print(json.dumps(result))
+    if args.out:
+        json.dump(result, open(args.out, "w"))
 
 
 def caa_sweep(args):
@@ -289,7 +319,11 @@ def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("prefill")
-    a.add_argument("--gguf", required=True)
+    a.add_argument("--gguf", help="model file (same as --model)")
+    a.add_argument("--model", help="a .gguf file or a Hugging Face directory")
+    a.add_argument("--dtype", default="f32", choices=sorted(TORCH_DTYPES),
+                   help="dtype the weights (and, in torch, the activations) are held in")
+    a.add_argument("--out", help="also write the JSON result here")
     a.add_argument("--threads", type=int, default=2)
     a.add_argument("--batch", type=int, default=8)
     a.add_argument("--seq", type=int, default=128)

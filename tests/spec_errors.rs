@@ -336,3 +336,22 @@ fn a_byte_order_mark_and_the_largest_seed_are_valid_and_long_names_are_not() {
     .unwrap();
     assert_eq!(spec.seed, u64::MAX);
 }
+
+#[test]
+fn dtype_is_one_of_f32_bf16_f16() {
+    for (d, want) in [
+        ("f32", steerbench::spec::Dtype::F32),
+        ("bf16", steerbench::spec::Dtype::Bf16),
+        ("f16", steerbench::spec::Dtype::F16),
+    ] {
+        let text = format!("name: x\nmodel: m\ndtype: {d}\nstages:\n  a: {{ extract: {{ dataset: ab }} }}\ndatasets:\n  ab: {{ source: builtin:sentiment_ab, format: contrastive_ab }}\n");
+        let s = spec::parse_str(&text, "pipeline.yaml", Path::new(".")).unwrap();
+        assert_eq!(s.dtype, want);
+    }
+    let text = "name: x\nmodel: m\nstages:\n  a: { extract: { dataset: ab } }\ndatasets:\n  ab: { source: builtin:sentiment_ab, format: contrastive_ab }\n";
+    let s = spec::parse_str(text, "pipeline.yaml", Path::new(".")).unwrap();
+    assert_eq!(s.dtype, steerbench::spec::Dtype::F32, "default");
+    insta::assert_snapshot!(errors(
+        "name: x\nmodel: m\ndtype: bfloat16\nstages:\n  a: { extract: { dataset: ab } }\ndatasets:\n  ab: { source: builtin:sentiment_ab, format: contrastive_ab }\n"
+    ));
+}

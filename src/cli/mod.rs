@@ -121,16 +121,31 @@ pub enum Command {
     },
 }
 
-/// `--model NAME`: run the pipeline on another model without editing it.
+/// `--model NAME` / `--dtype D`: run the pipeline on another model, or with its weights in
+/// another dtype, without editing it.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct ModelArg {
     /// Use this model instead of the spec's `model:` (a registry name, a local directory or
     /// .gguf file, or a hub id); fingerprints follow the model it resolves to.
     #[arg(long = "model")]
     pub model: Option<String>,
+    /// Hold the model's weights in this dtype instead of the spec's `dtype:`; the
+    /// fingerprints of the stages that run the model follow it.
+    #[arg(long = "dtype", value_enum)]
+    pub dtype: Option<spec::Dtype>,
 }
 
 impl ModelArg {
+    /// The spec with the overrides applied.
+    pub fn apply(&self, spec: &mut spec::Spec) {
+        if let Some(m) = self.resolved() {
+            spec.model = m;
+        }
+        if let Some(d) = self.dtype {
+            spec.dtype = d;
+        }
+    }
+
     /// The model as the spec will hold it: an existing local path made absolute (the
     /// spec's own relative paths are relative to its folder, this one to the current
     /// directory), anything else as given.
@@ -165,9 +180,7 @@ pub struct App<S> {
 pub fn run<S: Sync>(app: App<S>, cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { file, model } => match spec::load(&file).map(|mut s| {
-            if let Some(m) = model.resolved() {
-                s.model = m;
-            }
+            model.apply(&mut s);
             s
         }) {
             Ok(s) => {
@@ -353,9 +366,7 @@ pub fn load_plan<S>(
     model: &ModelArg,
 ) -> Result<plan::Plan, Diagnostics> {
     let mut spec = spec::load(file)?;
-    if let Some(m) = model.resolved() {
-        spec.model = m;
-    }
+    model.apply(&mut spec);
     plan::build(spec, app.environment.as_ref(), &app.registry.versions())
 }
 
@@ -405,11 +416,12 @@ pub fn render_plan(plan: &plan::Plan, runs_dir: &Path) -> String {
         Some(m) => {
             let _ = writeln!(
                 s,
-                "model {} ({} layers, hidden {}, weights {})",
+                "model {} ({} layers, hidden {}, weights {}, {})",
                 m.id,
                 m.n_layers,
                 m.hidden_size,
-                short(&m.weight_hash)
+                short(&m.weight_hash),
+                plan.spec.dtype
             );
         }
         None => {

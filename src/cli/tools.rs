@@ -32,6 +32,9 @@ pub struct PromptArgs {
     /// Model: registry name, local HF directory, .gguf file or hub id.
     #[arg(long, default_value = "smollm2-135m-instruct")]
     pub model: String,
+    /// The dtype the model's weights are held in (activations are f32 whatever it is).
+    #[arg(long, value_enum, default_value_t = crate::spec::Dtype::F32)]
+    pub dtype: crate::spec::Dtype,
     #[arg(long)]
     pub prompt: String,
     /// Apply the model's chat template.
@@ -131,9 +134,13 @@ fn embedder_info(e: &steerbench_model::RegistryEntry, home: &Path) -> Result<()>
     Ok(())
 }
 
-fn load(model: &str) -> Result<LoadedModel> {
+fn load(model: &str, dtype: crate::spec::Dtype) -> Result<LoadedModel> {
     let r = steerbench_model::resolve(&ModelSource::parse(model))?;
-    Ok(r.load(&Device::Cpu)?)
+    let opts = steerbench_model::LoadOptions {
+        dtype: dtype.candle(),
+        ..Default::default()
+    };
+    Ok(r.load_with(&Device::Cpu, &opts)?)
 }
 
 fn encode(lm: &LoadedModel, a: &PromptArgs) -> Result<Vec<u32>> {
@@ -252,7 +259,7 @@ pub fn read_vector_file(path: &Path, method: Option<&str>) -> Result<BTreeMap<us
 }
 
 pub fn generate(a: &PromptArgs, max_tokens: usize) -> Result<()> {
-    let lm = load(&a.model)?;
+    let lm = load(&a.model, a.dtype)?;
     let ids = encode(&lm, a)?;
     let hooks = steering(&lm, a)?;
     let opts = steerbench_model::GenerateOptions {
@@ -298,7 +305,7 @@ pub fn logits(
     out: Option<&Path>,
     json: bool,
 ) -> Result<()> {
-    let lm = load(&a.model)?;
+    let lm = load(&a.model, a.dtype)?;
     let ids = encode(&lm, a)?;
     let mut hooks = steering(&lm, a)?;
     if let Some(l) = hidden {

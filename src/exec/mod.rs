@@ -141,6 +141,7 @@ pub struct StageContext<'a, S> {
     datasets: BTreeMap<String, &'a ResolvedDataset>,
     model_name: &'a str,
     model: Option<&'a ModelFacts>,
+    dtype: crate::spec::Dtype,
     prompt_format: PromptFormat,
     seed: u64,
     progress: &'a Progress,
@@ -200,6 +201,10 @@ impl<'a, S> StageContext<'a, S> {
     /// The model as written in the spec, and its checked facts (model stages only).
     pub fn model(&self) -> (&str, Option<&ModelFacts>) {
         (self.model_name, self.model)
+    }
+    /// The dtype the model's weights are held in (`dtype:` / `--dtype`).
+    pub fn dtype(&self) -> crate::spec::Dtype {
+        self.dtype
     }
     pub fn prompt_format(&self) -> PromptFormat {
         self.prompt_format
@@ -479,6 +484,7 @@ impl<'a, S: Sync> StageExecutor<'a, S> {
             } else {
                 None
             },
+            dtype: self.plan.spec.dtype,
             prompt_format: self.plan.spec.prompt_format,
             seed: self.plan.spec.seed,
             progress,
@@ -615,6 +621,7 @@ impl<'a, S: Sync> StageExecutor<'a, S> {
                 git_commit: self.git_commit.clone(),
                 model_id: ctx.model.map(|m| m.id.clone()),
                 model_weight_hash: ctx.model.map(|m| m.weight_hash.clone()),
+                model_dtype: ctx.model.map(|_| ctx.dtype.name().to_string()),
                 datasets: ctx
                     .datasets
                     .iter()

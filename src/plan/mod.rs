@@ -60,6 +60,14 @@ pub struct DatasetInput {
 pub struct ModelInput {
     pub id: String,
     pub weight_hash: String,
+    /// The dtype the weights are held in; absent for f32, so the fingerprints of f32 runs
+    /// are those from before `dtype` existed (their caches stay valid).
+    #[serde(skip_serializing_if = "is_f32")]
+    pub dtype: spec::Dtype,
+}
+
+fn is_f32(d: &spec::Dtype) -> bool {
+    *d == spec::Dtype::F32
 }
 
 /// Everything a stage's fingerprint is computed from (also written to its manifest).
@@ -359,6 +367,7 @@ pub fn build(
                 model.as_ref().map(|m| ModelInput {
                     id: m.id.clone(),
                     weight_hash: m.weight_hash.clone(),
+                    dtype: spec.dtype,
                 })
             } else {
                 None

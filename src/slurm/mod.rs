@@ -289,6 +289,7 @@ pub fn submit<S>(
             let base = JobCommand {
                 exe,
                 model: &plan.spec.model,
+                dtype: plan.spec.dtype,
                 spec: &spec,
                 runs_dir: &runs_dir,
                 stage: &stage.name,
@@ -374,8 +375,9 @@ pub fn submit<S>(
 /// The `steerbench stage` command line a job runs.
 struct JobCommand<'a> {
     exe: &'a Path,
-    /// The plan's model (the spec's, or `--model`'s): jobs plan the same pipeline.
+    /// The plan's model (the spec's, or `--model`'s) and dtype: jobs plan the same pipeline.
     model: &'a str,
+    dtype: crate::spec::Dtype,
     spec: &'a Path,
     runs_dir: &'a Path,
     stage: &'a str,
@@ -386,14 +388,15 @@ struct JobCommand<'a> {
 impl JobCommand<'_> {
     fn prefix(&self) -> String {
         format!(
-            "exec {} stage {} --runs-dir {} --stage {} --fingerprint {} --submission {} --model {}",
+            "exec {} stage {} --runs-dir {} --stage {} --fingerprint {} --submission {} --model {} --dtype {}",
             quote(&self.exe.display().to_string()),
             quote(&self.spec.display().to_string()),
             quote(&self.runs_dir.display().to_string()),
             quote(self.stage),
             self.fingerprint,
             self.token,
-            quote(self.model)
+            quote(self.model),
+            self.dtype
         )
     }
     fn whole_line(&self) -> String {

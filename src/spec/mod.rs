@@ -74,6 +74,8 @@ pub struct Spec {
     pub seed: u64,
     pub model: String,
     pub prompt_format: PromptFormat,
+    /// The dtype the model's weights are held in (`dtype:`, or `--dtype`).
+    pub dtype: Dtype,
     pub datasets: Vec<Dataset>,
     pub stages: Vec<Stage>,
     /// The `matrix:` the datasets and stages were expanded over (empty without one):
@@ -231,6 +233,7 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
     let prompt_format: PromptFormat = cx
         .optional(&root, &top, "prompt_format")
         .unwrap_or_default();
+    let dtype: Dtype = cx.optional(&root, &top, "dtype").unwrap_or_default();
     if let Some(n) = &name {
         if let Err(e) = check_name(n) {
             cx.at(
@@ -263,6 +266,7 @@ pub fn parse_str(text: &str, file: &str, base_dir: &Path) -> Result<Spec, Diagno
         seed,
         model,
         prompt_format,
+        dtype,
         datasets,
         stages,
         declared_stages: root

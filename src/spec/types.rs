@@ -27,6 +27,9 @@ pub struct PipelineFile {
     /// How prompts are rendered: `chat` applies the model's chat template, `raw` feeds the text as is. Default chat.
     #[serde(default)]
     pub prompt_format: PromptFormat,
+    /// The dtype the model's weight matrices are held in: `f32`, `bf16` or `f16`. Activations, hook sites (captures and steering) and logits are f32 whatever it is. Default f32.
+    #[serde(default)]
+    pub dtype: Dtype,
     /// Axes of a pipeline matrix: axis name → values (names: ASCII letters, digits, `_`, `-`).
     /// A dataset or stage with `foreach: <axis>` (or a list of axes) is expanded into one
     /// entry per value, named `<name>[<value>]` (`<name>[<v1>,<v2>]` for several axes);
@@ -46,6 +49,7 @@ pub const TOP_LEVEL_FIELDS: &[&str] = &[
     "seed",
     "model",
     "prompt_format",
+    "dtype",
     "matrix",
     "datasets",
     "stages",
@@ -159,6 +163,47 @@ pub enum PromptFormat {
     Chat,
     /// Use the prompt text as is.
     Raw,
+}
+
+/// The dtype the model's weight matrices are held in (`dtype:` at the top level,
+/// `--dtype` on the command line).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// 32-bit floats (the weights as computed in f32 everywhere).
+    #[default]
+    F32,
+    /// bfloat16 weights: half the memory, f32 activations.
+    Bf16,
+    /// IEEE half-precision weights: half the memory, f32 activations.
+    F16,
+}
+
+impl Dtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::Bf16 => "bf16",
+            Dtype::F16 => "f16",
+        }
+    }
+
+    /// The runtime's dtype.
+    pub fn candle(self) -> steerbench_model::DType {
+        match self {
+            Dtype::F32 => steerbench_model::DType::F32,
+            Dtype::Bf16 => steerbench_model::DType::BF16,
+            Dtype::F16 => steerbench_model::DType::F16,
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 // ---------------------------------------------------------------- datasets

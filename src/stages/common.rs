@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, Context, Result};
 use steerbench_data as data;
 use steerbench_eval::prompt::{self, Prompt, PromptStyle};
-use steerbench_model::{Device, LoadedModel, ModelSource};
+use steerbench_model::{Device, LoadOptions, LoadedModel, ModelSource};
 
 use crate::exec::{Lazy, StageContext};
 use crate::plan::ResolvedDataset;
-use crate::spec::{DatasetRef, PromptFormat, SplitName};
+use crate::spec::{DatasetRef, Dtype, PromptFormat, SplitName};
 
 /// Services shared by the stages of one run: the model and the embedder, loaded on
 /// first use, and every dataset, loaded and split on first use.
@@ -29,16 +29,28 @@ impl Services {
         Self::default()
     }
 
-    /// The run's model (loaded once, f32 on the CPU).
-    pub fn model(&self, name: &str) -> Result<&LoadedModel> {
-        self.model.get_or_try_init(|| -> Result<LoadedModel> {
+    /// The run's model (loaded once, on the CPU, its weights held in `dtype`: a run has
+    /// one model and one dtype).
+    pub fn model(&self, name: &str, dtype: Dtype) -> Result<&LoadedModel> {
+        let lm = self.model.get_or_try_init(|| -> Result<LoadedModel> {
             let resolved = steerbench_model::resolve(&ModelSource::parse(name))
                 .with_context(|| format!("cannot resolve model `{name}`"))?;
+            let opts = LoadOptions {
+                dtype: dtype.candle(),
+                ..LoadOptions::default()
+            };
             let lm = resolved
-                .load(&Device::Cpu)
-                .with_context(|| format!("cannot load model `{name}`"))?;
+                .load_with(&Device::Cpu, &opts)
+                .with_context(|| format!("cannot load model `{name}` ({dtype})"))?;
             Ok(lm)
-        })
+        })?;
+        if lm.model.dtype() != dtype.candle() {
+            return Err(anyhow!(
+                "model `{name}` is loaded with {:?} weights, the stage asks for {dtype}",
+                lm.model.dtype()
+            ));
+        }
+        Ok(lm)
     }
 }
 
@@ -64,7 +76,7 @@ pub type Ctx<'a> = StageContext<'a, Services>;
 /// The stage's model.
 pub fn model<'a>(ctx: &'a Ctx<'_>) -> Result<&'a LoadedModel> {
     let (name, _) = ctx.model();
-    ctx.services().model(name)
+    ctx.services().model(name, ctx.dtype())
 }
 
 pub fn style(ctx: &Ctx<'_>) -> PromptStyle {

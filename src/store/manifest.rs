@@ -51,6 +51,10 @@ pub struct Provenance {
     pub git_commit: Option<String>,
     pub model_id: Option<String>,
     pub model_weight_hash: Option<String>,
+    /// The dtype the model's weights were held in (`f32`, `bf16`, `f16`) for model stages;
+    /// absent in manifests written before it was recorded (f32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dtype: Option<String>,
     /// Dataset name → {source, blake3} for the datasets this stage read.
     pub datasets: BTreeMap<String, DatasetProvenance>,
     /// blake3 of the spec file.

@@ -14,7 +14,7 @@ use candle_core::{Tensor, D};
 
 use crate::config::{Activation, AttentionKind, ModelConfig};
 use crate::error::{ModelError, Result};
-use crate::layers::{get, Linear, Norm, Src};
+use crate::layers::{Linear, Norm, Src};
 
 /// Positional information shared by every block of one chunk.
 pub(crate) struct PosCtx {
@@ -127,7 +127,7 @@ pub(crate) fn rms(cfg: &ModelConfig, src: &Src, name: &str, d: usize) -> Result<
 pub(crate) fn load_rotary(cfg: &ModelConfig, src: &Src, names: &RotaryNames) -> Result<Parts> {
     let m = src.pp("model");
     let (d, v) = (cfg.hidden_size, cfg.vocab_size);
-    let wte = get(&m.vb, &[v, d], "embed_tokens.weight")?;
+    let wte = m.matrix(&[v, d], "embed_tokens.weight")?;
     let blocks = (0..cfg.n_layers)
         .map(|i| {
             Ok(Box::new(RotaryBlock::load(

@@ -43,6 +43,8 @@ pub struct Model {
     longrope: Option<LongRopeTables>,
     device: Device,
     prefill_chunk: Option<usize>,
+    /// The dtype its weight matrices are held in (activations are always f32).
+    dtype: DType,
 }
 
 /// LongRoPE's long frequency set, used for passes whose longest row exceeds
@@ -206,8 +208,32 @@ impl Model {
     /// [`Model::new`], with the linear layers (and a tied LM head) whose weight is in
     /// `quant` multiplied quantized (candle's `QMatMul`); all other tensors come from `vb`.
     pub fn new_quantized(cfg: ModelConfig, vb: VarBuilder, quant: &QuantWeights) -> Result<Model> {
+        Self::new_with(cfg, vb, quant, DType::F32)
+    }
+
+    /// [`Model::new_quantized`] with the weight matrices (linear layers not held
+    /// quantized, embedding tables, the LM head) held in `dtype`: f32, bf16 or f16.
+    ///
+    /// Whatever `dtype`, the residual stream, every hook site, norms (their weights are
+    /// kept f32), attention scores and softmax, the KV cache and logits are f32: a weight
+    /// is widened to f32 inside the matmul (see `layers::matmul`) and an embedding row
+    /// when it is looked up. So steering vectors are added in f32 and captures are f32,
+    /// and only the weights' own rounding separates the dtypes; rounding the activations
+    /// to bf16 as well (8 significant bits) would add error at every layer for no speed
+    /// on CPU, where the gemm kernel computes in f32 anyway.
+    pub fn new_with(
+        cfg: ModelConfig,
+        vb: VarBuilder,
+        quant: &QuantWeights,
+        dtype: DType,
+    ) -> Result<Model> {
         cfg.check_implemented()?;
-        let src = Src::new(vb.set_dtype(DType::F32), Some(quant));
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(ModelError::Input(format!(
+                "weights can be held in f32, bf16 or f16, not {dtype:?}"
+            )));
+        }
+        let src = Src::new(vb.set_dtype(DType::F32), Some(quant), dtype);
         let parts = (crate::families::family(cfg.arch).load)(&cfg, &src)?;
         let vb = &src.vb;
         let device = vb.device().clone();
@@ -250,6 +276,7 @@ impl Model {
             longrope,
             device,
             prefill_chunk: None,
+            dtype,
         })
     }
 
@@ -264,6 +291,12 @@ impl Model {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The dtype the weight matrices are held in ([`Model::new_with`]); hidden states,
+    /// hook sites and logits are f32 whatever it is.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Run prompts longer than `n` positions in chunks of `n` through a KV cache, which
@@ -691,7 +724,7 @@ impl Model {
     pub(crate) fn embed(&self, ids: &[u32], frame: &Frame) -> Result<Tensor> {
         let (b, t) = (frame.pad.len(), frame.t);
         let ix = Tensor::from_vec(ids.to_vec(), b * t, &self.device)?;
-        let mut xs = self.parts.wte.index_select(&ix, 0)?;
+        let mut xs = self.parts.wte.index_select(&ix, 0)?.to_dtype(DType::F32)?;
         if let Some(wpe) = &self.parts.wpe {
             let pos = Self::positions(frame);
             let max = self.cfg.max_position_embeddings;
@@ -701,7 +734,7 @@ impl Model {
                 )));
             }
             let pix = Tensor::from_vec(pos, b * t, &self.device)?;
-            xs = (xs + wpe.index_select(&pix, 0)?)?;
+            xs = (xs + wpe.index_select(&pix, 0)?.to_dtype(DType::F32)?)?;
         }
         if let Some(s) = self.cfg.embed_scale {
             xs = (xs * s)?;

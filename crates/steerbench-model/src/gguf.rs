@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde_json::json;
 
 use crate::error::{ModelError, Result};
@@ -147,6 +147,14 @@ impl GgufFile {
     /// Every tensor dequantized to f32 under its Hugging Face name, with llama.cpp's Q/K row
     /// permutation undone. Unknown tensor names are an error (they would silently be dropped).
     pub fn hf_tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        self.hf_tensors_as(device, DType::F32)
+    }
+
+    /// [`GgufFile::hf_tensors`] with the matrices (tensors of two or more dimensions)
+    /// dequantized into `dtype` a block of rows at a time, so that no f32 copy of a whole
+    /// matrix (the embedding table is the largest) is made; vectors (norm weights, biases)
+    /// stay f32.
+    pub fn hf_tensors_as(&self, device: &Device, dtype: DType) -> Result<HashMap<String, Tensor>> {
         let arch = self.architecture()?.to_string();
         let spec = spec_of(&arch, Some(&self.path))?;
         let meta = self.metadata();
@@ -174,12 +182,11 @@ impl GgufFile {
                 )
             })?;
             let ctx = |e: candle_core::Error| gguf_err(&self.path, format!("tensor `{name}`: {e}"));
-            let t = self
+            let q = self
                 .content
                 .tensor(&mut reader, name, device)
-                .map_err(ctx)?
-                .dequantize(device)
                 .map_err(ctx)?;
+            let t = dequantize_as(&q, dtype, device).map_err(ctx)?;
             let t = match qk_kind(name).filter(|_| spec.permute_qk) {
                 Some(QkKind::Q) => unpermute_rows(&t, n_head).map_err(ctx)?,
                 Some(QkKind::K) => unpermute_rows(&t, n_kv_head).map_err(ctx)?,
@@ -188,6 +195,82 @@ impl GgufFile {
             out.insert(hf, unshift_norm(spec, name, t).map_err(ctx)?);
         }
         Ok(out)
+    }
+}
+
+/// Rows dequantized at once by [`dequantize_as`] (blocks of about a million values).
+const DEQUANT_VALUES: usize = 1 << 20;
+
+/// A quantized tensor as a dense one: f32 for `F32` and for vectors, else `dtype`, a
+/// block of whole rows at a time (quantized blocks run along rows, so a row range is a
+/// byte range).
+fn dequantize_as(q: &QTensor, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    dequantize_blocks(q, dtype, device, DEQUANT_VALUES)
+}
+
+/// [`dequantize_as`] with blocks of about `values` values.
+fn dequantize_blocks(
+    q: &QTensor,
+    dtype: DType,
+    device: &Device,
+    values: usize,
+) -> candle_core::Result<Tensor> {
+    let dims = q.shape().dims().to_vec();
+    if dtype == DType::F32 || dims.len() < 2 {
+        return q.dequantize(device);
+    }
+    let rows = dims[0];
+    let per_row: usize = dims[1..].iter().product();
+    let (bs, ts) = (q.dtype().block_size(), q.dtype().type_size());
+    let chunk = (values / per_row.max(1)).max(1);
+    if per_row % bs != 0 || rows <= chunk || !device.is_cpu() {
+        return q.dequantize(device)?.to_dtype(dtype);
+    }
+    let data = q.data()?;
+    let row_bytes = per_row / bs * ts;
+    // Each block of rows is dequantized to f32 and narrowed into one buffer of the whole
+    // tensor (no second copy of the matrix, as a concatenation of parts would make).
+    let block = |r0: usize| -> candle_core::Result<Vec<f32>> {
+        let n = chunk.min(rows - r0);
+        let bytes = &data[r0 * row_bytes..(r0 + n) * row_bytes];
+        let storage = candle_core::quantized::QStorage::from_data(
+            std::borrow::Cow::Borrowed(bytes),
+            device,
+            q.dtype(),
+        )?;
+        let mut shape = dims.clone();
+        shape[0] = n;
+        QTensor::new(storage, shape)?
+            .dequantize(device)?
+            .flatten_all()?
+            .to_vec1::<f32>()
+    };
+    fn narrow_all<T>(
+        rows: usize,
+        chunk: usize,
+        len: usize,
+        block: impl Fn(usize) -> candle_core::Result<Vec<f32>>,
+        from: impl Fn(f32) -> T,
+    ) -> candle_core::Result<Vec<T>> {
+        let mut out = Vec::with_capacity(len);
+        for r0 in (0..rows).step_by(chunk) {
+            out.extend(block(r0)?.into_iter().map(&from));
+        }
+        Ok(out)
+    }
+    let len = rows * per_row;
+    match dtype {
+        DType::BF16 => Tensor::from_vec(
+            narrow_all(rows, chunk, len, block, half::bf16::from_f32)?,
+            dims,
+            device,
+        ),
+        DType::F16 => Tensor::from_vec(
+            narrow_all(rows, chunk, len, block, half::f16::from_f32)?,
+            dims,
+            device,
+        ),
+        _ => q.dequantize(device)?.to_dtype(dtype),
     }
 }
 
@@ -515,6 +598,33 @@ mod tests {
         );
         assert!(hf_tensor_name("blk.x.attn_q.weight").is_none());
         assert!(hf_tensor_name("rope_freqs.weight").is_none());
+    }
+
+    /// Row blocks (uneven last one included) give the whole dequantization, rounded.
+    #[test]
+    fn dequantizing_row_blocks_into_half_equals_the_whole() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 64), &dev).unwrap();
+        for gd in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::F16] {
+            let q = QTensor::quantize(&w, gd).unwrap();
+            for dtype in [DType::BF16, DType::F16] {
+                let want = q.dequantize(&dev).unwrap().to_dtype(dtype).unwrap();
+                for values in [64, 64 * 5, 1 << 20] {
+                    let got = dequantize_blocks(&q, dtype, &dev, values).unwrap();
+                    assert_eq!(got.dtype(), dtype);
+                    let d = (got.to_dtype(DType::F32).unwrap()
+                        - want.to_dtype(DType::F32).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                    assert_eq!(d, 0.0, "{gd:?} {dtype:?} {values}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,11 +13,16 @@ use crate::error::{ModelError, Result};
 
 /// Fetch `name` under `vb`'s prefix, checking its shape; errors name the full tensor.
 pub(crate) fn get(vb: &VarBuilder, shape: &[usize], name: &str) -> Result<Tensor> {
+    get_as(vb, shape, name, DType::F32)
+}
+
+/// [`get`] held in `dtype`.
+pub(crate) fn get_as(vb: &VarBuilder, shape: &[usize], name: &str, dtype: DType) -> Result<Tensor> {
     let full = full_name(vb, name);
     if !vb.contains_tensor(name) {
         return Err(ModelError::MissingTensor(full));
     }
-    let t = vb.get_unchecked_dtype(name, DType::F32)?;
+    let t = vb.get_unchecked_dtype(name, dtype)?;
     if t.dims() != shape {
         return Err(ModelError::Shape {
             name: full,
@@ -37,28 +42,36 @@ pub(crate) fn full_name(vb: &VarBuilder, name: &str) -> String {
     }
 }
 
-/// Where an architecture file reads its weights: f32 tensors by Hugging Face name, plus,
+/// Where an architecture file reads its weights: tensors by Hugging Face name, plus,
 /// when a model is loaded quantized, quantized matrices by the same names (used for the
-/// linear layers and the LM head; everything else stays f32).
+/// linear layers and the LM head). Matrices (linear weights, embedding tables) are held in
+/// `dtype` ([`Src::matrix`]); vectors (norm weights, biases) always in f32 ([`get`]).
 #[derive(Clone)]
 pub(crate) struct Src<'a> {
     pub vb: VarBuilder<'a>,
     quant: Option<&'a QuantWeights>,
+    dtype: DType,
 }
 
 /// Quantized matrices by Hugging Face tensor name.
 pub type QuantWeights = HashMap<String, Arc<QTensor>>;
 
 impl<'a> Src<'a> {
-    pub(crate) fn new(vb: VarBuilder<'a>, quant: Option<&'a QuantWeights>) -> Self {
-        Self { vb, quant }
+    pub(crate) fn new(vb: VarBuilder<'a>, quant: Option<&'a QuantWeights>, dtype: DType) -> Self {
+        Self { vb, quant, dtype }
     }
 
     pub(crate) fn pp(&self, s: impl ToString) -> Self {
         Self {
             vb: self.vb.pp(s),
             quant: self.quant,
+            dtype: self.dtype,
         }
+    }
+
+    /// The matrix `name` (under this prefix), shape-checked, in the model's weight dtype.
+    pub(crate) fn matrix(&self, shape: &[usize], name: &str) -> Result<Tensor> {
+        get_as(&self.vb, shape, name, self.dtype)
     }
 
     /// The quantized matrix `name` (under this prefix), shape-checked, as 8-bit blocks, if
@@ -98,18 +111,31 @@ enum Weight {
     Quant(Q8Matrix),
 }
 
-/// (n, k) x (k, m) for a linear layer. On CPU it calls the gemm kernel directly: candle's
-/// matmul asks for the core count on every call, which on Linux parses /proc/cpuinfo (tens
-/// of microseconds, ~200 times per decoded token).
+/// (n, k) x (k, m) for a linear layer; `xs` f32, the weight `w` f32, bf16 or f16, the result
+/// f32. On CPU it calls the gemm kernel directly: candle's matmul asks for the core count on
+/// every call, which on Linux parses /proc/cpuinfo (tens of microseconds, ~200 times per
+/// decoded token), and has no bf16 kernel (it widens both operands to f32 in new tensors).
+///
+/// Half-precision weights: the activations are never rounded. The weight is widened to f32
+/// a block at a time inside the kernel (exact: every bf16/f16 value is an f32 value) and
+/// multiplied by the f32 gemm, accumulating in f32. Decoding reads half the weight bytes
+/// (it is memory bound); prefill is compute bound and runs the same f32 gemm as f32
+/// weights, with the widening (k × 256 values per block, L2-resident) a small extra cost.
+/// AVX512-BF16's dot products would round the activations to bf16 and are not used.
 fn matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() && xs.dtype() == DType::F32 && w.dtype() == DType::F32 {
+    let ours = matches!(w.dtype(), DType::F32 | DType::BF16 | DType::F16);
+    if xs.device().is_cpu() && xs.dtype() == DType::F32 && ours {
         Ok(xs.apply_op2_no_bwd(w, &CpuMatmul)?)
+    } else if w.dtype() != xs.dtype() {
+        // Other devices: candle's matmul in the weight's dtype, the result back in f32.
+        Ok(xs.to_dtype(w.dtype())?.matmul(w)?.to_dtype(xs.dtype())?)
     } else {
         Ok(xs.matmul(w)?)
     }
 }
 
-/// 2-D f32 matmul on strided operands, straight into gemm.
+/// 2-D matmul of f32 activations on strided operands (weights f32, bf16 or f16), straight
+/// into gemm.
 struct CpuMatmul;
 
 impl candle_core::CustomOp2 for CpuMatmul {
@@ -124,8 +150,8 @@ impl candle_core::CustomOp2 for CpuMatmul {
         rs: &CpuStorage,
         rl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(l), CpuStorage::F32(r)) = (ls, rs) else {
-            candle_core::bail!("matmul: f32 operands expected")
+        let CpuStorage::F32(l) = ls else {
+            candle_core::bail!("matmul: f32 activations expected")
         };
         let ([n, k], [k2, m]) = (ll.dims(), rl.dims()) else {
             candle_core::bail!(
@@ -142,6 +168,12 @@ impl candle_core::CustomOp2 for CpuMatmul {
                 rl.dims()
             )
         }
+        let rlen = match rs {
+            CpuStorage::F32(r) => r.len(),
+            CpuStorage::BF16(r) => r.len(),
+            CpuStorage::F16(r) => r.len(),
+            _ => candle_core::bail!("matmul: f32, bf16 or f16 weights expected"),
+        };
         let (lst, rst) = (ll.stride(), rl.stride());
         let end =
             |off: usize, d: [usize; 2], st: &[usize]| off + (d[0] - 1) * st[0] + (d[1] - 1) * st[1];
@@ -149,66 +181,364 @@ impl candle_core::CustomOp2 for CpuMatmul {
             return Ok((CpuStorage::F32(vec![0f32; n * m]), Shape::from((n, m))));
         }
         if end(ll.start_offset(), [n, k], lst) >= l.len()
-            || end(rl.start_offset(), [k, m], rst) >= r.len()
+            || end(rl.start_offset(), [k, m], rst) >= rlen
         {
             candle_core::bail!("matmul: operand view out of bounds")
         }
-        let (ro, lo) = (rl.start_offset(), ll.start_offset());
-        if n <= GEMV_MAX_ROWS && rst == [1, k] && lst[1] == 1 {
-            // Few rows against a row-major (m, k) weight: memory bound, dot products.
-            let x: Vec<f32> = (0..n)
-                .flat_map(|r| l[lo + r * lst[0]..lo + r * lst[0] + k].iter().copied())
-                .collect();
-            let dst = dense_rows(&r[ro..ro + m * k], &x, n, k, m);
-            return Ok((CpuStorage::F32(dst), Shape::from((n, m))));
-        }
-        let mut dst = vec![0f32; n * m];
-        let threads = rayon::current_num_threads();
-        let lhs = l[lo..].as_ptr() as usize;
-        let rhs = r[ro..].as_ptr() as usize;
-        // One gemm over rows [r0, r0 + rows) of the output.
-        let run = |dst: &mut [f32], r0: usize, rows: usize, par: gemm::Parallelism| {
-            // SAFETY: both views were checked to lie inside their slices; `dst` is the
-            // (rows, m) block of output rows starting at r0, read from lhs rows r0...
-            unsafe {
-                gemm::gemm(
-                    rows,
-                    m,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    m as isize,
-                    false,
-                    (lhs as *const f32).add(r0 * lst[0]),
-                    lst[1] as isize,
-                    lst[0] as isize,
-                    rhs as *const f32,
-                    rst[1] as isize,
-                    rst[0] as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
-            }
+        let lhs = Lhs {
+            l,
+            off: ll.start_offset(),
+            st: [lst[0], lst[1]],
         };
-        if threads > 1 && n >= threads * SPLIT_MIN_ROWS {
-            // Many rows: each thread multiplies its own block of rows, one gemm each,
-            // with no synchronisation inside the gemm.
-            use rayon::prelude::*;
-            let per = n.div_ceil(threads);
-            dst.par_chunks_mut(per * m)
-                .enumerate()
-                .for_each(|(c, d)| run(d, c * per, d.len() / m, gemm::Parallelism::None));
-        } else if threads > 1 {
-            run(&mut dst, 0, n, gemm::Parallelism::Rayon(threads));
-        } else {
-            run(&mut dst, 0, n, gemm::Parallelism::None);
-        }
+        let rhs = Rhs {
+            off: rl.start_offset(),
+            st: [rst[0], rst[1]],
+        };
+        let dst = match rs {
+            CpuStorage::F32(r) => f32_matmul(&lhs, r, &rhs, n, k, m),
+            CpuStorage::BF16(r) => half_matmul(&lhs, r, &rhs, n, k, m),
+            CpuStorage::F16(r) => half_matmul(&lhs, r, &rhs, n, k, m),
+            _ => unreachable!("checked above"),
+        };
         Ok((CpuStorage::F32(dst), Shape::from((n, m))))
     }
+}
+
+/// The activations (n, k) of a matmul: data, offset of element (0, 0), strides.
+struct Lhs<'a> {
+    l: &'a [f32],
+    off: usize,
+    st: [usize; 2],
+}
+
+impl Lhs<'_> {
+    /// Rows as one contiguous (n, k) buffer.
+    fn rows(&self, n: usize, k: usize) -> Vec<f32> {
+        (0..n)
+            .flat_map(|r| {
+                let o = self.off + r * self.st[0];
+                (0..k).map(move |i| o + i * self.st[1])
+            })
+            .map(|i| self.l[i])
+            .collect()
+    }
+}
+
+/// Where the weight view (k, m) sits in its storage: offset of element (0, 0), strides.
+struct Rhs {
+    off: usize,
+    st: [usize; 2],
+}
+
+/// One gemm: dst (rows, cols) with row stride `dst_rs` = lhs rows [r0, r0 + rows) times
+/// rhs (k, cols) given by its pointer and strides.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block(
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: &Lhs,
+    r0: usize,
+    rows: usize,
+    k: usize,
+    rhs: *const f32,
+    rhs_st: [usize; 2],
+    cols: usize,
+    par: gemm::Parallelism,
+) {
+    gemm::gemm(
+        rows,
+        cols,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        lhs.l.as_ptr().add(lhs.off + r0 * lhs.st[0]),
+        lhs.st[1] as isize,
+        lhs.st[0] as isize,
+        rhs,
+        rhs_st[1] as isize,
+        rhs_st[0] as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        par,
+    );
+}
+
+/// Raw output pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct DstPtr(*mut f32);
+// SAFETY: each task writes only its own rows or columns of the output.
+unsafe impl Send for DstPtr {}
+unsafe impl Sync for DstPtr {}
+
+fn f32_matmul(lhs: &Lhs, r: &[f32], rhs: &Rhs, n: usize, k: usize, m: usize) -> Vec<f32> {
+    let ro = rhs.off;
+    if n <= GEMV_MAX_ROWS && rhs.st == [1, k] && lhs.st[1] == 1 {
+        // Few rows against a row-major (m, k) weight: memory bound, dot products.
+        let x = lhs.rows(n, k);
+        return dense_rows(&r[ro..ro + m * k], &x, n, k, m);
+    }
+    let mut dst = vec![0f32; n * m];
+    let threads = rayon::current_num_threads();
+    let rptr = r[ro..].as_ptr() as usize;
+    // One gemm over rows [r0, r0 + rows) of the output.
+    let run = |dst: &mut [f32], r0: usize, rows: usize, par: gemm::Parallelism| {
+        // SAFETY: both views were checked to lie inside their slices; `dst` is the
+        // (rows, m) block of output rows starting at r0, read from lhs rows r0...
+        unsafe {
+            gemm_block(
+                dst.as_mut_ptr(),
+                m,
+                lhs,
+                r0,
+                rows,
+                k,
+                rptr as *const f32,
+                rhs.st,
+                m,
+                par,
+            )
+        }
+    };
+    if threads > 1 && n >= threads * SPLIT_MIN_ROWS {
+        // Many rows: each thread multiplies its own block of rows, one gemm each,
+        // with no synchronisation inside the gemm.
+        use rayon::prelude::*;
+        let per = n.div_ceil(threads);
+        dst.par_chunks_mut(per * m)
+            .enumerate()
+            .for_each(|(c, d)| run(d, c * per, d.len() / m, gemm::Parallelism::None));
+    } else if threads > 1 {
+        run(&mut dst, 0, n, gemm::Parallelism::Rayon(threads));
+    } else {
+        run(&mut dst, 0, n, gemm::Parallelism::None);
+    }
+    dst
+}
+
+/// A half-precision weight element, widened to f32 exactly.
+trait HalfWeight: Copy + Send + Sync + 'static {
+    fn widen(src: &[Self], dst: &mut [f32]);
+    fn widen_one(self) -> f32;
+    /// Whether [`HalfWeight::rows`] is a fused kernel.
+    const FUSED: bool = false;
+    /// dst[o * n + r] = w[o, :] · x[r, :] for the weight rows in `w` (row-major, k wide),
+    /// widening as it reads (only called when `FUSED`; otherwise a row is widened into a
+    /// buffer, then [`f32_rows`]).
+    fn rows(_w: &[Self], _x: &[f32], _k: usize, _n: usize, _dst: &mut [f32]) {
+        unreachable!("no fused kernel")
+    }
+}
+
+impl HalfWeight for half::bf16 {
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        // A bf16 is the top half of an f32: a shift, which the compiler vectorizes.
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits((s.to_bits() as u32) << 16);
+        }
+    }
+    fn widen_one(self) -> f32 {
+        self.to_f32()
+    }
+    const FUSED: bool = true;
+    fn rows(w: &[Self], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+        // SAFETY: bf16 is a transparent u16.
+        let w: &[u16] = unsafe { std::slice::from_raw_parts(w.as_ptr().cast(), w.len()) };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the CPU has the features this copy is compiled for.
+                unsafe { bf16_rows_avx512(w, x, k, n, dst) };
+                return;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                unsafe { bf16_rows_avx2(w, x, k, n, dst) };
+                return;
+            }
+        }
+        bf16_rows_generic(w, x, k, n, dst)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn bf16_rows_avx512(w: &[u16], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    bf16_rows_generic(w, x, k, n, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bf16_rows_avx2(w: &[u16], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    bf16_rows_generic(w, x, k, n, dst)
+}
+
+/// [`f32_rows_generic`] on bf16 weights (as raw bits), each widened (a shift) as it is
+/// read: decoding reads half the bytes of f32 weights and writes nothing in between.
+#[inline(always)]
+fn bf16_rows_generic(w: &[u16], x: &[f32], k: usize, n: usize, dst: &mut [f32]) {
+    let widen = |b: u16| f32::from_bits((b as u32) << 16);
+    for (o, wrow) in w.chunks_exact(k).enumerate() {
+        for r in 0..n {
+            let xrow = &x[r * k..(r + 1) * k];
+            let mut acc = [0f32; 16];
+            let (wc, xc) = (wrow.chunks_exact(16), xrow.chunks_exact(16));
+            let (wt, xt) = (wc.remainder(), xc.remainder());
+            for (wb, xb) in wc.zip(xc) {
+                for l in 0..16 {
+                    acc[l] = widen(wb[l]).mul_add(xb[l], acc[l]);
+                }
+            }
+            let tail: f32 = wt.iter().zip(xt).map(|(a, b)| widen(*a) * b).sum();
+            dst[o * n + r] = acc.iter().sum::<f32>() + tail;
+        }
+    }
+}
+
+impl HalfWeight for half::f16 {
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        // F16C instructions when the CPU has them (detected once per call).
+        use half::slice::HalfFloatSliceExt;
+        src.convert_to_f32_slice(dst)
+    }
+    fn widen_one(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// Output columns widened per block in [`half_matmul`]: k × 256 f32 values stay in L2
+/// for the hidden sizes of small models.
+const HALF_COLS: usize = 256;
+
+thread_local! {
+    /// Per-thread scratch for widened weight blocks (reused across calls, so prefill does
+    /// not fault in fresh pages for every matmul).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `f(buf)` with a scratch buffer of `len` f32 values: this thread's, or a fresh one when it
+/// is already in use further up the stack.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+            f(&mut v[..len])
+        }
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}
+
+/// Columns [c0, c0 + cols) of the weight view (k, m) widened into `buf` as (cols, k)
+/// row-major: `buf[c * k + i] = w[i, c0 + c]`.
+fn widen_cols<T: HalfWeight>(
+    r: &[T],
+    rhs: &Rhs,
+    k: usize,
+    c0: usize,
+    cols: usize,
+    buf: &mut [f32],
+) {
+    for (c, dst) in buf.chunks_exact_mut(k).take(cols).enumerate() {
+        let base = rhs.off + (c0 + c) * rhs.st[1];
+        if rhs.st[0] == 1 {
+            T::widen(&r[base..base + k], dst);
+        } else {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = r[base + i * rhs.st[0]].widen_one();
+            }
+        }
+    }
+}
+
+/// [`f32_matmul`] for a bf16 / f16 weight (see [`matmul`]).
+fn half_matmul<T: HalfWeight>(
+    lhs: &Lhs,
+    r: &[T],
+    rhs: &Rhs,
+    n: usize,
+    k: usize,
+    m: usize,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    if n <= GEMV_MAX_ROWS && rhs.st[0] == 1 {
+        // Few rows: memory bound, dot products. bf16 weight rows are widened as they are
+        // read (fused kernel); f16 rows (and strided views) one at a time into an L1
+        // buffer, then dotted with the n input rows.
+        let x = lhs.rows(n, k);
+        if T::FUSED && rhs.st[1] == k {
+            // Row-major (m, k) weight rows: widened as they are read.
+            let w = &r[rhs.off..rhs.off + m * k];
+            return by_output_rows(m, n, 64, |o0, dst| {
+                let rows = dst.len() / n;
+                T::rows(&w[o0 * k..(o0 + rows) * k], &x, k, n, dst)
+            });
+        }
+        return by_output_rows(m, n, 64, |o0, dst| {
+            with_scratch(k, |buf| {
+                for (o, d) in dst.chunks_exact_mut(n).enumerate() {
+                    widen_cols(r, rhs, k, o0 + o, 1, buf);
+                    f32_rows(buf, &x, k, n, d);
+                }
+            })
+        });
+    }
+    let mut dst = vec![0f32; n * m];
+    let threads = rayon::current_num_threads();
+    let out = DstPtr(dst.as_mut_ptr());
+    // Output rows [r0, r0 + rows) times column block [c0, c0 + cols), widened here.
+    let block = |r0: usize, rows: usize, c0: usize, cols: usize| {
+        with_scratch(cols * k, |buf| {
+            widen_cols(r, rhs, k, c0, cols, buf);
+            let o = out;
+            // SAFETY: `buf` holds (k, cols) with strides (1, k); the destination block
+            // (rows, cols) at row r0, column c0 lies inside the (n, m) output, and no
+            // other task writes it.
+            unsafe {
+                gemm_block(
+                    o.0.add(r0 * m + c0),
+                    m,
+                    lhs,
+                    r0,
+                    rows,
+                    k,
+                    buf.as_ptr(),
+                    [1, k],
+                    cols,
+                    gemm::Parallelism::None,
+                )
+            }
+        })
+    };
+    let col_blocks = |w: usize| (0..m.div_ceil(w)).map(move |c| (c * w, w.min(m - c * w)));
+    if threads > 1 && n >= threads * SPLIT_MIN_ROWS {
+        // Many rows (prefill): each thread its own rows, walking the column blocks (each
+        // thread widens the whole weight once: k·m values against rows·k·m multiply-adds).
+        let per = n.div_ceil(threads);
+        (0..n.div_ceil(per)).into_par_iter().for_each(|t| {
+            let (r0, rows) = (t * per, per.min(n - t * per));
+            // Blocks of 256 columns: the widened block stays in L2 (measured faster, and
+            // a smaller per-thread buffer, than blocks of a million values).
+            for (c0, cols) in col_blocks(HALF_COLS) {
+                block(r0, rows, c0, cols);
+            }
+        });
+    } else {
+        // Fewer rows: the column blocks are the tasks (narrower, so every thread has some).
+        let w = (m.div_ceil(threads * 4))
+            .next_multiple_of(16)
+            .clamp(16, HALF_COLS);
+        let blocks: Vec<_> = col_blocks(w).collect();
+        blocks
+            .into_par_iter()
+            .for_each(|(c0, cols)| block(0, n, c0, cols));
+    }
+    dst
 }
 
 /// Output rows per thread from which a matmul is split into one single-threaded gemm per
@@ -470,7 +800,7 @@ impl Linear {
         let wname = format!("{name}.weight");
         let w = match src.quantized(&wname, &[d_out, d_in])? {
             Some(q) => Weight::Quant(q),
-            None => Weight::Dense(get(&src.vb, &[d_out, d_in], &wname)?.t()?),
+            None => Weight::Dense(src.matrix(&[d_out, d_in], &wname)?.t()?),
         };
         let b = if bias {
             Some(get(&src.vb, &[d_out], &format!("{name}.bias"))?)
@@ -494,7 +824,7 @@ impl Linear {
 
     /// GPT-2 `Conv1D`: weight (in, out), always with bias.
     pub(crate) fn conv1d(src: &Src, name: &str, d_in: usize, d_out: usize) -> Result<Self> {
-        let w = get(&src.vb, &[d_in, d_out], &format!("{name}.weight"))?;
+        let w = src.matrix(&[d_in, d_out], &format!("{name}.weight"))?;
         let b = get(&src.vb, &[d_out], &format!("{name}.bias"))?;
         Ok(Self {
             w: Weight::Dense(w),
@@ -974,6 +1304,47 @@ mod tests {
                     .to_scalar::<f32>()
                     .unwrap();
                 assert!(diff < 1e-5, "{n} rows: {diff}");
+            }
+        }
+    }
+
+    /// bf16 / f16 weights: every path (dot products, column-block tasks, row split over
+    /// threads; row-major and GPT-2's (in, out) layout) equals the f32 matmul of the same
+    /// weight widened to f32, and the result is f32.
+    #[test]
+    fn half_weight_matmul_equals_f32_matmul_of_the_widened_weight() {
+        let dev = candle_core::Device::Cpu;
+        let (k, m) = (45, 300);
+        let split = rayon::current_num_threads() * SPLIT_MIN_ROWS + 5;
+        for dtype in [DType::BF16, DType::F16] {
+            let w32 = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+            let w = w32.to_dtype(dtype).unwrap();
+            let wide = w.to_dtype(DType::F32).unwrap();
+            // (out, in) viewed transposed, and (in, out) stored as is (Conv1D).
+            let views = [
+                (w.t().unwrap(), wide.t().unwrap().contiguous().unwrap()),
+                (
+                    w.t().unwrap().contiguous().unwrap(),
+                    wide.t().unwrap().contiguous().unwrap(),
+                ),
+            ];
+            for n in [1, 3, GEMV_MAX_ROWS, GEMV_MAX_ROWS + 1, 40, split] {
+                let x = Tensor::randn(0f32, 1.0, (n, k + 2), &dev).unwrap();
+                let x = x.narrow(1, 1, k).unwrap();
+                for (wv, reference) in &views {
+                    let ours = matmul(&x, wv).unwrap();
+                    assert_eq!(ours.dtype(), DType::F32);
+                    let want = x.contiguous().unwrap().matmul(reference).unwrap();
+                    let diff = (ours - want)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert!(diff < 1e-4, "{dtype:?}, {n} rows: {diff}");
+                }
             }
         }
     }

@@ -101,13 +101,27 @@ pub struct ResolvedModel {
 }
 
 /// How [`ResolvedModel::load_with`] builds the model; `Default` is the f32 runtime.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
     /// GGUF only: multiply the linear layers and the LM head with their stored quantized
     /// blocks (candle's `QMatMul`, which quantizes activations to 8 bits on CPU) instead of
     /// dequantizing them to f32. Faster and smaller, not bit-identical: greedy tokens
     /// usually agree, logits differ slightly. Norms and the embedding table stay f32.
     pub quantized: bool,
+    /// The dtype weight matrices are held in: `F32` (default), `BF16` or `F16` (see
+    /// [`Model::new_with`]: activations, hook sites and logits stay f32). GGUF weights
+    /// are dequantized straight into it; with `quantized`, it applies to the matrices
+    /// not held in 8-bit blocks (the embedding table).
+    pub dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            quantized: false,
+            dtype: DType::F32,
+        }
+    }
 }
 
 pub struct LoadedModel {
@@ -227,10 +241,11 @@ impl ResolvedModel {
                 let model = if opts.quantized {
                     let (dense, quant) = file.hf_quantized_split(device)?;
                     let vb = VarBuilder::from_tensors(dense, DType::F32, device);
-                    Model::new_quantized(cfg, vb, &quant)?
+                    Model::new_with(cfg, vb, &quant, opts.dtype)?
                 } else {
-                    let tensors = file.hf_tensors(device)?;
-                    Model::new(cfg, VarBuilder::from_tensors(tensors, DType::F32, device))?
+                    let tensors = file.hf_tensors_as(device, opts.dtype)?;
+                    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+                    Model::new_with(cfg, vb, &Default::default(), opts.dtype)?
                 };
                 (model, tokenizer)
             }
@@ -242,7 +257,7 @@ impl ResolvedModel {
             }
             ModelFormat::HfDir(d) => {
                 let tokenizer = Tokenizer::from_hf_dir(d)?;
-                (weights::load_hf_dir(d, device)?, tokenizer)
+                (weights::load_hf_dir_as(d, device, opts.dtype)?, tokenizer)
             }
         };
         Ok(LoadedModel {

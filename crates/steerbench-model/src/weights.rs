@@ -127,9 +127,21 @@ pub fn var_builder(files: &[PathBuf], device: &Device) -> Result<VarBuilder<'sta
     Ok(unsafe { VarBuilder::from_mmaped_safetensors(files, DType::F32, device) }?)
 }
 
-/// Load a Hugging Face model directory.
+/// Load a Hugging Face model directory (weights f32).
 pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Model> {
+    load_hf_dir_as(dir, device, DType::F32)
+}
+
+/// Load a Hugging Face model directory with its weight matrices held in `dtype` (f32,
+/// bf16 or f16; see [`Model::new_with`]). Each tensor is converted as it is read from the
+/// memory-mapped file, so no f32 copy of the whole model is ever made.
+pub fn load_hf_dir_as(dir: &Path, device: &Device, dtype: DType) -> Result<Model> {
     let files = safetensors_files(dir)?;
     let cfg = read_config(dir)?;
-    Model::new(cfg, var_builder(&files, device)?)
+    Model::new_with(
+        cfg,
+        var_builder(&files, device)?,
+        &crate::layers::QuantWeights::new(),
+        dtype,
+    )
 }

@@ -24,7 +24,13 @@ fn load(quantized: bool) -> Option<LoadedModel> {
     let resolved = steerbench_model::resolve(&ModelSource::parse("smollm2-135m-instruct")).unwrap();
     Some(
         resolved
-            .load_with(&Device::Cpu, &LoadOptions { quantized })
+            .load_with(
+                &Device::Cpu,
+                &LoadOptions {
+                    quantized,
+                    ..Default::default()
+                },
+            )
             .unwrap(),
     )
 }
@@ -143,7 +149,13 @@ fn quantized_load_of_safetensors_is_a_clear_error() {
     // the quantized load must say that it needs a GGUF model.
     if let Ok(r) = r {
         let e = r
-            .load_with(&Device::Cpu, &LoadOptions { quantized: true })
+            .load_with(
+                &Device::Cpu,
+                &LoadOptions {
+                    quantized: true,
+                    ..Default::default()
+                },
+            )
             .err()
             .expect("quantized load of safetensors must fail");
         assert!(e.to_string().contains("GGUF"), "{e}");

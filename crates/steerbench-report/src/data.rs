@@ -121,6 +121,9 @@ pub struct Behaviour {
 pub struct Provenance {
     pub model_id: String,
     pub weight_hash: Option<String>,
+    /// The dtype the model's weights were held in (`f32`, `bf16`, `f16`), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dtype: Option<String>,
     #[serde(default)]
     pub datasets: Vec<DatasetProvenance>,
     pub spec_hash: Option<String>,

@@ -1089,6 +1089,9 @@ pub fn provenance(data: &ReportData) -> Result<Table> {
     let mut t = Table::new(&[("Item", L), ("Value", L)]);
     t.push(vec!["Model".into(), format!("`{}`", p.model_id)])?;
     t.push(vec!["Weight hash (sha256)".into(), code(&p.weight_hash)])?;
+    if let Some(d) = &p.model_dtype {
+        t.push(vec!["Weight dtype".into(), format!("`{d}`")])?;
+    }
     t.push(vec!["Spec hash".into(), code(&p.spec_hash)])?;
     t.push(vec![
         "steerbench version".into(),

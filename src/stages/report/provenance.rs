@@ -25,6 +25,9 @@ pub fn provenance(folders: &[Folder]) -> rep::Provenance {
         weight_hash: folders
             .iter()
             .find_map(|f| f.manifest.provenance.model_weight_hash.clone()),
+        model_dtype: folders
+            .iter()
+            .find_map(|f| f.manifest.provenance.model_dtype.clone()),
         datasets: datasets
             .into_iter()
             .map(|(name, (source, hash, sha256))| rep::DatasetProvenance {

@@ -8,7 +8,7 @@ use crate::block::{AttnSpec, DecoderBlock, Parts, PosCtx};
 use crate::config::{parse_wire, token_ids, Activation, Arch, ModelConfig, NormKind};
 use crate::error::{ModelError, Result};
 use crate::families::family::Family;
-use crate::layers::{get, Linear, Norm, Src};
+use crate::layers::{Linear, Norm, Src};
 
 pub(crate) const FAMILY: Family = Family {
     arch: Arch::Gpt2,
@@ -105,8 +105,8 @@ fn load(cfg: &ModelConfig, src: &Src) -> Result<Parts> {
         src.clone()
     };
     let (d, v) = (cfg.hidden_size, cfg.vocab_size);
-    let wte = get(&m.vb, &[v, d], "wte.weight")?;
-    let wpe = get(&m.vb, &[cfg.max_position_embeddings, d], "wpe.weight")?;
+    let wte = m.matrix(&[v, d], "wte.weight")?;
+    let wpe = m.matrix(&[cfg.max_position_embeddings, d], "wpe.weight")?;
     let blocks = (0..cfg.n_layers)
         .map(|i| {
             Ok(Box::new(Gpt2Block::load(cfg, &m.pp(format!("h.{i}")), i)?) as Box<dyn DecoderBlock>)

@@ -105,6 +105,12 @@ pub fn tiny_llama(seed: u64) -> Model {
 }
 
 pub fn tiny_gpt2(seed: u64) -> Model {
+    let (cfg, w) = gpt2_weights(seed);
+    Model::new(cfg, w.vb()).unwrap()
+}
+
+/// The config and weights of [`tiny_gpt2`].
+pub fn gpt2_weights(seed: u64) -> (ModelConfig, Weights) {
     let cfg = ModelConfig::from_hf_config(&serde_json::json!({
         "model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 4, "vocab_size": 97, "n_positions": 64,
         "eos_token_id": 2
@@ -131,7 +137,7 @@ pub fn tiny_gpt2(seed: u64) -> Model {
     }
     w.rand("transformer.ln_f.weight", &[d], 1.0, 0.1);
     w.rand("transformer.ln_f.bias", &[d], 0.0, 0.1);
-    Model::new(cfg, w.vb()).unwrap()
+    (cfg, w)
 }
 
 /// A deterministic vector of length n.

@@ -244,6 +244,7 @@ pub fn sample() -> ReportData {
         title: "quickstart".into(),
         provenance: Provenance {
             model_id: "smollm2-135m-instruct".into(),
+            model_dtype: None,
             weight_hash: Some(
                 "3f1c9a0e5b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e".into(),
             ),
