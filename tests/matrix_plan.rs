@@ -76,7 +76,7 @@ fn rendered_plan(ws: &common::Workspace) -> String {
         let masked: Vec<String> = line
             .split(' ')
             .map(|w| {
-                let hex = w.trim_end_matches(')');
+                let hex = w.trim_end_matches([')', ',']);
                 if hex.len() >= 12 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
                     w.replace(hex, &"#".repeat(hex.len()))
                 } else {
