@@ -111,19 +111,7 @@ pub fn at_selections(
                         row_scores.push((ScoreMetric::GenDistinct2, distinct_n(&one, 2)? as f64));
                     }
                 }
-                for (metric, value) in row_scores {
-                    scores.push(ScoreRow {
-                        example_id: id.clone(),
-                        dataset: at.dataset.clone(),
-                        split: at.split.clone(),
-                        method: at.method,
-                        layer: at.layer,
-                        multiplier: at.multiplier,
-                        position: at.position.clone(),
-                        metric,
-                        value,
-                    });
-                }
+                scores.extend(row_scores.into_iter().map(|(m, v)| at.row(&id, m, v)));
                 gens.push(GenerationRow {
                     dataset: at.dataset.clone(),
                     split: at.split.clone(),

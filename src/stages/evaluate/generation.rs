@@ -308,17 +308,7 @@ pub fn at_selections(
         let at = &setting.at;
         for g in generate_and_score(ctx, lm, &prompts, setting, &p.generation)? {
             for (metric, value) in &g.scores {
-                scores.push(ScoreRow {
-                    example_id: g.example_id.clone(),
-                    dataset: at.dataset.clone(),
-                    split: at.split.clone(),
-                    method: at.method,
-                    layer: at.layer,
-                    multiplier: at.multiplier,
-                    position: at.position.clone(),
-                    metric: *metric,
-                    value: *value,
-                });
+                scores.push(at.row(&g.example_id, *metric, *value));
             }
             gens.push(GenerationRow {
                 dataset: at.dataset.clone(),

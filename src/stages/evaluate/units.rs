@@ -43,6 +43,21 @@ pub struct At {
 }
 
 impl At {
+    /// The score row of input `example_id` at this setting.
+    pub fn row(&self, example_id: &str, metric: ScoreMetric, value: f64) -> ScoreRow {
+        ScoreRow {
+            example_id: example_id.to_string(),
+            dataset: self.dataset.clone(),
+            split: self.split.clone(),
+            method: self.method,
+            layer: self.layer,
+            multiplier: self.multiplier,
+            position: self.position.clone(),
+            metric,
+            value,
+        }
+    }
+
     /// The unsteered model on a dataset split (also the setting of prompting baselines).
     pub fn baseline(dataset: &str, split: &str, method: Condition) -> At {
         At {
@@ -373,17 +388,7 @@ impl Units {
         for (i, id) in self.ids.iter().enumerate() {
             for &metric in ScoreMetric::ALL.iter().filter(|m| m.wanted_by(metrics)) {
                 if let Some(value) = self.value(metric, vals, i)? {
-                    out.push(ScoreRow {
-                        example_id: id.clone(),
-                        dataset: at.dataset.clone(),
-                        split: at.split.clone(),
-                        method: at.method,
-                        layer: at.layer,
-                        multiplier: at.multiplier,
-                        position: at.position.clone(),
-                        metric,
-                        value,
-                    });
+                    out.push(at.row(id, metric, value));
                 }
             }
         }
