@@ -60,19 +60,17 @@ pub fn points(e: &Evaluated, reported: &Reported) -> Vec<rep::TurnPoint> {
             .position(|x| *x == s)
             .unwrap_or(usize::MAX)
     };
-    out.sort_by(|a, b| {
+    // Propensity first, then the written turns' scores; within a metric by scope.
+    let key = |p: &rep::TurnPoint| {
         (
-            a.dataset.as_str(),
-            scope_rank(&a.scope),
-            a.method.as_str(),
-            a.turn,
+            p.dataset.clone(),
+            p.metric != "propensity",
+            p.metric.clone(),
+            scope_rank(&p.scope),
+            p.method.clone(),
+            p.turn,
         )
-            .cmp(&(
-                b.dataset.as_str(),
-                scope_rank(&b.scope),
-                b.method.as_str(),
-                b.turn,
-            ))
-    });
+    };
+    out.sort_by_key(key);
     out
 }
