@@ -83,7 +83,9 @@ fn hooks(model: &Model, steer: Option<&Steer>, alpha: f32, positions: &Positions
 enum Rows<'a> {
     One(Option<&'a Steer>, f32),
     PerRow {
-        layer: usize,
+        /// Where the vector is added: the output of the steered block, or (when the
+        /// blocks below run separately) the input of the one above, the same tensor.
+        at: HookPoint,
         vector: &'a [f32],
         alphas: &'a [f32],
     },
@@ -100,11 +102,7 @@ impl Rows<'_> {
     fn hooks(&self, model: &Model, positions: &Positions, repeat: usize) -> Result<Hooks> {
         match *self {
             Rows::One(steer, alpha) => hooks(model, steer, alpha, positions),
-            Rows::PerRow {
-                layer,
-                vector,
-                alphas,
-            } => {
+            Rows::PerRow { at, vector, alphas } => {
                 let d = vector.len();
                 let data: Vec<f32> = alphas
                     .iter()
@@ -115,7 +113,7 @@ impl Rows<'_> {
                 let v = Tensor::from_vec(data, (rows, d), model.device())?;
                 let mut h = Hooks::new();
                 h.write(
-                    HookPoint::new(layer, Site::ResidPost),
+                    at,
                     Intervention::Add {
                         vector: v,
                         alpha: 1.0,
@@ -150,11 +148,14 @@ pub fn score_dialogue_strengths(
     scope: Scope,
 ) -> Result<Vec<Vec<[Vec<f32>; 2]>>> {
     match steer {
+        Steer::Add { layer, vector } if layer + 1 < model.config().n_layers => {
+            score_strengths_split(model, d, *layer, vector, alphas, scope)
+        }
         Steer::Add { layer, vector } => score_rows(
             model,
             d,
             &Rows::PerRow {
-                layer: *layer,
+                at: HookPoint::new(*layer, Site::ResidPost),
                 vector,
                 alphas,
             },
@@ -215,6 +216,118 @@ fn score_rows(
         let row_of: Vec<usize> = (0..n).flat_map(|r| [r, r]).collect();
         let pass = Pass {
             prefix: cache.as_ref().map(|(p, _)| (p, &row_of[..])),
+            ..Pass::default()
+        };
+        let mut h = rows.hooks(model, &positions, 2)?;
+        let o = model.forward_pass(&batch, &pass, &mut h)?;
+        for (r, per_row) in out.iter_mut().enumerate() {
+            per_row.push([
+                o.completion_logprobs(2 * r)?,
+                o.completion_logprobs(2 * r + 1)?,
+            ]);
+        }
+    }
+    Ok(out)
+}
+
+/// The blocks a split run computes once for every strength (`0..split`, below the
+/// steered output) and those it computes per strength (`split..n`).
+struct Split {
+    lower: SharedPrefix,
+    upper: SharedPrefix,
+    /// The tokens both hold.
+    held: Vec<u32>,
+}
+
+/// `copies` copies of `x` (r, t, d) stacked: (copies * r, t, d), copy c of row i at
+/// `c * r + i`.
+fn tile_rows(x: &Tensor, copies: usize) -> Result<Tensor> {
+    let r = x.dim(0)?;
+    let ix: Vec<u32> = (0..copies).flat_map(|_| 0..r as u32).collect();
+    let ix = Tensor::from_vec(ix, r * copies, x.device())?;
+    Ok(x.index_select(&ix, 0)?.contiguous()?)
+}
+
+/// [`score_rows`] for an additive vector at the output of a block `layer` below the last:
+/// blocks `0..=layer` see no steering, so they run once (one row) for every strength, in
+/// their own cache, and only the blocks above run as one row per strength. Same values as
+/// [`score_rows`] up to float summation order; `(layer + 1) / n_layers` of the work is
+/// no longer repeated per strength.
+fn score_strengths_split(
+    model: &Model,
+    d: &Dialogue,
+    layer: usize,
+    vector: &[f32],
+    alphas: &[f32],
+    scope: Scope,
+) -> Result<Vec<Vec<[Vec<f32>; 2]>>> {
+    let n_layers = model.config().n_layers;
+    let split = layer + 1;
+    let rows = Rows::PerRow {
+        at: HookPoint::new(split, Site::ResidPre),
+        vector,
+        alphas,
+    };
+    let n = alphas.len();
+    let mut cache: Option<Split> = None;
+    let mut out = vec![Vec::with_capacity(d.turns.len()); n];
+    for t in &d.turns {
+        let ids = &t.prompt.ids;
+        let positions = scope_positions(scope, &t.prompt);
+        let keep = ids.len() - 1;
+        let mut h = rows.hooks(model, &positions, 1)?;
+        cache = match cache.take() {
+            _ if keep == 0 => None,
+            Some(c) if c.held.len() == keep && ids[..keep] == c.held[..] => Some(c),
+            Some(c) if c.held.len() < keep && ids[..c.held.len()] == c.held[..] => {
+                let new = &ids[c.held.len()..keep];
+                let (lower, resid) =
+                    model.extend_prefix_from(&c.lower, new, None, &mut Hooks::new())?;
+                let resid = tile_rows(&resid, n)?;
+                let (upper, _) = model.extend_prefix_from(&c.upper, new, Some(&resid), &mut h)?;
+                Some(Split {
+                    lower,
+                    upper,
+                    held: ids[..keep].to_vec(),
+                })
+            }
+            _ => {
+                let toks = &ids[..keep];
+                let (lower, resid) =
+                    model.shared_prefix(toks, 0..split, 1, None, &mut Hooks::new())?;
+                let resid = tile_rows(&resid, n)?;
+                let (upper, _) =
+                    model.shared_prefix(toks, split..n_layers, n, Some(&resid), &mut h)?;
+                Some(Split {
+                    lower,
+                    upper,
+                    held: toks.to_vec(),
+                })
+            }
+        };
+        let pair: Vec<Sequence> = t
+            .replies
+            .iter()
+            .map(|r| {
+                let mut s = vec![ids[keep]];
+                s.extend_from_slice(r);
+                Sequence::new(s, 1)
+            })
+            .collect();
+        // The two replies below the steered output, once.
+        let below = match &cache {
+            Some(c) => {
+                model.forward_prefix_shared(&pair, split, &c.lower, &[0, 0], &mut Hooks::new())?
+            }
+            None => model.forward_prefix(&pair, split, &mut Hooks::new())?,
+        };
+        // Above it, once per strength: rows (strength r, reply j) at 2r + j.
+        let batch: Vec<Sequence> = (0..n).flat_map(|_| pair.iter().cloned()).collect();
+        let resid = tile_rows(&below, n)?;
+        let row_of: Vec<usize> = (0..n).flat_map(|r| [r, r]).collect();
+        let pass = Pass {
+            from: Some((split, &resid)),
+            prefix: cache.as_ref().map(|c| (&c.upper, &row_of[..])),
             ..Pass::default()
         };
         let mut h = rows.hooks(model, &positions, 2)?;

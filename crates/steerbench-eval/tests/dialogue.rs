@@ -334,17 +334,33 @@ fn turn_by_turn_scoring_on_one_cache_equals_re_encoding_every_turn_in_every_scop
     let ft = score_dialogue(&model, &d, Some(&steer), 2.5, Scope::FirstTurn).unwrap();
     let ct = score_dialogue(&model, &d, Some(&steer), 2.5, Scope::CurrentTurn).unwrap();
     assert!(max_diff(&ft[2..], &ct[2..]) > 1e-3);
-    // Strengths as rows of one pass equal one strength at a time.
+    // Strengths as rows of one pass equal one strength at a time, at every layer: below
+    // the last block the unsteered blocks run once for all strengths (their own cache),
+    // at the last block every block runs per strength.
     let alphas = [-1.0f32, 2.5, 4.0];
-    for scope in Scope::ALL {
-        let rows = steerbench_eval::turn_sweep::score_dialogue_strengths(
-            &model, &d, &steer, &alphas, scope,
-        )
-        .unwrap();
-        for (a, r) in alphas.iter().zip(&rows) {
-            let one = score_dialogue(&model, &d, Some(&steer), *a, scope).unwrap();
-            let diff = max_diff(r, &one);
-            assert!(diff < 1e-4, "{} at {a}: rows vs one {diff}", scope.name());
+    for layer in 0..3 {
+        let steer = Steer::Add {
+            layer,
+            vector: (0..16).map(|i| ((i as f32) * 0.61).cos()).collect(),
+        };
+        for scope in Scope::ALL {
+            let rows = steerbench_eval::turn_sweep::score_dialogue_strengths(
+                &model, &d, &steer, &alphas, scope,
+            )
+            .unwrap();
+            for (a, r) in alphas.iter().zip(&rows) {
+                let one = score_naive(&model, &d, Some(&steer), *a, scope).unwrap();
+                let diff = max_diff(r, &one);
+                assert!(
+                    diff < 1e-4,
+                    "layer {layer}, {} at {a}: rows vs re-encoded {diff}",
+                    scope.name()
+                );
+                // (Written at the last block's output, user positions reach no reply.)
+                if layer < 2 || scope != Scope::UserTurns {
+                    assert!(max_diff(r, &base) > 1e-3, "layer {layer} steers");
+                }
+            }
         }
     }
     // The sweep lays values out per turn, matching then not matching; strength 0 is the
