@@ -10,6 +10,7 @@
 //!   unsteered residual below the steered layer and batching strengths as rows.
 //! - [`dialogue`], [`turn_sweep`]: steering scopes over a conversation's turns, and
 //!   conversations scored turn by turn on one growing KV cache per steering setting.
+//! - [`finetune`]: LoRA adapters trained by SFT or DPO on the steering methods' pairs.
 //! - [`capture`]: read residual-stream activations at declared layers and positions.
 //! - [`function_vector`]: per-head mean outputs, indirect effects by head patching, and
 //!   head contributions through the output projection (Function Vectors).
@@ -18,6 +19,7 @@ pub mod capture;
 pub mod dialogue;
 pub mod dialogue_gen;
 pub mod error;
+pub mod finetune;
 pub mod function_vector;
 pub mod prompt;
 pub mod steer;

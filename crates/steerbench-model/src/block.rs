@@ -14,7 +14,8 @@ use candle_core::{Tensor, D};
 
 use crate::config::{Activation, AttentionKind, ModelConfig};
 use crate::error::{ModelError, Result};
-use crate::layers::{Linear, Norm, Src};
+use crate::layers::{rope, Linear, Norm, Src};
+use crate::lora::{BlockLora, Proj, ProjInfo};
 
 /// Positional information shared by every block of one chunk.
 pub(crate) struct PosCtx {
@@ -64,14 +65,18 @@ pub(crate) trait DecoderBlock: Send + Sync {
     fn attn_norm(&self, xs: &Tensor) -> Result<Tensor>;
     /// q (b, t, n_heads, hd) with positions applied; k, v (b, t, n_kv_heads, hd). Views
     /// of any strides with a contiguous last dimension.
-    fn qkv(&self, xs: &Tensor, pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)>;
+    /// `lora`: the adapter's deltas on this block's projections (none: the base model).
+    fn qkv(&self, xs: &Tensor, pos: &PosCtx, lora: &BlockLora) -> Result<(Tensor, Tensor, Tensor)>;
     /// The attention branch from the concatenated heads (b, t, n_heads * hd) -> (b, t, d):
     /// the output projection, then the post-attention norm where the family has one.
-    fn attn_out(&self, heads: &Tensor) -> Result<Tensor>;
+    fn attn_out(&self, heads: &Tensor, lora: &BlockLora) -> Result<Tensor>;
     fn mlp_norm(&self, xs: &Tensor) -> Result<Tensor>;
     /// The MLP branch (post-feed-forward norm included where the family has one).
-    fn mlp(&self, xs: &Tensor) -> Result<Tensor>;
+    fn mlp(&self, xs: &Tensor, lora: &BlockLora) -> Result<Tensor>;
     fn attn_spec(&self) -> AttnSpec;
+    /// The projections a LoRA adapter can target in this block (block `layer`), with their
+    /// Hugging Face module paths.
+    fn projections(&self, layer: usize) -> Vec<ProjInfo>;
 }
 
 /// What an architecture file builds from the weights.
@@ -181,6 +186,8 @@ pub(crate) struct RotaryBlock {
     n_heads: usize,
     n_kv: usize,
     hd: usize,
+    d: usize,
+    inter: usize,
     spec: AttnSpec,
 }
 
@@ -243,6 +250,8 @@ impl RotaryBlock {
             n_heads: nh,
             n_kv: nkv,
             hd,
+            d,
+            inter: i,
             spec,
         })
     }
@@ -260,12 +269,16 @@ impl DecoderBlock for RotaryBlock {
         self.ln1.forward(xs)
     }
 
-    fn qkv(&self, xs: &Tensor, pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)> {
+    fn qkv(&self, xs: &Tensor, pos: &PosCtx, lora: &BlockLora) -> Result<(Tensor, Tensor, Tensor)> {
         let (nh, nkv, hd) = (self.n_heads, self.n_kv, self.hd);
         let (q, k, v) = match &self.qkv {
-            Qkv::Split { q, k, v } => (q.forward(xs)?, k.forward(xs)?, v.forward(xs)?),
+            Qkv::Split { q, k, v } => (
+                lora.add(Proj::Q, xs, q.forward(xs)?)?,
+                lora.add(Proj::K, xs, k.forward(xs)?)?,
+                lora.add(Proj::V, xs, v.forward(xs)?)?,
+            ),
             Qkv::Fused(w) => {
-                let y = w.forward(xs)?;
+                let y = lora.add(Proj::Qkv, xs, w.forward(xs)?)?;
                 let part = |from: usize, n: usize| -> Result<Tensor> {
                     Ok(y.narrow(D::Minus1, from * hd, n * hd)?.contiguous()?)
                 };
@@ -276,24 +289,28 @@ impl DecoderBlock for RotaryBlock {
         let k = maybe_norm(&self.k_norm, split_heads(&k, nkv, hd)?)?;
         let v = split_heads(&v, nkv, hd)?;
         let (cos, sin) = pos.rope(self.spec.rope)?;
-        let q = candle_nn::rotary_emb::rope_thd(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope_thd(&k, cos, sin)?;
+        let q = rope(&q, cos, sin)?;
+        let k = rope(&k, cos, sin)?;
         Ok((q, k, v))
     }
 
-    fn attn_out(&self, heads: &Tensor) -> Result<Tensor> {
-        maybe_norm(&self.post_attn, self.o.forward(heads)?)
+    fn attn_out(&self, heads: &Tensor, lora: &BlockLora) -> Result<Tensor> {
+        let o = lora.add(Proj::O, heads, self.o.forward(heads)?)?;
+        maybe_norm(&self.post_attn, o)
     }
 
     fn mlp_norm(&self, xs: &Tensor) -> Result<Tensor> {
         self.ln2.forward(xs)
     }
 
-    fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
+    fn mlp(&self, xs: &Tensor, lora: &BlockLora) -> Result<Tensor> {
         let (g, u) = match &self.gate_up {
-            GateUp::Split { gate, up } => (gate.forward(xs)?, up.forward(xs)?),
+            GateUp::Split { gate, up } => (
+                lora.add(Proj::Gate, xs, gate.forward(xs)?)?,
+                lora.add(Proj::Up, xs, up.forward(xs)?)?,
+            ),
             GateUp::Fused(w) => {
-                let y = w.forward(xs)?;
+                let y = lora.add(Proj::GateUp, xs, w.forward(xs)?)?;
                 let i = y.dim(D::Minus1)? / 2;
                 (y.narrow(D::Minus1, 0, i)?, y.narrow(D::Minus1, i, i)?)
             }
@@ -302,10 +319,45 @@ impl DecoderBlock for RotaryBlock {
             Activation::GeluTanhGated => g.gelu()?,
             _ => candle_nn::ops::silu(&g)?,
         };
-        maybe_norm(&self.post_mlp, self.down.forward(&(g * u)?)?)
+        let h = (g * u)?;
+        let down = lora.add(Proj::Down, &h, self.down.forward(&h)?)?;
+        maybe_norm(&self.post_mlp, down)
     }
 
     fn attn_spec(&self) -> AttnSpec {
         self.spec
+    }
+
+    fn projections(&self, layer: usize) -> Vec<ProjInfo> {
+        let (d, i, hd) = (self.d, self.inter, self.hd);
+        let (q, kv) = (self.n_heads * hd, self.n_kv * hd);
+        let mut out = Vec::new();
+        let mut add = |proj, module: &str, d_in, d_out| {
+            out.push(ProjInfo {
+                layer,
+                proj,
+                path: format!("model.layers.{layer}.{module}"),
+                d_in,
+                d_out,
+            })
+        };
+        match self.qkv {
+            Qkv::Split { .. } => {
+                add(Proj::Q, "self_attn.q_proj", d, q);
+                add(Proj::K, "self_attn.k_proj", d, kv);
+                add(Proj::V, "self_attn.v_proj", d, kv);
+            }
+            Qkv::Fused(_) => add(Proj::Qkv, "self_attn.qkv_proj", d, q + 2 * kv),
+        }
+        add(Proj::O, "self_attn.o_proj", q, d);
+        match self.gate_up {
+            GateUp::Split { .. } => {
+                add(Proj::Gate, "mlp.gate_proj", d, i);
+                add(Proj::Up, "mlp.up_proj", d, i);
+            }
+            GateUp::Fused(_) => add(Proj::GateUp, "mlp.gate_up_proj", d, 2 * i),
+        }
+        add(Proj::Down, "mlp.down_proj", i, d);
+        out
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{ModelError, Result};
 use crate::hooks::{Frame, HookPoint, Hooks, Site};
 use crate::kv_cache::KvCache;
 use crate::layers::{attention, rope_inv_freq, rope_tables, CausalPad, LmHead, QuantWeights, Src};
+use crate::lora::{BlockLora, ProjInfo};
 
 /// One row of a batch. `tokens[prompt_len..]` are the completion (or generated) tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -499,17 +500,52 @@ impl Model {
         if tokens.is_empty() {
             return Ok(prefix.clone());
         }
+        Ok(self.extend_prefix_from(prefix, tokens, None, hooks)?.0)
+    }
+
+    /// [`Model::extend_prefix`] for a prefix holding any range of blocks (as
+    /// [`Model::shared_prefix`] builds them): `resid` (rows, tokens, d) is the residual of
+    /// the new tokens entering the prefix's first block (`None` when that is block 0: the
+    /// embedding). Returns the longer prefix and the new tokens' residual leaving its
+    /// blocks (final-normed when they reach the last block). Lets a sweep keep the blocks
+    /// below a steered layer in a one-row prefix and only the blocks above in one row per
+    /// strength.
+    pub fn extend_prefix_from(
+        &self,
+        prefix: &SharedPrefix,
+        tokens: &[u32],
+        resid: Option<&Tensor>,
+        hooks: &mut Hooks,
+    ) -> Result<(SharedPrefix, Tensor)> {
+        let layers = prefix.layers.clone();
+        if tokens.is_empty() {
+            return Err(ModelError::Input("extend_prefix: no tokens to add".into()));
+        }
+        if resid.is_none() && layers.start != 0 {
+            return Err(ModelError::Input(format!(
+                "extend_prefix: the prefix starts at block {}, extending it needs the residual entering it",
+                layers.start
+            )));
+        }
         let rows: Vec<usize> = (0..prefix.rows).collect();
         let batch = vec![Sequence::prompt(tokens.to_vec()); prefix.rows];
-        let (mut lay, cache) = self.layout(&batch, Some((prefix, &rows)), &(0..n))?;
+        let (mut lay, cache) = self.layout(&batch, Some((prefix, &rows)), &layers)?;
         lay.open_ended = true;
-        let (_, cache) = self.run_layers(&lay, 0..n, None, hooks, cache, false)?;
-        Ok(SharedPrefix {
+        if let Some(r) = resid {
+            check_shape(
+                r,
+                [prefix.rows, tokens.len(), self.cfg.hidden_size],
+                "extend_prefix: resid",
+            )?;
+        }
+        let (out, cache) = self.run_layers(&lay, layers.clone(), resid, hooks, cache, false)?;
+        let longer = SharedPrefix {
             len: prefix.len + tokens.len(),
             rows: prefix.rows,
-            layers: 0..n,
+            layers,
             cache: cache.expect("run with a cache"),
-        })
+        };
+        Ok((longer, out))
     }
 
     /// The layout of `batch`, and the KV cache its rows start from when they continue a
@@ -623,6 +659,9 @@ impl Model {
     }
 
     fn check_hooks(&self, hooks: &Hooks) -> Result<()> {
+        if let Some((a, _)) = hooks.adapter() {
+            a.check(&self.projections())?;
+        }
         match hooks.max_layer() {
             Some(l) if l >= self.cfg.n_layers => Err(ModelError::Input(format!(
                 "hook at layer {l}, but the model has {} layers (0..{})",
@@ -804,10 +843,12 @@ impl Model {
         let n_blocks = self.parts.blocks.len();
         let mut frame = frame.clone();
         let mut mask = mask;
+        let adapter = hooks.adapter().cloned();
         for (l, block) in self.parts.blocks[..hi].iter().enumerate().skip(lo) {
             let at = |site| HookPoint { layer: l, site };
+            let lora = BlockLora::of(adapter.as_ref(), l);
             xs = hooks.apply(at(Site::ResidPre), xs, &frame)?;
-            let (q, k, v) = block.qkv(&block.attn_norm(&xs)?, &pos)?;
+            let (q, k, v) = block.qkv(&block.attn_norm(&xs)?, &pos, &lora)?;
             let (k, v) = match cache.as_deref_mut() {
                 Some(c) => c.append(l, k, v)?,
                 None => (k, v),
@@ -828,10 +869,10 @@ impl Model {
             mask.window = spec.window;
             let heads = attention(&q, &k, &v, &mask, spec.scale, spec.softcap)?;
             let heads = hooks.apply(at(Site::HeadOut), heads, &frame)?;
-            let a = block.attn_out(&heads.reshape((b, tq, nh * hd))?)?;
+            let a = block.attn_out(&heads.reshape((b, tq, nh * hd))?, &lora)?;
             let a = hooks.apply(at(Site::AttnOut), a, &frame)?;
             xs = hooks.apply(at(Site::ResidMid), (xs + a)?, &frame)?;
-            let m = block.mlp(&block.mlp_norm(&xs)?)?;
+            let m = block.mlp(&block.mlp_norm(&xs)?, &lora)?;
             let m = hooks.apply(at(Site::MlpOut), m, &frame)?;
             xs = hooks.apply(at(Site::ResidPost), (xs + m)?, &frame)?;
         }
@@ -840,6 +881,55 @@ impl Model {
             return Ok(xs);
         }
         self.parts.norm.forward(&xs)
+    }
+
+    /// Every projection of every block a LoRA adapter can target, in block order, with
+    /// its Hugging Face module path and shape.
+    pub fn projections(&self) -> Vec<ProjInfo> {
+        self.parts
+            .blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(l, b)| b.projections(l))
+            .collect()
+    }
+
+    /// Final-normed hidden states (b, t, d) of `batch` in one pass (no KV cache, no
+    /// chunking), for training: with an adapter of `Var`s in `hooks` the result is
+    /// differentiable with respect to them. Read log-probs with
+    /// [`Model::logprobs_at`]. Refuses 8-bit weights, which have no backward pass.
+    pub fn forward_train(
+        &self,
+        batch: &[Sequence],
+        hooks: &mut Hooks,
+    ) -> Result<(Tensor, Vec<usize>)> {
+        if self.is_quantized() {
+            return Err(ModelError::Input(
+                "training through 8-bit weights is not supported: load the model without `quantized`".into(),
+            ));
+        }
+        let lay = BatchLayout::new(batch, self.cfg.vocab_size)?;
+        self.admit(batch.len(), lay.t)?;
+        self.check_hooks(hooks)?;
+        hooks.reset_captures();
+        let frame = lay.frame(0, lay.t);
+        let xs = self.embed(&lay.ids_chunk(0, lay.t), &frame)?;
+        let h = self.run_chunk(&frame, 0..self.cfg.n_layers, xs, None, hooks, false)?;
+        Ok((h, lay.pad))
+    }
+
+    /// `log p(target | position)` for rows of `hidden` (b, t, d) picked by flat index
+    /// `row * t + position` (padded layout): a differentiable (n,) tensor.
+    pub fn logprobs_at(&self, hidden: &Tensor, idx: &[u32], targets: &[u32]) -> Result<Tensor> {
+        let (b, t, d) = hidden.dims3()?;
+        let dev = hidden.device();
+        let rows = hidden
+            .reshape((b * t, d))?
+            .index_select(&Tensor::new(idx, dev)?, 0)?;
+        let logits = self.head.forward(&rows)?;
+        let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+        let tg = Tensor::new(targets, dev)?.unsqueeze(1)?;
+        Ok(lp.gather(&tg, 1)?.squeeze(1)?)
     }
 
     /// Logits (n, vocab) of final hidden rows (n, d).

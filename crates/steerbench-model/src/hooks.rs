@@ -10,6 +10,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{ModelError, Result};
+use crate::lora::Adapter;
 
 /// Where in a block an activation is read or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,11 +114,23 @@ pub struct Hooks {
     /// Registered captures; chunks are appended along the time axis (chunked prefill).
     captures: Vec<(HookPoint, Vec<Tensor>)>,
     writes: Vec<Write>,
+    /// A LoRA adapter applied inside the blocks, and its multiplier.
+    adapter: Option<(Arc<Adapter>, f32)>,
 }
 
 impl Hooks {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Apply `adapter`'s deltas, scaled by `multiplier` (0: the base model), in every block
+    /// it adapts, at every position, during the next forwards with these hooks.
+    pub fn set_adapter(&mut self, adapter: Arc<Adapter>, multiplier: f32) {
+        self.adapter = Some((adapter, multiplier));
+    }
+
+    pub fn adapter(&self) -> Option<&(Arc<Adapter>, f32)> {
+        self.adapter.as_ref()
     }
 
     /// Record the activation at `at` (after any writes there) during the next forward.
@@ -153,14 +166,16 @@ impl Hooks {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.captures.is_empty() && self.writes.is_empty()
+        self.captures.is_empty() && self.writes.is_empty() && self.adapter.is_none()
     }
 
-    /// The same writes without captures (generation does not record activations).
+    /// The same writes (and adapter) without captures (generation does not record
+    /// activations).
     pub(crate) fn writes_only(&self) -> Hooks {
         Hooks {
             captures: Vec::new(),
             writes: self.writes.clone(),
+            adapter: self.adapter.clone(),
         }
     }
 

@@ -125,7 +125,8 @@ enum Weight {
 fn matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
     let ours = matches!(w.dtype(), DType::F32 | DType::BF16 | DType::F16);
     if xs.device().is_cpu() && xs.dtype() == DType::F32 && ours {
-        Ok(xs.apply_op2_no_bwd(w, &CpuMatmul)?)
+        // With backward: free unless `xs` is part of a graph (LoRA training).
+        Ok(xs.apply_op2(w, CpuMatmul)?)
     } else if w.dtype() != xs.dtype() {
         // Other devices: candle's matmul in the weight's dtype, the result back in f32.
         Ok(xs.to_dtype(w.dtype())?.matmul(w)?.to_dtype(xs.dtype())?)
@@ -201,6 +202,29 @@ impl candle_core::CustomOp2 for CpuMatmul {
             _ => unreachable!("checked above"),
         };
         Ok((CpuStorage::F32(dst), Shape::from((n, m))))
+    }
+
+    /// The gradient of the activations, `grad · wᵀ`, by the same kernel. The weight is
+    /// frozen (a LoRA delta runs beside it): it gets a gradient only if it is itself part
+    /// of a graph.
+    fn bwd(
+        &self,
+        lhs: &Tensor,
+        rhs: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dl = grad.contiguous()?.apply_op2_no_bwd(&rhs.t()?, &CpuMatmul)?;
+        let dr = if rhs.track_op() {
+            Some(
+                lhs.t()?
+                    .matmul(&grad.to_dtype(lhs.dtype())?)?
+                    .to_dtype(rhs.dtype())?,
+            )
+        } else {
+            None
+        };
+        Ok((Some(dl), dr))
     }
 }
 
@@ -844,6 +868,12 @@ impl Linear {
         let xs = xs.reshape((n, d_in))?;
         let ys = match &self.w {
             Weight::Dense(w) => matmul(&xs, w)?,
+            // The 8-bit kernels have no backward pass: a gradient would silently stop here.
+            Weight::Quant(_) if xs.track_op() => {
+                return Err(ModelError::Input(
+                    "gradients through 8-bit weights are not supported: load the model without `quantized`".into(),
+                ))
+            }
             // The 8-bit kernel wins when memory bound (few rows: decoding) but loses to the
             // f32 gemm on many rows (prefill), where the weight is dequantized once per call
             // instead (a few percent of that gemm's time).
@@ -913,11 +943,35 @@ impl Norm {
 
     pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = xs.contiguous()?;
+        if xs.track_op() {
+            // candle's fused norm kernels have no backward pass; these compositions do.
+            return Ok(match self {
+                Norm::Rms { w, eps } => candle_nn::ops::rms_norm_slow(&xs, w, *eps)?,
+                Norm::Layer { w, b, eps } => candle_nn::ops::layer_norm_slow(&xs, w, b, *eps)?,
+            });
+        }
         Ok(match self {
             Norm::Rms { w, eps } => candle_nn::ops::rms_norm(&xs, w, *eps)?,
             Norm::Layer { w, b, eps } => candle_nn::ops::layer_norm(&xs, w, b, *eps)?,
         })
     }
+}
+
+/// Rotary embedding on (b, t, heads, hd) with cos/sin (b, t, hd/2), halves rotated (the
+/// Hugging Face layout). candle's fused kernel has no backward pass, so inside a graph
+/// (LoRA training) the same rotation runs as tensor ops.
+pub(crate) fn rope(xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if !xs.track_op() {
+        return Ok(candle_nn::rotary_emb::rope_thd(xs, cos, sin)?);
+    }
+    let hd = xs.dim(3)?;
+    let half = hd / 2;
+    let (cos, sin) = (cos.unsqueeze(2)?, sin.unsqueeze(2)?);
+    let x1 = xs.narrow(3, 0, half)?;
+    let x2 = xs.narrow(3, half, half)?;
+    let y1 = (x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?;
+    let y2 = (x2.broadcast_mul(&cos)? + x1.broadcast_mul(&sin)?)?;
+    Ok(Tensor::cat(&[y1, y2], 3)?)
 }
 
 /// Rotary inverse frequencies (head_dim / 2 of them), with the configured scaling.
@@ -1064,7 +1118,8 @@ pub(crate) fn attention(
             scale: scale as f32,
             softcap: softcap.map(|c| c as f32),
         };
-        return Ok(q.apply_op3_no_bwd(k, v, &op)?);
+        // With backward: free unless q/k/v are part of a graph (LoRA training).
+        return Ok(q.apply_op3(k, v, op)?);
     }
     // Generic path (other devices): heads first, grouped without repeating k/v.
     let (b, t, nh, hd) = q.dims4()?;
@@ -1261,6 +1316,73 @@ impl candle_core::CustomOp3 for CpuAttention {
             },
         );
         Ok((CpuStorage::F32(out), Shape::from((b, t, nh, hd))))
+    }
+
+    /// Gradients of q, k and v, recomputing the probabilities with tensor ops:
+    /// with S the (soft-capped) scores, P = softmax(S + mask) and O = P V,
+    /// dV = Pᵀ dO, dS = P ⊙ (dP − rowsum(dP ⊙ P)) with dP = dO Vᵀ, through the cap's
+    /// tanh, then dQ = scale · dS K and dK = scale · dSᵀ Q; grouped heads sum into their
+    /// shared kv head.
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, t, nh, hd) = q.dims4()?;
+        let (_, s, nkv, _) = k.dims4()?;
+        let g = nh / nkv;
+        let heads_first = |x: &Tensor| x.transpose(1, 2)?.contiguous();
+        // kv heads repeated to one per query head: (b, nh, s, hd).
+        let repeat = |x: &Tensor| -> candle_core::Result<Tensor> {
+            heads_first(x)?
+                .unsqueeze(2)?
+                .broadcast_as((b, nkv, g, s, hd))?
+                .reshape((b, nh, s, hd))
+        };
+        let (qh, kh, vh) = (heads_first(q)?, repeat(k)?, repeat(v)?);
+        let doh = heads_first(grad)?;
+        let raw = (qh.matmul(&kh.t()?)? * self.scale as f64)?;
+        let (scores, capped) = match self.softcap {
+            Some(cap) => {
+                let th = (&raw / cap as f64)?.tanh()?;
+                ((&th * cap as f64)?, Some(th))
+            }
+            None => (raw, None),
+        };
+        let scores = match self
+            .mask
+            .additive(t, q.device())
+            .map_err(candle_core::Error::wrap)?
+        {
+            Some(m) => scores.broadcast_add(&m)?,
+            None => scores,
+        };
+        let p = candle_nn::ops::softmax_last_dim(&scores)?;
+        let dv = p.t()?.matmul(&doh)?;
+        let dp = doh.matmul(&vh.t()?)?;
+        let ds = (&p * dp.broadcast_sub(&(&dp * &p)?.sum_keepdim(3)?)?)?;
+        let ds = match capped {
+            Some(th) => (ds * (1.0 - th.sqr()?)?)?,
+            None => ds,
+        };
+        let ds = (ds * self.scale as f64)?;
+        let dq = ds.matmul(&kh)?;
+        let dk = ds.t()?.matmul(&qh)?;
+        // (b, nh, x, hd) -> (b, x, nkv, hd), summing each group of heads.
+        let back = |x: Tensor, len: usize| -> candle_core::Result<Tensor> {
+            x.reshape((b, nkv, g, len, hd))?
+                .sum(2)?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        Ok((
+            Some(dq.transpose(1, 2)?.contiguous()?),
+            Some(back(dk, s)?),
+            Some(back(dv, s)?),
+        ))
     }
 }
 

@@ -21,6 +21,7 @@ pub mod generate;
 pub mod hooks;
 pub mod kv_cache;
 mod layers;
+pub mod lora;
 pub mod session;
 pub mod weights;
 
@@ -35,6 +36,7 @@ pub use generate::{Detokenizer, EosOnly, GenerateOptions, Sampling};
 pub use hooks::{HookPoint, Hooks, Intervention, MapFn, Positions, Site};
 pub use kv_cache::KvCache;
 pub use layers::QuantWeights;
+pub use lora::{Adapter, LoraDropout, LoraPair, Proj, ProjInfo};
 pub use registry::{list, lookup, registry, steerbench_home, ModelStatus, RegistryEntry};
 pub use session::Session;
 pub use source::{

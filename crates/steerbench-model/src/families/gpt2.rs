@@ -9,6 +9,7 @@ use crate::config::{parse_wire, token_ids, Activation, Arch, ModelConfig, NormKi
 use crate::error::{ModelError, Result};
 use crate::families::family::Family;
 use crate::layers::{Linear, Norm, Src};
+use crate::lora::{BlockLora, Proj, ProjInfo};
 
 pub(crate) const FAMILY: Family = Family {
     arch: Arch::Gpt2,
@@ -131,6 +132,8 @@ pub(crate) struct Gpt2Block {
     mlp_proj: Linear,
     n_heads: usize,
     hd: usize,
+    d: usize,
+    inter: usize,
     spec: AttnSpec,
 }
 
@@ -146,6 +149,8 @@ impl Gpt2Block {
             mlp_proj: Linear::conv1d(&vb.pp("mlp"), "c_proj", i, d)?,
             n_heads: cfg.n_heads,
             hd: cfg.head_dim,
+            d,
+            inter: i,
             spec: AttnSpec::of_layer(cfg, layer),
         })
     }
@@ -156,28 +161,48 @@ impl DecoderBlock for Gpt2Block {
         self.ln1.forward(xs)
     }
 
-    fn qkv(&self, xs: &Tensor, _pos: &PosCtx) -> Result<(Tensor, Tensor, Tensor)> {
+    fn qkv(&self, xs: &Tensor, _pos: &PosCtx, lora: &BlockLora) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, t, _) = xs.dims3()?;
-        let qkv = self.c_attn.forward(xs)?;
+        let qkv = lora.add(Proj::Qkv, xs, self.c_attn.forward(xs)?)?;
         let qkv = qkv.reshape((b, t, 3 * self.n_heads, self.hd))?;
         let head =
             |i: usize| -> Result<Tensor> { Ok(qkv.narrow(2, i * self.n_heads, self.n_heads)?) };
         Ok((head(0)?, head(1)?, head(2)?))
     }
 
-    fn attn_out(&self, heads: &Tensor) -> Result<Tensor> {
-        self.c_proj.forward(heads)
+    fn attn_out(&self, heads: &Tensor, lora: &BlockLora) -> Result<Tensor> {
+        lora.add(Proj::O, heads, self.c_proj.forward(heads)?)
     }
 
     fn mlp_norm(&self, xs: &Tensor) -> Result<Tensor> {
         self.ln2.forward(xs)
     }
 
-    fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
-        self.mlp_proj.forward(&self.c_fc.forward(xs)?.gelu()?)
+    fn mlp(&self, xs: &Tensor, lora: &BlockLora) -> Result<Tensor> {
+        let h = lora.add(Proj::Up, xs, self.c_fc.forward(xs)?)?.gelu()?;
+        lora.add(Proj::Down, &h, self.mlp_proj.forward(&h)?)
     }
 
     fn attn_spec(&self) -> AttnSpec {
         self.spec
+    }
+
+    /// GPT-2 names both output projections `c_proj` (PEFT tells them apart by path).
+    fn projections(&self, layer: usize) -> Vec<ProjInfo> {
+        let (d, nh, hd) = (self.d, self.n_heads, self.hd);
+        let i = self.inter;
+        let p = |proj, module: &str, d_in, d_out| ProjInfo {
+            layer,
+            proj,
+            path: format!("transformer.h.{layer}.{module}"),
+            d_in,
+            d_out,
+        };
+        vec![
+            p(Proj::Qkv, "attn.c_attn", d, 3 * nh * hd),
+            p(Proj::O, "attn.c_proj", nh * hd, d),
+            p(Proj::Up, "mlp.c_fc", d, i),
+            p(Proj::Down, "mlp.c_proj", i, d),
+        ]
     }
 }
