@@ -102,7 +102,9 @@ pub struct LogRow {
     /// validation rows only (NaN on SFT's train rows, whose loss never runs the rejected
     /// answers).
     pub reward_margin: f64,
-    /// Share of pairs whose margin is positive (NaN where margins are not measured).
+    /// Share of pairs whose chosen answer is more likely than the rejected one under the
+    /// adapted model, `log π(c) > log π(r)` (about the base model's share before training;
+    /// NaN where not measured).
     pub pref_accuracy: f64,
 }
 
@@ -314,7 +316,10 @@ pub fn dpo_loss(
 /// `adapter` is `None`); the tokens run through the forward.
 struct BatchOut {
     loss: Tensor,
+    /// `β [(π_c − ref_c) − (π_r − ref_r)]` per pair (β = 1 under SFT).
     margins: Vec<f32>,
+    /// `π_c − π_r` per pair.
+    gaps: Vec<f32>,
     tokens: u64,
 }
 
@@ -345,6 +350,7 @@ fn batch_loss(
         return Ok(BatchOut {
             loss: (sums.sum_all()? / -(chosen_tokens as f64))?,
             margins: Vec::new(),
+            gaps: Vec::new(),
             tokens,
         });
     }
@@ -366,9 +372,11 @@ fn batch_loss(
             (loss, z)
         }
     };
+    let gaps = (pc.detach() - pr.detach())?.to_vec1()?;
     Ok(BatchOut {
         loss,
         margins: margins.detach().to_vec1()?,
+        gaps,
         tokens,
     })
 }
@@ -402,7 +410,7 @@ fn evaluate(
     adapter: &Arc<Adapter>,
     cfg: &LoraConfig,
 ) -> Result<(f64, f64, f64, u64)> {
-    let (mut loss, mut margins, mut tokens) = (0f64, Vec::new(), 0u64);
+    let (mut loss, mut margins, mut gaps, mut tokens) = (0f64, Vec::new(), Vec::new(), 0u64);
     for (chunk, r) in pairs
         .chunks(cfg.batch_size)
         .zip(refs.chunks(cfg.batch_size))
@@ -411,22 +419,28 @@ fn evaluate(
         let out = batch_loss(model, &refs, r, adapter, cfg.objective, true)?;
         loss += out.loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         margins.extend(out.margins);
+        gaps.extend(out.gaps);
         tokens += out.tokens;
     }
     let n = pairs.len().max(1) as f64;
-    let (margin, acc) = summarize(&margins);
+    let (margin, acc) = summarize(&margins, &gaps);
     Ok((loss / n, margin, acc, tokens))
 }
 
-/// Mean margin and the share above zero (NaN when none were measured).
-fn summarize(margins: &[f32]) -> (f64, f64) {
-    if margins.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = margins.len() as f64;
-    let mean = margins.iter().map(|&m| m as f64).sum::<f64>() / n;
-    let acc = margins.iter().filter(|&&m| m > 0.0).count() as f64 / n;
-    (mean, acc)
+/// Mean margin, and the share of positive gaps (NaN when none were measured).
+fn summarize(margins: &[f32], gaps: &[f32]) -> (f64, f64) {
+    let mean = |v: &[f32]| v.iter().map(|&m| m as f64).sum::<f64>() / v.len() as f64;
+    let margin = if margins.is_empty() {
+        f64::NAN
+    } else {
+        mean(margins)
+    };
+    let acc = if gaps.is_empty() {
+        f64::NAN
+    } else {
+        gaps.iter().filter(|&&g| g > 0.0).count() as f64 / gaps.len() as f64
+    };
+    (margin, acc)
 }
 
 /// Trains a LoRA adapter on `train` (validation on `val`, may be empty). `progress` gets
@@ -502,7 +516,7 @@ pub fn train_lora(
             fwd += out.tokens;
             bwd += out.tokens;
             step += 1;
-            let (margin, acc) = summarize(&out.margins);
+            let (margin, acc) = summarize(&out.margins, &out.gaps);
             log.push(LogRow {
                 step,
                 epoch,
