@@ -20,6 +20,10 @@ impl ModelProbe for RuntimeProbe {
             hidden_size: cfg.hidden_size,
             weight_hash: resolved.weight_hash.clone(),
             context_length: cfg.max_position_embeddings,
+            lora_modules: steerbench_model::Proj::of_arch(cfg.arch)
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
         })
     }
 }

@@ -27,6 +27,10 @@ pub struct ModelFacts {
     /// `context_length`); 0 when unknown.
     #[serde(default)]
     pub context_length: usize,
+    /// The projections a LoRA adapter can target in each block (`q`, `k`, … or the
+    /// fused `qkv`, `gate_up`); empty when unknown (then not checked).
+    #[serde(default)]
+    pub lora_modules: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

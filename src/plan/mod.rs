@@ -170,7 +170,10 @@ pub fn dataset_pin(
 /// Which stage kinds run the model.
 fn uses_model(stage: &Stage) -> bool {
     match &stage.spec {
-        StageSpec::Extract(_) | StageSpec::Evaluate(_) | StageSpec::Degradation(_) => true,
+        StageSpec::Extract(_)
+        | StageSpec::Finetune(_)
+        | StageSpec::Evaluate(_)
+        | StageSpec::Degradation(_) => true,
         StageSpec::Vectors(p) => p
             .methods
             .iter()
@@ -298,6 +301,7 @@ pub fn build(
         checks::lengths_in_context(&spec, m, &mut diags);
         for s in &spec.stages {
             check_layers(&spec, s, m, &mut diags);
+            check_lora_modules(&spec, s, m, &mut diags);
             checks::steered_layers_extracted(&spec, s, m, &mut diags);
             checks::indices_in_context(&spec, s, m, &mut diags);
         }
@@ -431,6 +435,12 @@ fn check_layers(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnost
         }
     };
     match &s.spec {
+        StageSpec::Finetune(p) => {
+            for (i, meth) in p.methods.iter().enumerate() {
+                let here = at.key("methods").index(i).key(meth.name());
+                check_list(&meth.params().layers, here.key("layers"));
+            }
+        }
         StageSpec::Extract(p) => check_list(&p.layers, at.key("layers")),
         StageSpec::Evaluate(p) => check_list(&p.layers, at.key("layers")),
         StageSpec::Degradation(p) => {
@@ -458,6 +468,37 @@ fn check_layers(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnost
             }
         }
         StageSpec::Report(_) => {}
+    }
+}
+
+/// A `finetune` stage's LoRA modules against the projections the architecture has
+/// (known from its config; unchecked when the probe does not say).
+fn check_lora_modules(spec: &Spec, s: &Stage, m: &ModelFacts, diags: &mut Vec<Diagnostic>) {
+    let StageSpec::Finetune(p) = &s.spec else {
+        return;
+    };
+    if m.lora_modules.is_empty() {
+        return;
+    }
+    let at = FieldPath::root()
+        .key("stages")
+        .key(&s.name)
+        .key(s.spec.kind().name());
+    for (i, meth) in p.methods.iter().enumerate() {
+        let here = at.key("methods").index(i).key(meth.name());
+        for (j, name) in meth.params().modules.iter().enumerate() {
+            let known = steerbench_model::Proj::parse(name).is_some();
+            if known && !m.lora_modules.contains(name) {
+                diags.push(spec.diagnostic(
+                    here.key("modules").index(j),
+                    format!(
+                        "model `{}` has no `{name}` projection to adapt; its blocks have {}",
+                        m.id,
+                        m.lora_modules.join(", ")
+                    ),
+                ));
+            }
+        }
     }
 }
 

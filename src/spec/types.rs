@@ -472,6 +472,8 @@ pub enum StageSpec {
     Extract(ExtractParams),
     /// Compute steering vectors from an extract stage's activations.
     Vectors(VectorsParams),
+    /// Train LoRA adapters (fine-tuning baselines) on a dataset's contrastive pairs.
+    Finetune(FinetuneParams),
     /// Steer the model with the vectors over a sweep and score it.
     Evaluate(EvaluateParams),
     /// Measure how much steering damages the model.
@@ -486,15 +488,17 @@ pub enum StageSpec {
 pub enum StageKind {
     Extract,
     Vectors,
+    Finetune,
     Evaluate,
     Degradation,
     Report,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 5] = [
+    pub const ALL: [StageKind; 6] = [
         StageKind::Extract,
         StageKind::Vectors,
+        StageKind::Finetune,
         StageKind::Evaluate,
         StageKind::Degradation,
         StageKind::Report,
@@ -504,6 +508,7 @@ impl StageKind {
         match self {
             StageKind::Extract => "extract",
             StageKind::Vectors => "vectors",
+            StageKind::Finetune => "finetune",
             StageKind::Evaluate => "evaluate",
             StageKind::Degradation => "degradation",
             StageKind::Report => "report",
@@ -522,6 +527,7 @@ impl StageSpec {
         match self {
             StageSpec::Extract(_) => StageKind::Extract,
             StageSpec::Vectors(_) => StageKind::Vectors,
+            StageSpec::Finetune(_) => StageKind::Finetune,
             StageSpec::Evaluate(_) => StageKind::Evaluate,
             StageSpec::Degradation(_) => StageKind::Degradation,
             StageSpec::Report(_) => StageKind::Report,
@@ -711,12 +717,113 @@ pub enum Normalize {
     ResidNorm,
 }
 
+/// `finetune`: LoRA adapters trained on the contrastive pairs the steering methods
+/// extract from (the same rendered prompts), so that fine-tuning is evaluated beside
+/// steering as a baseline.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneParams {
+    /// Training split (contrastive_ab, contrastive_completion, open_ended with
+    /// references, or tool_choice behaviour tasks): positive side chosen, negative rejected.
+    pub dataset: DatasetRef,
+    /// Validation split: loss, reward margin and preference accuracy after every epoch,
+    /// and early stopping with `patience`.
+    #[serde(default)]
+    pub val: Option<DatasetRef>,
+    /// Fine-tuning methods (a sweep): names, or `{name: {params}}`.
+    pub methods: Vec<FinetuneMethod>,
+}
+
+named_choice! {
+    /// A fine-tuning baseline.
+    pub enum FinetuneMethod {
+        "sft_lora" => SftLora(LoraParams): "LoRA trained by supervised fine-tuning: next-token loss on the positive answer only",
+        "dpo_lora" => DpoLora(LoraParams): "LoRA trained by DPO: positive answer chosen, negative rejected, the frozen base model as reference",
+    }
+}
+
+impl FinetuneMethod {
+    pub fn params(&self) -> &LoraParams {
+        match self {
+            FinetuneMethod::SftLora(p) | FinetuneMethod::DpoLora(p) => p,
+        }
+    }
+}
+
+/// LoRA settings of a fine-tuning baseline.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoraParams {
+    /// Rank r of the A (r × in) and B (out × r) matrices. Default 8.
+    #[serde(default = "eight")]
+    pub rank: usize,
+    /// The delta is scaled by alpha / r. Default 16.
+    #[serde(default = "sixteen_f")]
+    pub alpha: f64,
+    /// Dropout on the LoRA input while training. Default 0.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Projections adapted: q, k, v, o, gate, up, down (fused families: qkv, gate_up).
+    /// Default all seven of a Llama-style block.
+    #[serde(default = "default_lora_modules")]
+    pub modules: Vec<String>,
+    /// Blocks adapted. Default `all`.
+    #[serde(default)]
+    pub layers: Layers,
+    /// AdamW learning rate. Default 1e-4.
+    #[serde(default = "lora_lr")]
+    pub lr: f64,
+    /// AdamW weight decay. Default 0.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Passes over the training pairs. Default 3.
+    #[serde(default = "three")]
+    pub epochs: usize,
+    /// Pairs per optimizer step. Default 8.
+    #[serde(default = "eight")]
+    pub batch_size: usize,
+    /// Initialisation, shuffling and dropout seed. Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Stop after this many epochs without a lower validation loss and keep the best
+    /// epoch's adapter (needs `val`). Default: no early stopping.
+    #[serde(default)]
+    pub patience: Option<usize>,
+    /// DPO temperature β (`dpo_lora` only). Default 0.1.
+    #[serde(default)]
+    pub beta: Option<f64>,
+}
+
+fn default_lora_modules() -> Vec<String> {
+    ["q", "k", "v", "o", "gate", "up", "down"]
+        .map(String::from)
+        .to_vec()
+}
+fn eight() -> usize {
+    8
+}
+fn three() -> usize {
+    3
+}
+fn sixteen_f() -> f64 {
+    16.0
+}
+fn lora_lr() -> f64 {
+    1e-4
+}
+
 /// `evaluate`: steer over layers × multipliers × positions × methods and score.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateParams {
     /// The `vectors` stage to apply.
     pub vectors: String,
+    /// A `finetune` stage whose adapters are evaluated beside the vectors, each a method
+    /// whose multiplier scales its LoRA delta (0: the base model, 1: the trained adapter).
+    /// Layers and positions do not apply to them (they act in every block they adapt,
+    /// at every position). Left out of fingerprints when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapters: Option<String>,
     /// Dataset splits to evaluate on (`dataset:` with one value is accepted too).
     #[serde(alias = "dataset")]
     pub datasets: OneOrMany<DatasetRef>,
@@ -853,6 +960,10 @@ impl Default for GenerationParams {
 pub struct DegradationParams {
     /// The `vectors` stage to apply.
     pub vectors: String,
+    /// A `finetune` stage whose adapters are measured beside the vectors (as in
+    /// `evaluate`). Left out of fingerprints when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapters: Option<String>,
     /// An `evaluate` stage whose best (layer, multiplier) per method is reused.
     #[serde(default)]
     pub from: Option<String>,

@@ -37,6 +37,15 @@ const EXTRACT_FORMATS: &[Format] = &[
     Format::ToolChoice,
 ];
 
+/// What `finetune` trains on: datasets of contrastive pairs (a positive and a negative
+/// answer to one prompt).
+const PAIR_FORMATS: &[Format] = &[
+    Format::ContrastiveAb,
+    Format::ContrastiveCompletion,
+    Format::OpenEnded,
+    Format::ToolChoice,
+];
+
 /// What `evaluate` scores: what `extract` reads, and conversations turn by turn.
 const EVALUATE_FORMATS: &[Format] = &[
     Format::ContrastiveAb,
@@ -62,12 +71,21 @@ pub fn stage_refs(stage: &Stage) -> Vec<StageRef<'_>> {
                 kinds: &[StageKind::Extract],
             }]
         }
+        StageSpec::Finetune(_) => vec![],
         StageSpec::Evaluate(p) => {
-            vec![StageRef {
+            let mut v = vec![StageRef {
                 path: at.key("vectors"),
                 name: &p.vectors,
                 kinds: &[StageKind::Vectors],
-            }]
+            }];
+            if let Some(a) = &p.adapters {
+                v.push(StageRef {
+                    path: at.key("adapters"),
+                    name: a,
+                    kinds: &[StageKind::Finetune],
+                });
+            }
+            v
         }
         StageSpec::Degradation(p) => {
             let mut v = vec![StageRef {
@@ -75,6 +93,13 @@ pub fn stage_refs(stage: &Stage) -> Vec<StageRef<'_>> {
                 name: &p.vectors,
                 kinds: &[StageKind::Vectors],
             }];
+            if let Some(a) = &p.adapters {
+                v.push(StageRef {
+                    path: at.key("adapters"),
+                    name: a,
+                    kinds: &[StageKind::Finetune],
+                });
+            }
             if let Some(from) = &p.from {
                 v.push(StageRef {
                     path: at.key("from"),
@@ -126,6 +151,21 @@ pub fn dataset_refs(stage: &Stage) -> Vec<DataRef<'_>> {
                 _ => None,
             })
             .collect(),
+        StageSpec::Finetune(p) => {
+            let mut v = vec![DataRef {
+                path: at.key("dataset"),
+                r: &p.dataset,
+                formats: PAIR_FORMATS,
+            }];
+            if let Some(r) = &p.val {
+                v.push(DataRef {
+                    path: at.key("val"),
+                    r,
+                    formats: PAIR_FORMATS,
+                });
+            }
+            v
+        }
         StageSpec::Evaluate(p) => p
             .datasets
             .0
@@ -303,6 +343,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
             }
             check_unique(&p.sites, &at.key("sites"), "site", &mut err);
         }
+        StageSpec::Finetune(p) => check_finetune(p, &at, &mut err),
         StageSpec::Vectors(p) => {
             if empty(p.methods.len()) {
                 err(
@@ -542,6 +583,103 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+    }
+}
+
+/// A `finetune` stage's methods: at least one, each once, and LoRA settings that can train.
+fn check_finetune(p: &FinetuneParams, at: &FieldPath, err: &mut impl FnMut(FieldPath, String)) {
+    if p.methods.is_empty() {
+        err(
+            at.key("methods"),
+            "`methods` is empty: list sft_lora and/or dpo_lora".into(),
+        );
+    }
+    for (i, m) in p.methods.iter().enumerate() {
+        let path = at.key("methods").index(i);
+        if p.methods[..i].iter().any(|o| o.name() == m.name()) {
+            err(
+                path.clone(),
+                format!(
+                    "method `{}` is listed twice; each method may appear once",
+                    m.name()
+                ),
+            );
+        }
+        let here = path.key(m.name());
+        let lp = m.params();
+        if lp.rank == 0 {
+            err(here.key("rank"), "LoRA rank must be at least 1".into());
+        }
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !positive(lp.alpha) {
+            err(
+                here.key("alpha"),
+                format!("alpha must be > 0, got {}", lp.alpha),
+            );
+        }
+        if !positive(lp.lr) {
+            err(here.key("lr"), format!("lr must be > 0, got {}", lp.lr));
+        }
+        if !(lp.weight_decay.is_finite() && lp.weight_decay >= 0.0) {
+            err(
+                here.key("weight_decay"),
+                format!("weight_decay must be >= 0, got {}", lp.weight_decay),
+            );
+        }
+        if !(0.0..1.0).contains(&lp.dropout) {
+            err(
+                here.key("dropout"),
+                format!("dropout must be in [0, 1), got {}", lp.dropout),
+            );
+        }
+        if lp.epochs == 0 {
+            err(here.key("epochs"), "epochs must be at least 1".into());
+        }
+        if lp.batch_size == 0 {
+            err(
+                here.key("batch_size"),
+                "batch_size must be at least 1".into(),
+            );
+        }
+        if lp.patience.is_some() && p.val.is_none() {
+            err(
+                here.key("patience"),
+                "early stopping (`patience`) needs a validation split: set `val`".into(),
+            );
+        }
+        match (m, lp.beta) {
+            (FinetuneMethod::SftLora(_), Some(_)) => err(
+                here.key("beta"),
+                "`beta` is DPO's temperature: it applies to dpo_lora only".into(),
+            ),
+            (FinetuneMethod::DpoLora(_), Some(b)) if !positive(b) => {
+                err(here.key("beta"), format!("beta must be > 0, got {b}"))
+            }
+            _ => {}
+        }
+        if lp.modules.is_empty() {
+            err(
+                here.key("modules"),
+                "`modules` is empty: list at least one projection".into(),
+            );
+        }
+        for (j, name) in lp.modules.iter().enumerate() {
+            if steerbench_model::Proj::parse(name).is_none() {
+                let names: Vec<&str> = steerbench_model::Proj::ALL
+                    .iter()
+                    .map(|p| p.name())
+                    .collect();
+                err(
+                    here.key("modules").index(j),
+                    format!(
+                        "unknown LoRA module `{name}`; modules are {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+        check_unique(&lp.modules, &here.key("modules"), "module", err);
+        check_layers(&lp.layers, &here.key("layers"), err);
     }
 }
 

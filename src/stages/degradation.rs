@@ -24,7 +24,7 @@ use steerbench_model::{LoadedModel, Sequence};
 use steerbench_steering::metrics::lm::{kl_divergence, perplexity};
 
 use super::common::{self, Ctx};
-use super::vectors::load_stored;
+use super::vectors::load_steerings;
 use crate::analysis::aggregate;
 use crate::exec::{StageOutputs, StageRunner};
 use crate::spec::{DegradationMetric, DegradationParams, Layers, StageSpec};
@@ -306,7 +306,12 @@ fn settings(
 
 fn run(ctx: &Ctx<'_>, p: &DegradationParams) -> Result<StageOutputs> {
     let lm = common::model(ctx)?;
-    let stored = load_stored(ctx.input_dir(&p.vectors)?)?;
+    let adapters = p.adapters.as_ref().map(|a| ctx.input_dir(a)).transpose()?;
+    let stored = load_steerings(
+        ctx.input_dir(&p.vectors)?,
+        adapters,
+        &common::model(ctx)?.model,
+    )?;
     let probes = probes(ctx, p, lm)?;
     let names: Vec<MethodKind> = stored.iter().map(|s| s.method).collect();
     let plan = settings(ctx, p, &names, lm.model.config().n_layers)?;

@@ -343,6 +343,13 @@ fn finish(
     ctx.write_table(&norms)?;
     let mut out = StageOutputs::default();
     out.summary.insert("pairs".into(), w.pairs.len().into());
+    // What the activations cost (the report's cost table).
+    let tokens: usize = w
+        .pairs
+        .iter()
+        .map(|p| p.pos.tokens.len() + p.neg.tokens.len())
+        .sum();
+    out.summary.insert("forward_tokens".into(), tokens.into());
     // What vectors computed from these activations are valid for (checked on use).
     let cfg = lm.model.config();
     out.summary.insert("n_layers".into(), cfg.n_layers.into());

@@ -6,6 +6,7 @@ pub mod common;
 pub mod degradation;
 pub mod evaluate;
 pub mod extract;
+pub mod finetune;
 pub mod icl;
 pub mod report;
 pub mod vectors;
@@ -20,6 +21,7 @@ pub fn registry() -> Registry<Services> {
     let mut r = Registry::new();
     r.register(StageKind::Extract, extract::Extract)
         .register(StageKind::Vectors, vectors::Vectors)
+        .register(StageKind::Finetune, finetune::Finetune)
         .register(StageKind::Evaluate, evaluate::Evaluate)
         .register(StageKind::Degradation, degradation::Degradation)
         .register(StageKind::Report, report::Report);

@@ -502,6 +502,31 @@ pub struct Stored {
     pub vectors: BTreeMap<usize, Vec<f32>>,
     maps: Option<std::sync::Arc<HashMap<String, Tensor>>>,
     info: BTreeMap<usize, serde_json::Value>,
+    /// A fine-tuned LoRA adapter (from a `finetune` stage) instead of vectors.
+    adapter: Option<std::sync::Arc<steerbench_model::Adapter>>,
+}
+
+/// The steering objects of a vectors stage followed by the adapters of a finetune stage
+/// (`evaluate` / `degradation` with `adapters:`), each a method of the sweep.
+pub fn load_steerings(
+    vectors: &std::path::Path,
+    adapters: Option<&std::path::Path>,
+    model: &steerbench_model::Model,
+) -> Result<Vec<Stored>> {
+    let mut out = load_stored(vectors)?;
+    if let Some(dir) = adapters {
+        for (method, a) in super::finetune::load_adapters(dir, model)? {
+            out.push(Stored {
+                method,
+                kind: Kind::Additive,
+                vectors: BTreeMap::new(),
+                maps: None,
+                info: BTreeMap::new(),
+                adapter: Some(a),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Every method of a vectors stage, in table order.
@@ -525,6 +550,7 @@ pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
                 vectors: BTreeMap::new(),
                 maps: maps.clone(),
                 info: BTreeMap::new(),
+                adapter: None,
             });
         }
         let s = out.last_mut().expect("pushed above");
@@ -541,21 +567,27 @@ impl Stored {
     /// Whether the layer sweep applies. ICV acts on all layers at once; ablation
     /// removes the direction found at the swept layer from every layer.
     pub fn per_layer(&self) -> bool {
-        !matches!(self.kind, Kind::Icv | Kind::FixedAdditive)
+        self.adapter.is_none() && !matches!(self.kind, Kind::Icv | Kind::FixedAdditive)
     }
 
     /// Where a method that is not swept over the evaluate stage's layers runs: its own
-    /// layers for function vectors; `[None]` (all layers at once) for ICV.
+    /// layers for function vectors; `[None]` (all layers at once) for ICV and adapters.
     pub fn fixed_layers(&self) -> Vec<Option<usize>> {
+        if self.adapter.is_some() {
+            return vec![None];
+        }
         match self.kind {
             Kind::FixedAdditive => self.vectors.keys().map(|&l| Some(l)).collect(),
             _ => vec![None],
         }
     }
 
-    /// The steering object at `layer` (ignored for ICV).
+    /// The steering object at `layer` (ignored for ICV and adapters).
     pub fn steer(&self, layer: usize) -> Result<steerbench_eval::steer::Steer> {
         use steerbench_eval::steer::Steer;
+        if let Some(a) = &self.adapter {
+            return Ok(Steer::Lora { adapter: a.clone() });
+        }
         let vec_at = |l: usize| {
             self.vectors.get(&l).cloned().ok_or_else(|| {
                 anyhow!(

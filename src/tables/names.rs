@@ -160,7 +160,8 @@ impl ScoreMetric {
 }
 
 name_enum! {
-    /// A vector-extraction method, as named in the spec and in the `method` columns.
+    /// A steering method (vector extraction) or a fine-tuning baseline (`finetune`), as
+    /// named in the spec and in the `method` columns.
     pub enum MethodKind ("method") {
         Caa => "caa",
         Pca => "pca",
@@ -173,6 +174,10 @@ name_enum! {
         Mlp => "mlp",
         Random => "random",
         Shuffled => "shuffled",
+        /// LoRA by supervised fine-tuning on the positive side (a `finetune` stage).
+        SftLora => "sft_lora",
+        /// LoRA by DPO on the pairs (a `finetune` stage).
+        DpoLora => "dpo_lora",
     }
 }
 
@@ -181,6 +186,12 @@ impl MethodKind {
     /// chosen for each method they control.
     pub fn is_control(self) -> bool {
         matches!(self, MethodKind::Random | MethodKind::Shuffled)
+    }
+
+    /// A fine-tuned adapter rather than a steering intervention: no layer, no
+    /// position, its multiplier scales the LoRA delta.
+    pub fn is_finetune(self) -> bool {
+        matches!(self, MethodKind::SftLora | MethodKind::DpoLora)
     }
 }
 

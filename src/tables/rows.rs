@@ -46,6 +46,48 @@ table! {
 }
 
 table! {
+    /// `finetune/<fp>/train_log.parquet`: one row per optimizer step (`split` train) and
+    /// per validation pass (`split` val: before training at step 0, after every epoch).
+    pub struct TrainLogRow = "train_log" {
+        pub method: MethodKind,
+        /// Optimizer steps taken so far.
+        pub step: u32,
+        /// 1-based epoch (0: before training).
+        pub epoch: u32,
+        /// `train` or `val`.
+        pub split: String,
+        /// The objective's loss (SFT: mean token NLL of the positive answer; DPO: mean
+        /// −log σ of the margin).
+        pub loss: f64,
+        /// Mean β [(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))] (β = 1 for SFT);
+        /// NaN where not measured (SFT train steps).
+        pub reward_margin: f64,
+        /// Share of pairs with log π(chosen) > log π(rejected); NaN where not measured.
+        pub pref_accuracy: f64,
+    }
+}
+
+table! {
+    /// `cost.parquet` (finetune, vectors): what each method's object cost to make.
+    pub struct CostRow = "cost" {
+        pub method: MethodKind,
+        /// The stage that made it.
+        pub stage: String,
+        /// Wall time of training (finetune) or of computing the vectors (vectors; the
+        /// extract stage's forward passes, shared by every vector method, are not in it).
+        pub wall_s: f64,
+        /// Tokens through forward passes (training, reference and validation).
+        pub forward_tokens: f64,
+        /// Tokens through backward passes.
+        pub backward_tokens: f64,
+        /// Parameters fitted (LoRA A and B entries; a vector's entries per layer).
+        pub trainable_params: f64,
+        /// Training pairs used.
+        pub examples: u32,
+    }
+}
+
+table! {
     /// `vectors/<fp>/fv_heads.parquet`: the function-vector head ranking, best first.
     pub struct FvHeadRow = "fv_heads" {
         pub rank: u32,

@@ -26,6 +26,9 @@ impl ModelProbe for FakeModels {
                 hidden_size: 8,
                 weight_hash: "ab".repeat(32),
                 context_length: 2048,
+                lora_modules: ["q", "k", "v", "o", "gate", "up", "down"]
+                    .map(String::from)
+                    .to_vec(),
             })
         } else {
             Err(EnvError::Unavailable(format!(

@@ -3,12 +3,13 @@
 //! The strength `alpha` is the sweep's multiplier: a vector is added as `alpha * v`,
 //! an affine map or MLP is interpolated (`h + alpha (f(h) - h)` / `h + alpha f(h)`),
 //! ablation removes `alpha` times the projection, ICV adds `alpha * v_l` at every layer
-//! and restores each token's norm. `alpha = 0` is always the unsteered model.
+//! and restores each token's norm, a LoRA adapter scales its delta by `alpha`.
+//! `alpha = 0` is always the unsteered model.
 
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor, D};
-use steerbench_model::{HookPoint, Hooks, Intervention, Positions, Site};
+use steerbench_model::{Adapter, HookPoint, Hooks, Intervention, Positions, Site};
 use steerbench_steering::methods::affine::AffineMap;
 use steerbench_steering::methods::mlp::MlpSteer;
 
@@ -26,6 +27,10 @@ pub enum Steer {
     Mlp { layer: usize, mlp: Arc<MlpSteer> },
     /// In-Context Vectors: `h <- (h + alpha v_l) * |h| / |h + alpha v_l|` after every block.
     Icv { vectors: Vec<Vec<f32>> },
+    /// A LoRA adapter (a fine-tuned baseline) with its delta scaled by `alpha`: 0 is the
+    /// base model, 1 the trained adapter. It acts inside the blocks it adapts, at every
+    /// position (the position selector does not apply).
+    Lora { adapter: Arc<Adapter> },
 }
 
 impl Steer {
@@ -37,6 +42,12 @@ impl Steer {
                 HookPoint::new(*layer, Site::ResidPost)
             }
             Steer::Ablate { .. } | Steer::Icv { .. } => HookPoint::new(0, Site::ResidPre),
+            // The adapter changes block l: blocks below it (up to the output of l - 1)
+            // are the base model.
+            Steer::Lora { adapter } => match adapter.first_layer() {
+                Some(l) if l > 0 => HookPoint::new(l - 1, Site::ResidPost),
+                _ => HookPoint::new(0, Site::ResidPre),
+            },
         }
     }
 
@@ -53,6 +64,7 @@ impl Steer {
             return Ok(());
         }
         match self {
+            Steer::Lora { adapter } => hooks.set_adapter(adapter.clone(), alpha),
             Steer::Add { layer, vector } => {
                 let v = Tensor::from_vec(vector.clone(), vector.len(), device)?;
                 hooks.write(
@@ -135,14 +147,16 @@ impl Steer {
         Ok(())
     }
 
-    /// Hidden size the steering expects, where it has one.
-    pub fn dim(&self) -> usize {
-        match self {
+    /// Hidden size the steering expects, where it has one (an adapter is checked against
+    /// the model's projections when it runs).
+    pub fn dim(&self) -> Option<usize> {
+        Some(match self {
             Steer::Add { vector, .. } => vector.len(),
             Steer::Ablate { direction } => direction.len(),
             Steer::Affine { map, .. } => map.dim(),
             Steer::Mlp { mlp, .. } => mlp.dim,
             Steer::Icv { vectors } => vectors.first().map_or(0, |v| v.len()),
-        }
+            Steer::Lora { .. } => return None,
+        })
     }
 }

@@ -157,10 +157,9 @@ pub fn sweep_many(
 ) -> Result<Vec<Vec<Vec<Value>>>> {
     let cfg = model.config();
     for s in steers {
-        if s.dim() != cfg.hidden_size {
+        if let Some(d) = s.dim().filter(|&d| d != cfg.hidden_size) {
             return Err(EvalError::Input(format!(
-                "steering has hidden size {}, the model has {}",
-                s.dim(),
+                "steering has hidden size {d}, the model has {}",
                 cfg.hidden_size
             )));
         }

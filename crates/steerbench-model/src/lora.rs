@@ -69,6 +69,27 @@ impl Proj {
         Proj::ALL.into_iter().find(|p| p.name() == s)
     }
 
+    /// The projections every block of `arch` has (what its block's `projections` lists),
+    /// known from the config alone so plans can check LoRA modules without the weights.
+    pub fn of_arch(arch: crate::config::Arch) -> &'static [Proj] {
+        use crate::config::Arch;
+        match arch {
+            Arch::Gpt2 => &[Proj::Qkv, Proj::O, Proj::Up, Proj::Down],
+            Arch::Phi3 => &[Proj::Qkv, Proj::O, Proj::GateUp, Proj::Down],
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
+                &[
+                    Proj::Q,
+                    Proj::K,
+                    Proj::V,
+                    Proj::O,
+                    Proj::Gate,
+                    Proj::Up,
+                    Proj::Down,
+                ]
+            }
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }

@@ -95,6 +95,14 @@ fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 fn b_zero_is_exactly_the_base_model_and_multiplier_zero_too() {
     for (name, dir) in tiny_models() {
         let model = load(&dir);
+        // What plans check against (from the config) is what the blocks offer.
+        let offered: Vec<Proj> = model
+            .projections()
+            .iter()
+            .filter(|p| p.layer == 0)
+            .map(|p| p.proj)
+            .collect();
+        assert_eq!(offered, Proj::of_arch(model.config().arch), "{name}");
         let base = logits(&model, None);
         let zero_b = Arc::new(formula_adapter(&model, 0.0));
         assert_eq!(max_diff(&logits(&model, Some((&zero_b, 1.0))), &base), 0.0);

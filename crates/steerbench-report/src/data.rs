@@ -88,6 +88,14 @@ pub struct ReportData {
     /// Shell commands that reproduce this report, shown verbatim.
     #[serde(default)]
     pub reproduce: Vec<String>,
+    /// Fine-tuning baselines: their training logs (the loss curves). Empty: no `finetune`
+    /// stage (the section is left out).
+    #[serde(default)]
+    pub training: Vec<TrainPoint>,
+    /// What each method's steering object cost to make (steering and fine-tuning alike).
+    /// Empty: no `finetune` stage.
+    #[serde(default)]
+    pub costs: Vec<CostLine>,
     /// The behaviours compared: one per `evaluate` stage among the report's inputs (the
     /// pipeline lists them by stage name). With two or more, the report opens with the
     /// cross-behaviour scorecard (see [`crate::scorecard`]); with one or none it is left out.
@@ -610,4 +618,34 @@ pub struct ParetoPoint {
     pub multiplier: f64,
     pub effect: f64,
     pub degradation: f64,
+}
+
+/// One line of a fine-tuning baseline's training log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainPoint {
+    pub method: String,
+    /// `train` (one optimizer step) or `val` (after an epoch; step 0 before training).
+    pub split: String,
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    /// DPO's implicit reward margin (β = 1 for SFT); None where not measured.
+    pub reward_margin: Option<f64>,
+    /// Share of pairs with log π(chosen) > log π(rejected); None where not measured.
+    pub pref_accuracy: Option<f64>,
+}
+
+/// What one method's steering object cost to make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostLine {
+    pub method: String,
+    /// What the cost covers, e.g. `finetune ft` or `extract acts + vectors vectors`.
+    pub made_by: String,
+    pub wall_s: f64,
+    pub forward_tokens: Option<f64>,
+    pub backward_tokens: Option<f64>,
+    pub trainable_params: Option<f64>,
+    pub examples: Option<usize>,
 }

@@ -45,6 +45,8 @@ pub fn all(data: &ReportData) -> Result<Vec<NamedTable>> {
         icl(&data.icl)?,
         generation_quality(&data.generation_quality)?,
         turns(&data.turns)?,
+        training(&data.training)?,
+        costs(&data.costs)?,
     ];
     let mut tables: Vec<NamedTable> = tables
         .into_iter()
@@ -1018,6 +1020,135 @@ pub fn turns(rows: &[crate::data::TurnPoint]) -> Result<NamedTable> {
         notes: Vec::new(),
         name: "turns",
         caption: "Conversations: effect (condition minus unsteered) at each turn and its persistence (effect at the turn over effect at the first turn), per metric and turn scope",
+        display,
+        raw,
+    })
+}
+
+/// Per fine-tuning baseline: the validation pass before training and after the last
+/// epoch, and the last training step.
+pub fn training(rows: &[crate::data::TrainPoint]) -> Result<NamedTable> {
+    let mut display = Table::new(&[
+        ("Method", L),
+        ("Steps", R),
+        ("Epochs", R),
+        ("Train loss (last step)", R),
+        ("Val loss: before → after", R),
+        ("Val pref. accuracy: before → after", R),
+        ("Val reward margin (after)", R),
+    ]);
+    let mut raw = Table::plain(&[
+        "method",
+        "steps",
+        "epochs",
+        "train_loss_last",
+        "val_loss_before",
+        "val_loss_after",
+        "val_pref_accuracy_before",
+        "val_pref_accuracy_after",
+        "val_reward_margin_after",
+    ]);
+    let mut methods: Vec<&str> = Vec::new();
+    for r in rows {
+        if !methods.contains(&r.method.as_str()) {
+            methods.push(&r.method);
+        }
+    }
+    let num = |v: Option<f64>, d: u32| f::opt_sig(v, d);
+    let rawn = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
+    for m in methods {
+        let of = |split: &'static str| {
+            rows.iter()
+                .filter(move |r| r.method == m && r.split == split)
+        };
+        let last_train = of("train").last();
+        let (before, after) = (of("val").next(), of("val").last());
+        let steps = last_train.map_or(0, |r| r.step);
+        let epochs = last_train.map_or(0, |r| r.epoch);
+        let loss = |r: Option<&crate::data::TrainPoint>| r.map(|r| r.loss);
+        let acc = |r: Option<&crate::data::TrainPoint>| r.and_then(|r| r.pref_accuracy);
+        let arrow = |a: Option<f64>, b: Option<f64>, d: u32| match (a, b) {
+            (None, None) => MISSING.to_string(),
+            _ => format!("{} → {}", num(a, d), num(b, d)),
+        };
+        display.push(vec![
+            m.to_string(),
+            steps.to_string(),
+            epochs.to_string(),
+            num(loss(last_train), 3),
+            arrow(loss(before), loss(after), 3),
+            arrow(acc(before), acc(after), 2),
+            num(after.and_then(|r| r.reward_margin), 2),
+        ])?;
+        raw.push(vec![
+            m.to_string(),
+            steps.to_string(),
+            epochs.to_string(),
+            rawn(loss(last_train)),
+            rawn(loss(before)),
+            rawn(loss(after)),
+            rawn(acc(before)),
+            rawn(acc(after)),
+            rawn(after.and_then(|r| r.reward_margin)),
+        ])?;
+    }
+    Ok(NamedTable {
+        notes: Vec::new(),
+        name: "training",
+        caption: "Fine-tuning baselines: training on the train pairs, measured on the validation pairs before training and after the last epoch",
+        display,
+        raw,
+    })
+}
+
+/// What each method's steering object cost to make.
+pub fn costs(rows: &[crate::data::CostLine]) -> Result<NamedTable> {
+    let mut display = Table::new(&[
+        ("Method", L),
+        ("Made by", L),
+        ("Wall time (s)", R),
+        ("Forward tokens", R),
+        ("Backward tokens", R),
+        ("Parameters fitted", R),
+        ("Pairs", R),
+    ]);
+    let mut raw = Table::plain(&[
+        "method",
+        "made_by",
+        "wall_s",
+        "forward_tokens",
+        "backward_tokens",
+        "trainable_params",
+        "examples",
+    ]);
+    let int =
+        |v: Option<f64>| v.map_or_else(|| MISSING.to_string(), |x| format!("{}", x.round() as u64));
+    let rawn = |v: Option<f64>| v.map_or_else(String::new, |x| x.to_string());
+    for r in rows {
+        display.push(vec![
+            r.method.clone(),
+            r.made_by.clone(),
+            f::sig(r.wall_s, 3),
+            int(r.forward_tokens),
+            int(r.backward_tokens),
+            int(r.trainable_params),
+            r.examples
+                .map_or_else(|| MISSING.to_string(), |e| e.to_string()),
+        ])?;
+        raw.push(vec![
+            r.method.clone(),
+            r.made_by.clone(),
+            r.wall_s.to_string(),
+            rawn(r.forward_tokens),
+            rawn(r.backward_tokens),
+            rawn(r.trainable_params),
+            r.examples.map_or_else(String::new, |e| e.to_string()),
+        ])?;
+    }
+    Ok(NamedTable {
+        notes: Vec::new(),
+        name: "costs",
+        caption: "What each method cost to make: wall time, tokens through forward and backward passes, parameters fitted, training pairs",
         display,
         raw,
     })

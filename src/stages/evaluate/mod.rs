@@ -33,7 +33,7 @@ use steerbench_eval::sweep::{sweep, sweep_many, SweepOptions};
 use steerbench_model::Positions;
 
 use super::common::{self, Ctx};
-use super::vectors::{load_stored, Stored};
+use super::vectors::{load_steerings, Stored};
 use crate::analysis;
 use crate::exec::{Shard, StageOutputs, StageRunner};
 use crate::spec::{DatasetRef, EvaluateParams, Layers, PositionSel, StageSpec};
@@ -208,7 +208,8 @@ struct Work {
 
 fn work(ctx: &Ctx<'_>, p: &EvaluateParams) -> Result<Work> {
     let lm = common::model(ctx)?;
-    let stored = load_stored(ctx.input_dir(&p.vectors)?)?;
+    let adapters = p.adapters.as_ref().map(|a| ctx.input_dir(a)).transpose()?;
+    let stored = load_steerings(ctx.input_dir(&p.vectors)?, adapters, &lm.model)?;
     let layers: Vec<usize> = match &p.layers {
         Layers::All => (0..lm.model.config().n_layers).collect(),
         Layers::List(v) => v.clone(),

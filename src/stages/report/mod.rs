@@ -5,6 +5,7 @@
 
 mod damage;
 mod effects;
+mod finetune;
 mod generations;
 mod inputs;
 mod plots;
@@ -111,6 +112,7 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
     let reported = Reported::new(&evaluated.aggregates);
     let (curves, heatmap) = plots::curves(&evaluated, &reported);
     let (degradation, pareto_points) = damage::degradation(&evaluated, &degraded, &reported);
+    let (training, costs) = finetune::training_and_costs(&folders)?;
     Ok(rep::ReportData {
         title: format!("steerbench report: {pipeline}"),
         provenance: provenance::provenance(&folders),
@@ -137,5 +139,7 @@ pub fn build(inputs: &[PathBuf]) -> Result<rep::ReportData> {
             format!("steerbench report runs/{pipeline}"),
         ],
         behaviours: effects::behaviours(&evaluated, &degraded, &reported),
+        training,
+        costs,
     })
 }

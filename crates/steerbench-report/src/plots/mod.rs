@@ -227,6 +227,47 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
         ));
     }
 
+    // Fine-tuning baselines: loss against optimizer step, one panel per method.
+    let mut training_panels = Vec::new();
+    for (method, rows) in groups(&data.training, |t| t.method.clone()) {
+        let series = ["train", "val"]
+            .iter()
+            .map(|split| {
+                let pts: Vec<CurvePoint> = rows
+                    .iter()
+                    .filter(|r| r.split == *split && r.loss.is_finite())
+                    .map(|r| CurvePoint {
+                        multiplier: r.step as f64,
+                        mean: r.loss,
+                        ci_low: None,
+                        ci_high: None,
+                    })
+                    .collect();
+                (format!("{split} loss"), pts)
+            })
+            .filter(|(_, p)| !p.is_empty())
+            .collect::<Vec<_>>();
+        if !series.is_empty() {
+            training_panels.push(CurvePanel {
+                title: method,
+                series,
+            });
+        }
+    }
+    if !training_panels.is_empty() {
+        figs.push(fig(
+            "training_loss".into(),
+            PlotKind::Curves,
+            "Fine-tuning baselines: loss vs optimizer step".into(),
+            "Training loss at every optimizer step and validation loss before training (step 0) and after every epoch, one panel per fine-tuning baseline.".into(),
+            Body::Curves {
+                metric: "loss".into(),
+                x_desc: "optimizer step".into(),
+                panels: training_panels,
+            },
+        ));
+    }
+
     for ((dataset, turn_metric), points) in
         groups(&data.turns, |t| (t.dataset.clone(), t.metric.clone()))
     {

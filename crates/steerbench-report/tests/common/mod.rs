@@ -396,6 +396,8 @@ pub fn sample() -> ReportData {
             },
         ],
         turns: Vec::new(),
+        training: Vec::new(),
+        costs: Vec::new(),
         curves,
         heatmap,
         slopes,
