@@ -315,6 +315,86 @@ def turns(args):
               open(args.out, "w"), indent=1)
 
 
+def dpo(args):
+    """Issue 13's fine-tuning benchmark in torch: one DPO-LoRA epoch replayed from
+    `dpo_lora_inputs.json` (the same token ids, batch order and settings as
+    `cargo bench -p steerbench-eval --bench dpo_lora`), starting from steerbench's initial
+    adapter (loaded with peft, trainable), AdamW (weight decay 0), log-probs summed over
+    the answer tokens, the base model (adapter disabled) as reference. A plain torch DPO
+    loop (trl's trainer adds its own data pipeline around the same math). Prints the
+    per-step losses against steerbench's, the time and the peak RSS.
+    """
+    import torch
+    from peft import PeftModel
+
+    spec = json.load(open(args.inputs))
+    base = load(args.gguf or spec["gguf"], args.threads)
+    model = PeftModel.from_pretrained(base, spec["init"], is_trainable=True)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=spec["lr"], weight_decay=0.0)
+    beta = spec["beta"]
+    pairs = spec["pairs"]
+    rss_load = peak_rss_mb()
+
+    def batch(idx):
+        seqs, spans = [], []
+        for i in idx:
+            p = pairs[i]
+            for ans in (p["chosen"], p["rejected"]):
+                seqs.append(p["prompt"] + ans)
+                spans.append((len(p["prompt"]), len(p["prompt"]) + len(ans)))
+        n = max(len(s) for s in seqs)
+        # Left padding, as steerbench lays batches out.
+        ids = torch.tensor([[0] * (n - len(s)) + s for s in seqs])
+        mask = torch.tensor([[0] * (n - len(s)) + [1] * len(s) for s in seqs])
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        return ids, mask, pos, [(n - len(s), a, b) for s, (a, b) in zip(seqs, spans)]
+
+    def summed_logprobs(m, ids, mask, pos, spans):
+        logits = m(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()
+        out = []
+        for r, (pad, a, b) in enumerate(spans):
+            lp = torch.log_softmax(logits[r, pad + a - 1:pad + b - 1], -1)
+            tgt = ids[r, pad + a:pad + b]
+            out.append(lp.gather(-1, tgt[:, None]).sum())
+        return torch.stack(out)
+
+    t0 = time.perf_counter()
+    # Reference log-probs once, adapter disabled (as steerbench computes them up front).
+    refs = {}
+    with torch.no_grad(), model.disable_adapter():
+        for idx in spec["batches"]:
+            ids, mask, pos, spans = batch(idx)
+            refs[tuple(idx)] = summed_logprobs(model, ids, mask, pos, spans)
+    losses = []
+    for idx in spec["batches"]:
+        ids, mask, pos, spans = batch(idx)
+        lp = summed_logprobs(model, ids, mask, pos, spans)
+        ref = refs[tuple(idx)]
+        z = beta * ((lp[0::2] - ref[0::2]) - (lp[1::2] - ref[1::2]))
+        loss = torch.nn.functional.softplus(-z).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+        print(f"step {len(losses)}: loss {losses[-1]:.6f}", flush=True)
+    secs = time.perf_counter() - t0
+    result = {"impl": "torch+peft", "torch": torch.__version__, "threads": args.threads,
+              "seconds": secs, "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": rss_load,
+              "losses": losses}
+    ours = args.steerbench
+    if ours and os.path.exists(ours):
+        sb = json.load(open(ours))
+        result["max_abs_loss_diff_vs_steerbench"] = max(
+            abs(a - b) for a, b in zip(sb["losses"], losses))
+        print(f"torch: {secs:.1f} s, steerbench {sb['seconds']:.1f} s: steerbench "
+              f"{secs / sb['seconds']:.2f}x torch's speed; peak RSS torch "
+              f"{result['peak_rss_mb']:.0f} MB, steerbench {sb['peak_rss_mb']:.0f} MB; "
+              f"max |loss difference| {result['max_abs_loss_diff_vs_steerbench']:.2e}")
+    json.dump(result, open(args.out, "w"), indent=1)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -345,8 +425,14 @@ def main():
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--variants", default="per_reply,pair_batch")
     c.add_argument("--out", default="target/bench/turn_sweep_transformers.json")
+    d = sub.add_parser("dpo")
+    d.add_argument("--inputs", default="target/bench/dpo_lora_inputs.json")
+    d.add_argument("--steerbench", default="target/bench/dpo_lora_steerbench.json")
+    d.add_argument("--gguf", help="model file (default: the one the inputs JSON names)")
+    d.add_argument("--threads", type=int, default=2)
+    d.add_argument("--out", default="target/bench/dpo_lora_torch.json")
     args = p.parse_args()
-    {"prefill": prefill, "caa-sweep": caa_sweep, "turns": turns}[args.cmd](args)
+    {"prefill": prefill, "caa-sweep": caa_sweep, "turns": turns, "dpo": dpo}[args.cmd](args)
 
 
 if __name__ == "__main__":

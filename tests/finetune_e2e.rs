@@ -48,6 +48,7 @@ stages:
       datasets: [pairs.val, pairs.test]
       layers: [1]
       multipliers: [-1, 0, 1]
+      adapter_multipliers: [0, 0.5, 1, 2]
       metrics: [propensity, steerability]
   damage:
     degradation:
@@ -142,6 +143,15 @@ fn adapters_are_trained_exported_and_evaluated_like_steering_methods() {
         }
     }
     assert!(!at_zero.is_empty());
+    // The adapters ran over their own multipliers, the vectors over theirs.
+    let adapter_mults: std::collections::BTreeSet<String> = (0..scores.height())
+        .filter(|&i| m[i] == "sft_lora" && metric[i] == "propensity")
+        .map(|i| mults.get(i).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        adapter_mults.into_iter().collect::<Vec<_>>(),
+        ["0", "0.5", "1", "2"]
+    );
     for (id, v) in &at_zero {
         assert!(
             (v - base[id]).abs() < 1e-9,

@@ -824,6 +824,10 @@ pub struct EvaluateParams {
     /// at every position). Left out of fingerprints when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapters: Option<String>,
+    /// Multipliers of the adapters' LoRA deltas (a sweep; 1 = the trained adapter, 0 =
+    /// the base model). Default: `multipliers`. Left out of fingerprints when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_multipliers: Option<Vec<f64>>,
     /// Dataset splits to evaluate on (`dataset:` with one value is accepted too).
     #[serde(alias = "dataset")]
     pub datasets: OneOrMany<DatasetRef>,

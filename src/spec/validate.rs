@@ -419,6 +419,15 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
             );
             check_layers(&p.layers, &at.key("layers"), &mut err);
             check_multipliers(&p.multipliers, &at.key("multipliers"), &mut err);
+            if let Some(m) = &p.adapter_multipliers {
+                if p.adapters.is_none() {
+                    err(
+                        at.key("adapter_multipliers"),
+                        "`adapter_multipliers` needs `adapters` (a finetune stage)".into(),
+                    );
+                }
+                check_multipliers(m, &at.key("adapter_multipliers"), &mut err);
+            }
             if empty(p.positions.0.len()) {
                 err(at.key("positions"), "`positions` is empty".into());
             }

@@ -564,6 +564,11 @@ pub fn load_stored(dir: &std::path::Path) -> Result<Vec<Stored>> {
 }
 
 impl Stored {
+    /// A fine-tuned adapter (from a `finetune` stage), not vectors.
+    pub fn is_adapter(&self) -> bool {
+        self.adapter.is_some()
+    }
+
     /// Whether the layer sweep applies. ICV acts on all layers at once; ablation
     /// removes the direction found at the swept layer from every layer.
     pub fn per_layer(&self) -> bool {

@@ -177,9 +177,25 @@ pub fn check_config(model: &Model, cfg: &LoraConfig) -> Result<Vec<(usize, Proj)
     Ok(out)
 }
 
+/// The pair indices of every optimizer step, epoch after epoch: each epoch a seeded
+/// shuffle of `0..n` cut into batches (what [`train_lora`] follows; benchmarks replay it).
+pub fn batch_order(n: usize, cfg: &LoraConfig) -> Vec<Vec<Vec<usize>>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
+    let mut order: Vec<usize> = (0..n).collect();
+    (0..cfg.epochs)
+        .map(|_| {
+            order.shuffle(&mut rng);
+            order
+                .chunks(cfg.batch_size.max(1))
+                .map(|c| c.to_vec())
+                .collect()
+        })
+        .collect()
+}
+
 /// A fresh adapter of `Var`s: A uniform in ±1/√d_in (PEFT's Kaiming init with a = √5),
-/// B = 0.
-fn init_adapter(
+/// B = 0. The one [`train_lora`] starts from for `cfg` (its seed).
+pub fn init_adapter(
     model: &Model,
     targets: &[(usize, Proj)],
     cfg: &LoraConfig,
@@ -482,8 +498,7 @@ pub fn train_lora(
     let mut log = Vec::new();
     let mut best: Option<(f64, Adapter)> = None;
     let mut since_best = 0usize;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1));
-    let mut order: Vec<usize> = (0..train.len()).collect();
+    let order = batch_order(train.len(), cfg);
     let mut step = 0usize;
     let mut epochs_run = 0usize;
     if !val.is_empty() {
@@ -499,9 +514,8 @@ pub fn train_lora(
             pref_accuracy: acc,
         });
     }
-    for epoch in 1..=cfg.epochs {
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(cfg.batch_size) {
+    for (epoch, batches) in (1..).zip(&order) {
+        for chunk in batches {
             let pairs: Vec<&PrefPair> = chunk.iter().map(|&i| &train[i]).collect();
             let refs: Vec<(f32, f32)> = chunk.iter().map(|&i| train_refs[i]).collect();
             let out = batch_loss(model, &pairs, &refs, &adapter, cfg.objective, false)?;

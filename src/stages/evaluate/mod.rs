@@ -142,6 +142,15 @@ fn eval_dataset(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<EvalDataset> {
     })
 }
 
+/// The multipliers a steering is swept over: `adapter_multipliers` for a fine-tuned
+/// adapter when given (its delta's scale: 1 is the trained adapter), else `multipliers`.
+fn multipliers_of<'p>(p: &'p EvaluateParams, s: &Stored) -> &'p [f64] {
+    match &p.adapter_multipliers {
+        Some(m) if s.is_adapter() => m,
+        _ => &p.multipliers,
+    }
+}
+
 /// Groups of steerings run together: per-layer methods at one swept layer share the
 /// unsteered prefix below it; methods with their own layers (function vectors) or
 /// none (ICV) run on their own.
@@ -324,7 +333,8 @@ fn steered(
         max_rows: 40,
         ..SweepOptions::default()
     };
-    let mults: Vec<f32> = p.multipliers.iter().map(|&m| m as f32).collect();
+    let multipliers = multipliers_of(p, &stored[members[0]]);
+    let mults: Vec<f32> = multipliers.iter().map(|&m| m as f32).collect();
     let mut out = Vec::new();
     let steers: Vec<Steer> = members
         .iter()
@@ -356,7 +366,7 @@ fn steered(
                 let at = At {
                     method,
                     layer,
-                    multiplier: p.multipliers[a],
+                    multiplier: multipliers[a],
                     position: sel.name().to_string(),
                     ..d.at.clone()
                 };
@@ -390,9 +400,10 @@ fn steered_dialogues(
             sel.name()
         );
     };
-    let mults: Vec<f32> = p.multipliers.iter().map(|&m| m as f32).collect();
     let mut out = Vec::new();
     for &k in members {
+        let multipliers = multipliers_of(p, &stored[k]);
+        let mults: Vec<f32> = multipliers.iter().map(|&m| m as f32).collect();
         let steer = stored[k].steer(layer.unwrap_or(0))?;
         progress.set_message(format!(
             "{}: {} at layer {}, {}",
@@ -409,7 +420,7 @@ fn steered_dialogues(
             let at = At {
                 method: Condition::Steered(stored[k].method),
                 layer,
-                multiplier: p.multipliers[a],
+                multiplier: multipliers[a],
                 position: sel.name().to_string(),
                 ..d.at.clone()
             };
