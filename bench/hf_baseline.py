@@ -239,6 +239,8 @@ def turns(args):
     import torch
 
     spec = json.load(open(args.inputs))
+    if args.conversations:
+        spec["conversations"] = spec["conversations"][:args.conversations]
     model = load(args.gguf or spec["gguf"], args.threads)
     layer = spec["layer"]
     assert spec["site"] == "resid_post" and spec["positions"] == "all"
@@ -309,8 +311,14 @@ def turns(args):
                 for a, b in zip(x, y)
             )
             r["max_abs_diff_vs_steerbench"] = diff
-            print(f"{name}: {r['seconds'] / sb['cached_s']:.2f}x steerbench's turn-by-turn scorer "
-                  f"({sb['cached_s']:.1f} s), max |log-prob difference| {diff:.2e}")
+            # The same conversations on both sides: all of them, or the naive subset.
+            ours_s, n = sb["cached_s"], sb.get("conversations")
+            if args.conversations and args.conversations == sb.get("naive_conversations"):
+                ours_s, n = sb["cached_subset_s"], args.conversations
+            r["steerbench_s"] = ours_s
+            r["conversations"] = n
+            print(f"{name}: {r['seconds'] / ours_s:.2f}x steerbench's turn-by-turn scorer "
+                  f"({ours_s:.1f} s, {n} conversations), max |log-prob difference| {diff:.2e}")
     json.dump({k: {kk: vv for kk, vv in v.items() if kk != "logprobs"} for k, v in results.items()},
               open(args.out, "w"), indent=1)
 
@@ -424,6 +432,8 @@ def main():
     c.add_argument("--gguf", help="model file (default: the one the inputs JSON names)")
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--variants", default="per_reply,pair_batch")
+    c.add_argument("--conversations", type=int, default=0,
+                   help="only the first N conversations (the bench's TURN_SWEEP_NAIVE subset)")
     c.add_argument("--out", default="target/bench/turn_sweep_transformers.json")
     d = sub.add_parser("dpo")
     d.add_argument("--inputs", default="target/bench/dpo_lora_inputs.json")

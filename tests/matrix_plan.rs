@@ -196,7 +196,7 @@ fn the_schema_documents_matrix_and_foreach() {
     assert!(defs["DatasetEntry"]["properties"]["foreach"].is_object());
     // Every stage kind may carry `foreach` beside its one kind key.
     let kinds = defs["StageEntry"]["oneOf"].as_array().unwrap();
-    assert_eq!(kinds.len(), 5);
+    assert_eq!(kinds.len(), steerbench::spec::StageKind::ALL.len());
     assert!(kinds.iter().all(|k| k["properties"]["foreach"].is_object()));
     assert!(defs["Foreach"]["description"].is_string());
 }

@@ -37,7 +37,8 @@ pub struct Degradation;
 impl StageRunner<common::Services> for Degradation {
     fn version(&self) -> u32 {
         // 3: typed tables; settings chosen per direction (`dataset (away)`).
-        3
+        // 4: perplexity windows start with BOS for models that want one (Gemma).
+        4
     }
 
     fn run(&self, ctx: &Ctx<'_>) -> Result<StageOutputs> {
@@ -102,8 +103,18 @@ fn probes(ctx: &Ctx<'_>, p: &DegradationParams, lm: &LoadedModel) -> Result<Vec<
                         .enumerate()
                     {
                         probe.ids.push(format!("{}#{k}", t.id));
+                        // A model trained with BOS first (Gemma) is far off without it:
+                        // each window starts with BOS then, and all its tokens are scored.
+                        let seq = match lm.tokenizer.missing_bos(w) {
+                            Some(bos) => {
+                                let mut s = vec![bos];
+                                s.extend_from_slice(w);
+                                Sequence::new(s, 1)
+                            }
+                            None => Sequence::new(w.to_vec(), 1),
+                        };
                         probe.items.push(Item {
-                            seq: Sequence::new(w.to_vec(), 1),
+                            seq,
                             read: Read::Completion,
                         });
                     }
