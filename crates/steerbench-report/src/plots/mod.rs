@@ -255,17 +255,21 @@ pub fn figures(data: &ReportData) -> Vec<Figure> {
         }
     }
     if !training_panels.is_empty() {
-        figs.push(fig(
-            "training_loss".into(),
-            PlotKind::Curves,
-            "Fine-tuning baselines: loss vs optimizer step".into(),
-            "Training loss at every optimizer step and validation loss before training (step 0) and after every epoch, one panel per fine-tuning baseline.".into(),
-            Body::Curves {
-                metric: "loss".into(),
-                x_desc: "optimizer step".into(),
-                panels: training_panels,
-            },
-        ));
+        figs.push(Figure {
+            // Colours by series (train, val), not by method.
+            methods: vec!["train loss".into(), "val loss".into()],
+            ..fig(
+                "training_loss".into(),
+                PlotKind::Curves,
+                "Fine-tuning baselines: loss vs optimizer step".into(),
+                "Training loss at every optimizer step and validation loss before training (step 0) and after every epoch, one panel per fine-tuning baseline.".into(),
+                Body::Curves {
+                    metric: "loss".into(),
+                    x_desc: "optimizer step".into(),
+                    panels: training_panels,
+                },
+            )
+        });
     }
 
     for ((dataset, turn_metric), points) in
