@@ -350,9 +350,16 @@ mod tests {
 
     #[test]
     fn spec_method_names_are_method_kinds() {
-        for name in Method::NAMES {
+        use crate::spec::FinetuneMethod;
+        for name in Method::NAMES.iter().chain(FinetuneMethod::NAMES) {
             assert!(name.parse::<MethodKind>().is_ok(), "{name}");
         }
-        assert_eq!(Method::NAMES.len(), MethodKind::ALL.len());
+        assert_eq!(
+            Method::NAMES.len() + FinetuneMethod::NAMES.len(),
+            MethodKind::ALL.len()
+        );
+        for name in FinetuneMethod::NAMES {
+            assert!(name.parse::<MethodKind>().unwrap().is_finetune(), "{name}");
+        }
     }
 }
