@@ -46,15 +46,6 @@ impl StageRunner<common::Services> for Finetune {
     }
 }
 
-impl From<&FinetuneMethod> for MethodKind {
-    fn from(m: &FinetuneMethod) -> Self {
-        match m {
-            FinetuneMethod::SftLora(_) => MethodKind::SftLora,
-            FinetuneMethod::DpoLora(_) => MethodKind::DpoLora,
-        }
-    }
-}
-
 /// The training pairs of a dataset split: prompt, positive answer, negative answer.
 fn pref_pairs(ctx: &Ctx<'_>, r: &DatasetRef) -> Result<Vec<PrefPair>> {
     let lm = common::model(ctx)?;

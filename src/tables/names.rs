@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::spec::{DegradationMetric, Method, Metric};
+use crate::spec::{DegradationMetric, FinetuneMethod, Method, Metric};
 
 /// An unknown name in a table column.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -213,6 +213,15 @@ impl From<&Method> for MethodKind {
     }
 }
 
+impl From<&FinetuneMethod> for MethodKind {
+    fn from(m: &FinetuneMethod) -> Self {
+        match m {
+            FinetuneMethod::SftLora(_) => MethodKind::SftLora,
+            FinetuneMethod::DpoLora(_) => MethodKind::DpoLora,
+        }
+    }
+}
+
 name_enum! {
     /// A prompting or counterbalancing baseline: the unsteered model on other prompts.
     pub enum BaselineCondition ("baseline") {
@@ -350,7 +359,6 @@ mod tests {
 
     #[test]
     fn spec_method_names_are_method_kinds() {
-        use crate::spec::FinetuneMethod;
         for name in Method::NAMES.iter().chain(FinetuneMethod::NAMES) {
             assert!(name.parse::<MethodKind>().is_ok(), "{name}");
         }
