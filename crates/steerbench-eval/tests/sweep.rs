@@ -437,3 +437,65 @@ fn shared_prefix_sweeps_at_first_and_last_block() {
         }
     }
 }
+
+/// A LoRA adapter as a steering: the sweep runs the blocks below its first adapted block
+/// once (shared) and the adapted ones per strength; the values equal plain forwards with
+/// the adapter on the hooks, and strength 0 is the base model.
+#[test]
+fn adapter_sweeps_match_plain_forwards_from_any_first_block() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use steerbench_model::{Adapter, LoraPair, Proj};
+    let model = tiny_llama();
+    let pair = |rows: usize, cols: usize, phase: f32| {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| 0.3 * ((i as f32) * 0.41 + phase).sin())
+            .collect();
+        candle_core::Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    };
+    for first in [0usize, 1, 2] {
+        let mut pairs = BTreeMap::new();
+        for l in first..3 {
+            pairs.insert(
+                (l, Proj::Q),
+                LoraPair {
+                    a: pair(2, 16, 0.1 + l as f32),
+                    b: pair(16, 2, 1.3 + l as f32),
+                },
+            );
+            pairs.insert(
+                (l, Proj::Down),
+                LoraPair {
+                    a: pair(2, 32, 0.7 + l as f32),
+                    b: pair(16, 2, 2.1 + l as f32),
+                },
+            );
+        }
+        let steer = Steer::Lora {
+            adapter: Arc::new(Adapter {
+                rank: 2,
+                alpha: 4.0,
+                pairs,
+                dropout: None,
+            }),
+        };
+        let alphas = [0.0, 1.0, -0.5];
+        let opts = SweepOptions {
+            positions: Positions::All,
+            batch_items: 2,
+            max_rows: 6,
+            ..SweepOptions::default()
+        };
+        let fast = sweep(&model, &items(), Some(&steer), &alphas, &opts, |_| {}).unwrap();
+        assert_close(
+            &fast,
+            &naive(&model, &items(), &steer, &alphas, &Positions::All),
+        );
+        let base = sweep(&model, &items(), None, &[0.0], &opts, |_| {}).unwrap();
+        assert_close(&fast[..1], &base);
+        assert!(
+            (0..3).any(|i| fast[0][i] != fast[1][i]),
+            "the adapter from block {first} changes nothing"
+        );
+    }
+}
