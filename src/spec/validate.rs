@@ -353,15 +353,7 @@ fn check_values(spec: &Spec, stage: &Stage, out: &mut Vec<Diagnostic>) {
             }
             for (i, m) in p.methods.iter().enumerate() {
                 let path = at.key("methods").index(i);
-                if p.methods[..i].iter().any(|o| o.name() == m.name()) {
-                    err(
-                        path.clone(),
-                        format!(
-                            "method `{}` is listed twice; each method may appear once",
-                            m.name()
-                        ),
-                    );
-                }
+                listed_once(&p.methods[..i], m.name(), |x| x.name(), &path, &mut err);
                 let here = path.key(m.name());
                 match m {
                     Method::Probe(pp) if !(pp.l2.is_finite() && pp.l2 >= 0.0) => err(
@@ -605,15 +597,7 @@ fn check_finetune(p: &FinetuneParams, at: &FieldPath, err: &mut impl FnMut(Field
     }
     for (i, m) in p.methods.iter().enumerate() {
         let path = at.key("methods").index(i);
-        if p.methods[..i].iter().any(|o| o.name() == m.name()) {
-            err(
-                path.clone(),
-                format!(
-                    "method `{}` is listed twice; each method may appear once",
-                    m.name()
-                ),
-            );
-        }
+        listed_once(&p.methods[..i], m.name(), |x| x.name(), &path, err);
         let here = path.key(m.name());
         let lp = m.params();
         if lp.rank == 0 {
@@ -729,6 +713,22 @@ fn check_multipliers(m: &[f64], path: &FieldPath, err: &mut impl FnMut(FieldPath
 
 /// Each value of a sweep or list once: a repeat would be computed twice and counted twice.
 /// The error sits at the repeat and names the first occurrence.
+/// An error at `path` when `name` is already among the `earlier` methods of the list.
+fn listed_once<T>(
+    earlier: &[T],
+    name: &str,
+    name_of: impl Fn(&T) -> &str,
+    path: &FieldPath,
+    err: &mut impl FnMut(FieldPath, String),
+) {
+    if earlier.iter().any(|o| name_of(o) == name) {
+        err(
+            path.clone(),
+            format!("method `{name}` is listed twice; each method may appear once"),
+        );
+    }
+}
+
 fn check_unique<T: PartialEq + serde::Serialize>(
     items: &[T],
     path: &FieldPath,

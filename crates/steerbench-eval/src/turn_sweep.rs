@@ -14,7 +14,8 @@
 
 use candle_core::Tensor;
 use steerbench_model::{
-    HookPoint, Hooks, Intervention, Model, Pass, Positions, Sequence, SharedPrefix, Site,
+    ForwardOutput, HookPoint, Hooks, Intervention, Model, Pass, Positions, Sequence, SharedPrefix,
+    Site,
 };
 
 use crate::dialogue::{scope_positions, Scope};
@@ -126,6 +127,31 @@ impl Rows<'_> {
     }
 }
 
+/// A turn's two replies as sequences continuing its prompt's last token `last` (which
+/// gives their first log-prob; the rest of the prompt is in the cache).
+fn reply_pair(t: &ScoredTurn, last: u32) -> Vec<Sequence> {
+    t.replies
+        .iter()
+        .map(|r| {
+            let mut s = vec![last];
+            s.extend_from_slice(r);
+            Sequence::new(s, 1)
+        })
+        .collect()
+}
+
+/// Appends one turn's reply log-probs to each strength's rows: the pass holds rows
+/// (strength r, reply j) at `2r + j`.
+fn push_pairs(out: &mut [Vec<[Vec<f32>; 2]>], o: &ForwardOutput) -> Result<()> {
+    for (r, per_row) in out.iter_mut().enumerate() {
+        per_row.push([
+            o.completion_logprobs(2 * r)?,
+            o.completion_logprobs(2 * r + 1)?,
+        ]);
+    }
+    Ok(())
+}
+
 /// Completion log-probs of each turn's two replies under `steer` at `alpha`, steering
 /// where `scope` says: `out[t] = [matching, not matching]`, one log-prob per reply token.
 pub fn score_dialogue(
@@ -203,15 +229,7 @@ fn score_rows(
                 ids[..keep].to_vec(),
             )),
         };
-        let pair: Vec<Sequence> = t
-            .replies
-            .iter()
-            .map(|r| {
-                let mut s = vec![ids[keep]];
-                s.extend_from_slice(r);
-                Sequence::new(s, 1)
-            })
-            .collect();
+        let pair = reply_pair(t, ids[keep]);
         let batch: Vec<Sequence> = (0..n).flat_map(|_| pair.iter().cloned()).collect();
         let row_of: Vec<usize> = (0..n).flat_map(|r| [r, r]).collect();
         let pass = Pass {
@@ -220,12 +238,7 @@ fn score_rows(
         };
         let mut h = rows.hooks(model, &positions, 2)?;
         let o = model.forward_pass(&batch, &pass, &mut h)?;
-        for (r, per_row) in out.iter_mut().enumerate() {
-            per_row.push([
-                o.completion_logprobs(2 * r)?,
-                o.completion_logprobs(2 * r + 1)?,
-            ]);
-        }
+        push_pairs(&mut out, &o)?;
     }
     Ok(out)
 }
@@ -305,15 +318,7 @@ fn score_strengths_split(
                 })
             }
         };
-        let pair: Vec<Sequence> = t
-            .replies
-            .iter()
-            .map(|r| {
-                let mut s = vec![ids[keep]];
-                s.extend_from_slice(r);
-                Sequence::new(s, 1)
-            })
-            .collect();
+        let pair = reply_pair(t, ids[keep]);
         // The two replies below the steered output, once.
         let below = match &cache {
             Some(c) => {
@@ -332,12 +337,7 @@ fn score_strengths_split(
         };
         let mut h = rows.hooks(model, &positions, 2)?;
         let o = model.forward_pass(&batch, &pass, &mut h)?;
-        for (r, per_row) in out.iter_mut().enumerate() {
-            per_row.push([
-                o.completion_logprobs(2 * r)?,
-                o.completion_logprobs(2 * r + 1)?,
-            ]);
-        }
+        push_pairs(&mut out, &o)?;
     }
     Ok(out)
 }

@@ -81,15 +81,7 @@ fn cfg(objective: Objective) -> LoraConfig {
         objective,
         rank: 4,
         alpha: 8.0,
-        modules: vec![
-            Proj::Q,
-            Proj::K,
-            Proj::V,
-            Proj::O,
-            Proj::Gate,
-            Proj::Up,
-            Proj::Down,
-        ],
+        modules: Proj::SPLIT.to_vec(),
         layers: LoraLayers::All,
         lr: 2e-2,
         epochs: 6,
@@ -202,7 +194,6 @@ fn early_stopping_keeps_the_best_epoch() {
 #[test]
 fn impossible_settings_are_refused_before_training() {
     let (model, _) = common::tiny_llama_with_weights(11);
-    let pairs = planted(4, 1);
     let msg = |c: LoraConfig| check_config(&model, &c).unwrap_err().to_string();
     assert!(msg(LoraConfig {
         rank: 0,
@@ -236,5 +227,4 @@ fn impossible_settings_are_refused_before_training() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
-    let _ = pairs;
 }

@@ -50,6 +50,17 @@ impl Proj {
         Proj::Down,
     ];
 
+    /// Every projection of a block with separate q/k/v and gate/up (Llama, Qwen, Gemma).
+    pub const SPLIT: [Proj; 7] = [
+        Proj::Q,
+        Proj::K,
+        Proj::V,
+        Proj::O,
+        Proj::Gate,
+        Proj::Up,
+        Proj::Down,
+    ];
+
     /// The spec's name of the projection.
     pub fn name(self) -> &'static str {
         match self {
@@ -77,15 +88,7 @@ impl Proj {
             Arch::Gpt2 => &[Proj::Qkv, Proj::O, Proj::Up, Proj::Down],
             Arch::Phi3 => &[Proj::Qkv, Proj::O, Proj::GateUp, Proj::Down],
             Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
-                &[
-                    Proj::Q,
-                    Proj::K,
-                    Proj::V,
-                    Proj::O,
-                    Proj::Gate,
-                    Proj::Up,
-                    Proj::Down,
-                ]
+                &Proj::SPLIT
             }
         }
     }
@@ -263,12 +266,8 @@ impl<'a> BlockLora<'a> {
         };
         let dims = xs.dims().to_vec();
         let d_in = *dims.last().unwrap_or(&0);
+        // Activations are f32 whatever the weights' dtype (the runtime's contract).
         let x = xs.reshape((xs.elem_count() / d_in.max(1), d_in))?;
-        let x = if x.dtype() == DType::F32 {
-            x
-        } else {
-            x.to_dtype(DType::F32)?
-        };
         let x = match self.dropout {
             Some(d) => d.apply(&x)?,
             None => x,
